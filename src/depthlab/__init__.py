@@ -1,0 +1,6 @@
+"""depthlab: build, measure, train and explain the CNN architectures that made depth work."""
+
+from depthlab.registry import create_model, list_models, model_info, register_model
+
+__version__ = "0.1.0"
+__all__ = ["create_model", "list_models", "model_info", "register_model", "__version__"]

@@ -1,0 +1,310 @@
+"""Gradient and signal diagnostics for any zoo model, measured on one batch.
+
+One forward and one backward pass of the cross-entropy loss (mean over the batch, main logits only — a
+GoogLeNet's aux heads are left out) give, for the model as it stands (at init or after training):
+
+* **Weighted layers** (every ``nn.Conv2d`` and ``nn.Linear`` that ran, in execution order, 1-based
+  ``index``): ``grad_norm`` = ‖∂L/∂W‖₂ (Frobenius norm of the weight's gradient, bias excluded),
+  ``weight_norm`` = ‖W‖₂, and ``activation_std`` = the std over all elements of the layer's *unit* output —
+  the output of the enclosing ``ConvNormAct`` (conv → norm → act) or ``NormActConv``, else of the
+  conv/linear itself.
+* **Blocks** (residual and plain blocks: modules with ``.branch`` and a class attribute ``residual``;
+  for families without such blocks, the children of each stage): ``output_grad_norm`` = ‖∂L/∂y‖₂ for
+  the block output ``y``; ``output_std``; and for residual blocks ``branch_ratio`` = ‖F(x)‖ / ‖s(x)‖,
+  where ``F(x)`` is the branch output before the addition and ``s(x)`` the shortcut output it is added to
+  (``x`` itself for identity shortcuts). Norms are Frobenius norms over the whole batch tensor, so the
+  ratio is sqrt(Σᵢ‖F(xᵢ)‖² / Σᵢ‖s(xᵢ)‖²).
+* **Responses** (the ResNet paper's Fig. 7): for every 3×3 convolution, the std over all elements of its
+  response after BN and before the nonlinearity or the addition — the output of ``ConvNormAct.norm``.
+  In a pre-activation unit (``NormActConv``) nothing follows the conv before the addition, so the conv
+  output is used. Without BN (``norm=None``) the "after BN" output is the conv output.
+
+``mode="train"`` runs the pass with batch norm on batch statistics (what the optimiser sees); BN running
+statistics are restored afterwards. ``mode="eval"`` uses running statistics (the paper measures Fig. 7
+this way, on test images). The model's mode flags and its parameters' ``.grad`` are left untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthlab.layers import ConvNormAct, NormActConv
+
+__all__ = [
+    "LayerStat",
+    "BlockStat",
+    "ResponseStat",
+    "Diagnostics",
+    "diagnose",
+    "find_blocks",
+]
+
+MODES = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class LayerStat:
+    name: str  # qualified name of the conv/linear module
+    index: int  # 1-based position in execution order among weighted layers
+    kind: str  # "conv" or "linear"
+    kernel_size: tuple[int, int] | None  # None for linear layers
+    grad_norm: float  # ‖∂L/∂W‖₂
+    weight_norm: float  # ‖W‖₂
+    activation_std: float  # std of the enclosing unit's output (see module docstring)
+
+
+@dataclass(frozen=True)
+class BlockStat:
+    name: str
+    index: int  # 1-based, execution order
+    residual: bool
+    output_grad_norm: float  # ‖∂L/∂y‖₂ for the block output y
+    output_std: float
+    branch_ratio: float | None  # ‖F(x)‖ / ‖s(x)‖; None for plain blocks
+
+
+@dataclass(frozen=True)
+class ResponseStat:
+    name: str  # qualified name of the unit (ConvNormAct / NormActConv) holding the 3×3 conv
+    index: int  # 1-based among 3×3 layers, execution order
+    std: float
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    mode: str
+    batch_size: int
+    loss: float
+    layers: tuple[LayerStat, ...]
+    blocks: tuple[BlockStat, ...]
+    responses: tuple[ResponseStat, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnostics:
+        def layer(d: dict[str, Any]) -> LayerStat:
+            ks = d.get("kernel_size")
+            return LayerStat(**{**d, "kernel_size": tuple(ks) if ks is not None else None})
+
+        return cls(
+            mode=data["mode"],
+            batch_size=int(data["batch_size"]),
+            loss=float(data["loss"]),
+            layers=tuple(layer(d) for d in data["layers"]),
+            blocks=tuple(BlockStat(**d) for d in data["blocks"]),
+            responses=tuple(ResponseStat(**d) for d in data["responses"]),
+        )
+
+    def grad_norm_ratio(self) -> float:
+        """‖∂L/∂W‖ of the first weighted layer over that of the last (≪ 1: gradients vanish toward the input)."""
+        if not self.layers or self.layers[-1].grad_norm == 0:
+            return float("nan")
+        return self.layers[0].grad_norm / self.layers[-1].grad_norm
+
+
+def _is_block(module: nn.Module) -> bool:
+    return isinstance(getattr(type(module), "residual", None), bool) and hasattr(module, "branch")
+
+
+def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Residual/plain blocks of ``model`` (registration order); without any, the children of each stage."""
+    blocks = [(name, m) for name, m in model.named_modules() if _is_block(m)]
+    if blocks:
+        # Keep outermost blocks only (a block never nests another in the zoo, but be safe).
+        names = [n for n, _ in blocks]
+        return [(n, m) for n, m in blocks if not any(n.startswith(o + ".") for o in names if o != n)]
+    stages = getattr(model, "stages", None)
+    if not isinstance(stages, nn.Module):
+        return []
+    out: list[tuple[str, nn.Module]] = []
+    for sname, stage in stages.named_children():
+        children = list(stage.named_children()) if isinstance(stage, nn.Sequential) else []
+        if children:
+            out += [(f"stages.{sname}.{cname}", child) for cname, child in children]
+        else:
+            out.append((f"stages.{sname}", stage))
+    return out
+
+
+def _units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    for name, m in model.named_modules():
+        if isinstance(m, (ConvNormAct, NormActConv)):
+            yield name, m
+
+
+def diagnose(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mode: Literal["train", "eval"] = "train",
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> Diagnostics:
+    """Gradient norms, activation stds, Fig. 7 responses and branch ratios of ``model`` on one batch.
+
+    ``images``: (N, C, H, W) float, already normalised, on the model's device; ``labels``: (N,) int64.
+    ``loss_fn(logits, labels)`` defaults to mean cross-entropy.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a 4-D tensor (N, C, H, W), got {shape}")
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be a 1-D tensor of {images.shape[0]} class indices, got {shape}")
+    loss_fn = loss_fn or F.cross_entropy
+
+    # Lazily import: models/base depends on nothing here, but keep analysis importable on its own.
+    from depthlab.models.base import main_logits
+
+    weighted = {
+        id(m): (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad
+    }
+    unit_of: dict[int, str] = {}  # id(conv) -> name of its unit
+    for uname, unit in _units(model):
+        unit_of[id(unit.conv)] = uname
+    blocks = find_blocks(model)
+
+    # Everything a hook records is computed immediately (detached), so later in-place ops cannot alter it.
+    layer_order: list[int] = []  # ids of weighted modules in execution order
+    unit_std: dict[str, torch.Tensor] = {}
+    own_std: dict[int, torch.Tensor] = {}
+    responses: list[tuple[str, torch.Tensor]] = []
+    block_out: dict[str, torch.Tensor] = {}  # live outputs (for autograd.grad)
+    block_std: dict[str, torch.Tensor] = {}
+    branch_norm: dict[str, torch.Tensor] = {}
+    shortcut_norm: dict[str, torch.Tensor] = {}
+    block_input_norm: dict[str, torch.Tensor] = {}
+    block_order: list[str] = []
+    handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def std(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().float().std()
+
+    def norm(t: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(t.detach().float())
+
+    def on_weighted(m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        if id(m) not in own_std:  # a module called twice (weight sharing) is listed once
+            layer_order.append(id(m))
+        own_std[id(m)] = std(out)
+
+    for _, m in weighted.values():
+        handles.append(m.register_forward_hook(on_weighted))
+
+    for uname, unit in _units(model):
+        handles.append(unit.register_forward_hook(lambda m, i, o, n=uname: unit_std.__setitem__(n, std(o))))
+        if unit.conv.kernel_size == (3, 3):
+            # ConvNormAct: the norm output (after BN, before ReLU); NormActConv: the conv output.
+            probe = unit.norm if isinstance(unit, ConvNormAct) else unit.conv
+            handles.append(
+                probe.register_forward_hook(lambda m, i, o, n=uname: responses.append((n, std(o))))
+            )
+
+    for bname, block in blocks:
+
+        def on_block(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor, n: str = bname) -> None:
+            if n not in block_out:
+                block_order.append(n)
+            block_out[n] = out
+            block_std[n] = std(out)
+            if inp and isinstance(inp[0], torch.Tensor):
+                block_input_norm[n] = norm(inp[0])
+
+        handles.append(block.register_forward_hook(on_block))
+        if _is_block(block) and block.residual:
+            handles.append(
+                block.branch.register_forward_hook(
+                    lambda m, i, o, n=bname: branch_norm.__setitem__(n, norm(o))
+                )
+            )
+            shortcut = getattr(block, "shortcut", None)
+            if isinstance(shortcut, nn.Module):
+                handles.append(
+                    shortcut.register_forward_hook(
+                        lambda m, i, o, n=bname: shortcut_norm.__setitem__(n, norm(o))
+                    )
+                )
+
+    was_training = {m: m.training for m in model.modules()}
+    saved_buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    try:
+        model.train(mode == "train")
+        with torch.enable_grad():
+            logits = main_logits(model(images))
+            loss = loss_fn(logits, labels)
+            params = [weighted[i][1].weight for i in layer_order]
+            outs = [block_out[n] for n in block_order if block_out[n].requires_grad]
+            grads = torch.autograd.grad(loss, params + outs, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in was_training.items():
+            m.training = flag
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved_buffers:
+                    b.copy_(saved_buffers[k])
+
+    wgrads, ograds = grads[: len(params)], grads[len(params) :]
+    out_grad = dict(zip([n for n in block_order if block_out[n].requires_grad], ograds))
+
+    def f(t: torch.Tensor | None) -> float:
+        return 0.0 if t is None else float(t)
+
+    # Layers that ran but are off the loss path (e.g. a GoogLeNet aux head in training mode) are left out.
+    on_path = [(mid, g) for mid, g in zip(layer_order, wgrads) if g is not None]
+    layer_stats = []
+    for k, (mid, wgrad) in enumerate(on_path, start=1):
+        name, m = weighted[mid]
+        unit = unit_of.get(mid)
+        act_std = unit_std[unit] if unit is not None and unit in unit_std else own_std[mid]
+        layer_stats.append(
+            LayerStat(
+                name=name,
+                index=k,
+                kind="conv" if isinstance(m, nn.Conv2d) else "linear",
+                kernel_size=tuple(m.kernel_size) if isinstance(m, nn.Conv2d) else None,  # type: ignore[arg-type]
+                grad_norm=f(norm(wgrad)),
+                weight_norm=f(norm(m.weight)),
+                activation_std=f(act_std),
+            )
+        )
+    residual_of = dict((n, _is_block(b) and bool(b.residual)) for n, b in blocks)
+    block_stats = []
+    for k, n in enumerate(block_order, start=1):
+        ratio = None
+        if residual_of[n] and n in branch_norm:
+            denom = shortcut_norm.get(n, block_input_norm.get(n))
+            ratio = f(branch_norm[n] / denom) if denom is not None and float(denom) > 0 else float("inf")
+        g = out_grad.get(n)
+        block_stats.append(
+            BlockStat(
+                name=n,
+                index=k,
+                residual=residual_of[n],
+                output_grad_norm=f(None if g is None else norm(g)),
+                output_std=f(block_std[n]),
+                branch_ratio=ratio,
+            )
+        )
+    response_stats = tuple(ResponseStat(name=n, index=k, std=f(s)) for k, (n, s) in enumerate(responses, 1))
+    return Diagnostics(
+        mode=mode,
+        batch_size=int(images.shape[0]),
+        loss=float(loss.detach()),
+        layers=tuple(layer_stats),
+        blocks=tuple(block_stats),
+        responses=response_stats,
+    )

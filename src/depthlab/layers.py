@@ -1,0 +1,144 @@
+"""Small shared pieces: conv-norm-act units and residual shortcuts.
+
+Every convolution in the zoo sits in a :class:`ConvNormAct` (children ``conv``, ``norm``, ``act``) or a
+:class:`NormActConv` (pre-activation order), so analysis code can find "the response of a 3×3 layer after
+BN and before the nonlinearity" as the output of ``.norm`` without knowing the family.
+
+``norm`` is ``"batch"`` (BatchNorm2d) or ``None`` (no normalisation; convolutions then get a bias, since
+nothing else would shift their output).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+__all__ = [
+    "NORMS",
+    "SHORTCUTS",
+    "check_norm",
+    "make_norm",
+    "ConvNormAct",
+    "NormActConv",
+    "ZeroPadShortcut",
+    "make_shortcut",
+]
+
+NORMS: tuple[str | None, ...] = ("batch", None)
+SHORTCUTS: tuple[str, ...] = ("A", "B", "C")
+
+
+def check_norm(norm: str | None) -> str | None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return norm
+
+
+def make_norm(norm: str | None, channels: int, eps: float = 1e-5) -> nn.Module:
+    """BatchNorm2d for ``"batch"``, Identity for ``None``."""
+    return nn.BatchNorm2d(channels, eps=eps) if check_norm(norm) == "batch" else nn.Identity()
+
+
+class ConvNormAct(nn.Sequential):
+    """conv → norm → ReLU (``act=False`` leaves the ReLU out, e.g. before a residual addition)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int | None = None,
+        *,
+        norm: str | None = "batch",
+        act: bool = True,
+        bias: bool | None = None,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        padding = kernel_size // 2 if padding is None else padding
+        bias = check_norm(norm) is None if bias is None else bias
+        super().__init__(
+            OrderedDict(
+                conv=nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias),
+                norm=make_norm(norm, out_channels, norm_eps),
+                # Not in-place: analysis hooks read the norm output after this layer has run.
+                act=nn.ReLU() if act else nn.Identity(),
+            )
+        )
+
+
+class NormActConv(nn.Sequential):
+    """norm → ReLU → conv: the pre-activation unit of He et al. (2016, Identity Mappings)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        *,
+        norm: str | None = "batch",
+    ) -> None:
+        super().__init__(
+            OrderedDict(
+                norm=make_norm(norm, in_channels),
+                act=nn.ReLU(),
+                conv=nn.Conv2d(
+                    in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=norm is None
+                ),
+            )
+        )
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A of the ResNet paper: identity, subsampled by ``stride``, with zero channels appended.
+
+    Parameter-free, so a ResNet with option A has exactly the parameters of its plain twin.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(
+                f"option A shortcut cannot shrink channels ({in_channels} -> {out_channels}); use 'B' or 'C'"
+            )
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        extra = self.out_channels - self.in_channels
+        if extra:
+            # (N, C_in, H, W) -> (N, C_out, H, W): the new channels carry zeros.
+            x = torch.cat([x, x.new_zeros(x.shape[0], extra, x.shape[2], x.shape[3])], dim=1)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+
+
+def make_shortcut(
+    option: str,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    norm: str | None,
+    *,
+    project_with_norm: bool = True,
+) -> nn.Module:
+    """The shortcut of a residual block, by the ResNet paper's options.
+
+    A: zero-padding identity (parameter-free). B: 1×1 projection only where the shape changes, identity
+    elsewhere. C: a projection on every shortcut.
+    """
+    if option not in SHORTCUTS:
+        raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {option!r}")
+    same_shape = stride == 1 and in_channels == out_channels
+    if option == "A" or (option == "B" and same_shape):
+        return nn.Identity() if same_shape else ZeroPadShortcut(in_channels, out_channels, stride)
+    return ConvNormAct(
+        in_channels, out_channels, 1, stride, 0, norm=norm if project_with_norm else None, act=False,
+        bias=None if project_with_norm else norm is None,
+    )

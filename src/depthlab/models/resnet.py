@@ -1,0 +1,490 @@
+"""ResNet, its plain twins, and pre-activation ResNet.
+
+Papers:
+* He, Zhang, Ren, Sun. *Deep Residual Learning for Image Recognition*. CVPR 2016, arXiv:1512.03385.
+* He, Zhang, Ren, Sun. *Identity Mappings in Deep Residual Networks*. ECCV 2016, arXiv:1603.05027.
+
+One class, :class:`ResNet`, builds all of them; the *block* decides what a network is. A plain network is
+the ResNet with :class:`PlainBasicBlock` / :class:`PlainBottleneck`: the same convolutions, norms and ReLUs,
+with the shortcut (and the addition) removed and nothing else changed.
+
+ImageNet nets (``resnet18``…``resnet152``, ``plain18``…, ``preact_resnet18/34/50``): 7×7/2 stem conv +
+3×3/2 max-pool, four stages of widths 64/128/256/512 (×4 for bottlenecks). CIFAR nets (``resnet20``…
+``resnet1202``, 6n+2 layers; ``preact_resnet164/1001``, 9n+2 layers): 3×3 stem conv, three stages of widths
+16/32/64, global average pool, one FC layer.
+
+Deviations from the papers, and how to select the paper's choice:
+* Bottleneck stride: the v1 paper strides the first 1×1 conv; torchvision ("v1.5") strides the 3×3 conv,
+  which is the default here so torchvision checkpoints load. ``stride_on="1x1"`` gives the paper's v1.
+* ImageNet shortcuts default to option B (projection where the shape changes) as in torchvision; the paper's
+  Table 2 plain-vs-residual comparison used option A (``shortcut="A"``), under which ``plainN`` and
+  ``resnetN`` have identical parameter counts. CIFAR nets default to option A, as in the paper.
+* Pre-activation nets: the stem is a bare convolution (no BN-ReLU after it: the first block's
+  pre-activation plays that role) and the head starts with the final BN-ReLU, as in the Identity Mappings
+  paper. Their projection shortcuts (option B, the default) are 1×1 convs without BN, applied to the block
+  input.
+* ``norm=None`` removes every BatchNorm (convs then get biases): not in the papers, used to study vanishing
+  gradients. ``zero_init_residual=True`` zeroes the last BN scale of every residual branch (Goyal et al.
+  2017), off by default as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from depthlab.layers import ConvNormAct, NormActConv, check_norm, make_norm, make_shortcut
+from depthlab.models.base import ClassifierHead, FeatureInfo, ZooModel
+from depthlab.registry import register_model
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "PlainBasicBlock",
+    "PlainBottleneck",
+    "PreActBlock",
+    "PreActBottleneck",
+    "BLOCKS",
+    "ResNet",
+]
+
+# name: (block, blocks per stage, stem) — block names index BLOCKS below.
+IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+CIFAR_WIDTHS = (16, 32, 64)
+STRIDE_PLACEMENTS = ("3x3", "1x1")
+STEMS = ("imagenet", "cifar")
+PAPER_V1 = "arXiv:1512.03385"
+PAPER_PREACT = "arXiv:1603.05027"
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+class BasicBlock(nn.Module):
+    """Two 3×3 convs; out = ReLU(F(x) + shortcut(x))."""
+
+    expansion: ClassVar[int] = 1
+    residual: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        *,
+        shortcut: str = "B",
+        norm: str | None = "batch",
+        stride_on: str = "3x3",
+    ) -> None:
+        super().__init__()
+        out_channels = width * self.expansion
+        self.branch = nn.Sequential(
+            ConvNormAct(in_channels, width, 3, stride, norm=norm),
+            ConvNormAct(width, out_channels, 3, norm=norm, act=False),
+        )
+        self.shortcut = (
+            make_shortcut(shortcut, in_channels, out_channels, stride, norm) if self.residual else None
+        )
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        if self.shortcut is not None:
+            # The +x term: dL/dx = dL/dH · (1 + dF/dx) — a gradient path that skips the branch.
+            out = out + self.shortcut(x)
+        return self.act(out)
+
+
+class Bottleneck(BasicBlock):
+    """1×1 reduce → 3×3 → 1×1 expand (×4); out = ReLU(F(x) + shortcut(x))."""
+
+    expansion: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        *,
+        shortcut: str = "B",
+        norm: str | None = "batch",
+        stride_on: str = "3x3",
+    ) -> None:
+        nn.Module.__init__(self)
+        if stride_on not in STRIDE_PLACEMENTS:
+            raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+        out_channels = width * self.expansion
+        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        self.branch = nn.Sequential(
+            ConvNormAct(in_channels, width, 1, s1, norm=norm),
+            ConvNormAct(width, width, 3, s3, norm=norm),
+            ConvNormAct(width, out_channels, 1, norm=norm, act=False),
+        )
+        self.shortcut = (
+            make_shortcut(shortcut, in_channels, out_channels, stride, norm) if self.residual else None
+        )
+        self.act = nn.ReLU()
+
+
+class PlainBasicBlock(BasicBlock):
+    """:class:`BasicBlock` without the shortcut: out = ReLU(F(x))."""
+
+    residual: ClassVar[bool] = False
+
+
+class PlainBottleneck(Bottleneck):
+    """:class:`Bottleneck` without the shortcut: out = ReLU(F(x))."""
+
+    residual: ClassVar[bool] = False
+
+
+class PreActBlock(BasicBlock):
+    """Pre-activation basic block: out = x + conv(ReLU(BN(conv(ReLU(BN(x)))))); no ReLU after the add."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        *,
+        shortcut: str = "B",
+        norm: str | None = "batch",
+        stride_on: str = "3x3",
+    ) -> None:
+        nn.Module.__init__(self)
+        out_channels = width * self.expansion
+        self.branch = nn.Sequential(
+            NormActConv(in_channels, width, 3, stride, norm=norm),
+            NormActConv(width, out_channels, 3, norm=norm),
+        )
+        self.shortcut = make_shortcut(
+            shortcut, in_channels, out_channels, stride, norm, project_with_norm=False
+        )
+        self.act = nn.Identity()
+
+
+class PreActBottleneck(BasicBlock):
+    """Pre-activation bottleneck: BN-ReLU-1×1, BN-ReLU-3×3 (strided), BN-ReLU-1×1 (×4), plus x."""
+
+    expansion: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        *,
+        shortcut: str = "B",
+        norm: str | None = "batch",
+        stride_on: str = "3x3",
+    ) -> None:
+        nn.Module.__init__(self)
+        if stride_on not in STRIDE_PLACEMENTS:
+            raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+        out_channels = width * self.expansion
+        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        self.branch = nn.Sequential(
+            NormActConv(in_channels, width, 1, s1, norm=norm),
+            NormActConv(width, width, 3, s3, norm=norm),
+            NormActConv(width, out_channels, 1, norm=norm),
+        )
+        self.shortcut = make_shortcut(
+            shortcut, in_channels, out_channels, stride, norm, project_with_norm=False
+        )
+        self.act = nn.Identity()
+
+
+BLOCKS: dict[str, type[BasicBlock]] = {
+    "basic": BasicBlock,
+    "bottleneck": Bottleneck,
+    "plain_basic": PlainBasicBlock,
+    "plain_bottleneck": PlainBottleneck,
+    "preact_basic": PreActBlock,
+    "preact_bottleneck": PreActBottleneck,
+}
+
+
+# ----------------------------------------------------------------------------------------------- model
+class ResNet(ZooModel):
+    """A stem, stages of blocks, and a pool-FC head; the block makes it residual, plain or pre-activation.
+
+    ``layers`` gives the number of blocks per stage and ``widths`` each stage's inner width (its output
+    has ``width × block.expansion`` channels). The first block of every stage after the first strides by 2.
+    """
+
+    def __init__(
+        self,
+        block: str | type[BasicBlock] = "basic",
+        layers: Sequence[int] = (2, 2, 2, 2),
+        widths: Sequence[int] = IMAGENET_WIDTHS,
+        stem: str = "imagenet",
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        shortcut: str = "B",
+        stride_on: str = "3x3",
+        norm: str | None = "batch",
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if isinstance(block, str):
+            if block not in BLOCKS:
+                raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
+            block = BLOCKS[block]
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if stride_on not in STRIDE_PLACEMENTS:
+            raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+        if len(layers) != len(widths) or not all(n >= 1 for n in layers):
+            raise ValueError(f"layers {tuple(layers)} and widths {tuple(widths)} must pair up, each n >= 1")
+        check_norm(norm)
+        self.num_classes, self.in_channels = num_classes, in_channels
+        preact = issubclass(block, (PreActBlock, PreActBottleneck))
+
+        stem_width = widths[0]
+        if stem == "imagenet":
+            stem_width = 64  # the 7×7 stem is 64 wide in every ImageNet ResNet
+            self.stem = nn.Sequential(
+                ConvNormAct(in_channels, stem_width, 7, 2, 3, norm=norm),
+                nn.MaxPool2d(3, 2, 1),
+            )
+            reduction = 4
+        elif preact:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=norm is None))
+            reduction = 1
+        else:
+            self.stem = nn.Sequential(ConvNormAct(in_channels, stem_width, 3, norm=norm))
+            reduction = 1
+
+        stages: list[nn.Sequential] = []
+        self.feature_info = []
+        channels = stem_width
+        for i, (n, width) in enumerate(zip(layers, widths, strict=True)):
+            stride = 1 if i == 0 else 2
+            blocks = []
+            for j in range(n):
+                blocks.append(
+                    block(
+                        channels,
+                        width,
+                        stride if j == 0 else 1,
+                        shortcut=shortcut,
+                        norm=norm,
+                        stride_on=stride_on,
+                    )
+                )
+                channels = width * block.expansion
+            stages.append(nn.Sequential(*blocks))
+            reduction *= stride
+            self.feature_info.append(FeatureInfo(f"stages.{i}", channels, reduction))
+        self.stages = nn.Sequential(*stages)
+        self.head = ClassifierHead(channels, num_classes, pre_norm=make_norm(norm, channels) if preact else None)
+        self.num_features = channels
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                # He et al. 2015 ("Delving deep"), as both ResNet papers use.
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock) and m.residual:
+                    last = m.branch[-1]
+                    if isinstance(last.norm, nn.BatchNorm2d) and not isinstance(last, NormActConv):
+                        nn.init.zeros_(last.norm.weight)
+
+
+# -------------------------------------------------------------------------------------------- builders
+def _imagenet(depth: int, kind: str, **kwargs: object) -> ResNet:
+    block, layers = IMAGENET_DEPTHS[depth]
+    cfg: dict[str, object] = {
+        "block": block if kind == "" else f"{kind}_{block}",
+        "layers": layers,
+        "widths": IMAGENET_WIDTHS,
+        "stem": "imagenet",
+    }
+    cfg.update(kwargs)
+    return ResNet(**cfg)  # type: ignore[arg-type]
+
+
+def _cifar(depth: int, kind: str, **kwargs: object) -> ResNet:
+    # 6n+2 layers with basic blocks (2 convs each), 9n+2 with bottlenecks (3 convs each).
+    bottleneck = kind == "preact" and depth in (164, 1001)
+    n = (depth - 2) // (9 if bottleneck else 6)
+    block = "bottleneck" if bottleneck else "basic"
+    cfg: dict[str, object] = {
+        "block": block if kind == "" else f"{kind}_{block}",
+        "layers": (n, n, n),
+        "widths": CIFAR_WIDTHS,
+        "stem": "cifar",
+        "shortcut": "B" if kind == "preact" else "A",
+    }
+    cfg.update(kwargs)
+    return ResNet(**cfg)  # type: ignore[arg-type]
+
+
+_IMAGENET = (3, 224, 224)
+_CIFAR = (3, 32, 32)
+
+
+@register_model("resnet", ResNet, _IMAGENET, PAPER_V1)
+def resnet18(**kwargs: object) -> ResNet:
+    return _imagenet(18, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _IMAGENET, PAPER_V1)
+def resnet34(**kwargs: object) -> ResNet:
+    return _imagenet(34, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _IMAGENET, PAPER_V1)
+def resnet50(**kwargs: object) -> ResNet:
+    return _imagenet(50, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _IMAGENET, PAPER_V1)
+def resnet101(**kwargs: object) -> ResNet:
+    return _imagenet(101, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _IMAGENET, PAPER_V1)
+def resnet152(**kwargs: object) -> ResNet:
+    return _imagenet(152, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _CIFAR, PAPER_V1)
+def resnet20(**kwargs: object) -> ResNet:
+    return _cifar(20, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _CIFAR, PAPER_V1)
+def resnet32(**kwargs: object) -> ResNet:
+    return _cifar(32, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _CIFAR, PAPER_V1)
+def resnet44(**kwargs: object) -> ResNet:
+    return _cifar(44, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _CIFAR, PAPER_V1)
+def resnet56(**kwargs: object) -> ResNet:
+    return _cifar(56, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _CIFAR, PAPER_V1)
+def resnet110(**kwargs: object) -> ResNet:
+    return _cifar(110, "", **kwargs)
+
+
+@register_model("resnet", ResNet, _CIFAR, PAPER_V1)
+def resnet1202(**kwargs: object) -> ResNet:
+    return _cifar(1202, "", **kwargs)
+
+
+@register_model("plain", ResNet, _IMAGENET, PAPER_V1)
+def plain18(**kwargs: object) -> ResNet:
+    return _imagenet(18, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _IMAGENET, PAPER_V1)
+def plain34(**kwargs: object) -> ResNet:
+    return _imagenet(34, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _IMAGENET, PAPER_V1)
+def plain50(**kwargs: object) -> ResNet:
+    return _imagenet(50, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _IMAGENET, PAPER_V1)
+def plain101(**kwargs: object) -> ResNet:
+    return _imagenet(101, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _IMAGENET, PAPER_V1)
+def plain152(**kwargs: object) -> ResNet:
+    return _imagenet(152, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _CIFAR, PAPER_V1)
+def plain20(**kwargs: object) -> ResNet:
+    return _cifar(20, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _CIFAR, PAPER_V1)
+def plain32(**kwargs: object) -> ResNet:
+    return _cifar(32, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _CIFAR, PAPER_V1)
+def plain44(**kwargs: object) -> ResNet:
+    return _cifar(44, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _CIFAR, PAPER_V1)
+def plain56(**kwargs: object) -> ResNet:
+    return _cifar(56, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _CIFAR, PAPER_V1)
+def plain110(**kwargs: object) -> ResNet:
+    return _cifar(110, "plain", **kwargs)
+
+
+@register_model("plain", ResNet, _CIFAR, PAPER_V1)
+def plain1202(**kwargs: object) -> ResNet:
+    return _cifar(1202, "plain", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _CIFAR, PAPER_PREACT)
+def preact_resnet20(**kwargs: object) -> ResNet:
+    return _cifar(20, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _CIFAR, PAPER_PREACT)
+def preact_resnet56(**kwargs: object) -> ResNet:
+    return _cifar(56, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _CIFAR, PAPER_PREACT)
+def preact_resnet110(**kwargs: object) -> ResNet:
+    return _cifar(110, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _CIFAR, PAPER_PREACT)
+def preact_resnet164(**kwargs: object) -> ResNet:
+    return _cifar(164, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _CIFAR, PAPER_PREACT)
+def preact_resnet1001(**kwargs: object) -> ResNet:
+    return _cifar(1001, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _IMAGENET, PAPER_PREACT)
+def preact_resnet18(**kwargs: object) -> ResNet:
+    return _imagenet(18, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _IMAGENET, PAPER_PREACT)
+def preact_resnet34(**kwargs: object) -> ResNet:
+    return _imagenet(34, "preact", **kwargs)
+
+
+@register_model("preact-resnet", ResNet, _IMAGENET, PAPER_PREACT)
+def preact_resnet50(**kwargs: object) -> ResNet:
+    return _imagenet(50, "preact", **kwargs)
