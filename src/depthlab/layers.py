@@ -56,12 +56,15 @@ class ConvNormAct(nn.Sequential):
         act: bool = True,
         bias: bool | None = None,
         norm_eps: float = 1e-5,
+        groups: int = 1,
     ) -> None:
         padding = kernel_size // 2 if padding is None else padding
         bias = check_norm(norm) is None if bias is None else bias
         super().__init__(
             OrderedDict(
-                conv=nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias),
+                conv=nn.Conv2d(
+                    in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=bias
+                ),
                 norm=make_norm(norm, out_channels, norm_eps),
                 # Not in-place: analysis hooks read the norm output after this layer has run.
                 act=nn.ReLU() if act else nn.Identity(),

@@ -1,0 +1,334 @@
+"""AlexNet, VGG and GoogLeNet: published counts, input sizes, structure, and the aux heads."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import depthlab
+from depthlab.errors import InputTooSmallError
+from depthlab.models import GoogLeNetOutputs, aux_logits, main_logits
+from depthlab.models.googlenet import AuxPool, GoogLeNet, Inception
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny inputs: intra-op threads only add synchronisation, and on a loaded 2-core machine their
+    # spin-waits made these tests 3-10x slower (measured). Restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+EXPECTED = json.loads((Path(__file__).parent / "expected" / "torchvision_params.json").read_text())
+CLASSIC = [n for n in depthlab.list_models() if n.startswith(("alexnet", "vgg", "googlenet"))]
+# GoogLeNet configurations of the reference numbers.
+GOOGLENET_KW: dict[str, dict[str, object]] = {
+    "torchvision_no_aux": {"variant": "torchvision", "aux_logits": False},
+    "torchvision_aux": {"variant": "torchvision", "aux_logits": True},
+    "paper_no_aux": {"aux_logits": False},
+    "paper_bn_no_aux": {"norm": "batch", "aux_logits": False},
+}
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def meta_model(name: str, **kwargs: object) -> nn.Module:
+    with torch.device("meta"):
+        return depthlab.create_model(name, **kwargs)
+
+
+# ------------------------------------------------------------------------------------- parameter counts
+def test_every_classic_model_is_registered() -> None:
+    expected = set(EXPECTED["torchvision_1000"]) | {"googlenet"}
+    assert set(CLASSIC) == expected
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["torchvision_1000"]))
+def test_counts_equal_torchvision(name: str) -> None:
+    ours = n_params(meta_model(name))
+    assert ours == EXPECTED["torchvision_1000"][name]
+    with torch.device("meta"):  # ...and the installed torchvision agrees with its published number
+        assert n_params(getattr(torchvision.models, name)()) == ours
+
+
+@pytest.mark.parametrize("config", sorted(GOOGLENET_KW))
+def test_googlenet_counts(config: str) -> None:
+    assert n_params(meta_model("googlenet", **GOOGLENET_KW[config])) == EXPECTED["googlenet_1000"][config]
+
+
+def test_googlenet_torchvision_counts_equal_installed_torchvision() -> None:
+    for aux in (False, True):
+        with torch.device("meta"):
+            tv = torchvision.models.googlenet(aux_logits=aux, init_weights=False)
+        assert n_params(meta_model("googlenet", variant="torchvision", aux_logits=aux)) == n_params(tv)
+
+
+def test_alexnet_paper_variant_count() -> None:
+    model = meta_model("alexnet", variant="paper")
+    assert n_params(model) == EXPECTED["alexnet_paper_1000"]
+    grouped = {n: m.groups for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    assert grouped == {
+        "stem.conv1.conv": 1,
+        "stages.0.conv2.conv": 2,
+        "stages.1.conv3.conv": 1,
+        "stages.1.conv4.conv": 2,
+        "stages.1.conv5.conv": 2,
+    }
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in model.modules()) == 2
+
+
+# ------------------------------------------------------------------------------------------ input sizes
+# (name, kwargs, smallest side): every variant whose geometry differs.
+MIN_SIZES = [
+    ("alexnet", {}, 63),
+    ("vgg11", {}, 32),
+    ("vgg19_bn", {"head": "small"}, 16),
+    ("googlenet", {}, 31),
+    ("googlenet", {"variant": "torchvision"}, 15),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "side"), MIN_SIZES)
+def test_min_input_size_by_brute_force(name: str, kwargs: dict[str, object], side: int) -> None:
+    # On the meta device shapes propagate (and too-small maps raise) exactly as on the CPU, at no cost.
+    model = meta_model(name, num_classes=10, **kwargs).eval()
+    assert model.min_input_size == side
+    model.min_input_size = 1  # switch the model's own check off: let the layers decide
+    runs = []
+    for s in range(1, side + 3):
+        try:
+            model(torch.empty(1, 3, s, s, device="meta"))
+            runs.append(s)
+        except RuntimeError:
+            pass
+    assert runs == list(range(side, side + 3)), (name, kwargs)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "side"), MIN_SIZES[:1] + MIN_SIZES[2:])
+def test_min_input_works_and_one_less_names_it(name: str, kwargs: dict[str, object], side: int) -> None:
+    model = depthlab.create_model(name, num_classes=4, **kwargs).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, side, side)).shape == (1, 4)
+        with pytest.raises(InputTooSmallError, match=f"minimum size is {side}x{side}"):
+            model(torch.randn(1, 3, side - 1, side - 1))
+
+
+SMALL_INPUT_MODELS = [
+    ("vgg11_bn", {"head": "small"}),
+    ("vgg16", {"head": "small"}),
+    ("googlenet", {}),
+    ("googlenet", {"variant": "torchvision"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    # VGG's ImageNet head (120M weights) is built once, at 32×32; at 28×28 it is too small (meta test below).
+    [("vgg11", {}, (3, 32, 32))]
+    + [(n, kw, shape) for n, kw in SMALL_INPUT_MODELS for shape in [(1, 28, 28), (3, 32, 32)]],
+)
+def test_standard_small_inputs(name: str, kwargs: dict[str, object], shape: tuple[int, int, int]) -> None:
+    model = depthlab.create_model(name, num_classes=10, in_channels=shape[0], **kwargs).eval()
+    x = torch.randn(2, *shape)
+    if shape[1] < model.min_input_size:
+        with pytest.raises(ValueError, match=f"minimum size is {model.min_input_size}x"):
+            model(x)
+    else:
+        with torch.no_grad():
+            out = model(x)
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_too_small_errors_name_the_minimum() -> None:
+    for name, kwargs, side in [("alexnet", {}, 63), ("vgg13", {}, 32), ("googlenet", {}, 31)]:
+        model = meta_model(name, in_channels=1, **kwargs)
+        with pytest.raises(ValueError, match=f"minimum size is {side}x{side}"):
+            model(torch.empty(1, 1, 28, 28, device="meta"))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("alexnet", {}),
+        ("vgg11", {"head": "small"}),
+        ("googlenet", {}),
+        ("googlenet", {"variant": "torchvision"}),
+    ],
+)
+def test_feature_info_matches_real_strides(name: str, kwargs: dict[str, object]) -> None:
+    model = meta_model(name, num_classes=10, **kwargs)
+
+    def stride(module: nn.Module) -> int:
+        # Product of the strides of every conv and pool in it (AlexNet's 224 -> 55 -> 27 -> 13 -> 6 is
+        # not a clean division, so count strides rather than dividing sizes).
+        layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.MaxPool2d))]
+        return math.prod(m.stride[0] if isinstance(m.stride, tuple) else m.stride for m in layers)
+
+    h = model.stem(torch.empty(1, 3, 224, 224, device="meta"))
+    reduction = stride(model.stem)
+    for info, stage in zip(model.feature_info, model.stages, strict=True):
+        h = stage(h)
+        reduction *= stride(stage)
+        assert (h.shape[1], reduction) == (info.channels, info.reduction), info
+
+
+# ------------------------------------------------------------------------------------------------- VGG
+def test_vgg_stages_follow_the_config_table() -> None:
+    model = meta_model("vgg16")
+    names = [[n for n, _ in stage.named_children()] for stage in model.stages]
+    assert names[0] == ["conv1_1", "conv1_2", "pool1"]
+    assert names[4] == ["conv5_1", "conv5_2", "conv5_3", "pool5"]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    assert [(fc.in_features, fc.out_features) for fc in linears] == [
+        (25088, 4096),
+        (4096, 4096),
+        (4096, 1000),
+    ]
+    assert [m.p for m in model.head.modules() if isinstance(m, nn.Dropout)] == [0.5, 0.5]
+
+
+def test_vgg_small_head_replaces_pool5_with_a_global_pool() -> None:
+    model = meta_model("vgg16_bn", head="small", num_classes=10)
+    assert "pool5" not in dict(model.stages[4].named_children())
+    assert model.feature_info[-1].reduction == 16
+    linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    assert [(fc.in_features, fc.out_features) for fc in linears] == [(512, 512), (512, 10)]
+    assert model.head[-1] is linears[-1]  # the last child of the head is the classifier
+
+
+def test_vgg_bn_builders_set_batch_norm_and_norm_none_removes_it() -> None:
+    bn = meta_model("vgg11_bn")
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 8
+    plain = meta_model("vgg11_bn", norm=None)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert n_params(plain) == EXPECTED["torchvision_1000"]["vgg11"]
+
+
+# ------------------------------------------------------------------------------------------- GoogLeNet
+def test_googlenet_paper_defaults() -> None:
+    model = meta_model("googlenet")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.bias is not None for c in convs)
+    inceptions = [m for m in model.modules() if isinstance(m, Inception)]
+    assert len(inceptions) == 9
+    assert all(m.branch3[1].conv.kernel_size == (5, 5) for m in inceptions)
+    assert [n for n, _ in model.stem.named_children()] == [
+        "conv1",
+        "pool1",
+        "lrn1",
+        "conv2",
+        "conv3",
+        "lrn2",
+        "pool2",
+    ]
+    assert model.aux1 is not None and model.aux2 is not None and model.aux1.drop.p == 0.7
+    assert [[n for n, _ in s.named_children()] for s in model.stages] == [
+        ["inception3a", "inception3b"],
+        ["pool3", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e"],
+        ["pool4", "inception5a", "inception5b"],
+    ]
+
+
+def test_googlenet_torchvision_variant_structure() -> None:
+    model = meta_model("googlenet", variant="torchvision")
+    inceptions = [m for m in model.modules() if isinstance(m, Inception)]
+    assert all(m.branch3[1].conv.kernel_size == (3, 3) for m in inceptions)  # torchvision's "5×5"
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(m.eps == 1e-3 for m in bns)
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in model.modules())
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_inception_branches_concatenate() -> None:
+    block = Inception(192, 64, 96, 128, 16, 32, 32)
+    assert [n for n, _ in block.named_children()] == ["branch1", "branch2", "branch3", "branch4"]
+    x = torch.randn(2, 192, 7, 7)
+    out = block(x)
+    assert out.shape == (2, 256, 7, 7)
+    parts = [block.branch1(x), block.branch2(x), block.branch3(x), block.branch4(x)]
+    assert [p.shape[1] for p in parts] == [64, 128, 32, 32]
+    assert torch.equal(out, torch.cat(parts, dim=1))
+
+
+def test_aux_pool_is_the_papers_5x5_stride_3_at_224() -> None:
+    x = torch.randn(2, 512, 14, 14)  # inception 4a's output at 224×224
+    assert torch.equal(AuxPool("paper")(x), F.avg_pool2d(x, 5, 3))
+    assert not torch.allclose(
+        AuxPool("adaptive")(x), F.avg_pool2d(x, 5, 3)
+    )  # why "adaptive" is not the paper
+    assert AuxPool("paper")(torch.randn(1, 8, 2, 2)).shape == (1, 8, 4, 4)  # small maps still reach 4×4
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_aux_logits_only_in_training_mode(variant: str) -> None:
+    model = depthlab.create_model("googlenet", num_classes=6, variant=variant)
+    x = torch.randn(2, 3, 32, 32)
+    no_aux = depthlab.create_model("googlenet", num_classes=6, variant=variant, aux_logits=False)
+    with torch.no_grad():  # training *mode*, no autograd needed
+        out = model.train()(x)
+        assert isinstance(out, GoogLeNetOutputs)
+        assert out.logits.shape == out.aux1.shape == out.aux2.shape == (2, 6)
+        assert len(aux_logits(out)) == 2 and main_logits(out) is out.logits
+        assert isinstance(model.eval()(x), torch.Tensor)
+        assert no_aux.aux1 is None and isinstance(no_aux.train()(x), torch.Tensor)
+
+
+def test_aux_heads_read_inception_4a_and_4d() -> None:
+    model = depthlab.create_model("googlenet", num_classes=5).train()
+    seen: dict[str, torch.Tensor] = {}
+    for tap in ("inception4a", "inception4d"):
+        getattr(model.stages[1], tap).register_forward_hook(
+            lambda _m, _i, out, tap=tap: seen.__setitem__(tap, out)
+        )
+    for aux in ("aux1", "aux2"):
+        getattr(model, aux).register_forward_pre_hook(
+            lambda _m, args, aux=aux: seen.__setitem__(aux, args[0])
+        )
+    model(torch.randn(2, 3, 40, 40))
+    assert seen["aux1"] is seen["inception4a"] and seen["aux2"] is seen["inception4d"]
+
+
+def test_googlenet_options_combine() -> None:
+    model = meta_model("googlenet", variant="torchvision", norm=None, lrn=True)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in model.modules()) == 2
+    assert isinstance(model, GoogLeNet) and model.variant == "torchvision"
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("vgg16", {"config": "F"}, "'A', 'B', 'D', 'E'"),
+        ("vgg16", {"head": "tiny"}, "'imagenet', 'small'"),
+        ("vgg16", {"norm": "layer"}, "'batch', None"),
+        ("alexnet", {"variant": "caffe"}, "'torchvision', 'paper'"),
+        ("googlenet", {"variant": "v3"}, "'paper', 'torchvision'"),
+        ("googlenet", {"norm": "group"}, "'batch', None"),
+        ("alexnet", {"dropout": 1.5}, "dropout"),
+    ],
+)
+def test_bad_choices_name_the_allowed_values(name: str, kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        meta_model(name, **kwargs)
+
+
+def test_googlenet_type_errors() -> None:
+    with pytest.raises(TypeError, match="aux_logits"):
+        meta_model("googlenet", aux_logits="yes")
+    with pytest.raises(TypeError, match="lrn"):
+        meta_model("googlenet", lrn=1)
