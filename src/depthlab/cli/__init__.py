@@ -54,3 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("depthlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `depthlab compare --json | head`: the reader left; silence the flush at exit too.
+        sys.stdout = None  # type: ignore[assignment]
+        return 0
