@@ -26,7 +26,7 @@ this way, on test images). The model's mode flags and its parameters' ``.grad`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,9 @@ __all__ = [
     "Diagnostics",
     "diagnose",
     "find_blocks",
+    "ModelFlow",
+    "gradient_flow",
+    "gradflow_json",
 ]
 
 MODES = ("train", "eval")
@@ -102,6 +105,13 @@ class Diagnostics:
             blocks=tuple(BlockStat(**d) for d in data["blocks"]),
             responses=tuple(ResponseStat(**d) for d in data["responses"]),
         )
+
+    def block_grad_ratio(self) -> float:
+        """‖∂L/∂y‖ at the first block's output over that at the last block's (≪ 1: the backward signal
+        shrinks toward the input)."""
+        if not self.blocks or self.blocks[-1].output_grad_norm == 0:
+            return float("nan")
+        return self.blocks[0].output_grad_norm / self.blocks[-1].output_grad_norm
 
     def grad_norm_ratio(self) -> float:
         """‖∂L/∂W‖ of the first weighted layer over that of the last (≪ 1: gradients vanish toward the input)."""
@@ -258,13 +268,13 @@ def diagnose(
                     b.copy_(saved_buffers[k])
 
     wgrads, ograds = grads[: len(params)], grads[len(params) :]
-    out_grad = dict(zip([n for n in block_order if block_out[n].requires_grad], ograds))
+    out_grad = dict(zip([n for n in block_order if block_out[n].requires_grad], ograds, strict=True))
 
     def f(t: torch.Tensor | None) -> float:
         return 0.0 if t is None else float(t)
 
     # Layers that ran but are off the loss path (e.g. a GoogLeNet aux head in training mode) are left out.
-    on_path = [(mid, g) for mid, g in zip(layer_order, wgrads) if g is not None]
+    on_path = [(mid, g) for mid, g in zip(layer_order, wgrads, strict=True) if g is not None]
     layer_stats = []
     for k, (mid, wgrad) in enumerate(on_path, start=1):
         name, m = weighted[mid]
@@ -308,3 +318,64 @@ def diagnose(
         blocks=tuple(block_stats),
         responses=response_stats,
     )
+
+
+# ------------------------------------------------------------------------------------ across models
+@dataclass(frozen=True)
+class ModelFlow:
+    """One model's diagnostics at initialisation, as built for :func:`gradient_flow`."""
+
+    name: str
+    norm: str | None  # "batch" or None (built without batch norm)
+    diagnostics: Diagnostics
+
+
+def gradient_flow(
+    names: Sequence[str],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_classes: int,
+    norm: str | None = "batch",
+    seed: int = 0,
+) -> tuple[ModelFlow, ...]:
+    """:func:`diagnose` (training mode) for each freshly initialised model in ``names``.
+
+    Each model is built with ``torch.manual_seed(seed)`` for ``num_classes`` classes and the images'
+    channel count; ``norm=None`` builds it without batch norm (models that take a ``norm`` argument only).
+    """
+    from depthlab.registry import create_model
+
+    if norm not in ("batch", None):
+        raise ValueError(f"norm must be 'batch' or None, got {norm!r}")
+    if not names:
+        raise ValueError("gradient_flow needs at least one model name")
+    flows = []
+    for name in names:
+        torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {} if norm == "batch" else {"norm": None}
+        model = create_model(name, num_classes=num_classes, in_channels=int(images.shape[1]), **kwargs)
+        model = model.to(images.device)
+        flows.append(ModelFlow(name, norm, diagnose(model, images, labels, mode="train")))
+    return tuple(flows)
+
+
+def gradflow_json(flows: Sequence[ModelFlow]) -> dict[str, Any]:
+    """``{"models": [{"name", "layers": [{"name", "index", "grad_norm", "activation_std"}]}]}``."""
+    return {
+        "models": [
+            {
+                "name": f.name,
+                "layers": [
+                    {
+                        "name": s.name,
+                        "index": s.index,
+                        "grad_norm": s.grad_norm,
+                        "activation_std": s.activation_std,
+                    }
+                    for s in f.diagnostics.layers
+                ],
+            }
+            for f in flows
+        ]
+    }

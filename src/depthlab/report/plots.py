@@ -1,0 +1,158 @@
+"""Figures of the degradation study, in the style of the ResNet paper (matplotlib, Agg backend).
+
+Every function takes plain data (no run directories, no training) and returns a ``Figure``;
+:func:`png_bytes` renders one. Colours follow depth, so plain-56 and ResNet-56 share a colour across
+panels.
+
+* :func:`plot_error_curves` — Fig. 6: error (%) vs iterations, training error thin, held-out error bold;
+  plain nets left, residual nets right, both panels on one y-axis.
+* :func:`plot_responses` — Fig. 7: std of each 3×3 layer's response (after BN, before the nonlinearity) by
+  layer index (top) and sorted by magnitude (bottom).
+* :func:`plot_gradflow` — ‖∂L/∂W‖ of every weighted layer (or ‖∂L/∂y‖ of every block output) vs its
+  index, log scale, one line per model.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot (harmless if already set)
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["Curve", "Series", "plot_error_curves", "plot_responses", "plot_gradflow", "png_bytes"]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One model's error curves, in percent: (iteration, error %) points."""
+
+    label: str  # e.g. "plain-56"
+    depth: int
+    residual: bool
+    train: tuple[tuple[int, float], ...]
+    held_out: tuple[tuple[int, float], ...]  # validation (or test) error over iterations
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a by-layer plot: ``values[i]`` belongs to layer ``index[i]`` (1-based)."""
+
+    label: str
+    depth: int
+    residual: bool
+    index: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+def _colours(depths: Sequence[int]) -> dict[int, str]:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {d: cycle[i % len(cycle)] for i, d in enumerate(sorted(set(depths)))}
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_error_curves(curves: Sequence[Curve], *, held_out_name: str = "validation") -> Figure:
+    """Fig. 6 style: thin = training error (on the fly), bold = ``held_out_name`` error."""
+    if not curves:
+        raise ValueError("plot_error_curves needs at least one curve")
+    colours = _colours([c.depth for c in curves])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, residual, title in ((axes[0], False, "plain networks"), (axes[1], True, "residual networks")):
+        mine = sorted((c for c in curves if c.residual == residual), key=lambda c: c.depth)
+        for c in mine:
+            colour = colours[c.depth]
+            if c.train:
+                xs, ys = zip(*c.train, strict=True)
+                ax.plot(xs, ys, color=colour, lw=0.9, alpha=0.85, ls="--")
+            if c.held_out:
+                xs, ys = zip(*c.held_out, strict=True)
+                ax.plot(xs, ys, color=colour, lw=2.4, marker="o" if len(xs) < 3 else None, label=c.label)
+        ax.set_title(title)
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        if mine:
+            ax.legend(
+                loc="upper right", fontsize=8, title=f"bold: {held_out_name}; dashed: train", title_fontsize=8
+            )
+        else:
+            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+    axes[0].set_ylabel("error (%)")
+    fig.tight_layout()
+    return fig
+
+
+def _by_layer(
+    series: Sequence[Series],
+    ylabel: str,
+    *,
+    log: bool,
+    sorted_panel: bool,
+    title: str,
+    xlabel: str = "layer index",
+) -> Figure:
+    if not series:
+        raise ValueError("a by-layer plot needs at least one series")
+    colours = _colours([s.depth for s in series])
+    nrows = 2 if sorted_panel else 1
+    fig, axes = plt.subplots(nrows, 1, figsize=(9, 3.4 * nrows), squeeze=False)
+    for s in sorted(series, key=lambda s: (s.residual, s.depth)):
+        style = dict(
+            color=colours[s.depth], lw=1.6, ls="-" if s.residual else "--", label=s.label, marker="."
+        )
+        axes[0][0].plot(s.index, s.values, **style)
+        if sorted_panel:
+            ranked = sorted(s.values, reverse=True)
+            axes[1][0].plot(range(1, len(ranked) + 1), ranked, **style)
+    axes[0][0].set_xlabel(f"{xlabel} (original order)" if sorted_panel else xlabel)
+    axes[0][0].set_title(title)
+    if sorted_panel:
+        axes[1][0].set_xlabel(f"{xlabel} (sorted by magnitude)")
+    for row in axes:
+        ax = row[0]
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_responses(
+    series: Sequence[Series], *, title: str = "3×3 layer responses (after BN, before ReLU)"
+) -> Figure:
+    """Fig. 7 style: response std by layer index and sorted; dashed plain, solid residual."""
+    return _by_layer(series, "std", log=False, sorted_panel=True, title=title)
+
+
+def plot_gradflow(
+    series: Sequence[Series],
+    *,
+    title: str = "gradient norm by layer",
+    ylabel: str = "‖∂L/∂W‖ (log)",
+    xlabel: str = "layer index",
+) -> Figure:
+    """Gradient norms on a log axis (default: ‖∂L/∂W‖ per weighted layer); dashed plain, solid residual.
+    Zeros are not drawn."""
+    cleaned = [
+        Series(s.label, s.depth, s.residual, *_positive(s.index, s.values))
+        for s in series  # log axis
+    ]
+    return _by_layer(cleaned, ylabel, log=True, sorted_panel=False, title=title, xlabel=xlabel)
+
+
+def _positive(index: Sequence[int], values: Sequence[float]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    keep = [(i, v) for i, v in zip(index, values, strict=True) if v > 0]
+    return tuple(i for i, _ in keep), tuple(v for _, v in keep)
