@@ -7,7 +7,6 @@ FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -26,8 +25,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "note: run 'sudo apt-get install chromium' for the report test"; fi; fi
 
+# The main job: the quick degradation study on the built-in Fashion-MNIST, then its report.
+# Re-running skips finished runs and resumes interrupted ones.
 demo: $(STAMP) data
-	$(PY) -m depthlab compare
+	$(PY) -m depthlab experiment degradation --preset quick --out runs/demo
+	$(PY) -m depthlab report runs/demo --out runs/demo/report.html
+	@echo "report: $(CURDIR)/runs/demo/report.html"
 
 test: $(STAMP) data browser
 	$(PY) -m pytest -q

@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"depthlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"depthlab.cli.{name}")
-        except ModuleNotFoundError as exc:  # DEV-ONLY: modules still being written; removed before release
-            if exc.name == f"depthlab.cli.{name}":
-                continue
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"depthlab.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,40 @@
+"""Training: ``train(config, out_dir)`` writes a self-describing run directory; ``load_run`` and
+``load_run_model`` read one back; ``evaluate_run`` tests a checkpoint.
+
+See :mod:`depthlab.train.loop` for the order of work in a step, :mod:`depthlab.train.checkpoint` for the
+checkpoint format and :mod:`depthlab.train.rundir` for the run directory.
+"""
+
+from depthlab.train.checkpoint import CheckpointError
+from depthlab.train.config import (
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+)
+from depthlab.train.loop import TrainEvent, TrainingDivergedError, evaluate_run, train
+from depthlab.train.rundir import RunSummary, load_run, load_run_model, read_metrics
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DEVICES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "RunSummary",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainingDivergedError",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "evaluate_run",
+    "load_run",
+    "load_run_model",
+    "read_metrics",
+    "train",
+]

@@ -1,0 +1,76 @@
+"""Process-group set-up for ``torchrun --nproc_per_node=N -m depthlab train ...``.
+
+torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; with
+``WORLD_SIZE`` > 1 the trainer joins a process group (gloo on CPU, NCCL on CUDA), wraps the model in
+DistributedDataParallel and shards every batch by rank. Only rank 0 writes files or reports progress.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from depthlab.train.config import ConfigError
+
+__all__ = ["DistContext", "setup", "teardown", "all_reduce_sum", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool  # we created the process group, so we destroy it
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("device=cuda but no CUDA device is available; use --device cpu or auto")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def setup(preference: str) -> DistContext:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(preference, local_rank)
+    owns = False
+    if world > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        owns = True
+    return DistContext(rank, world, local_rank, device, owns)
+
+
+def teardown(ctx: DistContext) -> None:
+    if ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks of ``values`` (unchanged on one process)."""
+    if ctx.distributed:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()

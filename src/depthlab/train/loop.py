@@ -1,0 +1,731 @@
+"""The training loop: ``train(config, out_dir, resume=False, callback=None) -> RunSummary``.
+
+Order of work at the end of step s (s = optimizer steps done):
+  1. non-finite check — every step on a single CPU process (free: the loss is already on the host), else
+     at every row/eval/checkpoint boundary (one reduction, so all ranks decide together);
+  2. a ``train`` row every ``log_every`` steps;
+  3. evaluation on val and test every ``eval_every`` steps (default: each epoch), then the ``best``
+     checkpoint when validation error improved;
+  4. the ``last`` checkpoint every ``checkpoint_every`` steps (default: each epoch), on Ctrl-C, and at the
+     end — only after checking every parameter is finite, so a diverged run never overwrites good weights.
+
+Resuming loads the ``last`` checkpoint, drops metrics rows after its step and continues; because data
+order and augmentation are stateless functions of (seed, epoch, batch) (see :mod:`depthlab.data.loader`)
+and every RNG state is restored, a resumed CPU run ends with bit-identical weights.
+
+Devices: CPU trains in fp32 with channels-last tensors; CUDA adds bf16 autocast and cudnn.benchmark;
+``compile=True`` applies ``torch.compile``. Progress is reported through ``callback(TrainEvent)`` (the
+CLI prints; this module never does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthlab.data import Augment, DataBundle, Loader, load_data, make_loader
+from depthlab.errors import DepthlabError
+from depthlab.models.base import aux_logits, main_logits
+from depthlab.train import distributed
+from depthlab.train.checkpoint import (
+    CheckpointError,
+    capture_rng,
+    load_pointer,
+    load_trainer_state,
+    load_weights,
+    model_state,
+    restore_rng,
+    save_checkpoint,
+)
+from depthlab.train.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from depthlab.train.optim import build_optimizer, lr_factor
+from depthlab.train.rundir import (
+    MetricsLog,
+    RunSummary,
+    environment_info,
+    read_json,
+    read_metrics,
+    write_json,
+)
+
+__all__ = ["TrainEvent", "TrainingDivergedError", "train", "evaluate", "preflight", "build_model"]
+
+# Fields that may differ between a run and its resumption: they change where or how fast it runs, not what
+# it computes (on CPU, results are bit-identical; on GPU they are not promised).
+RESUMABLE_CHANGES = ("device", "compile", "workers", "data_dir", "download")
+
+
+class TrainingDivergedError(DepthlabError):
+    """The loss or the weights became NaN/Inf; ``summary`` describes the stopped run."""
+
+    def __init__(self, message: str, summary: RunSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """A progress report. ``kind``: ``start`` (values: dataset and model facts), ``step`` (values:
+    images_per_s), ``train`` / ``eval`` (a metrics row), ``checkpoint``, ``warning``, ``end``."""
+
+    kind: str
+    step: int
+    total_steps: int
+    epoch: float
+    values: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+Callback = Callable[[TrainEvent], None]
+
+
+# ------------------------------------------------------------------------------------------ pre-flight
+def build_model(config: TrainConfig, bundle: DataBundle) -> nn.Module:
+    """``create_model`` with the dataset's classes and channels (model_kwargs may override both)."""
+    from depthlab import create_model
+
+    kwargs = dict(config.model_kwargs)
+    num_classes = kwargs.pop("num_classes", bundle.num_classes)
+    in_channels = kwargs.pop("in_channels", bundle.in_channels)
+    return create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def _model_attr(model: nn.Module, name: str, default: Any) -> Any:
+    return getattr(model, name, default)
+
+
+def preflight(model: nn.Module, bundle: DataBundle, model_name: str) -> None:
+    """Refuse, with a message naming the problem, data the model cannot train on."""
+    num_classes = _model_attr(model, "num_classes", None)
+    for split_name in ("train", "val", "test"):
+        split = getattr(bundle, split_name)
+        if split is None or len(split) == 0:
+            continue
+        labels = split.labels
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or (num_classes is not None and hi >= num_classes):
+            raise ConfigError(
+                f"{bundle.name} {split_name} labels span {lo}..{hi} but {model_name} has {num_classes} "
+                f"classes (labels must be in 0..{num_classes - 1}); build it with num_classes={hi + 1}"
+            )
+    in_channels = _model_attr(model, "in_channels", bundle.in_channels)
+    if in_channels != bundle.in_channels:
+        raise ConfigError(
+            f"{bundle.name} images have {bundle.in_channels} channel(s) but {model_name} was built for "
+            f"{in_channels}; drop model_kwargs.in_channels or use a {in_channels}-channel dataset"
+        )
+    min_size = _model_attr(model, "min_input_size", 1)
+    if bundle.image_size < min_size:
+        raise ConfigError(
+            f"{bundle.name} images are {bundle.image_size}x{bundle.image_size} but {model_name} needs at "
+            f"least {min_size}x{min_size}; pass --image-size {min_size} (or larger)"
+        )
+    if len(bundle.train) == 0:
+        raise ConfigError(f"{bundle.name} has no training images")
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Loader,
+    ctx: distributed.DistContext,
+    autocast: contextlib.AbstractContextManager,
+) -> dict[str, float]:
+    """Plain cross-entropy and top-1 error over every image of ``loader`` (summed across ranks)."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, errors, images
+    for x, y in loader.epoch(0):
+        if y.numel() == 0:
+            continue
+        with autocast:
+            logits = main_logits(model(x))
+        logits = logits.float()
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        sums[1] += (logits.argmax(1) != y).sum()
+        sums[2] += y.numel()
+    model.train(was_training)
+    loss, errors, n = distributed.all_reduce_sum(ctx, sums).tolist()
+    return {"loss": loss / max(n, 1), "error": errors / max(n, 1), "images": int(n)}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+class _Interrupt:
+    """Turns the first Ctrl-C (SIGINT) into a flag checked after each step; a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _check_resume(config: TrainConfig, run_dir: Path) -> TrainConfig:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: {run_dir} is not a run directory (no config.json)")
+    stored = config_from_dict(read_json(path))
+    a, b = config_to_dict(stored), config_to_dict(config)
+    differ = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+    if differ:
+        shown = ", ".join(f"{k}: {a[k]!r} → {b[k]!r}" for k in differ)
+        raise ConfigError(f"cannot resume {run_dir} with a different configuration ({shown})")
+    return config
+
+
+# ------------------------------------------------------------------------------------------------- train
+def train(
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    resume: bool = False,
+    callback: Callback | None = None,
+) -> RunSummary:
+    """Train ``config.model`` on ``config.data``, writing the run directory ``out_dir``.
+
+    ``resume=True`` continues the run in ``out_dir`` from its last checkpoint (``config`` must match the
+    stored one except for :data:`RESUMABLE_CHANGES`). Returns the summary; status ``interrupted`` after
+    Ctrl-C (a resumable checkpoint is saved). Raises :class:`TrainingDivergedError` on a NaN/Inf loss, and
+    ``ConfigError``/``ValueError``/``DataError`` before training for anything that cannot work.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    ctx = distributed.setup(config.device)
+    try:
+        return _Trainer(config, Path(out_dir), resume, callback, ctx).run()
+    finally:
+        distributed.teardown(ctx)
+
+
+class _Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        resume: bool,
+        callback: Callback | None,
+        ctx: distributed.DistContext,
+    ) -> None:
+        self.config, self.run_dir, self.resume, self.ctx = config, run_dir, resume, ctx
+        self.callback = callback if (callback is not None and ctx.is_main) else None
+        self.ckpt_dir = run_dir / "checkpoints"
+
+    def emit(self, kind: str, values: dict[str, Any] | None = None, message: str = "") -> None:
+        if self.callback is not None:
+            epoch = _round(self.step / self.steps_per_epoch) if hasattr(self, "steps_per_epoch") else 0.0
+            total = getattr(self, "total_steps", 0)
+            self.callback(TrainEvent(kind, getattr(self, "step", 0), total, epoch, values or {}, message))
+
+    # ---------------------------------------------------------------------------------------- set-up
+    def _prepare(self) -> None:
+        config, ctx = self.config, self.ctx
+        from depthlab import model_info
+
+        model_info(config.model)  # unknown names fail before any data is read
+        if self.resume:
+            _check_resume(config, self.run_dir)
+        elif (self.run_dir / "config.json").exists():
+            raise ConfigError(
+                f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose "
+                f"another --out"
+            )
+        distributed.barrier(ctx)  # every rank has checked before rank 0 writes config.json
+        self.bundle = bundle = load_data(
+            config.data, data_dir=config.data_dir, download=config.download, val_size=config.val_size,
+            seed=0, image_size=config.image_size, strict=config.strict_data,
+        )  # fmt: skip
+        _seed_everything(config.seed)
+        model = build_model(config, bundle)
+        preflight(model, bundle, config.model)
+        if config.batch_size % ctx.world_size:
+            raise ConfigError(
+                f"batch_size {config.batch_size} must be divisible by the {ctx.world_size} processes"
+            )
+        if config.batch_size > len(bundle.train):
+            raise ConfigError(
+                f"batch_size {config.batch_size} is larger than the training split ({len(bundle.train)} images)"
+            )
+
+        self.device = device = ctx.device
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        model = model.to(device=device, memory_format=torch.channels_last)
+        if ctx.distributed and config.sync_bn and self.cuda:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model  # the unwrapped module: its state_dict is what checkpoints hold
+        self.optimizer = build_optimizer(model, config)
+
+        augment = Augment(config.crop_padding, flip=True) if config.augment else None
+        common = dict(
+            device=device,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            workers=config.workers,
+            strict=config.strict_data,
+        )
+        self.train_loader = make_loader(
+            bundle,
+            bundle.train,
+            batch_size=config.batch_size,
+            train=True,
+            augment=augment,
+            seed=config.seed,
+            **common,
+        )  # type: ignore[arg-type]
+        self.eval_loaders: dict[str, Loader] = {
+            name: make_loader(bundle, split, batch_size=config.eval_batch_size, **common)  # type: ignore[arg-type]
+            for name, split in (("val", bundle.val), ("test", bundle.test))
+            if split is not None
+        }
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = config.steps if config.steps is not None else config.epochs * self.steps_per_epoch  # type: ignore[operator]
+        self.eval_every = config.eval_every or self.steps_per_epoch
+        self.checkpoint_every = config.checkpoint_every or self.steps_per_epoch
+        self.autocast: Any = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+        )
+
+        self.step = 0
+        self.running = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, errors, images
+        self.best: dict[str, float] | None = None
+        self.elapsed = 0.0  # wall seconds of earlier sessions of this run
+        self.train_time = 0.0  # seconds spent in training steps (excluding eval and checkpoints)
+        self.images_seen = 0
+        self.last_row_time = 0.0
+        self.last_row_images = 0
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", ctx.is_main)
+        if self.resume:
+            self._load_last()
+        elif ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / "config.json", config_to_dict(config))
+            (self.run_dir / "metrics.jsonl").write_text("")
+        if ctx.is_main:
+            write_json(self.run_dir / "environment.json", environment_info(device, ctx.world_size))
+
+        net: nn.Module = model
+        if config.compile:
+            net = torch.compile(net)  # type: ignore[assignment]
+        # Evaluation bypasses DDP: ranks hold shards of different sizes, and DDP's forward would
+        # broadcast buffers once per batch.
+        self.eval_net = net
+        if ctx.distributed:
+            net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if self.cuda else None)
+        self.net = net
+
+    def _load_last(self) -> None:
+        pointer = load_pointer(self.ckpt_dir, "last")
+        if pointer is None or pointer.state is None:
+            raise CheckpointError(f"cannot resume: {self.ckpt_dir} has no checkpoint yet (start a new run)")
+        weights, step = load_weights(self.ckpt_dir / pointer.weights)
+        state = load_trainer_state(self.ckpt_dir / pointer.state)
+        if step != pointer.step or state["step"] != pointer.step:
+            raise CheckpointError(
+                f"checkpoint files in {self.ckpt_dir} disagree about the step; remove last.json"
+            )
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        if self.ctx.is_main:
+            self.running = state["running"].to(self.device)
+        self.elapsed = float(state["elapsed_s"])
+        self.train_time = float(state["train_time_s"])
+        self.images_seen = int(state["images_seen"])
+        self.last_row_time, self.last_row_images = self.train_time, self.images_seen
+        rng = state["rng"]
+        restore_rng(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
+        best = load_pointer(self.ckpt_dir, "best")
+        self.best = dict(best.extra["record"]) if best is not None else None
+        self.metrics.truncate_after(self.step)
+        if self.ctx.is_main:
+            for row in read_metrics(self.run_dir):
+                self.final[f"{row['split']}_loss"] = row["loss"]
+                self.final[f"{row['split']}_error"] = row["error"]
+
+    # ------------------------------------------------------------------------------------ checkpoints
+    def _gather_rng(self) -> list[dict[str, Any]]:
+        state = capture_rng()
+        if not self.ctx.distributed:
+            return [state]
+        gathered: list[Any] = [None] * self.ctx.world_size
+        torch.distributed.all_gather_object(gathered, state)
+        return gathered
+
+    def _save_last(self) -> None:
+        rng = self._gather_rng()
+        running = self._reduce_running()  # the sum over ranks; rank 0 carries it after a resume
+        if self.ctx.is_main:
+            self.metrics.sync()
+            state = {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": {"name": self.config.schedule, "step": self.step},
+                "running": running,
+                "elapsed_s": self.elapsed + (time.perf_counter() - self.session_start),
+                "train_time_s": self.train_time,
+                "images_seen": self.images_seen,
+                "rng": rng,
+            }
+            save_checkpoint(self.ckpt_dir, "last", self.step, model_state(self.model), state)
+            self.emit("checkpoint", {"path": str(self.ckpt_dir)})
+        distributed.barrier(self.ctx)
+
+    def _save_best(self, record: dict[str, float]) -> None:
+        if self.ctx.is_main:
+            save_checkpoint(
+                self.ckpt_dir, "best", self.step, model_state(self.model), None, {"record": record}
+            )
+        distributed.barrier(self.ctx)
+
+    # ---------------------------------------------------------------------------------------- metrics
+    def _epoch(self) -> float:
+        return _round(self.step / self.steps_per_epoch)
+
+    def _reduce_running(self) -> torch.Tensor:
+        return distributed.all_reduce_sum(self.ctx, self.running).cpu()
+
+    def _check_finite(self, sums: torch.Tensor | None = None) -> None:
+        loss_sum = (sums if sums is not None else self._reduce_running())[0].item()
+        if not math.isfinite(loss_sum) or not _all_finite(self.model):
+            self._diverged()
+
+    def _diverged(self) -> None:
+        last = load_pointer(self.ckpt_dir, "last")
+        kept = (
+            f"the last good checkpoint (step {last.step}) is kept in {self.ckpt_dir}"
+            if last is not None
+            else "no checkpoint had been written yet"
+        )
+        message = (
+            f"training diverged: the loss became NaN or Inf by step {self.step} (epoch {self._epoch():.2f}); "
+            f"{kept}. Lower the learning rate (lr={self.config.lr}) or set clip_grad"
+        )
+        summary = self._summary("diverged", message)
+        raise TrainingDivergedError(message, summary)
+
+    def _train_row(self, lr: float) -> dict[str, Any]:
+        sums = self._reduce_running()
+        self._check_finite(sums)
+        loss, errors, n = sums.tolist()
+        span_time = self.train_time - self.last_row_time
+        span_images = self.images_seen - self.last_row_images
+        self.last_row_time, self.last_row_images = self.train_time, self.images_seen
+        self.running.zero_()
+        return {
+            "step": self.step,
+            "epoch": self._epoch(),
+            "split": "train",
+            "loss": _round(loss / max(n, 1)),
+            "error": _round(errors / max(n, 1)),
+            "lr": _round(lr),
+            "images_per_s": round(span_images / span_time, 1) if span_time > 0 else None,
+        }
+
+    def _evaluate(self) -> list[dict[str, Any]]:
+        rows = []
+        for name, loader in self.eval_loaders.items():
+            result = evaluate(self.eval_net, loader, self.ctx, self.autocast)
+            rows.append(
+                {
+                    "step": self.step,
+                    "epoch": self._epoch(),
+                    "split": name,
+                    "loss": _round(result["loss"]),
+                    "error": _round(result["error"]),
+                    "images": result["images"],
+                }
+            )
+        return rows
+
+    def _update_best(self, rows: list[dict[str, Any]]) -> None:
+        by_split = {row["split"]: row for row in rows}
+        val = by_split.get("val")
+        if val is None:
+            return
+        if self.best is None or val["error"] < self.best["val_error"]:
+            record = {
+                "step": self.step,
+                "epoch": self._epoch(),
+                "val_loss": val["loss"],
+                "val_error": val["error"],
+            }
+            if "test" in by_split:
+                record.update(test_loss=by_split["test"]["loss"], test_error=by_split["test"]["error"])
+            self.best = record
+            self._save_best(record)
+
+    # ---------------------------------------------------------------------------------------- summary
+    def _summary(self, status: str, message: str = "") -> RunSummary:
+        final = dict(self.final)
+        bundle = self.bundle
+        summary = RunSummary(
+            run_dir=str(self.run_dir),
+            status=status,
+            step=self.step,
+            total_steps=self.total_steps,
+            epoch=self._epoch(),
+            wall_time_s=round(self.elapsed + (time.perf_counter() - self.session_start), 2),
+            train_time_s=round(self.train_time, 2),
+            images_per_s=round(self.images_seen / self.train_time, 1) if self.train_time > 0 else 0.0,
+            final=final,
+            best=self.best,
+            data={
+                "name": bundle.name,
+                "num_classes": _model_attr(self.model, "num_classes", bundle.num_classes),
+                "in_channels": bundle.in_channels,
+                "image_size": bundle.image_size,
+                "mean": list(bundle.mean),
+                "std": list(bundle.std),
+                "train": len(bundle.train),
+                "val": len(bundle.val) if bundle.val is not None else 0,
+                "test": len(bundle.test) if bundle.test is not None else 0,
+                "source": bundle.source,
+                "skipped": len(bundle.skipped) + len(getattr(self.train_loader, "failed", [])),
+            },
+            message=message,
+        )
+        if self.ctx.is_main:
+            write_json(self.run_dir / "summary.json", summary.to_dict())
+        return summary
+
+    # ------------------------------------------------------------------------------------------- loop
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while self.step < self.total_steps:
+            epoch, start = divmod(self.step, self.steps_per_epoch)
+            for batch in self.train_loader.epoch(epoch, start):
+                yield batch
+                if self.step >= self.total_steps:
+                    return
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+        config = self.config
+        lr = config.lr * lr_factor(config, self.step, self.total_steps, self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.autocast:
+            out = self.net(x)
+            logits = main_logits(out)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            if config.aux_weight > 0:
+                for aux in aux_logits(out):
+                    loss = loss + config.aux_weight * F.cross_entropy(
+                        aux.float(), y, label_smoothing=config.label_smoothing
+                    )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_grad is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad)
+        self.optimizer.step()
+        with torch.no_grad():
+            n = y.numel()
+            self.running[0] += loss.detach().double() * n
+            self.running[1] += (logits.detach().argmax(1) != y).sum()
+            self.running[2] += n
+        return loss, lr
+
+    def run(self) -> RunSummary:
+        self.session_start = time.perf_counter()
+        self.final: dict[str, float] = {}
+        self._prepare()
+        config, ctx = self.config, self.ctx
+        bundle = self.bundle
+        self.emit(
+            "start",
+            {
+                "model": config.model,
+                "data": bundle.name,
+                "device": str(self.device),
+                "processes": ctx.world_size,
+                "train": len(bundle.train),
+                "val": len(bundle.val) if bundle.val is not None else 0,
+                "test": len(bundle.test) if bundle.test is not None else 0,
+                "skipped": list(bundle.skipped),
+                "steps_per_epoch": self.steps_per_epoch,
+                "resumed_from": self.step if self.resume else None,
+                "run_dir": str(self.run_dir),
+            },
+        )
+        if self.step >= self.total_steps:  # resuming a run that had finished
+            summary = self._summary("completed")
+            self.emit("end", summary.to_dict())
+            return summary
+        self._summary("running")
+        try:
+            status = self._loop()
+        except TrainingDivergedError:
+            raise
+        except Exception as exc:  # record why the run stopped, then let the caller see the error
+            self._summary("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        failed = getattr(self.train_loader, "failed", [])
+        if failed:
+            self.emit(
+                "warning",
+                {"failed": list(failed)},
+                f"{len(failed)} image(s) failed to decode and were skipped",
+            )
+        message = (
+            f"interrupted at step {self.step}; resume with --resume {self.run_dir}"
+            if status == "interrupted"
+            else ""
+        )
+        summary = self._summary(status, message)
+        self.emit("end", summary.to_dict(), message)
+        return summary
+
+    def _loop(self) -> str:
+        """Train until the last step or a Ctrl-C; returns the run's status."""
+        ctx = self.ctx
+        check_every_step = self.device.type == "cpu" and not ctx.distributed
+        status = "completed"
+        self.net.train()
+        with _Interrupt() as interrupt:
+            step_start = time.perf_counter()
+            for x, y in self._batches():
+                if y.numel() == 0:  # every image of a streamed batch failed to decode
+                    self.step += 1
+                    continue
+                loss, lr = self._train_step(x, y)
+                self.step += 1
+                if check_every_step and not math.isfinite(loss.item()):
+                    self._diverged()
+                self.images_seen += y.numel() * ctx.world_size
+                self.train_time += time.perf_counter() - step_start
+                stop = self._stop_requested(interrupt.requested)
+                if self.callback is not None:
+                    self.emit("step", {"images_per_s": self.images_seen / self.train_time, "lr": lr})
+                self._boundaries(lr, stop)
+                if stop and self.step < self.total_steps:
+                    status = "interrupted"
+                    break
+                step_start = time.perf_counter()
+        return status
+
+    def _stop_requested(self, local: bool) -> bool:
+        if not self.ctx.distributed:
+            return local
+        flag = torch.tensor([float(local)], device=self.device)
+        return bool(distributed.all_reduce_sum(self.ctx, flag).item() > 0)
+
+    def _boundaries(self, lr: float, stop: bool) -> None:
+        """Rows, evaluation, best and last checkpoints due after the step just taken."""
+        step, last = self.step, self.step >= self.total_steps
+        rows: list[dict[str, Any]] = []
+        if step % self.config.log_every == 0 or last:
+            rows.append(self._train_row(lr))
+        eval_rows: list[dict[str, Any]] = []
+        if step % self.eval_every == 0 or last:
+            self._check_finite()
+            eval_rows = self._evaluate()
+            rows.extend(eval_rows)
+        self.metrics.write(rows)
+        for row in rows:
+            self.final[f"{row['split']}_loss"] = row["loss"]
+            self.final[f"{row['split']}_error"] = row["error"]
+            self.emit("train" if row["split"] == "train" else "eval", row)
+        if eval_rows:
+            self._update_best(eval_rows)
+        if step % self.checkpoint_every == 0 or last or stop:
+            self._check_finite()
+            self._save_last()
+
+
+# ------------------------------------------------------------------------------------ evaluating a run
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    data: str | None = None,
+    checkpoint: str = "best",
+    data_dir: str | None = None,
+    device: str = "auto",
+    batch_size: int = 500,
+) -> dict[str, Any]:
+    """Test metrics of a run's ``best`` or ``last`` checkpoint on the test split of ``data`` (default: the
+    run's dataset), appended as one row to ``RUN_DIR/eval.jsonl`` and returned.
+
+    Images are resized to the run's image size and normalised with its training statistics.
+    """
+    from depthlab.train.rundir import load_run, load_run_model
+
+    folder = Path(run_dir)
+    config, summary = load_run(folder)
+    model = load_run_model(folder, checkpoint)
+    pointer = load_pointer(folder / "checkpoints", checkpoint)
+    if summary is None or pointer is None:  # load_run_model has already refused both cases
+        raise CheckpointError(f"{folder} has no summary.json or no {checkpoint!r} checkpoint")
+    trained = summary.data
+    name = data or config.data
+    bundle = load_data(
+        name, data_dir=data_dir or config.data_dir, val_size=0 if data else config.val_size,
+        image_size=trained["image_size"], strict=config.strict_data,
+    )  # fmt: skip
+    if bundle.test is None:
+        raise ConfigError(f"{name} has no test split (an image folder needs a test/ subfolder)")
+    preflight(model, bundle, config.model)
+    ctx = distributed.DistContext(0, 1, 0, distributed.resolve_device(device), owns_group=False)
+    model = model.to(device=ctx.device, memory_format=torch.channels_last)
+    stats = DataBundle(
+        name=bundle.name, train=bundle.test, val=None, test=bundle.test, num_classes=bundle.num_classes,
+        in_channels=bundle.in_channels, image_size=bundle.image_size, mean=tuple(trained["mean"]),
+        std=tuple(trained["std"]), classes=bundle.classes, source=bundle.source,
+    )  # fmt: skip
+    loader = make_loader(stats, bundle.test, batch_size=batch_size, device=ctx.device)
+    autocast: Any = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if ctx.device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    result = evaluate(model, loader, ctx, autocast)
+    row = {
+        "checkpoint": checkpoint,
+        "step": pointer.step,
+        "data": name,
+        "split": "test",
+        "loss": _round(result["loss"]),
+        "error": _round(result["error"]),
+        "accuracy": _round(1 - result["error"]),
+        "images": result["images"],
+    }
+    MetricsLog(folder / "eval.jsonl", True).write([row])
+    return row

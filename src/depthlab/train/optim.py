@@ -1,0 +1,64 @@
+"""Optimizers and learning-rate schedules.
+
+A schedule is a pure function of the step: ``lr_factor(config, step, total_steps, steps_per_epoch)``
+multiplies the peak ``lr``. The trainer sets each parameter group's lr from it before every step, so the
+scheduler's whole state is the step counter (saved in every checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from depthlab.train.config import TrainConfig
+
+__all__ = ["build_optimizer", "lr_factor", "parameter_groups"]
+
+ONECYCLE_START = 1 / 25  # torch.optim.lr_scheduler.OneCycleLR's default div_factor
+ONECYCLE_WARMUP = 0.25  # fraction of training spent rising when warmup is not given
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
+    """One group with weight decay (conv and linear weights) and, unless ``decay_norm_and_bias``, one
+    without (norm-layer parameters and every bias: 1-D tensors)."""
+    if decay_norm_and_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.dim() <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, config.weight_decay, config.decay_norm_and_bias)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _milestone_steps(config: TrainConfig, total_steps: int, steps_per_epoch: int) -> list[int]:
+    if not config.milestones:
+        return [round(0.5 * total_steps), round(0.75 * total_steps)]
+    unit = steps_per_epoch if config.epochs is not None else 1
+    return [round(m * unit) for m in config.milestones]
+
+
+def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """The multiplier of the peak lr for the optimizer step that follows ``step`` completed steps."""
+    if config.schedule == "onecycle":
+        rise = config.warmup if config.warmup is not None else round(ONECYCLE_WARMUP * total_steps)
+        rise = max(1, min(rise, total_steps - 1))
+        if step < rise:
+            return ONECYCLE_START + (1 - ONECYCLE_START) * step / rise
+        return max(0.0, (total_steps - step) / (total_steps - rise))
+    warmup = config.warmup or 0
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    if config.schedule == "cosine":
+        span = max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
+    passed = sum(step >= m for m in _milestone_steps(config, total_steps, steps_per_epoch))
+    return 0.1**passed

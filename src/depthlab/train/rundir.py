@@ -1,0 +1,210 @@
+"""The run directory: what a training run leaves behind, and how to read it back.
+
+```
+RUN_DIR/
+  config.json        the TrainConfig
+  environment.json   versions, device, CPU/GPU model, thread count, processes, git commit
+  metrics.jsonl      one object per line, each with step, epoch and split:
+                       train: loss, error (running over the augmented batches since the previous row), lr,
+                              images_per_s
+                       val / test: loss, error (plain cross-entropy, no label smoothing), images
+  summary.json       status (running | completed | interrupted | diverged | failed), final and best numbers, wall
+                     time, images/s, the dataset's shape and normalisation
+  checkpoints/       last.json / best.json pointers, *.safetensors weights, *.state.pt trainer state
+  eval.jsonl         rows appended by ``depthlab eval``
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from depthlab.train.checkpoint import CheckpointError, atomic_write_text, load_pointer, load_weights
+from depthlab.train.config import TrainConfig, config_from_dict
+
+__all__ = [
+    "RunSummary",
+    "MetricsLog",
+    "environment_info",
+    "write_json",
+    "read_json",
+    "load_run",
+    "load_run_model",
+    "STATUSES",
+]
+
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``summary.json`` holds. ``final``: the last training row and evaluation; ``best``: the
+    evaluation with the lowest validation error (``None`` without a validation split)."""
+
+    run_dir: str
+    status: str
+    step: int
+    total_steps: int
+    epoch: float
+    wall_time_s: float
+    train_time_s: float
+    images_per_s: float
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSummary:
+        return cls(**values)
+
+
+def write_json(path: Path, values: Any) -> None:
+    atomic_write_text(path, json.dumps(values, indent=1, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+class MetricsLog:
+    """Appends rows to ``metrics.jsonl``; ``truncate_after(step)`` drops rows a resumed run will redo."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled or not self.path.exists():
+            return
+        rows = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = []
+        for line in rows:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by a kill mid-write
+                continue
+            if row["step"] <= step:
+                kept.append(line)
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+
+    def sync(self) -> None:
+        if self.enabled and self.path.exists():
+            with self.path.open("a") as f:
+                os.fsync(f.fileno())
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -------------------------------------------------------------------------------------------- environment
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> dict[str, Any] | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def environment_info(device: torch.device, world_size: int) -> dict[str, Any]:
+    import numpy
+    import torchvision
+
+    from depthlab import __version__
+
+    info: dict[str, Any] = {
+        "depthlab": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "device": str(device),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "processes": world_size,
+        "git": _git_commit(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, RunSummary | None]:
+    """(config, summary) of a run directory; the summary is ``None`` if the run never wrote one."""
+    folder = Path(run_dir)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a run directory (no config.json)")
+    config = config_from_dict(read_json(folder / "config.json"))
+    summary_path = folder / "summary.json"
+    summary = RunSummary.from_dict(read_json(summary_path)) if summary_path.is_file() else None
+    return config, summary
+
+
+CHECKPOINTS = ("last", "best")
+
+
+def load_run_model(run_dir: str | os.PathLike[str], checkpoint: str = "last") -> torch.nn.Module:
+    """The model of a run with the weights of its ``last`` or ``best`` checkpoint, in eval mode, on CPU."""
+    from depthlab import create_model
+
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"unknown checkpoint {checkpoint!r}; choose from: {', '.join(CHECKPOINTS)}")
+    folder = Path(run_dir)
+    config, summary = load_run(folder)
+    pointer = load_pointer(folder / "checkpoints", checkpoint)
+    if pointer is None:
+        why = " (the run has no validation split)" if checkpoint == "best" and config.val_size == 0 else ""
+        raise CheckpointError(f"{folder} has no {checkpoint!r} checkpoint{why}")
+    if summary is None or "num_classes" not in summary.data:
+        raise CheckpointError(f"{folder} has no summary.json with the dataset's shape")
+    kwargs = dict(config.model_kwargs)
+    num_classes = kwargs.pop("num_classes", summary.data["num_classes"])
+    in_channels = kwargs.pop("in_channels", summary.data["in_channels"])
+    model = create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    weights, _ = load_weights(folder / "checkpoints" / pointer.weights)
+    model.load_state_dict(weights)
+    return model.eval()

@@ -1,0 +1,328 @@
+"""depthlab.train: config and overrides, schedules, the run directory, checkpoints, refusals, divergence,
+bit-identical resume after SIGKILL and after Ctrl-C, and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from depthlab.cli import main
+from depthlab.data import load_data
+from depthlab.train import (
+    ConfigError,
+    TrainConfig,
+    TrainingDivergedError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_run,
+    load_run_model,
+    read_metrics,
+    train,
+)
+from depthlab.train.loop import preflight
+from depthlab.train.optim import lr_factor, parameter_groups
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+DATA = "synthetic:size=12,train=400,test=100"
+TINY = TrainConfig(
+    model="resnet20", data=DATA, epochs=None, steps=40, batch_size=32, lr=0.05, log_every=5, eval_every=10,
+    checkpoint_every=5, device="cpu",
+)  # fmt: skip
+TIMING_KEYS = ("images_per_s",)
+
+
+def _last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    pointer = json.loads((run_dir / "checkpoints" / "last.json").read_text())
+    return load_file(run_dir / "checkpoints" / pointer["weights"])
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in read_metrics(run_dir)]
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = _last_weights(a), _last_weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key  # bit for bit
+    assert _rows(a) == _rows(b)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted run of TINY, shared by the tests that compare against it."""
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    train(TINY, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_overrides_are_typed_and_unknown_keys_rejected():
+    c = apply_overrides(TrainConfig(), ["lr=0.05", "nesterov=false", "model_kwargs.norm=none", "steps=100",
+                                        "milestones=2,3", "clip_grad=none", "model_kwargs.widths=[8,16,32]"])  # fmt: skip
+    assert c.lr == 0.05 and c.nesterov is False and c.steps == 100 and c.epochs is None
+    assert c.model_kwargs == {"norm": None, "widths": [8, 16, 32]} and c.milestones == (2.0, 3.0)
+    with pytest.raises(ConfigError, match="did you mean lr"):
+        apply_overrides(TrainConfig(), ["lrr=1"])
+    with pytest.raises(ConfigError, match="batch_size must be an integer"):
+        apply_overrides(TrainConfig(), ["batch_size=big"])
+    with pytest.raises(ConfigError, match="exactly one of epochs and steps"):
+        apply_overrides(TrainConfig(), ["steps=5", "epochs=2"])
+    assert config_from_dict(json.loads(json.dumps(config_to_dict(c)))) == c
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"lr": 0.0}, "lr must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"optimizer": "rmsprop"}, "choose from: sgd, adamw"),
+        ({"schedule": "linear"}, "choose from: step, cosine, onecycle"),
+        ({"device": "tpu"}, "choose from: auto, cpu, cuda"),
+        ({"batch_size": True}, "batch_size must be an integer"),
+        ({"optimizer": "adamw"}, "nesterov needs optimizer=sgd"),
+    ],
+)
+def test_bad_config_values_name_the_problem(change, match):
+    with pytest.raises(ConfigError, match=match):
+        dataclasses.replace(TrainConfig(), **change)
+
+
+def test_schedules():
+    c = TrainConfig(epochs=None, steps=100, schedule="step")
+    assert [lr_factor(c, s, 100, 10) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01]
+    )
+    c = TrainConfig(epochs=4, schedule="step", milestones=(1, 3))
+    assert [lr_factor(c, s, 40, 10) for s in (9, 10, 29, 30)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    c = TrainConfig(epochs=None, steps=100, schedule="onecycle", warmup=20)
+    assert lr_factor(c, 0, 100, 10) == pytest.approx(1 / 25) and lr_factor(c, 20, 100, 10) == pytest.approx(1)
+    assert lr_factor(c, 60, 100, 10) == pytest.approx(0.5) and 0 < lr_factor(c, 99, 100, 10) < 0.02
+    c = TrainConfig(epochs=None, steps=100, schedule="cosine", warmup=9)
+    assert lr_factor(c, 0, 100, 10) == pytest.approx(0.1) and lr_factor(c, 9, 100, 10) == pytest.approx(1)
+    assert lr_factor(c, 99, 100, 10) < 0.01
+
+
+def test_no_weight_decay_on_norm_and_bias():
+    from depthlab import create_model
+
+    model = create_model("resnet20", num_classes=10)
+    decay, no_decay = parameter_groups(model, 5e-4, decay_norm_and_bias=False)
+    assert all(p.dim() == 4 or p.dim() == 2 for p in decay["params"]) and no_decay["weight_decay"] == 0
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+# ------------------------------------------------------------------------------------------- run directory
+def test_run_directory_is_self_describing(reference):
+    for name in ("config.json", "environment.json", "metrics.jsonl", "summary.json"):
+        assert (reference / name).is_file()
+    env = json.loads((reference / "environment.json").read_text())
+    assert {"torch", "torchvision", "python", "device", "cpu", "git"} <= env.keys()
+    rows = read_metrics(reference)
+    assert all({"step", "epoch", "split"} <= row.keys() for row in rows)
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == list(range(5, 41, 5)) and all("lr" in r for r in train_rows)
+    assert [r["step"] for r in rows if r["split"] == "val"] == [10, 20, 30, 40]
+    assert [r["step"] for r in rows if r["split"] == "test"] == [10, 20, 30, 40]
+    config, summary = load_run(reference)
+    assert config == TINY and summary.status == "completed" and summary.step == 40
+    assert summary.images_per_s > 0 and summary.wall_time_s > 0 and summary.best["val_error"] <= 1
+    assert summary.final["test_error"] == rows[-1]["error"]
+    assert summary.final["train_error"] < 0.5  # the synthetic task is learnable within 40 steps
+
+
+def test_checkpoints_load_safely_and_rebuild_the_model(reference):
+    pointer = json.loads((reference / "checkpoints" / "last.json").read_text())
+    state = torch.load(reference / "checkpoints" / pointer["state"], weights_only=True)
+    assert state["step"] == 40 and {"optimizer", "scheduler", "rng", "running"} <= state.keys()
+    assert not list((reference / "checkpoints").glob("*.tmp"))
+    model = load_run_model(reference, "best")
+    bundle = load_data(DATA)
+    x = (bundle.test.images[:8].float() / 255 - 0.5) / 0.25
+    assert model(x).shape == (8, 10) and not model.training
+
+
+# ------------------------------------------------------------------------------------------- refusals
+def test_refusals_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="labels span 0..9 but resnet20 has 5 classes"):
+        train(dataclasses.replace(TINY, model_kwargs={"num_classes": 5}), tmp_path / "a")
+    with pytest.raises(ConfigError, match="1 channel.*built for 3"):
+        train(
+            dataclasses.replace(TINY, data=DATA + ",channels=1", model_kwargs={"in_channels": 3}),
+            tmp_path / "b",
+        )
+    with pytest.raises(ValueError, match="unknown model"):
+        train(dataclasses.replace(TINY, model="resnet21"), tmp_path / "c")
+    with pytest.raises(ConfigError, match="larger than the training split"):
+        train(dataclasses.replace(TINY, batch_size=1000), tmp_path / "d")
+    assert not (tmp_path / "a").exists()  # nothing written for a refused run
+
+
+def test_images_too_small_are_refused():
+    class NeedsBig(torch.nn.Module):
+        num_classes, in_channels, min_input_size = 10, 3, 64
+
+    with pytest.raises(ConfigError, match="12x12 but big needs at least 64x64; pass --image-size 64"):
+        preflight(NeedsBig(), load_data(DATA), "big")
+
+
+def test_existing_run_directory_is_not_overwritten(reference):
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(TINY, reference)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = dataclasses.replace(TINY, lr=1e3, schedule="cosine", checkpoint_every=1, label_smoothing=0.0)
+    with pytest.raises(TrainingDivergedError, match="diverged.*last good checkpoint") as info:
+        train(config, tmp_path / "run")
+    kept = _last_weights(tmp_path / "run")
+    assert all(torch.isfinite(t).all() for t in kept.values() if t.is_floating_point())
+    assert info.value.summary.status == "diverged"
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
+
+
+# --------------------------------------------------------------------------------------------- resume
+CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from depthlab.train import config_from_dict, train
+    config = config_from_dict(json.loads(sys.argv[1]))
+    delay = float(sys.argv[4])
+    def slow(event):
+        if event.kind == "step":
+            time.sleep(delay)
+    print(train(config, sys.argv[2], resume=sys.argv[3] == "1", callback=slow).status, flush=True)
+    """
+)
+
+
+def _child(tmp_path: Path, out: Path, delay: float, config: TrainConfig = TINY) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    args = [sys.executable, str(script), json.dumps(config_to_dict(config)), str(out), "0", str(delay)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, out: Path, step: int, timeout: float = 60) -> None:
+    pointer = out / "checkpoints" / "last.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pointer.exists() and json.loads(pointer.read_text())["step"] >= step:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"child exited early: {proc.communicate()}")
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path, reference):
+    out = tmp_path / "killed"
+    proc = _child(tmp_path, out, delay=0.03)
+    _wait_for_checkpoint(proc, out, 10)
+    time.sleep(0.07)  # a couple of steps past the checkpoint: rows exist that the resumed run must redo
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((out / "summary.json").read_text())["status"] == "running"
+    stopped_at = json.loads((out / "checkpoints" / "last.json").read_text())["step"]
+    assert 10 <= stopped_at < 40
+    summary = train(TINY, out, resume=True)
+    assert summary.status == "completed" and summary.step == 40
+    _assert_same_run(out, reference)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, reference):
+    out = tmp_path / "interrupted"
+    proc = _child(tmp_path, out, delay=0.03)
+    _wait_for_checkpoint(proc, out, 10)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and stdout.strip() == "interrupted", stderr
+    summary = json.loads((out / "summary.json").read_text())
+    pointer = json.loads((out / "checkpoints" / "last.json").read_text())
+    assert summary["status"] == "interrupted" and pointer["step"] == summary["step"] < 40
+    train(TINY, out, resume=True)
+    _assert_same_run(out, reference)
+
+
+def test_resume_refuses_a_different_config(reference):
+    with pytest.raises(ConfigError, match="lr: 0.05 → 0.1"):
+        train(dataclasses.replace(TINY, lr=0.1), reference, resume=True)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_cli_train_and_eval(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["train", "resnet20", "--data", DATA, "--steps", "6", "--batch-size", "32", "--log-every", "3",
+                 "--set", "eval_every=3", "--device", "cpu", "--out", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and "step 3/6" in printed and "completed: 6/6 steps" in printed
+    assert main(["eval", str(out), "--checkpoint", "last"]) == 0
+    assert "test: accuracy" in capsys.readouterr().out
+    row = json.loads((out / "eval.jsonl").read_text().splitlines()[-1])
+    assert row["step"] == 6 and row["images"] == 100
+    assert main(["train", "resnet20", "--data", DATA, "--set", "nope=1"]) == 2
+    assert "unknown config key 'nope'" in capsys.readouterr().err
+    assert main(["train", "resnet20", "--data", DATA, "--lr", "-1"]) == 2
+    assert "lr must be a positive number" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- other data paths
+def test_trains_on_an_image_folder_through_the_stream_loader(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("circle", "square")):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 256, (18, 22, 3), dtype=np.uint8) // (label + 1)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / name / f"{i}.png")
+    (tmp_path / "imgs" / "square" / "bad.png").write_bytes(b"garbage")
+    config = dataclasses.replace(
+        TINY, data=f"imagefolder:{tmp_path / 'imgs'}", image_size=16, steps=4, batch_size=8, workers=0,
+        log_every=2, eval_every=4, checkpoint_every=4,
+    )  # fmt: skip
+    summary = train(config, tmp_path / "run")
+    assert summary.status == "completed" and summary.data["skipped"] == 1 and summary.data["image_size"] == 16
+    assert "val_error" in summary.final and "test_error" not in summary.final  # no test/ folder
+
+
+def test_auxiliary_losses_are_weighted(tmp_path, monkeypatch):
+    from depthlab.models.base import GoogLeNetOutputs
+    from depthlab.train import loop
+
+    class TinyAux(torch.nn.Module):
+        num_classes, in_channels, min_input_size = 10, 3, 1
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+            self.main, self.aux = torch.nn.Linear(12, 10), torch.nn.Linear(12, 10)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            h = self.body(x)
+            return GoogLeNetOutputs(self.main(h), self.aux(h), None) if self.training else self.main(h)
+
+    monkeypatch.setattr(loop, "build_model", lambda config, bundle: TinyAux())
+    base = dataclasses.replace(TINY, steps=1, log_every=1, eval_every=1, label_smoothing=0.0)
+    losses = {}
+    for weight in (0.0, 0.3):
+        train(dataclasses.replace(base, aux_weight=weight), tmp_path / str(weight))
+        losses[weight] = read_metrics(tmp_path / str(weight))[0]["loss"]
+    # both heads start near chance: loss ≈ ln 10 without aux, ≈ 1.3 ln 10 with it
+    assert losses[0.3] == pytest.approx(1.3 * losses[0.0], rel=0.05)
