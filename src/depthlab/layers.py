@@ -142,6 +142,12 @@ def make_shortcut(
     if option == "A" or (option == "B" and same_shape):
         return nn.Identity() if same_shape else ZeroPadShortcut(in_channels, out_channels, stride)
     return ConvNormAct(
-        in_channels, out_channels, 1, stride, 0, norm=norm if project_with_norm else None, act=False,
+        in_channels,
+        out_channels,
+        1,
+        stride,
+        0,
+        norm=norm if project_with_norm else None,
+        act=False,
         bias=None if project_with_norm else norm is None,
     )

@@ -285,7 +285,9 @@ class ResNet(ZooModel):
             reduction *= stride
             self.feature_info.append(FeatureInfo(f"stages.{i}", channels, reduction))
         self.stages = nn.Sequential(*stages)
-        self.head = ClassifierHead(channels, num_classes, pre_norm=make_norm(norm, channels) if preact else None)
+        self.head = ClassifierHead(
+            channels, num_classes, pre_norm=make_norm(norm, channels) if preact else None
+        )
         self.num_features = channels
         self._init_weights(zero_init_residual)
 
