@@ -44,9 +44,22 @@ def test_forward_backward(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(GIANTS))
+@pytest.mark.parametrize("name", sorted(GIANTS - {"plain1202"}))
 def test_forward_backward_giants(name: str) -> None:
     _check(name)
+
+
+@pytest.mark.slow
+def test_plain1202_gradient_explodes_at_init() -> None:
+    """A 1202-layer plain net with BN is exactly what the ResNet paper warns about: at initialisation its
+    gradient grows toward the input until it overflows fp32 — every parameter gets a gradient, but the early
+    ones are not finite. Its residual twin (in the test above) stays finite."""
+    model = depthlab.create_model("plain1202", num_classes=7, in_channels=1)
+    main_logits(model(torch.randn(2, 1, 32, 32))).square().mean().backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None for g in grads.values())
+    assert torch.isfinite(grads["head.fc.weight"]).all()
+    assert not torch.isfinite(grads["stem.0.conv.weight"]).all()
 
 
 @pytest.mark.parametrize("name", [n for n in depthlab.list_models() if n not in GIANTS])
