@@ -24,6 +24,7 @@ __all__ = [
     "NormActConv",
     "ZeroPadShortcut",
     "make_shortcut",
+    "init_he",
 ]
 
 NORMS: tuple[str | None, ...] = ("batch", None)
@@ -151,3 +152,22 @@ def make_shortcut(
         act=False,
         bias=None if project_with_norm else norm is None,
     )
+
+
+def init_he(module: nn.Module, linear_std: float | None = None) -> None:
+    """He (Kaiming) normal fan-out init for every conv, BN to identity, zero conv biases.
+
+    Linear layers get N(0, ``linear_std``) weights and zero biases when ``linear_std`` is given (VGG,
+    GoogLeNet); otherwise they keep PyTorch's default (ResNet, as in torchvision).
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)

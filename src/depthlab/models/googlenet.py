@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthlab.layers import NORMS, ConvNormAct
+from depthlab.layers import NORMS, ConvNormAct, init_he
 from depthlab.models.base import ClassifierHead, FeatureInfo, GoogLeNetOutputs, ZooModel
 from depthlab.registry import register_model
 
@@ -269,17 +269,7 @@ class GoogLeNet(ZooModel):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_he(self, linear_std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:  # type: ignore[override]
         self.check_input(x)

@@ -36,7 +36,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from depthlab.layers import ConvNormAct, NormActConv, check_norm, make_norm, make_shortcut
+from depthlab.layers import ConvNormAct, NormActConv, check_norm, init_he, make_norm, make_shortcut
 from depthlab.models.base import ClassifierHead, FeatureInfo, ZooModel
 from depthlab.registry import register_model
 
@@ -292,15 +292,7 @@ class ResNet(ZooModel):
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                # He et al. 2015 ("Delving deep"), as both ResNet papers use.
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_he(self)  # He et al. 2015 ("Delving deep"), as both ResNet papers use
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, BasicBlock) and m.residual:

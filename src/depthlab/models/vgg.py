@@ -36,7 +36,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from depthlab.layers import ConvNormAct, check_norm
+from depthlab.layers import ConvNormAct, check_norm, init_he
 from depthlab.models.base import FeatureInfo, ZooModel
 from depthlab.registry import register_model
 
@@ -141,17 +141,7 @@ class VGG(ZooModel):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_he(self, linear_std=0.01)
 
 
 # -------------------------------------------------------------------------------------------- builders
