@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depthlab.train.config import parse_value
+
 __all__ = [
     "STUDIES",
     "PRESETS",
@@ -247,34 +249,8 @@ def apply_preset_overrides(preset: DegradationPreset, overrides: Iterable[str]) 
         if key not in hints or key == "name":
             known = ", ".join(k for k in hints if k != "name")
             raise ValueError(f"unknown preset key {key!r}; known keys: {known}")
-        changes[key] = _parse(key, raw, hints[key])
+        changes[key] = parse_value(key, raw, hints[key])
     return dataclasses.replace(preset, **changes)
-
-
-def _parse(key: str, raw: str, hint: Any) -> Any:
-    optional = type(None) in typing.get_args(hint)
-    if optional and raw.lower() in ("none", "null", ""):
-        return None
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
-    try:
-        if base is bool:
-            if raw.lower() in ("true", "yes", "1", "on"):
-                return True
-            if raw.lower() in ("false", "no", "0", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            return int(raw)
-        if base is float:
-            return float(raw)
-        if base is str:
-            return raw
-        if typing.get_origin(base) is tuple:
-            item = typing.get_args(base)[0]
-            return tuple(item(v) for v in raw.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{key}={raw!r}: expected {getattr(base, '__name__', base)}") from None
-    raise ValueError(f"{key} cannot be set from the command line")
 
 
 # ------------------------------------------------------------------------------------------ reading runs

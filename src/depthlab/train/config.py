@@ -31,6 +31,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "parse_value",
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -223,7 +224,9 @@ _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", ""}
 
 
-def _parse(name: str, raw: str, hint: Any) -> Any:
+def parse_value(name: str, raw: str, hint: Any) -> Any:
+    """``raw`` (command-line text) as a value of type ``hint``: bool, int, float, str, ``X | None`` or
+    ``tuple[X, ...]`` (comma-separated). Shared by every ``--set key=value`` in depthlab."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         if raw.strip().lower() in _NONE:
@@ -245,9 +248,10 @@ def _parse(name: str, raw: str, hint: Any) -> Any:
         if hint is str:
             return text
         if origin is tuple:
-            return tuple(float(v) for v in text.split(",") if v.strip())
+            item = typing.get_args(hint)[0]
+            return tuple(item(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise ConfigError(f"{name} must be {_type_name(hint)}, got {raw!r}") from None
+        raise ConfigError(f"{name}={raw!r}: {name} must be {_type_name(hint)}") from None
     raise ConfigError(f"{name} cannot be set from the command line")
 
 
@@ -286,7 +290,7 @@ def apply_overrides(config: TrainConfig, overrides: Iterable[str]) -> TrainConfi
             model_kwargs = value
             changes[key] = value
             continue
-        changes[key] = _parse(key, raw, hints[key])
+        changes[key] = parse_value(key, raw, hints[key])
         if key == "epochs" and changes[key] is not None:
             changes.setdefault("steps", None)
         if key == "steps" and changes[key] is not None:
