@@ -10,7 +10,7 @@ GoogLeNet's aux heads are left out) give, for the model as it stands (at init or
   conv/linear itself.
 * **Blocks** (residual and plain blocks: modules with ``.branch`` and a class attribute ``residual``;
   for families without such blocks, the children of each stage): ``output_grad_norm`` = ‖∂L/∂y‖₂ for
-  the block output ``y``; ``output_std``; and for residual blocks ``branch_ratio`` = ‖F(x)‖ / ‖s(x)‖,
+  the block output ``y``; ``output_std``; ``output_norm`` = ‖y‖₂ (the forward signal); and for residual blocks ``branch_ratio`` = ‖F(x)‖ / ‖s(x)‖,
   where ``F(x)`` is the branch output before the addition and ``s(x)`` the shortcut output it is added to
   (``x`` itself for identity shortcuts). Norms are Frobenius norms over the whole batch tensor, so the
   ratio is sqrt(Σᵢ‖F(xᵢ)‖² / Σᵢ‖s(xᵢ)‖²).
@@ -70,6 +70,7 @@ class BlockStat:
     output_grad_norm: float  # ‖∂L/∂y‖₂ for the block output y
     output_std: float
     branch_ratio: float | None  # ‖F(x)‖ / ‖s(x)‖; None for plain blocks
+    output_norm: float = float("nan")  # ‖y‖₂ over the batch (nan in files written before it was recorded)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,27 @@ class Diagnostics:
         if not self.blocks or self.blocks[-1].output_grad_norm == 0:
             return float("nan")
         return self.blocks[0].output_grad_norm / self.blocks[-1].output_grad_norm
+
+    def forward_growth(self) -> float:
+        """‖y‖ at the last block's output over that at the first block's (≫ 1: the forward signal grows
+        with depth)."""
+        if not self.blocks or not self.blocks[0].output_norm > 0:
+            return float("nan")
+        return self.blocks[-1].output_norm / self.blocks[0].output_norm
+
+    def stage_steps(self) -> dict[str, float]:
+        """The effective step size of each part: ‖∂L/∂W‖ / ‖W‖ over all conv/linear weights of the stem,
+        of each stage (``stages.0``, ``stages.1``, …) and of the head (norms over the concatenated
+        weights). Under batch norm a layer's output does not depend on the scale of its weights, so this
+        ratio, not ‖∂L/∂W‖ alone, says how far one SGD step moves the layer."""
+        grads: dict[str, float] = {}
+        weights: dict[str, float] = {}
+        for s in self.layers:
+            parts = s.name.split(".")
+            part = ".".join(parts[:2]) if parts[0] == "stages" and len(parts) > 1 else parts[0]
+            grads[part] = grads.get(part, 0.0) + s.grad_norm**2
+            weights[part] = weights.get(part, 0.0) + s.weight_norm**2
+        return {k: (grads[k] ** 0.5 / weights[k] ** 0.5 if weights[k] > 0 else float("nan")) for k in grads}
 
     def grad_norm_ratio(self) -> float:
         """‖∂L/∂W‖ of the first weighted layer over that of the last (≪ 1: gradients vanish toward the input)."""
@@ -193,6 +215,7 @@ def diagnose(
     responses: list[tuple[str, torch.Tensor]] = []
     block_out: dict[str, torch.Tensor] = {}  # live outputs (for autograd.grad)
     block_std: dict[str, torch.Tensor] = {}
+    block_norm: dict[str, torch.Tensor] = {}
     branch_norm: dict[str, torch.Tensor] = {}
     shortcut_norm: dict[str, torch.Tensor] = {}
     block_input_norm: dict[str, torch.Tensor] = {}
@@ -229,6 +252,7 @@ def diagnose(
                 block_order.append(n)
             block_out[n] = out
             block_std[n] = std(out)
+            block_norm[n] = norm(out)
             if inp and isinstance(inp[0], torch.Tensor):
                 block_input_norm[n] = norm(inp[0])
 
@@ -307,6 +331,7 @@ def diagnose(
                 output_grad_norm=f(None if g is None else norm(g)),
                 output_std=f(block_std[n]),
                 branch_ratio=ratio,
+                output_norm=f(block_norm[n]),
             )
         )
     response_stats = tuple(ResponseStat(name=n, index=k, std=f(s)) for k, (n, s) in enumerate(responses, 1))

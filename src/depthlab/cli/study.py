@@ -28,18 +28,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/gradflow", help="output directory (default: runs/gradflow)")
     p.set_defaults(func=run_gradflow)
 
-    from depthlab.experiments.degradation import PRESETS, STUDIES
+    from depthlab.experiments.engine import EXECUTORS, list_studies
 
     p = subparsers.add_parser(
         "experiment",
-        help="run a declared study (degradation: plain vs residual nets at several depths)",
-        description="Train every model of the study in its own run directory (re-running skips finished "
+        help="run a declared study (" + ", ".join(list_studies()) + ")",
+        description="Train every run of the study's grid in its own run directory (re-running skips finished "
         "runs and resumes unfinished ones), then write results.json with computed findings.",
     )
-    p.add_argument("study", choices=STUDIES, help="the study to run")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="budget (default: quick)")
+    p.add_argument("study", choices=list_studies(), help="the study to run")
+    p.add_argument("--preset", default="quick", help="budget: quick, standard, paper, … (default: quick)")
     p.add_argument("--out", default=None, help="study directory (default: runs/STUDY-PRESET)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per model (default: the preset's)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the preset's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     p.add_argument("--data-dir", default=None, help="where to look for the dataset files")
     p.add_argument(
@@ -50,6 +50,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a preset field, e.g. --set steps=200 (repeatable; unknown keys are rejected)",
     )
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: one run after another (default); ray: each run a Ray task")  # fmt: skip
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
+    p.add_argument(
+        "--analyses",
+        default="",
+        metavar="A,B",
+        help="after training, run these analyses on the study's runs (e.g. lesion,landscape,attribute)",
+    )
     p.set_defaults(func=run_experiment)
 
     p = subparsers.add_parser(
@@ -59,6 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dir", help="a study directory (from `depthlab experiment`) or a directory of runs")
     p.add_argument("--out", default=None, help="HTML file to write (default: DIR/report.html)")
+    p.add_argument("--figures", default=None, metavar="DIR", help="also write every figure as DIR/NAME.png")
     p.set_defaults(func=run_report)
 
 
@@ -105,15 +115,22 @@ def run_gradflow(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- experiment
 def run_experiment(args: argparse.Namespace) -> int:
-    from depthlab.experiments.degradation import PRESETS, apply_preset_overrides, run_degradation
+    from depthlab.experiments.engine import StudyError, apply_preset_overrides, get_study, run_study
 
-    preset = apply_preset_overrides(PRESETS[args.preset], args.overrides)
+    study = get_study(args.study)
+    if args.preset not in study.presets:
+        raise StudyError(
+            f"unknown preset {args.preset!r} for {study.name}; choose from: {', '.join(study.presets)}"
+        )
+    preset = apply_preset_overrides(study.presets[args.preset], args.overrides)
     out = Path(args.out or f"runs/{args.study}-{args.preset}")
     console = Console()
     console.print(
-        f"[bold]{args.study}[/bold] study, preset {preset.name}: {preset.describe()}\nstudy directory: {out}"
+        f"[bold]{study.title}[/bold], preset {preset.name}: {preset.describe()}\nstudy directory: {out}"
     )
-    result = run_degradation(
+    analyses = [a.strip() for a in args.analyses.split(",") if a.strip()]
+    result = run_study(
+        study,
         preset,
         out,
         seeds=args.seeds,
@@ -121,16 +138,21 @@ def run_experiment(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         overrides=args.overrides,
         progress=lambda line: console.print(line, highlight=False),
+        executor=args.executor,
+        address=args.address,
+        analyses=analyses,
     )
-    table = Table(title="final error (%) — mean ± std over seeds where more than one")
-    for col in ("depth", "plain train", "plain test", "residual train", "residual test"):
-        table.add_column(col, justify="right")
-    for row in result.table():
-        table.add_row(*row)
-    console.print(table)
+    for section in study.sections(result)[:1]:
+        for t in section.tables:
+            table = Table(title=t.title)
+            for col in t.header:
+                table.add_column(col, justify="right")
+            for row in t.rows:
+                table.add_row(*row)
+            console.print(table)
     console.print("[bold]findings[/bold]")
-    for sentence in result.findings:
-        console.print(f"• {sentence}", highlight=False)
+    for finding in result.findings:
+        console.print(f"• {finding.text}", highlight=False)
     console.print(f"wrote {out / 'results.json'}; next: depthlab report {out}")
     return 0
 
@@ -144,5 +166,9 @@ def run_report(args: argparse.Namespace) -> int:
     report = build_report(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
+    if args.figures:
+        from depthlab.report.html import export_figures
+
+        export_figures(report, args.figures)
     print(f"report: {out.resolve()} ({report.num_runs} runs, {len(report.html) / 1024:.0f} KiB)")
     return 0

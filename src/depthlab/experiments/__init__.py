@@ -1,23 +1,37 @@
-"""Declared studies. ``degradation``: plain vs residual networks at several depths (He et al. 2015, Fig. 6/7)."""
+"""Declared studies run by one engine (:mod:`depthlab.experiments.engine`).
 
-from depthlab.experiments.degradation import (
-    PRESETS,
-    STUDIES,
-    DegradationPreset,
-    DegradationResult,
+``degradation``: plain vs residual networks at several depths (He et al. 2015, Fig. 6/7), with gradient
+diagnostics and shattered gradients. Each study is one file that registers a :class:`Study`.
+"""
+
+from depthlab.experiments.engine import (
+    Finding,
+    Recipe,
+    RunSpec,
+    Study,
+    StudyError,
+    StudyResult,
     StudyRun,
-    compute_findings,
+    apply_preset_overrides,
+    get_study,
+    list_studies,
     read_study,
-    run_degradation,
+    results_json,
+    run_study,
 )
 
 __all__ = [
-    "PRESETS",
-    "STUDIES",
-    "DegradationPreset",
-    "DegradationResult",
+    "Finding",
+    "Recipe",
+    "RunSpec",
+    "Study",
+    "StudyError",
+    "StudyResult",
     "StudyRun",
-    "compute_findings",
+    "apply_preset_overrides",
+    "get_study",
+    "list_studies",
     "read_study",
-    "run_degradation",
+    "results_json",
+    "run_study",
 ]

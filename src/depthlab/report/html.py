@@ -1,10 +1,11 @@
-"""``build_report(directory)``: one self-contained HTML page from a study directory.
+"""``build_report(directory)``: one self-contained HTML page from any study directory (or directory of runs).
 
-Inputs are run directories (config.json, environment.json, metrics.jsonl, summary.json, diagnostics.json)
-and the study's study.json; nothing is trained or evaluated. The page holds the findings, the
-depth × {plain, residual} error table, Fig. 6/7-style figures and gradient plots (PNG, base64 data URIs),
-the models' parameters and MACs, per-run details, the environment and the commands that reproduce it all.
-The template is rendered by jinja2 with autoescaping on, so nothing read from disk can inject markup.
+Inputs are run directories (config.json, environment.json, metrics.jsonl, summary.json, diagnostics.json),
+the study's study.json and its ``analysis/*.json``; nothing is trained or evaluated. The page holds the
+findings, the sections the study declares (tables and figures: PNG, base64 data URIs), a "Why it works"
+section when lesion/landscape/attribution results exist, the models' parameters and MACs, per-run details,
+the environment and the commands that reproduce it all. The template is rendered by jinja2 with
+autoescaping on, so nothing read from disk can inject markup.
 
 MACs count multiply-accumulates of Conv2d and Linear layers for one image at the runs' image size, as
 :func:`depthlab.analysis.summarize` counts them (FLOPs = 2 × MACs).
@@ -14,25 +15,23 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
-from depthlab.experiments.degradation import (
-    DegradationResult,
+from depthlab.experiments.engine import (
+    ReportFigure,
+    Section,
+    StudyResult,
     StudyRun,
-    pct,
     read_study,
     reproduce_commands,
 )
-from depthlab.report.figures import error_curves_figure, gradients_figure, responses_figure
-from depthlab.report.plots import png_bytes
+from depthlab.experiments.stats import pct
 
-__all__ = ["Report", "Figure", "ModelCost", "build_report", "model_costs", "render"]
+__all__ = ["Report", "Figure", "ModelCost", "build_report", "model_costs", "render", "export_figures"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,7 @@ class Figure:
     title: str
     caption: str
     png_base64: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,11 @@ class Report:
     html: str
     num_runs: int
     figures: tuple[str, ...]  # titles, in page order
+    pngs: tuple[tuple[str, bytes], ...] = ()  # (name, PNG bytes) of every figure
 
 
-def _embed(fig: Any, title: str, caption: str) -> Figure:
-    return Figure(title, caption, base64.b64encode(png_bytes(fig)).decode("ascii"))
+def _embed(fig: ReportFigure) -> Figure:
+    return Figure(fig.title, fig.caption, base64.b64encode(fig.png).decode("ascii"), fig.name)
 
 
 def model_costs(runs: Sequence[StudyRun]) -> list[ModelCost]:
@@ -79,23 +80,6 @@ def model_costs(runs: Sequence[StudyRun]) -> list[ModelCost]:
         summary = summarize(model, shape)
         out[r.model] = ModelCost(r.model, summary.params, summary.macs, shape)
     return sorted(out.values(), key=lambda c: (c.model.rstrip("0123456789"), c.params))
-
-
-def _diagnostic_rows(runs: Sequence[StudyRun]) -> list[dict[str, str]]:
-    rows = []
-    for r in sorted(runs, key=lambda r: (r.depth, r.residual, r.seed)):
-        row = {"run": f"{r.label} (seed {r.seed})"}
-        for key, name in (("init", "init"), ("end", "end")):
-            d = r.diagnostics.get(key)
-            row[f"ratio_{name}"] = f"{d.grad_norm_ratio():.3g}" if d is not None else "—"
-        end = r.diagnostics.get("end_eval")
-        ratios = [b.branch_ratio for b in end.blocks if b.branch_ratio is not None] if end else []
-        row["branch"] = f"{statistics.fmean(ratios):.3g}" if ratios else "—"
-        row["response"] = (
-            f"{statistics.fmean(s.std for s in end.responses):.3g}" if end and end.responses else "—"
-        )
-        rows.append(row)
-    return rows
 
 
 def _environment(runs: Sequence[StudyRun]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -127,74 +111,58 @@ def build_report(directory: str | Path, *, reproduce_dir: str | None = None) -> 
     return render(result, reproduce_dir or str(directory))
 
 
-def render(result: DegradationResult, directory: str) -> Report:
+def _why_section(result: StudyResult) -> Section | None:
+    """The "Why it works" section from lesion/landscape/attribution results, if the study holds any."""
+    try:
+        from depthlab.report.why import why_section
+    except ModuleNotFoundError:
+        return None
+    return why_section(result)
+
+
+def render(result: StudyResult, directory: str) -> Report:
     runs = list(result.runs)
-    figures: list[Figure] = []
-    fig6, split = error_curves_figure(runs)
-    figures.append(
-        _embed(
-            fig6,
-            "Training and held-out error vs iterations (ResNet paper Fig. 6)",
-            f"Dashed thin lines: training error on the fly (running error of the training batches); bold "
-            f"lines: {split} error. Plain networks left, residual networks right; colours follow depth.",
-        )
-    )
-    fig7 = responses_figure(runs)
-    if fig7 is not None:
-        figures.append(
-            _embed(
-                fig7,
-                "Layer responses (ResNet paper Fig. 7)",
-                "Standard deviation of each 3×3 layer's response after BN and before the ReLU/addition, "
-                "trained models in eval mode on held-out images; top: in network order, bottom: sorted. "
-                "Dashed: plain, solid: ResNet.",
-            )
-        )
-    for key, when in (("init", "at initialisation"), ("end", "after training")):
-        fig = gradients_figure(runs, key, f"‖∂L/∂W‖ per layer {when}")
-        if fig is not None:
-            figures.append(
-                _embed(
-                    fig,
-                    f"Gradient norms {when}",
-                    "Norm of the loss gradient with respect to each conv/linear weight, by layer index from "
-                    "input (1) to classifier, on one held-out batch in training mode; log scale.",
-                )
-            )
-    fig = gradients_figure(
-        runs, "init_no_bn", "‖∂L/∂y‖ per block output at initialisation, without batch norm", per="block"
-    )
-    if fig is not None:
-        figures.append(
-            _embed(
-                fig,
-                "Backward signal without batch norm",
-                "The same architectures built without batch norm (same seed, untrained): norm of the loss "
-                "gradient with respect to each block's output, from the first block to the last, on the "
-                "same batch; log scale. This is where vanishing gradients would show.",
-            )
-        )
+    sections: list[Section] = list(result.study.sections(result)) if result.study is not None else []
+    why = _why_section(result)
+    if why is not None:
+        sections.append(why)
+    pngs = tuple((f.name, f.png) for s in sections for f in s.figures)
     env_rows, env_notes = _environment(runs)
     preset = result.preset
+    study = result.study
+    title = (
+        (study.title if study else "Runs")
+        + f" — {result.dataset}"
+        + (f", preset {preset.name}" if preset else "")
+    )
     context = {
-        "title": f"Degradation study — {result.dataset}" + (f", preset {preset.name}" if preset else ""),
+        "title": title,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "claim": study.claim if study else "",
         "preset": preset,
         "seeds": result.seeds,
         "overrides": result.overrides,
-        "findings": result.findings,
-        "table": result.table(),
-        "figures": figures,
+        "findings": [f.text for f in result.findings],
+        "sections": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "text": s.text,
+                "tables": s.tables,
+                "figures": [_embed(f) for f in s.figures],
+            }
+            for s in sections
+        ],
         "runs": [
             {
-                "label": r.label,
-                "model": r.model,
+                "label": r.condition,
+                "name": r.name,
                 "seed": r.seed,
                 "status": r.status,
                 "step": r.step,
-                "train": pct(r.final_train_error),
-                "val": pct(r.final_val_error),
-                "test": pct(r.final_test_error),
+                "train": pct(r.final.get("train_eval", r.final.get("train"))),
+                "val": pct(r.final.get("val")),
+                "test": pct(r.final.get("test")),
                 "wall": f"{r.wall_seconds:.0f} s",
                 "speed": f"{r.images_per_s:.0f}" if r.images_per_s else "—",
                 "dir": str(r.run_dir),
@@ -202,7 +170,6 @@ def render(result: DegradationResult, directory: str) -> Report:
             for r in runs
         ],
         "costs": model_costs(runs),
-        "diagnostics": _diagnostic_rows(runs),
         "environment": env_rows,
         "environment_notes": env_notes,
         "commands": reproduce_commands(result, directory),
@@ -215,4 +182,17 @@ def render(result: DegradationResult, directory: str) -> Report:
         lstrip_blocks=True,
     )
     html = env.get_template("report.html").render(**context)
-    return Report(html=html, num_runs=len(runs), figures=tuple(f.title for f in figures))
+    titles = tuple(f.title for s in sections for f in s.figures)
+    return Report(html=html, num_runs=len(runs), figures=titles, pngs=pngs)
+
+
+def export_figures(report: Report, folder: str | Path) -> list[Path]:
+    """Write every figure of ``report`` as ``folder/NAME.png``; returns the paths."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, png in report.pngs:
+        path = out / f"{name}.png"
+        path.write_bytes(png)
+        paths.append(path)
+    return paths

@@ -28,6 +28,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "DEVICES",
+    "NORMALIZATIONS",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
@@ -37,6 +38,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
+NORMALIZATIONS = ("channel", "pixel")
 
 
 class ConfigError(DepthlabError, ValueError):
@@ -60,6 +62,20 @@ class TrainConfig:
     (``None``: once per epoch; the last step always evaluates and checkpoints). ``log_every``: steps per
     training row of ``metrics.jsonl``. ``device``: ``auto`` picks CUDA when available. ``compile`` applies
     ``torch.compile``. ``workers``: decoding processes for image folders.
+
+    Study options (all off by default): ``train_subset`` trains on a fixed random subset of N training
+    images (seeded independently of ``seed``, so every run of a study fits the same images — several
+    passes over a small set reach the converged regime the ResNet paper's Fig. 6 plots). ``eval_train``
+    also evaluates the training split in eval mode (rows with split ``train_eval``: the error on the data
+    the net is fitting, not the running error of batches it has not seen yet). ``eval_subset``: evaluations
+    before the last step use only the first N images of each evaluated split (a fixed held-out subset, so a
+    curve can have many points); the last step evaluates every image. ``test_at_end``: the test split is
+    evaluated only at the last step (model selection never sees it). ``warmup_lr``: with ``step``/``cosine``
+    schedules, a constant lr for the ``warmup`` steps instead of a linear ramp (the ResNet paper's
+    ResNet-110 recipe: 0.01 for ~400 iterations, then 0.1). ``normalize``: ``channel`` subtracts the
+    per-channel mean and divides by the std, and crop padding is black (0) before normalising; ``pixel``
+    subtracts the per-pixel mean image of the training split and pads *after* normalising, so the pad is
+    the mean (He et al. 2015 §4.2).
     """
 
     model: str = "resnet20"
@@ -96,6 +112,12 @@ class TrainConfig:
     compile: bool = False
     workers: int = 2
     sync_bn: bool = False
+    train_subset: int | None = None
+    eval_train: bool = False
+    eval_subset: int | None = None
+    test_at_end: bool = False
+    warmup_lr: float | None = None
+    normalize: str = "channel"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -105,6 +127,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        _choice("normalize", self.normalize, NORMALIZATIONS)
         if (self.epochs is None) == (self.steps is None):
             raise ConfigError(
                 f"set exactly one of epochs and steps (got epochs={self.epochs}, steps={self.steps})"
@@ -117,6 +140,12 @@ class TrainConfig:
         _positive("eval_every", self.eval_every)
         _positive("checkpoint_every", self.checkpoint_every)
         _positive("image_size", self.image_size)
+        _positive("train_subset", self.train_subset)
+        _positive("eval_subset", self.eval_subset)
+        if self.warmup_lr is not None and (not math.isfinite(self.warmup_lr) or self.warmup_lr <= 0):
+            raise ConfigError(f"warmup_lr must be a positive number or none, got {self.warmup_lr}")
+        if self.warmup_lr is not None and self.schedule == "onecycle":
+            raise ConfigError("warmup_lr applies to the step and cosine schedules; onecycle has its own rise")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.momentum < 1:

@@ -21,6 +21,7 @@ CLI prints; this module never does).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -62,7 +63,16 @@ from depthlab.train.rundir import (
     write_json,
 )
 
-__all__ = ["TrainEvent", "TrainingDivergedError", "train", "evaluate", "preflight", "build_model"]
+__all__ = [
+    "Monitor",
+    "TrainEvent",
+    "TrainingDivergedError",
+    "train",
+    "evaluate",
+    "preflight",
+    "build_model",
+    "prepare_bundle",
+]
 
 # Fields that may differ between a run and its resumption: they change where or how fast it runs, not what
 # it computes (on CPU, results are bit-identical; on GPU they are not promised).
@@ -91,6 +101,9 @@ class TrainEvent:
 
 
 Callback = Callable[[TrainEvent], None]
+# monitor(model, step): called on the main process at every evaluation step, before the checkpoint; it must
+# not change the model or the RNG streams (wrap random work in torch.random.fork_rng).
+Monitor = Callable[[nn.Module, int], None]
 
 
 # ------------------------------------------------------------------------------------------ pre-flight
@@ -102,6 +115,28 @@ def build_model(config: TrainConfig, bundle: DataBundle) -> nn.Module:
     num_classes = kwargs.pop("num_classes", bundle.num_classes)
     in_channels = kwargs.pop("in_channels", bundle.in_channels)
     return create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+SUBSET_SEED = 0x5EED  # which images train_subset keeps: fixed, independent of the training seed
+
+
+def prepare_bundle(config: TrainConfig) -> DataBundle:
+    """The data a run of ``config`` trains and evaluates on: ``load_data`` with the run's split, then the
+    fixed ``train_subset`` (a seeded random choice of training images, the same for every seed)."""
+    bundle = load_data(
+        config.data, data_dir=config.data_dir, download=config.download, val_size=config.val_size,
+        seed=0, image_size=config.image_size, strict=config.strict_data,
+    )  # fmt: skip
+    if config.train_subset is not None:
+        n = len(bundle.train)
+        if config.train_subset > n:
+            raise ConfigError(
+                f"train_subset={config.train_subset} is larger than the training split ({n} images)"
+            )
+        generator = torch.Generator().manual_seed(SUBSET_SEED)
+        keep = torch.randperm(n, generator=generator)[: config.train_subset].sort().values
+        bundle = dataclasses.replace(bundle, train=bundle.train.subset(keep))
+    return bundle
 
 
 def _model_attr(model: nn.Module, name: str, default: Any) -> Any:
@@ -219,19 +254,21 @@ def train(
     out_dir: str | os.PathLike[str],
     resume: bool = False,
     callback: Callback | None = None,
+    monitor: Monitor | None = None,
 ) -> RunSummary:
     """Train ``config.model`` on ``config.data``, writing the run directory ``out_dir``.
 
     ``resume=True`` continues the run in ``out_dir`` from its last checkpoint (``config`` must match the
     stored one except for :data:`RESUMABLE_CHANGES`). Returns the summary; status ``interrupted`` after
-    Ctrl-C (a resumable checkpoint is saved). Raises :class:`TrainingDivergedError` on a NaN/Inf loss, and
+    Ctrl-C (a resumable checkpoint is saved). ``monitor(model, step)`` is called at every evaluation step
+    (see :data:`Monitor`): studies use it to record diagnostics during training. Raises :class:`TrainingDivergedError` on a NaN/Inf loss, and
     ``ConfigError``/``ValueError``/``DataError`` before training for anything that cannot work.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     ctx = distributed.setup(config.device)
     try:
-        return _Trainer(config, Path(out_dir), resume, callback, ctx).run()
+        return _Trainer(config, Path(out_dir), resume, callback, ctx, monitor).run()
     finally:
         distributed.teardown(ctx)
 
@@ -244,8 +281,10 @@ class _Trainer:
         resume: bool,
         callback: Callback | None,
         ctx: distributed.DistContext,
+        monitor: Monitor | None = None,
     ) -> None:
         self.config, self.run_dir, self.resume, self.ctx = config, run_dir, resume, ctx
+        self.monitor = monitor if ctx.is_main else None
         self.callback = callback if (callback is not None and ctx.is_main) else None
         self.ckpt_dir = run_dir / "checkpoints"
 
@@ -269,10 +308,7 @@ class _Trainer:
                 f"another --out"
             )
         distributed.barrier(ctx)  # every rank has checked before rank 0 writes config.json
-        self.bundle = bundle = load_data(
-            config.data, data_dir=config.data_dir, download=config.download, val_size=config.val_size,
-            seed=0, image_size=config.image_size, strict=config.strict_data,
-        )  # fmt: skip
+        self.bundle = bundle = prepare_bundle(config)
         _seed_everything(config.seed)
         model = build_model(config, bundle)
         preflight(model, bundle, config.model)
@@ -314,11 +350,23 @@ class _Trainer:
             seed=config.seed,
             **common,
         )  # type: ignore[arg-type]
+        eval_splits = [("val", bundle.val), ("test", bundle.test)]
+        if config.eval_train:
+            eval_splits.insert(0, ("train_eval", bundle.train))
         self.eval_loaders: dict[str, Loader] = {
             name: make_loader(bundle, split, batch_size=config.eval_batch_size, **common)  # type: ignore[arg-type]
-            for name, split in (("val", bundle.val), ("test", bundle.test))
+            for name, split in eval_splits
             if split is not None
         }
+        # Intermediate evaluations on a fixed subset (the first eval_subset images of each split).
+        self.partial_loaders: dict[str, Loader] = {}
+        if config.eval_subset is not None:
+            for name, split in eval_splits:
+                if split is not None and len(split) > config.eval_subset:
+                    part = split.subset(torch.arange(config.eval_subset))
+                    self.partial_loaders[name] = make_loader(
+                        bundle, part, batch_size=config.eval_batch_size, **common
+                    )  # type: ignore[arg-type]
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.steps if config.steps is not None else config.epochs * self.steps_per_epoch  # type: ignore[operator]
         self.eval_every = config.eval_every or self.steps_per_epoch
@@ -463,9 +511,12 @@ class _Trainer:
             "images_per_s": round(span_images / span_time, 1) if span_time > 0 else None,
         }
 
-    def _evaluate(self) -> list[dict[str, Any]]:
+    def _evaluate(self, final: bool) -> list[dict[str, Any]]:
         rows = []
-        for name, loader in self.eval_loaders.items():
+        for name, full in self.eval_loaders.items():
+            if name == "test" and self.config.test_at_end and not final:
+                continue
+            loader = full if final else self.partial_loaders.get(name, full)
             result = evaluate(self.eval_net, loader, self.ctx, self.autocast)
             rows.append(
                 {
@@ -658,7 +709,7 @@ class _Trainer:
         eval_rows: list[dict[str, Any]] = []
         if step % self.eval_every == 0 or last:
             self._check_finite()
-            eval_rows = self._evaluate()
+            eval_rows = self._evaluate(final=last)
             rows.extend(eval_rows)
         self.metrics.write(rows)
         for row in rows:
@@ -667,6 +718,9 @@ class _Trainer:
             self.emit("train" if row["split"] == "train" else "eval", row)
         if eval_rows:
             self._update_best(eval_rows)
+        if self.monitor is not None and (step % self.eval_every == 0 or last):
+            # Before the checkpoint: a kill in between repeats this step, and the monitor rewrites its record.
+            self.monitor(self.model, step)
         if step % self.checkpoint_every == 0 or last or stop:
             self._check_finite()
             self._save_last()

@@ -56,6 +56,8 @@ def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch:
         return max(0.0, (total_steps - step) / (total_steps - rise))
     warmup = config.warmup or 0
     if step < warmup:
+        if config.warmup_lr is not None:  # a constant warm-up lr (ResNet-110 in He et al. 2015)
+            return config.warmup_lr / config.lr
         return (step + 1) / (warmup + 1)
     if config.schedule == "cosine":
         span = max(1, total_steps - warmup)

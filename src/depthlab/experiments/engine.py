@@ -1,0 +1,853 @@
+"""The study engine: a study is declared data; this module runs it, reads it back and aggregates it.
+
+A :class:`Study` declares
+* ``presets`` — frozen :class:`Recipe` subclasses (the training recipe and the study's own factors);
+* ``grid(preset, seeds)`` — the runs: one :class:`RunSpec` (model × settings × seed) each;
+* ``probe`` — diagnostics recorded on one fixed held-out batch at initialisation, at every evaluation step
+  during training, and at the end (``None``: none);
+* ``prepare`` — study-level analyses that need no training (e.g. shattered gradients at init), idempotent;
+* ``findings(result)`` — sentences computed from the runs, each naming its numbers, when they were
+  measured, and its margin;
+* ``sections(result)`` — what the report draws (tables and figures), from the runs only.
+
+Layout of a study directory::
+
+    DIR/study.json             {"study", "preset": {...}, "seeds", "overrides"}: a re-run must match it
+    DIR/runs/NAME/             one ordinary training run directory per RunSpec (see depthlab.train.rundir),
+                               plus diagnostics.json: {"init": {...}, "steps": {"STEP": {...}}, "end": {...}}
+    DIR/analysis/*.json        study-level analyses (``prepare``) and post-training analyses (--analyses)
+    DIR/results.json           see :func:`results_json`
+
+Running: every run of the grid is trained (or resumed from its last checkpoint, or skipped when finished)
+by an *executor*: ``local`` runs them one after another in this process; ``ray`` submits each run as a Ray
+task (``pip install depthlab[ray]``) with its CPU/GPU request — the study directory must be on a path every
+node sees, and a failed task is retried from its checkpoint. Ctrl-C stops after the current run's
+checkpoint; running the same command again resumes. results.json is rebuilt from the run directories
+every time (nothing else is stored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shlex
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from depthlab.errors import DepthlabError
+from depthlab.experiments.stats import Estimate, estimate
+from depthlab.train.config import parse_value
+
+__all__ = [
+    "StudyError",
+    "Recipe",
+    "RunSpec",
+    "ProbeContext",
+    "Study",
+    "StudyRun",
+    "Condition",
+    "StudyResult",
+    "Finding",
+    "Section",
+    "ReportFigure",
+    "ReportTable",
+    "register_study",
+    "get_study",
+    "list_studies",
+    "apply_preset_overrides",
+    "run_study",
+    "run_one",
+    "read_study",
+    "read_run",
+    "find_run_dirs",
+    "results_json",
+    "reproduce_commands",
+    "train_command",
+    "initial_model",
+    "EXECUTORS",
+]
+
+FINISHED = ("completed", "diverged")  # a re-run skips these (a diverged run would diverge again)
+EXECUTORS = ("local", "ray")
+
+
+class StudyError(DepthlabError, ValueError):
+    """A study that cannot run as asked: unknown study or preset key, a directory holding another study."""
+
+
+# ------------------------------------------------------------------------------------------------ recipe
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe every run of a study shares. Iterations are optimizer steps of ``batch_size``.
+
+    ``train_subset``: train on a fixed random subset of that many training images (None: all).
+    ``eval_subset``: intermediate evaluations use the first N images of each split; the last evaluates all.
+    ``eval_train``: also evaluate the training (sub)set in eval mode — the training error of Fig. 6.
+    ``test_at_end``: evaluate the test split only at the end (held-out curves come from validation).
+    ``full``: train on every training image (no validation split; the test split is then evaluated at
+    every evaluation, as for the ResNet paper's Table 6).
+    """
+
+    name: str = "custom"
+    dataset: str = "fashion-mnist"
+    steps: int = 400
+    batch_size: int = 128
+    lr: float = 0.1
+    schedule: str = "onecycle"
+    milestones: tuple[float, ...] = ()
+    warmup: int | None = None
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    augment: bool = False
+    val_size: int | None = None
+    train_subset: int | None = None
+    eval_every: int = 100
+    eval_subset: int | None = None
+    eval_train: bool = True
+    test_at_end: bool = True
+    full: bool = False
+    normalize: str = "channel"
+    image_size: int | None = None
+    label_smoothing: float = 0.0
+    log_every: int = 20
+    seeds: int = 2
+    diag_batch: int = 128
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "eval_every", "log_every", "seeds", "diag_batch"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise StudyError(f"{key} must be a positive integer, got {value!r}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise StudyError(f"lr must be a positive number, got {self.lr!r}")
+
+    def describe(self) -> str:
+        aug = "crop + flip" if self.augment else "no augmentation"
+        sched = self.schedule + (
+            f" ÷10 at {', '.join(f'{m:g}' for m in self.milestones)}" if self.milestones else ""
+        )
+        data = f"{self.dataset}" + (
+            f" (a fixed {self.train_subset:,}-image training subset)" if self.train_subset else ""
+        )
+        return (
+            f"{data}, {self.steps} iterations of batch {self.batch_size}, lr {self.lr:g} ({sched}), momentum "
+            f"{self.momentum:g}, weight decay {self.weight_decay:g}, {aug}, {self.seeds} seed(s)"
+        )
+
+    def train_config(
+        self,
+        model: str,
+        seed: int,
+        *,
+        model_kwargs: Mapping[str, Any] | None = None,
+        device: str = "auto",
+        data_dir: str | None = None,
+        **changes: Any,
+    ) -> Any:
+        """The :class:`depthlab.train.TrainConfig` of one run; ``changes`` override single fields."""
+        from depthlab.train import TrainConfig
+
+        values: dict[str, Any] = dict(
+            model=model,
+            model_kwargs=dict(model_kwargs or {}),
+            data=self.dataset,
+            data_dir=data_dir,
+            image_size=self.image_size,
+            val_size=0 if self.full else self.val_size,
+            train_subset=self.train_subset,
+            epochs=None,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            optimizer="sgd",
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            decay_norm_and_bias=True,
+            schedule=self.schedule,
+            milestones=self.milestones,
+            warmup=self.warmup,
+            label_smoothing=self.label_smoothing,
+            augment=self.augment,
+            eval_every=self.eval_every,
+            eval_subset=self.eval_subset,
+            eval_train=self.eval_train,
+            test_at_end=self.test_at_end and not self.full,
+            normalize=self.normalize,
+            log_every=self.log_every,
+            checkpoint_every=self.eval_every,
+            seed=seed,
+            device=device,
+        )
+        values.update(changes)
+        return TrainConfig(**values)
+
+
+def apply_preset_overrides(preset: Recipe, overrides: Iterable[str]) -> Recipe:
+    """``preset`` with each ``key=value`` applied (typed by the field; unknown keys rejected)."""
+    hints = typing.get_type_hints(type(preset))
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key:
+            raise StudyError(f"override {item!r} is not KEY=VALUE")
+        if key not in hints or key == "name":
+            known = ", ".join(k for k in hints if k != "name")
+            raise StudyError(f"unknown preset key {key!r}; known keys: {known}")
+        changes[key] = parse_value(key, raw, hints[key])
+    try:
+        return dataclasses.replace(preset, **changes)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DepthlabError):
+            raise
+        raise StudyError(f"invalid preset override: {exc}") from None
+
+
+def preset_to_dict(preset: Recipe) -> dict[str, Any]:
+    out = dataclasses.asdict(preset)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def preset_from_dict(cls: type[Recipe], values: Mapping[str, Any]) -> Recipe:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            continue  # a field an older depthlab wrote and this one dropped
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------- the grid
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: trained into ``DIR/runs/NAME``; ``condition`` groups seeds for aggregation and
+    ``factors`` are the study's variables for this run (e.g. {"depth": 56, "residual": False})."""
+
+    name: str
+    condition: str
+    factors: Mapping[str, Any]
+    seed: int
+    config: Any  # TrainConfig
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe gets: the model as it stands, the diagnostics batch, and when it is measured."""
+
+    model: Any  # nn.Module
+    images: Any  # N×C×H×W normalised, on the model's device
+    labels: Any  # N int64
+    moment: str  # "init", "step" or "end"
+    step: int
+    spec: RunSpec
+    bundle: Any  # DataBundle
+
+
+Probe = Callable[[ProbeContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A sentence and what it rests on: ``numbers`` (name → value), when they were measured
+    (``init``/``during``/``end``), and whether the comparison it makes is within its margin."""
+
+    text: str
+    topic: str
+    when: str
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+    within_margin: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "topic": self.topic,
+            "when": self.when,
+            "numbers": dict(self.numbers),
+            "within_margin": self.within_margin,
+        }
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    title: str
+    caption: str
+    png: bytes
+    name: str  # file stem when figures are exported as PNG
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    text: tuple[str, ...] = ()
+    tables: tuple[ReportTable, ...] = ()
+    figures: tuple[ReportFigure, ...] = ()
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    claim: str  # one paragraph: what the study tests, against which paper
+    presets: Mapping[str, Recipe]
+    grid: Callable[[Any, int, str, str | None], list[RunSpec]]  # (preset, seeds, device, data_dir)
+    findings: Callable[[StudyResult], list[Finding]]
+    sections: Callable[[StudyResult], list[Section]]
+    probe: Probe | None = None
+    prepare: Callable[[Any, Path, Any, Any, Any], None] | None = (
+        None  # (preset, root, bundle, images, labels)
+    )
+    analyses: Mapping[str, Callable[[StudyResult, Path], None]] = field(default_factory=dict)
+
+
+_STUDIES: dict[str, Study] = {}
+
+
+def register_study(study: Study) -> Study:
+    _STUDIES[study.name] = study
+    return study
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in ("degradation", "inception_aux", "vgg_depth"):
+        try:
+            importlib.import_module(f"depthlab.experiments.{module}")
+        except ModuleNotFoundError as exc:  # a study file not (yet) present
+            if exc.name != f"depthlab.experiments.{module}":
+                raise
+
+
+def list_studies() -> list[str]:
+    _load_builtin()
+    return sorted(_STUDIES)
+
+
+def get_study(name: str) -> Study:
+    _load_builtin()
+    if name not in _STUDIES:
+        raise StudyError(f"unknown study {name!r}; choose from: {', '.join(sorted(_STUDIES))}")
+    return _STUDIES[name]
+
+
+# ------------------------------------------------------------------------------------------ reading runs
+@dataclass(frozen=True)
+class StudyRun:
+    """One run directory of a study, as read back (nothing is recomputed)."""
+
+    run_dir: Path
+    name: str
+    model: str
+    condition: str
+    factors: Mapping[str, Any]
+    seed: int
+    status: str  # from summary.json; "missing" if the run never wrote one
+    step: int
+    curves: Mapping[str, tuple[tuple[int, float], ...]]  # split → ((step, error), ...)
+    final: Mapping[str, float]  # split → error at the last row of that split
+    images: Mapping[str, int]  # split → images behind the final error
+    wall_seconds: float
+    diagnostics: Mapping[str, Any]  # diagnostics.json as stored
+    config: Mapping[str, Any]
+    environment: Mapping[str, Any]
+    data: Mapping[str, Any]
+    images_per_s: float
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def label(self) -> str:
+        return self.condition
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def read_run(run_dir: str | Path, spec: RunSpec | None = None) -> StudyRun:
+    """A run directory as a :class:`StudyRun`; without ``spec`` the condition is the model name."""
+    folder = Path(run_dir)
+    if not (folder / "config.json").is_file():
+        raise StudyError(f"{folder} is not a run directory (no config.json)")
+    config = _read_json(folder / "config.json")
+    summary = _read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+    environment = _read_json(folder / "environment.json") if (folder / "environment.json").is_file() else {}
+    rows: list[dict[str, Any]] = []
+    if (folder / "metrics.jsonl").is_file():
+        for line in (folder / "metrics.jsonl").read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by a kill mid-write
+                continue
+    curves: dict[str, dict[int, float]] = {}
+    images: dict[str, int] = {}
+    for r in rows:
+        if "error" in r and "split" in r:
+            curves.setdefault(r["split"], {})[int(r["step"])] = float(r["error"])
+            if "images" in r:
+                images[r["split"]] = int(r["images"])
+    sorted_curves = {k: tuple(sorted(v.items())) for k, v in curves.items()}
+    final = {k: v[-1][1] for k, v in sorted_curves.items() if v}
+    if "train" in sorted_curves:
+        images["train"] = int(config.get("log_every", 0)) * int(config.get("batch_size", 0))
+    diagnostics = _read_json(folder / "diagnostics.json") if (folder / "diagnostics.json").is_file() else {}
+    train_curve = sorted_curves.get("train", ())
+    return StudyRun(
+        run_dir=folder,
+        name=spec.name if spec else folder.name,
+        model=str(config["model"]),
+        condition=spec.condition if spec else str(config["model"]),
+        factors=dict(spec.factors) if spec else {},
+        seed=int(config.get("seed", 0)),
+        status=str(summary.get("status", "missing")),
+        step=int(summary.get("step", train_curve[-1][0] if train_curve else 0)),
+        curves=sorted_curves,
+        final=final,
+        images=images,
+        wall_seconds=float(summary.get("wall_time_s", 0.0)),
+        diagnostics=diagnostics,
+        config=config,
+        environment=environment,
+        data=dict(summary.get("data", {})),
+        images_per_s=float(summary.get("images_per_s", 0.0)),
+    )
+
+
+def find_run_dirs(directory: str | Path) -> list[Path]:
+    """Run directories (holding config.json) at ``directory``, in ``directory/runs/*`` or ``directory/*``."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise StudyError(f"no such directory: {root}")
+    if (root / "config.json").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("runs/*/config.json"))
+    return found or sorted(p.parent for p in root.glob("*/config.json"))
+
+
+# ------------------------------------------------------------------------------------------- aggregates
+@dataclass(frozen=True)
+class Condition:
+    """One condition of the grid aggregated over its seeds."""
+
+    name: str
+    factors: Mapping[str, Any]
+    runs: tuple[StudyRun, ...]
+
+    def error(self, split: str) -> Estimate | None:
+        """The final error of ``split`` ("train" running, "train_eval", "val", "test") over seeds."""
+        values = [r.final.get(split) for r in self.runs]
+        images = max((r.images.get(split, 0) for r in self.runs), default=0)
+        return estimate(values, images)
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    study: Study | None  # None for a directory of runs that no study wrote
+    preset: Recipe | None
+    seeds: int
+    overrides: tuple[str, ...]
+    root: Path
+    runs: tuple[StudyRun, ...]
+    findings: tuple[Finding, ...] = ()
+
+    def conditions(self) -> list[Condition]:
+        order: dict[str, list[StudyRun]] = {}
+        for r in self.runs:
+            order.setdefault(r.condition, []).append(r)
+        return [
+            Condition(name, rs[0].factors, tuple(sorted(rs, key=lambda r: r.seed)))
+            for name, rs in order.items()
+        ]
+
+    def condition(self, name: str) -> Condition | None:
+        return next((c for c in self.conditions() if c.name == name), None)
+
+    @property
+    def dataset(self) -> str:
+        if self.preset is not None:
+            return self.preset.dataset
+        return str(self.runs[0].config.get("data", "?")) if self.runs else "?"
+
+    def analysis(self, name: str) -> Any:
+        path = self.root / "analysis" / f"{name}.json"
+        return _read_json(path) if path.is_file() else None
+
+
+def read_study(directory: str | Path) -> StudyResult:
+    """A study (or any directory of runs) read back from disk; findings are recomputed from the runs."""
+    root = Path(directory)
+    study = preset = None
+    seeds, overrides = 0, ()
+    specs: dict[str, RunSpec] = {}
+    if (root / "study.json").is_file():
+        record = _read_json(root / "study.json")
+        study = get_study(str(record.get("study", "degradation")))
+        kind = type(next(iter(study.presets.values())))
+        preset = preset_from_dict(kind, record["preset"])
+        seeds, overrides = int(record["seeds"]), tuple(record.get("overrides", ()))
+        specs = {s.name: s for s in study.grid(preset, seeds, "auto", None)}
+    dirs = find_run_dirs(root)
+    runs = tuple(read_run(p, specs.get(p.name)) for p in dirs)
+    if not runs:
+        raise StudyError(f"{root} holds no run directories (looked for config.json in it, runs/*, */)")
+    if specs:
+        order = {name: i for i, name in enumerate(specs)}
+        runs = tuple(sorted(runs, key=lambda r: order.get(r.name, len(order))))
+    seeds = seeds or len({r.seed for r in runs})
+    result = StudyResult(study, preset, seeds, overrides, root, runs)
+    findings = tuple(study.findings(result)) if study is not None else ()
+    return dataclasses.replace(result, findings=findings)
+
+
+def results_json(result: StudyResult) -> dict[str, Any]:
+    """``results.json``: the study, preset, every run's final errors, each condition's estimates and the
+    findings (``findings``: the sentences; ``evidence``: each with its numbers, time and margin)."""
+    conditions = []
+    for c in result.conditions():
+        errors = {}
+        for split in ("train", "train_eval", "val", "test"):
+            e = c.error(split)
+            if e is not None:
+                errors[split] = {"mean": e.mean, "std": e.std, "values": list(e.values), "images": e.images}
+        conditions.append(
+            {"condition": c.name, "factors": dict(c.factors), "seeds": c.seeds, "error": errors}
+        )
+    return {
+        "study": result.study.name if result.study else None,
+        "preset": result.preset.name if result.preset else None,
+        "dataset": result.dataset,
+        "seeds": result.seeds,
+        "overrides": list(result.overrides),
+        "runs": [
+            {
+                "name": r.name,
+                "model": r.model,
+                "condition": r.condition,
+                "factors": dict(r.factors),
+                "seed": r.seed,
+                "status": r.status,
+                "step": r.step,
+                "final_error": dict(r.final),
+                "wall_seconds": r.wall_seconds,
+            }
+            for r in result.runs
+        ],
+        "conditions": conditions,
+        "findings": [f.text for f in result.findings],
+        "evidence": [f.to_dict() for f in result.findings],
+    }
+
+
+# ------------------------------------------------------------------------------------------- commands
+def reproduce_commands(result: StudyResult, directory: str | Path) -> list[str]:
+    """Shell commands that recreate the study directory (or each run of a directory of runs) and its report."""
+    d = shlex.quote(str(directory))
+    if result.preset is None or result.study is None:
+        return [train_command(r.config, r.run_dir) for r in result.runs] + [f"depthlab report {d}"]
+    sets = "".join(f" --set {shlex.quote(o)}" for o in result.overrides)
+    return [
+        f"depthlab experiment {result.study.name} --preset {result.preset.name} --seeds {result.seeds}{sets} "
+        f"--out {d}",
+        f"depthlab report {d}",
+    ]
+
+
+def train_command(config: Mapping[str, Any], run_dir: str | Path) -> str:
+    """``depthlab train MODEL --set key=value … --out RUN_DIR`` for every field that differs from the
+    :class:`~depthlab.train.TrainConfig` defaults."""
+    from depthlab.train import TrainConfig, config_to_dict
+
+    defaults = config_to_dict(TrainConfig())
+    parts = ["depthlab", "train", str(config["model"])]
+
+    def text(value: Any) -> str:
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, (list, tuple)):
+            return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return str(value)
+
+    for key, value in config.items():
+        if key == "model" or defaults.get(key) == value:
+            continue
+        if key == "model_kwargs":
+            parts += [f"--set=model_kwargs.{k}={json.dumps(v)}" for k, v in dict(value).items()]
+        else:
+            parts.append(f"--set={key}={text(value)}")
+    parts += ["--out", str(run_dir)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+# ------------------------------------------------------------------------------------------------ running
+Progress = Callable[[str], None]
+
+
+def _check_study_file(root: Path, study: Study, preset: Recipe, seeds: int, overrides: Sequence[str]) -> None:
+    path = root / "study.json"
+    record = {
+        "study": study.name,
+        "preset": preset_to_dict(preset),
+        "seeds": seeds,
+        "overrides": list(overrides),
+    }
+    if path.is_file():
+        old = _read_json(path)
+        if old.get("study", "degradation") != study.name:
+            raise StudyError(
+                f"{root} holds a {old.get('study')!r} study, not {study.name!r}; use another --out"
+            )
+        if old.get("preset") != record["preset"]:
+            diff = sorted(k for k in record["preset"] if old.get("preset", {}).get(k) != record["preset"][k])
+            raise StudyError(
+                f"{root} already holds a study with different settings ({', '.join(diff)}); "
+                f"use another --out, or the same preset and --set values"
+            )
+    _write_json(path, record)
+
+
+def _write_json(path: Path, values: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(values, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _status(run_dir: Path) -> str:
+    path = run_dir / "summary.json"
+    return str(_read_json(path).get("status", "missing")) if path.is_file() else "missing"
+
+
+def initial_model(config: Any, bundle: Any) -> Any:
+    """The model a run starts from: seeded and built exactly as :func:`depthlab.train.train` does, so its
+    weights equal the run's step-0 weights (a test checks this against the trainer)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from depthlab.train.loop import build_model
+
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    torch.manual_seed(config.seed)
+    return build_model(config, bundle)
+
+
+def diagnostics_batch(preset: Recipe, bundle: Any, device: Any) -> tuple[Any, Any]:
+    """The first ``diag_batch`` held-out images (validation split, else test): the same for every run."""
+    from depthlab.data import make_loader
+
+    held = bundle.val if bundle.val is not None else bundle.test
+    if held is None:
+        raise StudyError(f"{preset.dataset} has neither a validation nor a test split for the diagnostics")
+    loader = make_loader(bundle, held, batch_size=min(preset.diag_batch, len(held)), device=device)
+    return next(iter(loader.epoch()))
+
+
+def _device(device: str) -> Any:
+    import torch
+
+    return torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def run_one(
+    study: Study,
+    preset: Recipe,
+    spec: RunSpec,
+    root: Path,
+    *,
+    device: str = "auto",
+    say: Progress | None = None,
+    tag: str = "",
+) -> str:
+    """Train (or resume, or skip) one run of the grid with its probes; returns its final status."""
+    import torch
+
+    from depthlab.train import TrainingDivergedError, load_run_model, train
+    from depthlab.train.loop import prepare_bundle
+
+    say = say or (lambda line: None)
+    tag = tag or spec.name
+    run_dir = root / "runs" / spec.name
+    diag_path = run_dir / "diagnostics.json"
+    diags: dict[str, Any] = _read_json(diag_path) if diag_path.is_file() else {}
+    status = _status(run_dir)
+    dev = _device(device)
+    bundle = images = labels = None
+
+    def batch() -> tuple[Any, Any, Any]:
+        nonlocal bundle, images, labels
+        if bundle is None:
+            bundle = prepare_bundle(spec.config)
+            images, labels = diagnostics_batch(preset, bundle, dev)
+        return bundle, images, labels
+
+    def probe(model: Any, moment: str, step: int) -> dict[str, Any]:
+        assert study.probe is not None
+        b, x, y = batch()
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            return study.probe(ProbeContext(model, x, y, moment, step, spec, b))
+
+    if status in FINISHED:
+        say(f"{tag}: already {status}, skipped")
+    else:
+        if study.probe is not None and "init" not in diags:
+            b, _, _ = batch()
+            diags["init"] = probe(initial_model(spec.config, b).to(dev), "init", 0)
+            _write_json(diag_path, diags)
+        resume = (run_dir / "checkpoints" / "last.json").is_file()
+        if not resume:
+            _clear_unstarted(run_dir)
+
+        def monitor(model: Any, step: int) -> None:
+            diags.setdefault("steps", {})[str(step)] = probe(model, "step", step)
+            _write_json(diag_path, diags)
+
+        say(f"{tag}: {'resuming' if resume else 'training'} for {spec.config.steps} iterations")
+        try:
+            summary = train(
+                spec.config,
+                run_dir,
+                resume=resume,
+                callback=_reporter(say, tag, spec.config),
+                monitor=monitor if study.probe is not None else None,
+            )
+        except TrainingDivergedError as exc:
+            say(f"{tag}: {exc}")
+            return "diverged"
+        say(f"{tag}: {summary.status} at step {summary.step} after {summary.wall_time_s:.0f} s")
+        if summary.status == "interrupted":
+            return "interrupted"
+    if study.probe is not None and _status(run_dir) == "completed" and "end" not in diags:
+        trained = load_run_model(run_dir, "last").to(dev)
+        diags["end"] = probe(trained, "end", int(spec.config.steps))
+        _write_json(diag_path, diags)
+    return _status(run_dir)
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    """A run directory without a checkpoint (killed in its first interval) is started again: remove the
+    files the trainer wrote (and only those), keep diagnostics.json."""
+    for name in ("config.json", "environment.json", "metrics.jsonl", "summary.json"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _reporter(say: Progress, tag: str, config: Any) -> Callable[[Any], None]:
+    from depthlab.experiments.stats import pct
+
+    every = max(config.log_every, config.steps // 4 // config.log_every * config.log_every)
+
+    def on_event(event: Any) -> None:
+        if event.kind == "train" and (event.step % every == 0 or event.step == event.total_steps):
+            say(
+                f"{tag}: step {event.step}/{event.total_steps}, running training error {pct(event.values['error'])}"
+            )
+        elif event.kind == "eval" and event.step == event.total_steps:
+            say(f"{tag}: step {event.step}, {event.values['split']} error {pct(event.values['error'])}")
+
+    return on_event
+
+
+def run_study(
+    study: Study,
+    preset: Recipe,
+    out_dir: str | Path,
+    *,
+    seeds: int | None = None,
+    device: str = "auto",
+    data_dir: str | None = None,
+    overrides: Sequence[str] = (),
+    progress: Progress | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    analyses: Sequence[str] = (),
+) -> StudyResult:
+    """Run (or resume, or skip) every run of ``study``'s grid, its study-level analyses, write results.json.
+
+    ``executor``: ``local`` (one run after another) or ``ray`` (each run a Ray task; ``address`` of a
+    running cluster, default a local instance). ``analyses``: names from ``study.analyses`` run after
+    training (each idempotent and resumable).
+    """
+    seeds = preset.seeds if seeds is None else seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise StudyError(f"seeds must be a positive integer, got {seeds!r}")
+    if executor not in EXECUTORS:
+        raise StudyError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
+    unknown = [a for a in analyses if a not in study.analyses]
+    if unknown:
+        raise StudyError(
+            f"unknown analysis {unknown[0]!r} for the {study.name} study; choose from: "
+            f"{', '.join(study.analyses) or 'none'}"
+        )
+    say = progress or (lambda line: None)
+    root = Path(out_dir)
+    specs = study.grid(preset, seeds, device, data_dir)
+    from depthlab.registry import list_models
+
+    missing = sorted({s.config.model for s in specs} - set(list_models()))
+    if missing:
+        raise StudyError(f"the {study.name} study needs models that are not registered: {', '.join(missing)}")
+    _check_study_file(root, study, preset, seeds, overrides)
+
+    if study.prepare is not None:
+        from depthlab.train.loop import prepare_bundle
+
+        bundle = prepare_bundle(specs[0].config)
+        images, labels = diagnostics_batch(preset, bundle, _device(device))
+        say("study-level analyses at initialisation")
+        study.prepare(preset, root, bundle, images, labels)
+
+    if executor == "local":
+        interrupted = False
+        for k, spec in enumerate(specs, start=1):
+            status = run_one(
+                study, preset, spec, root, device=device, say=say, tag=f"[{k}/{len(specs)}] {spec.name}"
+            )
+            if status == "interrupted":
+                say("interrupted: run the same command again to resume")
+                interrupted = True
+                break
+        if interrupted:
+            return _write_results(root)
+    else:
+        from depthlab.experiments.executors import run_on_ray
+
+        run_on_ray(study, preset, specs, root, seeds=seeds, overrides=overrides, device=device,
+                   data_dir=data_dir, address=address, say=say)  # fmt: skip
+
+    result = _write_results(root)
+    for name in analyses:
+        say(f"analysis: {name}")
+        study.analyses[name](result, root)
+    return _write_results(root) if analyses else result
+
+
+def _write_results(root: Path) -> StudyResult:
+    result = read_study(root)
+    _write_json(root / "results.json", results_json(result))
+    return result

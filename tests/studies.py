@@ -1,0 +1,134 @@
+"""Shared fixtures of the study tests (degradation, inception-aux, vgg-depth, the engine and the report):
+one tiny study per study type, run once per test session, and hand-made runs for findings tests."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from depthlab.analysis.gradients import BlockStat, Diagnostics, LayerStat
+from depthlab.experiments.engine import (
+    StudyResult,
+    StudyRun,
+    apply_preset_overrides,
+    get_study,
+    run_study,
+)
+
+# A degradation study small enough for the default suite: 2 runs of 4 iterations on 8×8 synthetic images.
+TINY = [
+    "dataset=synthetic:channels=1,size=8,train=320,test=64,classes=4",
+    "depths=20",
+    "steps=4",
+    "batch_size=16",
+    "eval_every=2",
+    "log_every=1",
+    "val_size=64",
+    "train_subset=128",
+    "eval_subset=32",
+    "diag_batch=8",
+    "seeds=1",
+    "shatter_points=16",
+]
+
+
+def tiny_preset(*more: str) -> Any:
+    return apply_preset_overrides(get_study("degradation").presets["quick"], [*TINY, *more])
+
+
+@functools.cache
+def tiny_study() -> tuple[Path, tuple[str, ...], dict[str, dict[str, torch.Tensor]]]:
+    """One tiny degradation study, run once per session: (directory, progress lines, the trainer's initial
+    weights by model name)."""
+    root = Path(tempfile.mkdtemp(prefix="depthlab-study-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    from depthlab.train import loop
+
+    initial: dict[str, dict[str, torch.Tensor]] = {}
+    original = loop.build_model
+
+    def recording_build_model(config, bundle):  # what the trainer starts from, for the init check
+        model = original(config, bundle)
+        if not config.model_kwargs:
+            initial[config.model] = {k: v.clone() for k, v in model.state_dict().items()}
+        return model
+
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop, "build_model", recording_build_model)
+        run_study(get_study("degradation"), tiny_preset(), root / "study", device="cpu", overrides=TINY,
+                  progress=lines.append)  # fmt: skip
+    return root / "study", tuple(lines), initial
+
+
+# ------------------------------------------------------------------------------------- hand-made runs
+def diag(block_grads: list[float], *, layer_grads: list[float] | None = None, norms: list[float] | None = None,
+         responses: list[float] | None = None, mode: str = "train") -> dict[str, Any]:  # fmt: skip
+    """A Diagnostics dict with the given block-output gradient norms (first block first)."""
+    from depthlab.analysis.gradients import ResponseStat
+
+    layer_grads = layer_grads or [1.0, 1.0]
+    layers = tuple(
+        LayerStat(f"stages.{min(i - 1, 2)}.0.branch.0.conv", i, "conv", (3, 3), g, 1.0, 1.0)
+        for i, g in enumerate(layer_grads, 1)
+    )
+    norms = norms or [1.0] * len(block_grads)
+    blocks = tuple(
+        BlockStat(f"stages.0.{i}", i, False, g, 1.0, None, n)
+        for i, (g, n) in enumerate(zip(block_grads, norms, strict=True), 1)
+    )
+    resp = tuple(ResponseStat(f"r{i}", i, s) for i, s in enumerate(responses or [], 1))
+    return Diagnostics(mode, 8, 2.3, layers, blocks, resp).to_dict()
+
+
+def make_run(
+    model: str,
+    train: float,
+    test: float,
+    *,
+    seed: int = 0,
+    images: int = 2000,
+    test_images: int = 10000,
+    diagnostics: Mapping[str, Any] | None = None,
+    steps: int = 240,
+) -> StudyRun:
+    """A completed degradation run as read back, with eval-mode training error ``train``."""
+    from depthlab.experiments.degradation import label, parse_model
+
+    depth, residual = parse_model(model)
+    return StudyRun(
+        run_dir=Path(f"/x/{model}-s{seed}"),
+        name=f"{model}-s{seed}",
+        model=model,
+        condition=label(depth, residual),
+        factors={"depth": depth, "residual": residual},
+        seed=seed,
+        status="completed",
+        step=steps,
+        curves={"train_eval": ((steps, train),), "test": ((steps, test),)},
+        final={"train_eval": train, "test": test},
+        images={"train_eval": images, "test": test_images},
+        wall_seconds=1.0,
+        diagnostics=dict(diagnostics or {}),
+        config={"model": model, "steps": steps, "seed": seed},
+        environment={},
+        data={},
+        images_per_s=0.0,
+    )
+
+
+def make_result(runs: list[StudyRun], root: Path | None = None, study: str = "degradation") -> StudyResult:
+    return StudyResult(get_study(study), None, len({r.seed for r in runs}), (), root or Path("/nonexistent"),
+                       tuple(runs))  # fmt: skip
+
+
+def texts(result: StudyResult, study: str = "degradation") -> list[str]:
+    return [f.text for f in get_study(study).findings(result)]
