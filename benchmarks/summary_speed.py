@@ -37,7 +37,11 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return times
 
 
+RESULTS: dict[str, dict[str, float]] = {}
+
+
 def report(label: str, times: list[float]) -> None:
+    RESULTS[label] = {"min_s": min(times), "median_s": statistics.median(times), "n": len(times)}
     print(
         f"{label:<42} min {min(times):7.3f} s   median {statistics.median(times):7.3f} s   (n={len(times)})"
     )
@@ -49,6 +53,11 @@ def main() -> None:
     parser.add_argument("--input", default="3x224x224")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-real", action="store_true", help="skip the real CPU forward pass")
+    parser.add_argument(
+        "--json",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "summary_speed.json"),
+        help="write the results (with machine, versions and date) here (default: benchmarks/results/)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -86,6 +95,27 @@ def main() -> None:
                 real(x)
 
         report("for comparison: one real fp32 CPU forward", timed(forward, args.repeat))
+    if args.json:
+        import datetime
+        import json
+
+        from depthlab.train.rundir import environment_info
+
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)
+        record = {
+            "benchmark": "summary_speed",
+            "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "environment": environment_info(torch.device("cpu"), 1),
+            "load_average": os.getloadavg()[0],
+            "model": args.model,
+            "input": args.input,
+            "params": s.params,
+            "macs": s.macs,
+            "timings": RESULTS,
+        }
+        with open(args.json, "w") as f:
+            f.write(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -223,7 +223,11 @@ def main() -> None:
         "--reference-workers", default="0,2", help="DataLoader workers tried for the reference"
     )
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the best is kept")
-    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--json",
+        default=str(Path(__file__).resolve().parent / "results" / "train_throughput.json"),
+        help="write the results (with machine, versions and date) here (default: benchmarks/results/)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -281,9 +285,19 @@ def main() -> None:
             print(f"# {model} {shape}: forward {macs / 1e6:.2f}M MACs; {verdict} the targets "
                   f"(≥{TARGET_RATIO}× and ≥{100 * TARGET_MFU:.0f}% MFU)")  # fmt: skip
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"peak_flops": peak, "environment": env, "results": results}, indent=1)
-        )
+        import datetime
+
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "benchmark": "train_throughput",
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "peak_flops": peak,
+            "environment": env,
+            "results": results,
+        }
+        out.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

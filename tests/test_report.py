@@ -15,13 +15,12 @@ from markupsafe import escape
 
 from depthlab import create_model
 from depthlab.cli import main
-from depthlab.experiments.degradation import read_study
+from depthlab.experiments.engine import read_study
 from depthlab.report import build_report, model_costs
-from test_experiment import tiny_study  # the shared tiny study (run once per session)
+from studies import tiny_study  # the shared tiny study (run once per session)
 
-ARTIFACTS = Path(
-    os.environ.get("DEPTHLAB_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
-)
+# Screenshots are kept only when asked: DEPTHLAB_TEST_ARTIFACTS=DIR.
+ARTIFACTS = os.environ.get("DEPTHLAB_TEST_ARTIFACTS")
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
 )
@@ -57,13 +56,17 @@ def test_report_from_the_study(tmp_path: Path) -> None:
     assert html.startswith("<!DOCTYPE html>")
     # Self-contained: every image is a data URI, nothing is fetched.
     assert not re.search(r"""(src|href)=["'](?!data:)""", html)
-    # Fig. 6, Fig. 7, weight gradients at init and at the end, block-output gradients without BN.
-    assert html.count('src="data:image/png;base64,') == 5
-    for table in ("results-table", "diagnostics-table", "models-table", "runs-table", "environment-table"):
+    # Fig. 6, the running error, the block-gradient panels, the ratio during training, shattered gradients,
+    # Fig. 7.
+    assert html.count('src="data:image/png;base64,') == 6
+    for table in ("results-table", "gradients-table", "models-table", "runs-table", "environment-table"):
         assert f'id="{table}"' in html
     study = read_study(root)
-    for sentence in study.findings:
-        assert str(escape(sentence)) in html
+    assert study.findings
+    for finding in study.findings:
+        assert str(escape(finding.text)) in html
+    for title in ("Shattered gradients", "One gradient measure for every condition", "ResNet paper Fig. 6"):
+        assert title in html
     assert "depthlab experiment degradation --preset quick --seeds 1 --set " in html
     assert f"depthlab report {root}" in html
 
@@ -113,6 +116,22 @@ def test_a_plain_directory_of_runs_gets_train_commands(tmp_path: Path) -> None:
     assert "depthlab train plain20 " in report.html and "--set=steps=4" in report.html
 
 
+def test_figures_are_exported_as_png_and_markdown_quotes_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _, _ = tiny_study()
+    assert main(["report", str(root), "--out", str(tmp_path / "r.html"), "--figures", str(tmp_path / "figs")]) == 0
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert "shattered_gradients.png" in names and "fig6_error_curves.png" in names
+    assert all((tmp_path / "figs" / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+    capsys.readouterr()
+    assert main(["report", str(root), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((root / "results.json").read_text())
+    assert all(f"- {sentence}" in out for sentence in results["findings"])
+    assert "| plain-20 | 1 |" in out
+
+
 def test_missing_directory_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
@@ -136,12 +155,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert match, f"the probe did not run; chromium printed: {dom[:500]}"
     probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    assert probe["images"] == 5 and probe["broken"] == [] and min(probe["widths"]) > 100
-    assert {"results-table", "models-table", "runs-table", "diagnostics-table"} <= set(probe["tables"])
-    assert probe["result_rows"] == 1 and probe["findings"] >= 3
+    assert probe["images"] == 6 and probe["broken"] == [] and min(probe["widths"]) > 100
+    assert {"results-table", "models-table", "runs-table", "gradients-table"} <= set(probe["tables"])
+    assert probe["result_rows"] == 1 and probe["findings"] >= 5
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "report.png"
+    folder = Path(ARTIFACTS) if ARTIFACTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / "report.png"
     subprocess.run(
         [*common, f"--screenshot={shot}", "--window-size=1200,4000", page.as_uri()],
         capture_output=True,

@@ -69,6 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dir", help="a study directory (from `depthlab experiment`) or a directory of runs")
     p.add_argument("--out", default=None, help="HTML file to write (default: DIR/report.html)")
     p.add_argument("--figures", default=None, metavar="DIR", help="also write every figure as DIR/NAME.png")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print DIR/results.json as the README quotes it (error table + findings) instead of writing HTML",
+    )
     p.set_defaults(func=run_report)
 
 
@@ -162,6 +167,15 @@ def run_report(args: argparse.Namespace) -> int:
     from depthlab.report import build_report
 
     directory = Path(args.dir)
+    if args.markdown:
+        from depthlab.experiments.engine import StudyError
+        from depthlab.report.readme import results_markdown
+
+        path = directory / "results.json"
+        if not path.is_file():
+            raise StudyError(f"{path} does not exist: run the study (depthlab experiment …) first")
+        print(results_markdown(json.loads(path.read_text())))
+        return 0
     out = Path(args.out) if args.out else directory / "report.html"
     report = build_report(directory)
     out.parent.mkdir(parents=True, exist_ok=True)

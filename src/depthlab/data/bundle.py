@@ -105,6 +105,9 @@ class DataBundle:
     classes: tuple[str, ...]
     source: str
     skipped: tuple[str, ...] = ()
+    # Per-pixel mean image (C×H×W, pixel values scaled to [0, 1]) for ``normalize="pixel"`` training: the
+    # loader then subtracts it instead of the per-channel mean and pads after normalising (pad = the mean).
+    pixel_mean: torch.Tensor | None = None
 
     @property
     def streamed(self) -> bool:

@@ -86,9 +86,12 @@ class _Gather:
 
     def __init__(
         self, padding: int, height: int, width: int, mean: tuple[float, ...], std: tuple[float, ...],
-        device: torch.device, dtype: torch.dtype,
+        device: torch.device, dtype: torch.dtype, pixel_mean: torch.Tensor | None = None,
     ) -> None:  # fmt: skip
         self.padding, self.height, self.width, self.device = padding, height, width, device
+        # Per-pixel mean (He et al. 2015 §4.2): the table holds normalised floats and is padded with 0 (the
+        # mean) after normalising; crops then need no scale/shift.
+        self.pixel_mean = pixel_mean
         channels = len(mean)
         std_t = torch.tensor(std, dtype=torch.float64)
         self.scale = (1.0 / (255.0 * std_t)).to(dtype).view(1, channels, 1, 1).to(device)
@@ -100,9 +103,16 @@ class _Gather:
         self.rows = torch.arange(height, device=device)
 
     def pad(self, images_nchw: torch.Tensor) -> torch.Tensor:
-        """uint8 N×C×H×W → zero-padded uint8 N×(H+2p)×(W+2p)×C on the device."""
+        """uint8 N×C×H×W → zero-padded uint8 N×(H+2p)×(W+2p)×C on the device (with a per-pixel mean:
+        normalised floats, padded with 0 = the mean)."""
         n, c, h, w = images_nchw.shape
         p = self.padding
+        if self.pixel_mean is not None:
+            mean = self.pixel_mean.to(self.device, self.dtype)
+            x = images_nchw.to(self.device).to(self.dtype).div_(255).sub_(mean).mul_(self.scale * 255)
+            table = torch.zeros(n, h + 2 * p, w + 2 * p, c, dtype=self.dtype, device=self.device)
+            table[:, p : p + h, p : p + w, :] = x.permute(0, 2, 3, 1)
+            return table
         table = torch.zeros(n, h + 2 * p, w + 2 * p, c, dtype=torch.uint8, device=self.device)
         table[:, p : p + h, p : p + w, :] = images_nchw.to(self.device, non_blocking=True).permute(0, 2, 3, 1)
         return table
@@ -119,6 +129,8 @@ class _Gather:
         flat = (index * (hp * wp))[:, None, None] + rows[:, :, None] + cols[:, None, :]  # B×H×W
         pixels = table.view(-1, c).index_select(0, flat.view(-1))
         x = pixels.view(index.shape[0], self.height, self.width, c).permute(0, 3, 1, 2).to(self.dtype)
+        if self.pixel_mean is not None:  # already normalised in the table
+            return x
         return x.mul_(self.scale).add_(self.shift)  # N×C×H×W, channels-last memory
 
 
@@ -152,6 +164,7 @@ class InMemoryLoader:
         rank: int = 0,
         world_size: int = 1,
         dtype: torch.dtype = torch.float32,
+        pixel_mean: torch.Tensor | None = None,
     ) -> None:
         _check_batch(batch_size, world_size, rank)
         n, c, h, w = split.images.shape
@@ -171,7 +184,9 @@ class InMemoryLoader:
         self.augment = augment if shuffle else None
         self.rank, self.world_size = rank, world_size
         padding = self.augment.crop_padding if self.augment is not None else 0
-        self._gather = _Gather(padding, h, w, mean, std, self.device, dtype)
+        if pixel_mean is not None and tuple(pixel_mean.shape) != (c, h, w):
+            raise ValueError(f"pixel_mean has shape {tuple(pixel_mean.shape)}, images are {(c, h, w)}")
+        self._gather = _Gather(padding, h, w, mean, std, self.device, dtype, pixel_mean)
         # Only this rank's evaluation shard needs to live on the device.
         self._table = self._gather.pad(split.images if shuffle else split.images[self.indices])
         self._labels = (split.labels if shuffle else split.labels[self.indices]).to(self.device)
@@ -320,4 +335,4 @@ def make_loader(
     )  # fmt: skip
     if isinstance(split, FolderSplit):
         return StreamLoader(split, workers=workers, strict=strict, **common)  # type: ignore[arg-type]
-    return InMemoryLoader(split, **common)  # type: ignore[arg-type]
+    return InMemoryLoader(split, pixel_mean=bundle.pixel_mean, **common)  # type: ignore[arg-type]

@@ -136,6 +136,11 @@ def prepare_bundle(config: TrainConfig) -> DataBundle:
         generator = torch.Generator().manual_seed(SUBSET_SEED)
         keep = torch.randperm(n, generator=generator)[: config.train_subset].sort().values
         bundle = dataclasses.replace(bundle, train=bundle.train.subset(keep))
+    if config.normalize == "pixel":
+        if bundle.streamed:
+            raise ConfigError("normalize=pixel needs an in-memory dataset (not an image folder)")
+        pixel_mean = bundle.train.images.double().mean(0).div(255).float()  # C×H×W
+        bundle = dataclasses.replace(bundle, pixel_mean=pixel_mean)
     return bundle
 
 
@@ -763,6 +768,7 @@ def evaluate_run(
         name=bundle.name, train=bundle.test, val=None, test=bundle.test, num_classes=bundle.num_classes,
         in_channels=bundle.in_channels, image_size=bundle.image_size, mean=tuple(trained["mean"]),
         std=tuple(trained["std"]), classes=bundle.classes, source=bundle.source,
+        pixel_mean=prepare_bundle(config).pixel_mean if config.normalize == "pixel" else None,
     )  # fmt: skip
     loader = make_loader(stats, bundle.test, batch_size=batch_size, device=ctx.device)
     autocast: Any = (
