@@ -15,6 +15,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from depthlab.errors import UsageError
+
 __all__ = [
     "NORMS",
     "SHORTCUTS",
@@ -33,7 +35,7 @@ SHORTCUTS: tuple[str, ...] = ("A", "B", "C")
 
 def check_norm(norm: str | None) -> str | None:
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        raise UsageError(f"norm must be one of {NORMS}, got {norm!r}")
     return norm
 
 
@@ -105,7 +107,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(
+            raise UsageError(
                 f"option A shortcut cannot shrink channels ({in_channels} -> {out_channels}); use 'B' or 'C'"
             )
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
@@ -138,7 +140,7 @@ def make_shortcut(
     elsewhere. C: a projection on every shortcut.
     """
     if option not in SHORTCUTS:
-        raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {option!r}")
+        raise UsageError(f"shortcut must be one of {SHORTCUTS}, got {option!r}")
     same_shape = stride == 1 and in_channels == out_channels
     if option == "A" or (option == "B" and same_shape):
         return nn.Identity() if same_shape else ZeroPadShortcut(in_channels, out_channels, stride)

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from depthlab.analysis.receptive_field import RF, _check_shape, propagate
+from depthlab.errors import UsageError
 
 __all__ = ["LayerRow", "ModelSummary", "Trace", "trace", "summarize", "CONVENTIONS"]
 
@@ -163,7 +164,7 @@ def trace(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> 
     """
     shape = _check_shape(input_shape)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
     # Every weight requires grad, so the training-step memory is that of training the whole model.
     state = {k: _meta_like(p, p.is_floating_point()) for k, p in model.named_parameters()}
     state |= {k: _meta_like(b, False) for k, b in model.named_buffers()}
@@ -204,7 +205,7 @@ def trace(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> 
             output = torch.func.functional_call(model, state, (x,))
     except RuntimeError as exc:  # shape errors deep inside a layer: name the input instead
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
+        raise UsageError(
             f"{type(model).__name__} cannot run on a {'x'.join(map(str, shape))} input: {first}"
         ) from exc
     finally:
@@ -296,14 +297,14 @@ class ModelSummary:
         if depth is None:
             return self.layers
         if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive integer (1 = top-level modules), got {depth!r}")
+            raise UsageError(f"depth must be a positive integer (1 = top-level modules), got {depth!r}")
         return tuple(r for r in self.layers if r.level < depth)
 
     def row(self, name: str) -> LayerRow:
         for r in self.layers:
             if r.name == name:
                 return r
-        raise ValueError(f"no layer named {name!r} in {self.model}")
+        raise UsageError(f"no layer named {name!r} in {self.model}")
 
     def to_json(
         self, name: str | None = None, depth: int | None = None, layers: bool = True

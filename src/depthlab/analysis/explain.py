@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlab.analysis.complexity import CONVENTIONS, summarize
+from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct
 
 __all__ = [
@@ -372,7 +373,7 @@ def skip_gradient(
     """
     _positive(channels=channels, size=size, batch=batch)
     if not gammas:
-        raise ValueError("gammas must name at least one branch scale")
+        raise UsageError("gammas must name at least one branch scale")
     with _single_thread():
         rows = _skip_gradient_rows(channels, size, batch, gammas, seed)
     low = min(gammas)
@@ -464,14 +465,14 @@ TOPICS: dict[str, Callable[..., Explanation]] = {
 def explain(topic: str, **kwargs: Any) -> Explanation:
     """The :class:`Explanation` of ``topic`` (one of :data:`TOPICS`); ``kwargs`` go to its function."""
     if topic not in TOPICS:
-        raise ValueError(f"unknown topic {topic!r}; choose from {', '.join(TOPICS)}")
+        raise UsageError(f"unknown topic {topic!r}; choose from {', '.join(TOPICS)}")
     return TOPICS[topic](**kwargs)
 
 
 def _positive(**values: int) -> None:
     for name, v in values.items():
         if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            raise UsageError(f"{name} must be a positive integer, got {v!r}")
 
 
 def _shape(input_shape: Sequence[int]) -> tuple[int, int, int]:

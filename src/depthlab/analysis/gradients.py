@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct, NormActConv
 
 __all__ = [
@@ -186,13 +187,13 @@ def diagnose(
     ``loss_fn(logits, labels)`` defaults to mean cross-entropy.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a 4-D tensor (N, C, H, W), got {shape}")
+        raise UsageError(f"images must be a 4-D tensor (N, C, H, W), got {shape}")
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"labels must be a 1-D tensor of {images.shape[0]} class indices, got {shape}")
+        raise UsageError(f"labels must be a 1-D tensor of {images.shape[0]} class indices, got {shape}")
     loss_fn = loss_fn or F.cross_entropy
 
     # Lazily import: models/base depends on nothing here, but keep analysis importable on its own.
@@ -372,9 +373,9 @@ def gradient_flow(
     from depthlab.registry import create_model
 
     if norm not in ("batch", None):
-        raise ValueError(f"norm must be 'batch' or None, got {norm!r}")
+        raise UsageError(f"norm must be 'batch' or None, got {norm!r}")
     if not names:
-        raise ValueError("gradient_flow needs at least one model name")
+        raise UsageError("gradient_flow needs at least one model name")
     flows = []
     for name in names:
         torch.manual_seed(seed)

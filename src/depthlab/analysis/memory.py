@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from depthlab.analysis.complexity import trace
+from depthlab.errors import UsageError
 
 __all__ = ["LayerMemory", "ActivationMemory", "activation_memory"]
 
@@ -46,7 +47,7 @@ class ActivationMemory:
     def largest(self, n: int = 5, key: str = "saved_bytes") -> tuple[LayerMemory, ...]:
         """The ``n`` leaf layers holding the most ``key`` ("saved_bytes" or "forward_bytes")."""
         if key not in ("saved_bytes", "forward_bytes"):
-            raise ValueError(f"key must be 'saved_bytes' or 'forward_bytes', got {key!r}")
+            raise UsageError(f"key must be 'saved_bytes' or 'forward_bytes', got {key!r}")
         return tuple(sorted(self.layers, key=lambda m: getattr(m, key), reverse=True)[:n])
 
 

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from depthlab.errors import UsageError
+
 __all__ = [
     "RF",
     "stacked_receptive_field",
@@ -75,7 +77,7 @@ def stacked_receptive_field(layers: Sequence[tuple[int, int]]) -> tuple[int, int
     size, jump = 1, 1
     for kernel, stride in layers:
         if kernel < 1 or stride < 1:
-            raise ValueError(f"kernel and stride must be positive, got ({kernel}, {stride})")
+            raise UsageError(f"kernel and stride must be positive, got ({kernel}, {stride})")
         size += (kernel - 1) * jump
         jump *= stride
     return size, jump
@@ -249,7 +251,7 @@ class _MaxToAvgPool(TorchFunctionMode):
             names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
             bound = dict(zip(names, args, strict=False)) | kwargs
             if _pair(bound.get("dilation", 1)) != (1, 1) or bound.get("return_indices", False):
-                raise ValueError(
+                raise UsageError(
                     "measure_receptive_field: dilated or index-returning max-pooling is not supported"
                 )
             return F.avg_pool2d(
@@ -268,7 +270,7 @@ def default_feature_module(model: nn.Module) -> str:
     stages = getattr(model, "stages", None)
     if isinstance(stages, nn.Sequential) and len(stages) > 0:
         return f"stages.{len(stages) - 1}"
-    raise ValueError(
+    raise UsageError(
         f"{type(model).__name__} has no .stages; name the module whose output to measure (module=...)"
     )
 
@@ -327,7 +329,7 @@ def measure_receptive_field(
     modules = dict(model.named_modules())
     if name not in modules:
         close = difflib.get_close_matches(name, list(modules), n=5)
-        raise ValueError(f"no module named {name!r} in {type(model).__name__}; closest: {', '.join(close)}")
+        raise UsageError(f"no module named {name!r} in {type(model).__name__}; closest: {', '.join(close)}")
 
     def stop(_m: nn.Module, _inp: Any, output: Any) -> None:
         raise _Reached(output[0] if isinstance(output, (tuple, list)) else output)
@@ -339,7 +341,7 @@ def measure_receptive_field(
         model.eval()
         with _MaxToAvgPool():
             torch.func.functional_call(model, _positive_constants(model, dtype), (x,))
-        raise ValueError(f"module {name!r} did not run in {type(model).__name__}'s forward pass")
+        raise UsageError(f"module {name!r} did not run in {type(model).__name__}'s forward pass")
     except _Reached as reached:
         out = reached.output
     finally:
@@ -356,7 +358,7 @@ def measure_receptive_field(
     rows = seen.any(1).nonzero().flatten()
     cols = seen.any(0).nonzero().flatten()
     if len(rows) == 0:
-        raise ValueError(f"the gradient of {name!r} did not reach the input")
+        raise UsageError(f"the gradient of {name!r} did not reach the input")
     size = (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
     h, w = shape[1], shape[2]
     clipped = bool(rows[0] == 0 or rows[-1] == h - 1 or cols[0] == 0 or cols[-1] == w - 1)
@@ -366,5 +368,5 @@ def measure_receptive_field(
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
-        raise ValueError(f"input_shape must be three positive integers (C, H, W), got {input_shape!r}")
+        raise UsageError(f"input_shape must be three positive integers (C, H, W), got {input_shape!r}")
     return shape  # type: ignore[return-value]

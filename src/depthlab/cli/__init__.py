@@ -1,14 +1,21 @@
 """The ``depthlab`` command line: the only code in depthlab that parses arguments or prints.
 
 Each command group lives in its own module exposing ``add_parser(subparsers)``; a command's ``func(args)``
-returns the exit code. Errors caused by the user's input become one line on stderr and exit code 2.
+returns the exit code.
+
+Exit codes: 0 success; 2 an error caused by the user's input — a :class:`~depthlab.errors.DepthlabError`
+raised where the input is validated, or an operating-system refusal on a named path (permission denied,
+disk full, read-only file system) — printed as one line on stderr; 1 anything else, which is a bug in
+depthlab: its traceback is printed, followed by a line asking to report it; 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from depthlab import __version__
@@ -16,7 +23,8 @@ from depthlab.errors import DepthlabError
 
 # Command-group modules, in the order their commands appear in --help.
 COMMAND_MODULES = ("models", "analysis", "train", "study")
-USER_ERRORS = (DepthlabError, ValueError, TypeError, FileNotFoundError)
+# OSErrors that describe the user's environment, not a bug: shown as one line when they name a path.
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,19 +44,41 @@ def error(message: str) -> int:
     return 2
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of a user error, on one line (its first line)."""
+    # str(KeyError) would add quotes; every user error carries its message as the first argument.
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    return message.strip().split("\n", 1)[0] or type(exc).__name__
+
+
+def bug(exc: BaseException) -> int:
+    """An exception depthlab did not raise on purpose: keep the traceback, ask for a report."""
+    traceback.print_exception(exc, file=sys.stderr)
+    print(
+        f"depthlab: internal error ({type(exc).__name__}); this is a bug in depthlab, not in your input. "
+        "Please report it to the depthlab maintainers with the traceback above and the command you ran.",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
-        # str(KeyError) would add quotes; every user error carries its message as the first argument.
-        message = str(exc.args[0]) if exc.args else type(exc).__name__
-        return error(" ".join(message.split("\n")[:1]) if "\n" in message else message)
+    except DepthlabError as exc:
+        return error(one_line(exc))
+    except OSError as exc:
+        if exc.filename is not None and exc.errno in ENVIRONMENT_ERRNOS:
+            return error(f"{exc.filename}: {exc.strerror}")
+        if isinstance(exc, BrokenPipeError):
+            # `depthlab compare --json | head`: the reader left; silence the flush at exit too.
+            sys.stdout = None  # type: ignore[assignment]
+            return 0
+        return bug(exc)
     except KeyboardInterrupt:
         print("depthlab: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # `depthlab compare --json | head`: the reader left; silence the flush at exit too.
-        sys.stdout = None  # type: ignore[assignment]
-        return 0
+    except Exception as exc:
+        return bug(exc)

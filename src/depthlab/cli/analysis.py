@@ -28,6 +28,7 @@ from rich.table import Table
 
 from depthlab.analysis.complexity import CONVENTIONS, ModelSummary, summarize
 from depthlab.analysis.explain import TOPICS, Explanation, explain
+from depthlab.errors import MissingFileError, UsageError
 from depthlab.registry import create_model, model_info
 
 CLASSIC_MODELS = ("alexnet", "vgg16", "googlenet", "resnet50")
@@ -40,10 +41,10 @@ def parse_input(text: str, default_channels: int = 3) -> tuple[int, int, int]:
     """'3x224x224' → (3, 224, 224); 'HxW' and a single side 'S' take ``default_channels``."""
     clean = text.strip().lower().replace("×", "x")
     if not _INPUT_RE.match(clean):
-        raise ValueError(f"malformed --input {text!r}: expected CxHxW (e.g. 3x224x224), HxW or one side")
+        raise UsageError(f"malformed --input {text!r}: expected CxHxW (e.g. 3x224x224), HxW or one side")
     values = [int(v) for v in clean.split("x")]
     if any(v < 1 for v in values):
-        raise ValueError(f"malformed --input {text!r}: every dimension must be at least 1")
+        raise UsageError(f"malformed --input {text!r}: every dimension must be at least 1")
     if len(values) == 1:
         values = [default_channels, values[0], values[0]]
     elif len(values) == 2:
@@ -65,9 +66,9 @@ def positive_int(text: str | int, option: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{option} expects a positive integer, got {text!r}") from None
+        raise UsageError(f"{option} expects a positive integer, got {text!r}") from None
     if value < 1:
-        raise ValueError(f"{option} expects a positive integer, got {text!r}")
+        raise UsageError(f"{option} expects a positive integer, got {text!r}")
     return value
 
 
@@ -236,7 +237,7 @@ def plot_params_vs_macs(summaries: Sequence[tuple[str, ModelSummary]], path: Pat
     import matplotlib.pyplot as plt
 
     if not path.parent.exists():
-        raise FileNotFoundError(f"--plot: directory {str(path.parent)!r} does not exist")
+        raise MissingFileError(f"--plot: directory {str(path.parent)!r} does not exist")
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
     try:
         for name, s in summaries:
@@ -254,7 +255,7 @@ def plot_params_vs_macs(summaries: Sequence[tuple[str, ModelSummary]], path: Pat
         try:
             fig.savefig(path)
         except ValueError as exc:  # unknown extension
-            raise ValueError(f"--plot {str(path)!r}: {exc}") from None
+            raise UsageError(f"--plot {str(path)!r}: {exc}") from None
     finally:
         plt.close(fig)
     return path

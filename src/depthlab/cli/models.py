@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from depthlab.errors import UsageError
 from depthlab.registry import ModelRow, describe_models
 
 
@@ -27,7 +28,7 @@ def markdown_table(rows: list[ModelRow]) -> str:
 def run(args: argparse.Namespace) -> int:
     rows = describe_models(args.pattern)
     if not rows:
-        raise ValueError(f"no model matches {args.pattern!r}; try `depthlab models` for all names")
+        raise UsageError(f"no model matches {args.pattern!r}; try `depthlab models` for all names")
     if args.markdown:
         print(markdown_table(rows))
         return 0

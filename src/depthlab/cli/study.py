@@ -9,6 +9,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from depthlab.cli.train import add_tensorboard_option, tensorboard_wanted
+from depthlab.errors import UsageError
+
 DEFAULT_GRADFLOW_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 
 
@@ -26,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bn", action="store_true", help="build the models without batch norm")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed (default: 0)")
     p.add_argument("--out", default="runs/gradflow", help="output directory (default: runs/gradflow)")
+    add_tensorboard_option(p, "OUT/tensorboard (the figure as an image)")
     p.set_defaults(func=run_gradflow)
 
     from depthlab.experiments.engine import EXECUTORS, list_studies
@@ -86,7 +90,7 @@ def run_gradflow(args: argparse.Namespace) -> int:
 
     names = list(args.models) or list(DEFAULT_GRADFLOW_MODELS)
     if args.batch < 1:
-        raise ValueError(f"--batch must be a positive integer, got {args.batch}")
+        raise UsageError(f"--batch must be a positive integer, got {args.batch}")
     bundle = load_data(args.data, data_dir=args.data_dir, val_size=0)
     n = min(args.batch, len(bundle.train))
     images, labels = next(iter(make_loader(bundle, bundle.train, batch_size=n).epoch()))
@@ -97,7 +101,12 @@ def run_gradflow(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "gradflow.json").write_text(json.dumps(gradflow_json(flows), indent=1) + "\n")
     title = f"gradient norm by layer at init — {bundle.name}, batch {n}, {'no BN' if args.no_bn else 'BN'}"
-    (out / "gradflow.png").write_bytes(png_bytes(gradflow_figure(flows, title=title)))
+    png = png_bytes(gradflow_figure(flows, title=title))
+    (out / "gradflow.png").write_bytes(png)
+    if tensorboard_wanted(args):
+        from depthlab.train.tensorboard import LOG_SUBDIR, write_image
+
+        write_image(out / LOG_SUBDIR, f"gradflow/{'no-bn' if args.no_bn else 'bn'}", png)
 
     table = Table(title=title)
     for col in ("model", "layers", "‖∂L/∂W‖ first", "‖∂L/∂W‖ last", "first / last", "loss"):

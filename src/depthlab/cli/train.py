@@ -22,11 +22,10 @@ from depthlab.train import (
     TrainConfig,
     TrainEvent,
     apply_overrides,
-    config_from_dict,
     evaluate_run,
     train,
 )
-from depthlab.train.rundir import read_json
+from depthlab.train.rundir import load_run_config
 
 # CLI option → config field, for options whose value is passed through as typed by argparse.
 _FIELDS = {
@@ -124,6 +123,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    add_tensorboard_option(p, "RUN_DIR/tensorboard")
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
@@ -137,6 +137,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
 
+def add_tensorboard_option(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument(
+        "--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+        help=f"write TensorBoard events to {where} (default: when the tensorboard package is installed)",
+    )  # fmt: skip
+
+
+def tensorboard_wanted(args: argparse.Namespace) -> bool:
+    """--tensorboard: yes (an error if not installed); --no-tensorboard: no; neither: if installed."""
+    from depthlab.train.tensorboard import require_tensorboard, tensorboard_available
+
+    if args.tensorboard is None:
+        return tensorboard_available()
+    if args.tensorboard:
+        require_tensorboard()
+    return bool(args.tensorboard)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text.replace("imagefolder:", "folder-")).strip("_")[:40]
 
@@ -144,10 +162,7 @@ def _slug(text: str) -> str:
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The config the command line asks for (starting from a resumed run's stored config)."""
     if args.resume:
-        path = Path(args.resume) / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"cannot resume: {args.resume} is not a run directory (no config.json)")
-        base = config_from_dict(read_json(path))
+        base = load_run_config(args.resume)
     else:
         base = TrainConfig()
     items: list[str] = []
@@ -287,11 +302,22 @@ def run_train(args: argparse.Namespace) -> int:
         reporter = PlainReporter(args.quiet)
     else:
         reporter = RichReporter()
+    callbacks: list[Any] = [reporter]
+    if tensorboard_wanted(args):
+        from depthlab.train.tensorboard import TensorBoardWriter
+
+        callbacks.append(TensorBoardWriter())
+
+    def callback(event: TrainEvent) -> None:
+        for c in callbacks:
+            c(event)
+
     try:
-        summary = train(config, out, resume=bool(args.resume), callback=reporter)
+        summary = train(config, out, resume=bool(args.resume), callback=callback)
     finally:
-        if isinstance(reporter, RichReporter):
-            reporter.close()
+        for c in callbacks:
+            if hasattr(c, "close"):
+                c.close()
     if is_main:
         _print_summary(summary)
     return 130 if summary.status == "interrupted" else 0

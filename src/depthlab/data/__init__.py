@@ -35,11 +35,13 @@ from depthlab.data.sources import (
     CIFAR_SPECS,
     IDX_SPECS,
     RawDataset,
+    check_data_dir,
     load_cifar,
     load_idx_dataset,
     parse_synthetic_options,
     synthetic,
 )
+from depthlab.errors import UsageError, UsageTypeError
 
 __all__ = [
     "DATASETS",
@@ -82,7 +84,7 @@ def _check_image_size(image_size: int | None) -> None:
     if image_size is not None and (
         not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1
     ):
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        raise UsageError(f"image_size must be a positive integer, got {image_size!r}")
 
 
 def _resolve_val_size(val_size: int | None, num_train: int) -> int:
@@ -110,7 +112,7 @@ def _image_folder(
     name: str, path: str, val_size: int | None, seed: int, image_size: int | None, strict: bool
 ) -> DataBundle:
     if not path:
-        raise ValueError("imagefolder needs a path: --data imagefolder:PATH")
+        raise UsageError("imagefolder needs a path: --data imagefolder:PATH")
     root = Path(path).expanduser()
     size = DEFAULT_FOLDER_IMAGE_SIZE if image_size is None else image_size
     has_train = (root / "train").is_dir()
@@ -153,8 +155,9 @@ def load_data(
     being skipped. ``download``: fetch through torchvision when not found locally.
     """
     if not isinstance(name, str):
-        raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
+        raise UsageTypeError(f"dataset name must be a string, got {type(name).__name__}")
     _check_image_size(image_size)
+    check_data_dir(data_dir, download)
     kind, _, arg = name.partition(":")
     if kind in IDX_SPECS and not arg:
         return _in_memory(name, load_idx_dataset(name, data_dir, download), val_size, seed, image_size)
@@ -164,4 +167,4 @@ def load_data(
         return _in_memory(name, synthetic(**parse_synthetic_options(arg)), val_size, seed, image_size)
     if kind == "imagefolder":
         return _image_folder(name, arg, val_size, seed, image_size, strict)
-    raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
+    raise UsageError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")

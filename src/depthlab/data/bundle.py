@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from depthlab.errors import DepthlabError
+from depthlab.errors import DepthlabError, UsageError
 
 __all__ = [
     "DataError",
@@ -124,9 +124,9 @@ def default_val_size(num_train: int) -> int:
 def split_indices(num_train: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train indices, validation indices), each sorted, from one permutation seeded with ``seed``."""
     if not isinstance(val_size, int) or isinstance(val_size, bool) or val_size < 0:
-        raise ValueError(f"val_size must be a non-negative integer, got {val_size!r}")
+        raise UsageError(f"val_size must be a non-negative integer, got {val_size!r}")
     if val_size >= num_train:
-        raise ValueError(
+        raise UsageError(
             f"val_size={val_size} leaves no training images (the training set has {num_train}); "
             f"choose 0 ≤ val_size < {num_train}"
         )

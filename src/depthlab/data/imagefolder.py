@@ -5,8 +5,10 @@ split), or ``PATH/train/<class>/<image>`` with an optional ``PATH/test/<class>/<
 ``PATH/val/<class>/<image>``, used instead of a held-out split). Class names are the sorted folder names of
 the training set; a test/val folder may not introduce new ones.
 
-Images are decoded as RGB; the shorter side is resized to ``image_size`` (bilinear, antialiased) and the
-centre ``image_size``×``image_size`` is kept. Every file is checked with PIL's ``verify`` when the dataset
+Images are decoded as RGB (gray, palette, RGBA and CMYK converted; 16-bit gray scaled to 8 bits); the
+shorter side is resized to ``image_size`` (bilinear, antialiased) and the centre ``image_size``×``image_size``
+is kept. Hidden files and folders are ignored; symlinked folders are followed, each once (a link cycle
+does not loop). Every file is checked with PIL's ``verify`` when the dataset
 is loaded: unreadable files are reported by path and skipped (fatal with ``strict=True``). A file that
 passes ``verify`` but fails to decode during training is skipped the same way by
 :class:`FolderDataset`/:func:`collate_skipping`.
@@ -18,6 +20,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -46,9 +49,21 @@ def _class_dirs(folder: Path) -> list[str]:
 
 def _images_in(folder: Path) -> list[Path]:
     found = []
+    visited = {os.path.realpath(folder)}  # symlinked folders are followed, but a link cycle only once
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS))
+        keep = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and real not in visited:
+                visited.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        # Hidden files are not images of the set (e.g. macOS's "._x.png" resource forks).
+        found.extend(
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+        )
     return found
 
 
@@ -95,10 +110,24 @@ def scan_folder(
     return tuple(samples), names, tuple(bad)
 
 
+# Pillow's convert("RGB") clips 16/32-bit integer and float pixels to 0..255 instead of scaling them.
+_WIDE_INT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel; 16-bit (and 32-bit integer) gray is scaled by 1/257 (65535 → 255), float
+    gray is taken as 0..1."""
+    if img.mode in _WIDE_INT_MODES or img.mode == "F":
+        scale = 255.0 if img.mode == "F" else 1 / 257
+        pixels = np.clip(np.asarray(img, dtype=np.float64) * scale, 0, 255).round().astype(np.uint8)
+        img = Image.fromarray(pixels, mode="L")
+    return img.convert("RGB")
+
+
 def decode(path: str, image_size: int) -> torch.Tensor:
     """One image as uint8 3×S×S: RGB, shorter side resized to S, centre crop."""
     with Image.open(path) as img:
-        img = img.convert("RGB")
+        img = _to_rgb(img)
         w, h = img.size
         scale = image_size / min(w, h)
         new_w, new_h = max(image_size, round(w * scale)), max(image_size, round(h * scale))

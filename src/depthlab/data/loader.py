@@ -32,6 +32,7 @@ import torch
 
 from depthlab.data.bundle import DataBundle, DataError, FolderSplit, Split, TensorSplit
 from depthlab.data.imagefolder import FolderDataset, collate_skipping
+from depthlab.errors import UsageError
 
 __all__ = ["Augment", "InMemoryLoader", "StreamLoader", "Loader", "make_loader", "epoch_permutation"]
 
@@ -61,7 +62,7 @@ class Augment:
 
     def __post_init__(self) -> None:
         if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be a non-negative integer, got {self.crop_padding!r}")
+            raise UsageError(f"crop_padding must be a non-negative integer, got {self.crop_padding!r}")
 
 
 def _augment_params(
@@ -136,9 +137,9 @@ class _Gather:
 
 def _check_batch(batch_size: int, world_size: int, rank: int) -> None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        raise UsageError(f"rank {rank} is not in 0..{world_size - 1}")
 
 
 class InMemoryLoader:
@@ -169,12 +170,12 @@ class InMemoryLoader:
         _check_batch(batch_size, world_size, rank)
         n, c, h, w = split.images.shape
         if len(mean) != c or len(std) != c:
-            raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {c}-channel images")
+            raise UsageError(f"mean/std have {len(mean)}/{len(std)} values for {c}-channel images")
         if shuffle:
             if batch_size % world_size:
-                raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
+                raise UsageError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
             if batch_size > n:
-                raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} images)")
+                raise UsageError(f"batch_size {batch_size} is larger than the training set ({n} images)")
             self.indices = torch.arange(n)
         else:
             lo, hi = rank * n // world_size, (rank + 1) * n // world_size
@@ -219,8 +220,9 @@ class StreamLoader:
     """Batches of a :class:`FolderSplit`, decoded by ``workers`` DataLoader processes.
 
     Same batching rules and the same stateless randomness as :class:`InMemoryLoader`. Images that fail to
-    decode are left out of their batch and their paths collected in :attr:`failed` (with ``strict=True``
-    the first one raises :class:`~depthlab.data.DataError`).
+    decode are left out of their batch (a batch may come back empty) and their paths collected in
+    :attr:`failed`, each once however many epochs meet it (with ``strict=True`` the first one raises
+    :class:`~depthlab.data.DataError`).
     """
 
     def __init__(
@@ -243,11 +245,11 @@ class StreamLoader:
         _check_batch(batch_size, world_size, rank)
         n = len(split)
         if shuffle and batch_size % world_size:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
+            raise UsageError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
         if shuffle and batch_size > n:
-            raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} images)")
+            raise UsageError(f"batch_size {batch_size} is larger than the training set ({n} images)")
         if not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+            raise UsageError(f"workers must be a non-negative integer, got {workers!r}")
         self.split, self.device = split, torch.device(device)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.augment = augment if shuffle else None
@@ -257,6 +259,7 @@ class StreamLoader:
         padding = self.augment.crop_padding if self.augment is not None else 0
         self._gather = _Gather(padding, split.image_size, split.image_size, mean, std, self.device, dtype)
         self.failed: list[str] = []
+        self._failed_seen: set[str] = set()
 
     def __len__(self) -> int:
         if self.shuffle:
@@ -290,7 +293,9 @@ class StreamLoader:
         b = self.batch_size // self.world_size if self.shuffle else self.batch_size
         for k, (images, labels, positions, failed) in enumerate(loader, start):
             if failed:
-                self.failed.extend(failed)
+                # Each path once: a file that cannot be decoded fails again in every epoch.
+                self.failed.extend(path for path in dict.fromkeys(failed) if path not in self._failed_seen)
+                self._failed_seen.update(failed)
                 if self.strict:
                     raise DataError(f"cannot decode image {failed[0]} (strict)")
             if self.shuffle:

@@ -14,15 +14,18 @@
 * ``synthetic`` — generated, deterministic and learnable (see :func:`synthetic`).
 
 Search order for every file-based dataset: ``data_dir`` (``--data-dir``), ``$DEPTHLAB_DATA``,
-``~/.cache/depthlab``, then the dataset's system location if it has one. Nothing is downloaded unless
+``~/.cache/depthlab``, then the dataset's system location if it has one. A ``data_dir`` the user gives must
+be an existing directory (:func:`check_data_dir`; with ``download=True`` it may be missing and is created):
+a mistyped path is an error, never silently passed over for another copy. Nothing is downloaded unless
 ``download=True``; downloads go to the first of ``data_dir``, ``$DEPTHLAB_DATA``, ``~/.cache/depthlab``.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
-import pickle
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +34,11 @@ import numpy as np
 import torch
 
 from depthlab.data.bundle import DataError, DatasetNotFoundError, TensorSplit
+from depthlab.errors import MissingFileError, UsageError
 
 __all__ = [
     "RawDataset",
+    "check_data_dir",
     "search_roots",
     "read_idx",
     "load_idx_dataset",
@@ -58,6 +63,19 @@ class RawDataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
+
+
+def check_data_dir(data_dir: str | os.PathLike[str] | None, download: bool = False) -> None:
+    """Refuse a ``data_dir`` that does not exist (unless ``download`` will create it) or is not a directory."""
+    if data_dir is None:
+        return
+    path = Path(data_dir).expanduser()
+    if path.is_dir() or (download and not path.exists()):
+        return
+    what = "is not a directory" if path.exists() else "does not exist"
+    raise MissingFileError(
+        f"--data-dir {os.fspath(data_dir)} {what} (data_dir must be an existing directory)"
+    )
 
 
 def search_roots(data_dir: str | os.PathLike[str] | None, system_dir: str | None = None) -> list[Path]:
@@ -97,19 +115,26 @@ def read_idx(path: Path) -> torch.Tensor:
     try:
         with opener(path, "rb") as f:  # type: ignore[operator]
             data = f.read()  # type: ignore[attr-defined]
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip: truncated (EOFError), corrupt (BadGzipFile/zlib)
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number {data[:4].hex()})")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise DataError(
+            f"{path}: truncated or invalid IDX header ({ndim} dimensions need a {header}-byte header; the "
+            f"file has {len(data)} bytes)"
+        )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) if shape else 0
+    expected = math.prod(shape)  # Python ints: no overflow for absurd headers
     if len(data) - header != expected:
         raise DataError(
             f"{path}: header promises shape {shape} ({expected} bytes) but the file holds "
             f"{len(data) - header} bytes of data"
         )
+    if expected == 0:
+        return torch.zeros(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
@@ -201,6 +226,7 @@ def _not_found(name: str, looked: list[Path], fix_files: str) -> DatasetNotFound
 
 def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None, download: bool) -> RawDataset:
     """Fashion-MNIST or MNIST from IDX files (see the module docstring for where they are looked for)."""
+    check_data_dir(data_dir, download)
     spec = IDX_SPECS[name]
     roots = search_roots(data_dir, spec.system_dir)
     folder, looked = _find_idx_dir(roots, spec)
@@ -271,6 +297,7 @@ def load_cifar(name: str, data_dir: str | os.PathLike[str] | None, download: boo
     """CIFAR-10 or CIFAR-100 through torchvision's dataset classes (python-pickle batches)."""
     import torchvision.datasets as tvd
 
+    check_data_dir(data_dir, download)
     spec = CIFAR_SPECS[name]
     tv_cls = getattr(tvd, spec.torchvision_class)
     reader = _structural_twin(tv_cls)
@@ -294,7 +321,7 @@ def load_cifar(name: str, data_dir: str | os.PathLike[str] | None, download: boo
     for train in (True, False):
         try:
             ds = reader(str(found), train=train)
-        except (OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # whatever torchvision's reader raises on these files, the files are bad
             raise DataError(f"cannot read {name} from {found / tv_cls.base_folder}: {exc!r}") from exc
         part = "train" if train else "test"
         _check_arrays(name, found / tv_cls.base_folder, part, ds.data, list(ds.targets), spec.num_classes)
@@ -309,6 +336,7 @@ def load_cifar(name: str, data_dir: str | os.PathLike[str] | None, download: boo
 
 
 # -------------------------------------------------------------------------------------------- synthetic
+SYNTHETIC_MAX_BYTES = 2**30  # uint8 pixels; generating them takes 4× that in float32
 SYNTHETIC_DEFAULTS: dict[str, int] = {
     "classes": 10,
     "channels": 3,
@@ -325,19 +353,26 @@ def parse_synthetic_options(options: str) -> dict[str, int]:
     for item in filter(None, (part.strip() for part in options.split(","))):
         key, sep, raw = item.partition("=")
         if not sep or key not in values:
-            raise ValueError(
+            raise UsageError(
                 f"bad synthetic option {item!r}; use synthetic:key=value,... with keys "
                 f"{', '.join(SYNTHETIC_DEFAULTS)}"
             )
         try:
             values[key] = int(raw)
         except ValueError:
-            raise ValueError(f"synthetic option {key} must be an integer, got {raw!r}") from None
+            raise UsageError(f"synthetic option {key} must be an integer, got {raw!r}") from None
     for key in ("classes", "channels", "size", "train"):
         if values[key] < 1:
-            raise ValueError(f"synthetic option {key} must be ≥ 1, got {values[key]}")
+            raise UsageError(f"synthetic option {key} must be ≥ 1, got {values[key]}")
     if values["classes"] < 2 or values["test"] < 0:
-        raise ValueError("synthetic needs classes ≥ 2 and test ≥ 0")
+        raise UsageError("synthetic needs classes ≥ 2 and test ≥ 0")
+    # Generated in memory as float32 before the uint8 result: refuse what cannot fit rather than crash.
+    size = (values["train"] + values["test"]) * values["channels"] * values["size"] ** 2
+    if size > SYNTHETIC_MAX_BYTES:
+        raise UsageError(
+            f"synthetic dataset of {size:,} bytes (train+test × channels × size²) is larger than the "
+            f"{SYNTHETIC_MAX_BYTES:,} allowed; lower train, test, channels or size"
+        )
     return values
 
 

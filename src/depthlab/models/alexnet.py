@@ -34,6 +34,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct, check_norm
 from depthlab.models.base import FeatureInfo, ZooModel
 from depthlab.registry import register_model
@@ -74,10 +75,10 @@ class AlexNet(ZooModel):
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+            raise UsageError(f"variant must be one of {VARIANTS}, got {variant!r}")
         check_norm(norm)
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+            raise UsageError(f"dropout must be in [0, 1), got {dropout!r}")
         self.num_classes, self.in_channels, self.variant = num_classes, in_channels, variant
         self.min_input_size = MIN_INPUT
         c1, c2, c3, c4, c5 = WIDTHS[variant]

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from depthlab.errors import InputTooSmallError
+from depthlab.errors import InputTooSmallError, UsageError
 
 __all__ = ["FeatureInfo", "ZooModel", "ClassifierHead", "GoogLeNetOutputs", "main_logits", "aux_logits"]
 
@@ -82,9 +82,9 @@ class ZooModel(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
-            raise ValueError(f"expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+            raise UsageError(f"expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise UsageError(
                 f"{type(self).__name__} was built for {self.in_channels} input channel(s), "
                 f"got {x.shape[1]} (shape {tuple(x.shape)}); build it with in_channels={x.shape[1]}"
             )

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthlab.errors import UsageError, UsageTypeError
 from depthlab.layers import NORMS, ConvNormAct, init_he
 from depthlab.models.base import ClassifierHead, FeatureInfo, GoogLeNetOutputs, ZooModel
 from depthlab.registry import register_model
@@ -148,7 +149,7 @@ class AuxPool(nn.Module):
     def __init__(self, kind: str = "paper") -> None:
         super().__init__()
         if kind not in AUX_POOLS:
-            raise ValueError(f"aux pool must be one of {AUX_POOLS}, got {kind!r}")
+            raise UsageError(f"aux pool must be one of {AUX_POOLS}, got {kind!r}")
         self.kind = kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,13 +203,13 @@ class GoogLeNet(ZooModel):
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+            raise UsageError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         if not isinstance(aux_logits, bool):
-            raise TypeError(f"aux_logits must be True or False, got {aux_logits!r}")
+            raise UsageTypeError(f"aux_logits must be True or False, got {aux_logits!r}")
         if lrn is not None and not isinstance(lrn, bool):
-            raise TypeError(f"lrn must be True, False or None (the variant's choice), got {lrn!r}")
+            raise UsageTypeError(f"lrn must be True, False or None (the variant's choice), got {lrn!r}")
         if norm != VARIANT_DEFAULT and norm not in NORMS:
-            raise ValueError(
+            raise UsageError(
                 f"norm must be one of {NORMS} or {VARIANT_DEFAULT!r} (the variant's), got {norm!r}"
             )
         v = VARIANTS[variant]

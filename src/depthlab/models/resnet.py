@@ -36,6 +36,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct, NormActConv, check_norm, init_he, make_norm, make_shortcut
 from depthlab.models.base import ClassifierHead, FeatureInfo, ZooModel
 from depthlab.registry import register_model
@@ -120,7 +121,7 @@ class Bottleneck(BasicBlock):
     ) -> None:
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
-            raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+            raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
         out_channels = width * self.expansion
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         self.branch = nn.Sequential(
@@ -188,7 +189,7 @@ class PreActBottleneck(BasicBlock):
     ) -> None:
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
-            raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+            raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
         out_channels = width * self.expansion
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         self.branch = nn.Sequential(
@@ -236,14 +237,17 @@ class ResNet(ZooModel):
         super().__init__()
         if isinstance(block, str):
             if block not in BLOCKS:
-                raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
+                raise UsageError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
             block = BLOCKS[block]
         if stem not in STEMS:
-            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+            raise UsageError(f"stem must be one of {STEMS}, got {stem!r}")
         if stride_on not in STRIDE_PLACEMENTS:
-            raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
-        if len(layers) != len(widths) or not all(n >= 1 for n in layers):
-            raise ValueError(f"layers {tuple(layers)} and widths {tuple(widths)} must pair up, each n >= 1")
+            raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+        if not layers or len(layers) != len(widths) or not all(n >= 1 for n in (*layers, *widths)):
+            raise UsageError(
+                f"layers {tuple(layers)} and widths {tuple(widths)} must pair up (at least one stage), "
+                f"every number >= 1"
+            )
         check_norm(norm)
         self.num_classes, self.in_channels = num_classes, in_channels
         preact = issubclass(block, (PreActBlock, PreActBottleneck))

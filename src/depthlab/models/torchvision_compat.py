@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from depthlab.errors import UsageError, UsageTypeError
 from depthlab.layers import ConvNormAct
 from depthlab.models.alexnet import AlexNet
 from depthlab.models.googlenet import GoogLeNet
@@ -110,28 +111,28 @@ def _vgg_table(model: VGG) -> dict[str, str]:
 def _check_architecture(model: nn.Module) -> None:
     """Reject, with the argument that fixes it, the depthlab options torchvision has no checkpoint for."""
     if isinstance(model, AlexNet) and model.variant != "torchvision":
-        raise ValueError(f"torchvision's AlexNet is variant='torchvision', got variant={model.variant!r}")
+        raise UsageError(f"torchvision's AlexNet is variant='torchvision', got variant={model.variant!r}")
     if isinstance(model, VGG) and model.head_kind != "imagenet":
-        raise ValueError(
+        raise UsageError(
             f"torchvision's VGG has the ImageNet head: build with head='imagenet', not {model.head_kind!r}"
         )
     if isinstance(model, GoogLeNet) and model.variant != "torchvision":
-        raise ValueError(f"torchvision's GoogLeNet is variant='torchvision', got variant={model.variant!r}")
+        raise UsageError(f"torchvision's GoogLeNet is variant='torchvision', got variant={model.variant!r}")
     if isinstance(model, ResNet):
         for name, block in model.named_modules():
             if isinstance(block, BasicBlock) and type(block) not in (BasicBlock, Bottleneck):
-                raise ValueError(
+                raise UsageError(
                     f"torchvision has no checkpoint for {type(block).__name__} blocks ({name}); "
                     "only residual BasicBlock/Bottleneck ResNets load"
                 )
             if type(block) is Bottleneck and block.branch[0].conv.stride != (1, 1):
-                raise ValueError(
+                raise UsageError(
                     "torchvision's bottlenecks stride the 3×3 conv (v1.5): build with stride_on='3x3', "
                     f"not '1x1' ({name})"
                 )
         stem_conv = model.stem[0].conv if isinstance(model.stem[0], ConvNormAct) else None
         if stem_conv is None or stem_conv.kernel_size != (7, 7):
-            raise ValueError("torchvision's ResNets have the 7×7 ImageNet stem: build with stem='imagenet'")
+            raise UsageError("torchvision's ResNets have the 7×7 ImageNet stem: build with stem='imagenet'")
 
 
 def torchvision_key_map(model: nn.Module) -> dict[str, str]:
@@ -141,7 +142,9 @@ def torchvision_key_map(model: nn.Module) -> dict[str, str]:
     with no torchvision counterpart; ``TypeError`` if it is not one of the supported families.
     """
     if not isinstance(model, (AlexNet, VGG, ResNet, GoogLeNet)):
-        raise TypeError(f"load_torchvision_weights supports {SUPPORTED} models, got {type(model).__name__}")
+        raise UsageTypeError(
+            f"load_torchvision_weights supports {SUPPORTED} models, got {type(model).__name__}"
+        )
     _check_architecture(model)
     table: dict[str, str] = {}
     rules: list[Rule] = []
@@ -164,7 +167,7 @@ def torchvision_key_map(model: nn.Module) -> dict[str, str]:
         else:
             names[key] = f"{target}.{leaf}"
     if unmatched:
-        raise ValueError(
+        raise UsageError(
             f"{type(model).__name__}: {len(unmatched)} key(s) have no torchvision counterpart "
             f"(was it built with options torchvision lacks, e.g. norm?): {_listing(unmatched)}"
         )
@@ -189,7 +192,7 @@ def load_torchvision_weights(
     model does not, and every shape mismatch (e.g. a 1000-class ``fc`` into a 10-class model).
     """
     if isinstance(state_dict, nn.Module) or not isinstance(state_dict, Mapping):
-        raise TypeError(
+        raise UsageTypeError(
             f"state_dict must be a mapping of torchvision keys to tensors (e.g. tv_model.state_dict()), "
             f"got {type(state_dict).__name__}"
         )
@@ -215,7 +218,7 @@ def load_torchvision_weights(
             problems.append(f"unexpected {len(unexpected)} key(s): {_listing(unexpected)}")
         if mismatched:
             problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched)}")
-        raise ValueError(
+        raise UsageError(
             f"the state dict does not fit this {type(model).__name__} (keys in torchvision's names): "
             + "; ".join(problems)
         )

@@ -36,6 +36,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct, check_norm, init_he
 from depthlab.models.base import FeatureInfo, ZooModel
 from depthlab.registry import register_model
@@ -82,12 +83,12 @@ class VGG(ZooModel):
     ) -> None:
         super().__init__()
         if config not in CONFIGS:
-            raise ValueError(f"config must be one of {tuple(CONFIGS)}, got {config!r}")
+            raise UsageError(f"config must be one of {tuple(CONFIGS)}, got {config!r}")
         if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+            raise UsageError(f"head must be one of {HEADS}, got {head!r}")
         check_norm(norm)
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+            raise UsageError(f"dropout must be in [0, 1), got {dropout!r}")
         self.num_classes, self.in_channels = num_classes, in_channels
         self.config, self.head_kind = config, head
         groups = _groups(CONFIGS[config])

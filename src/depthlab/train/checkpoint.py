@@ -10,12 +10,21 @@ A checkpoint at step s is two files in ``RUN_DIR/checkpoints/``:
 
 Then a pointer file, ``last.json`` (or ``best.json``), is replaced to name them. Each file is written to a
 temporary file in the same directory, flushed, fsynced and renamed over its target (then the directory is
-fsynced), so a crash at any instant leaves either the old or the new checkpoint, never a torn one. Files no
-pointer names are deleted after the pointer moves.
+fsynced), so a crash at any instant leaves either the old or the new checkpoint, never a torn one.
+
+``last.json`` also names, under ``"previous"``, the last checkpoint before it that the trainer wrote or
+loaded, so a resume whose newest checkpoint was damaged afterwards (disk error, a partial copy) can fall
+back to it; files no pointer names — neither ``last.json``, its ``previous``, nor ``best.json`` — are
+deleted after the pointer moves. A run directory therefore holds at most three checkpoints.
+
+Reading is defensive: every loader raises :class:`~depthlab.errors.CheckpointError` whose one-line message
+names the file and what is wrong with it (missing, empty, truncated, not a safetensors file, not a trainer
+state, weights of a different model, a pointer that is not valid JSON), and reading never writes.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -27,11 +36,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from depthlab.errors import DepthlabError
+from depthlab.errors import CheckpointError
 
 __all__ = [
     "CheckpointError",
@@ -43,12 +53,10 @@ __all__ = [
     "load_pointer",
     "load_weights",
     "load_trainer_state",
+    "fit_weights",
     "model_state",
+    "Pointer",
 ]
-
-
-class CheckpointError(DepthlabError):
-    """A checkpoint that is missing or does not match the run."""
 
 
 def _file_mode() -> int:
@@ -132,10 +140,20 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @dataclass(frozen=True)
 class Pointer:
+    """What ``last.json``/``best.json`` say: the checkpoint's step and file names (in the same folder),
+    the checkpoint before it (``last.json`` only) and any extra values (``best.json``: the record)."""
+
     step: int
     weights: str
     state: str | None
     extra: dict[str, Any]
+    previous: Pointer | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step, "weights": self.weights, "state": self.state}
+        if self.previous is not None:
+            out["previous"] = {k: v for k, v in self.previous.to_dict().items() if k != "previous"}
+        return {**out, **self.extra}
 
 
 def _name(step: int, prefix: str = "step") -> str:
@@ -149,10 +167,13 @@ def save_checkpoint(
     weights: dict[str, torch.Tensor],
     trainer_state: dict[str, Any] | None,
     extra: dict[str, Any] | None = None,
-) -> None:
+    previous: Pointer | None = None,
+) -> Pointer:
     """Write a ``kind`` ("last" or "best") checkpoint at ``step`` and move ``{kind}.json`` to it.
 
-    "best" checkpoints hold weights only (``trainer_state=None``).
+    "best" checkpoints hold weights only (``trainer_state=None``). ``previous`` (for "last"): the last
+    checkpoint known to be good, kept as the fallback of a resume (ignored unless older than ``step``).
+    Returns the new pointer.
     """
     folder.mkdir(parents=True, exist_ok=True)
     base = _name(step, "step" if kind == "last" else kind)
@@ -163,43 +184,161 @@ def save_checkpoint(
     if trainer_state is not None:
         state_file = f"{base}.state.pt"
         atomic_write(folder / state_file, lambda f: torch.save(trainer_state, f))
-    pointer = {"step": step, "weights": weights_file, "state": state_file, **(extra or {})}
-    atomic_write_text(folder / f"{kind}.json", json.dumps(pointer, indent=1) + "\n")
+    if previous is not None and (kind != "last" or previous.step >= step):
+        previous = None
+    if previous is not None:
+        previous = Pointer(previous.step, previous.weights, previous.state, {})
+    pointer = Pointer(step, weights_file, state_file, dict(extra or {}), previous)
+    atomic_write_text(folder / f"{kind}.json", json.dumps(pointer.to_dict(), indent=1) + "\n")
     prune(folder)
+    return pointer
 
 
 def prune(folder: Path) -> None:
-    """Delete checkpoint files no pointer names, and stale temporary files."""
-    keep = set()
+    """Delete checkpoint files no pointer names, and stale temporary files.
+
+    If a pointer cannot be read, only temporary files are deleted: which checkpoint files it meant is
+    unknown, and a damaged pointer must not cost the checkpoints too.
+    """
+    keep: set[str] | None = set()
     for kind in ("last", "best"):
-        pointer = load_pointer(folder, kind)
-        if pointer is not None:
+        try:
+            pointer = load_pointer(folder, kind)
+        except CheckpointError:
+            keep = None
+            break
+        while pointer is not None:
             keep.update(f for f in (pointer.weights, pointer.state) if f)
+            pointer = pointer.previous
     for entry in folder.iterdir():
         stale_tmp = entry.name.startswith(".") and entry.name.endswith(".tmp")
-        stale_ckpt = entry.suffix in (".safetensors", ".pt") and entry.name not in keep
+        stale_ckpt = keep is not None and entry.suffix in (".safetensors", ".pt") and entry.name not in keep
         if stale_tmp or stale_ckpt:
             entry.unlink(missing_ok=True)
 
 
+# ------------------------------------------------------------------------------------------------ reading
+def _damaged(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {what}")
+
+
+def _file_name(value: Any, key: str, suffix: str, path: Path) -> str:
+    """A file name a pointer gives: a plain name in the pointer's own folder (no directories)."""
+    if (
+        not isinstance(value, str)
+        or not value.endswith(suffix)
+        or Path(value).name != value
+        or value[0] == "."
+    ):
+        raise _damaged(path, f"not a valid pointer file ({key!r} must name a *{suffix} file, got {value!r})")
+    return value
+
+
+def _pointer_from(data: Any, path: Path, nested: bool = False) -> Pointer:
+    if not isinstance(data, dict):
+        raise _damaged(path, f"not a valid pointer file (expected a JSON object, got {type(data).__name__})")
+    missing = [k for k in ("step", "weights") if k not in data]
+    if missing:
+        raise _damaged(path, f"not a valid pointer file (no {' or '.join(map(repr, missing))})")
+    step = data["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise _damaged(
+            path, f"not a valid pointer file ('step' must be a non-negative integer, got {step!r})"
+        )
+    weights = _file_name(data["weights"], "weights", ".safetensors", path)
+    state = data.get("state")
+    if state is not None:
+        state = _file_name(state, "state", ".state.pt", path)
+    previous = None
+    if not nested and data.get("previous") is not None:
+        previous = _pointer_from(data["previous"], path, nested=True)
+    extra = {k: v for k, v in data.items() if k not in ("step", "weights", "state", "previous")}
+    return Pointer(step, weights, state, extra, previous)
+
+
 def load_pointer(folder: Path, kind: str) -> Pointer | None:
+    """``{kind}.json`` of ``folder`` (``None`` if there is none); :class:`CheckpointError` if it is damaged."""
     path = folder / f"{kind}.json"
-    if not path.is_file():
+    if not path.exists():
         return None
-    data = json.loads(path.read_text())
-    extra = {k: v for k, v in data.items() if k not in ("step", "weights", "state")}
-    return Pointer(int(data["step"]), data["weights"], data.get("state"), extra)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = "empty file" if path.is_file() and path.stat().st_size == 0 else str(exc)
+        raise _damaged(path, f"damaged pointer file, not valid JSON ({why})") from None
+    return _pointer_from(data, path)
 
 
-def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], int]:
-    """(state dict, step) of a safetensors checkpoint."""
-    blob = path.read_bytes()
-    from safetensors import safe_open
+def _read(path: Path, named_by: str | None) -> bytes:
+    by = f" (named by {named_by})" if named_by else ""
+    if not path.is_file():
+        raise _damaged(path, f"checkpoint file is missing{by}")
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise _damaged(path, f"cannot read checkpoint file{by}: {exc.strerror or exc}") from None
+    if not blob:
+        raise _damaged(path, f"checkpoint file is empty (0 bytes){by}")
+    return blob
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return load_safetensors(blob), int(meta.get("step", -1))
+
+def load_weights(path: Path, named_by: str | None = None) -> tuple[dict[str, torch.Tensor], int]:
+    """(state dict, step) of a safetensors checkpoint; the step is -1 if its metadata has none.
+
+    ``named_by``: the pointer file that named ``path``, for the error message.
+    """
+    blob = _read(path, named_by)
+    try:
+        weights = load_safetensors(blob)
+    except SafetensorError as exc:
+        raise _damaged(path, f"damaged or truncated safetensors file ({exc}; {len(blob)} bytes)") from None
+    # The header is an 8-byte little-endian length and that much JSON; load() has just validated both.
+    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+    step = (header.get("__metadata__") or {}).get("step", "-1")
+    try:
+        return weights, int(step)
+    except ValueError:
+        raise _damaged(path, f"not a depthlab checkpoint (metadata step {step!r})") from None
 
 
-def load_trainer_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+TRAINER_STATE_KEYS = ("step", "optimizer", "running", "elapsed_s", "train_time_s", "images_seen", "rng")
+
+
+def load_trainer_state(path: Path, named_by: str | None = None) -> dict[str, Any]:
+    """The trainer state saved next to a ``last`` checkpoint, checked for the keys a resume needs."""
+    blob = _read(path, named_by)
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:  # whatever torch.load raises on these bytes, the file is what is wrong
+        first = str(exc).strip().split("\n", 1)[0][:200]
+        raise _damaged(path, f"damaged or truncated trainer state ({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict):
+        raise _damaged(path, f"not a depthlab trainer state (a {type(state).__name__}, not a dict)")
+    missing = [k for k in TRAINER_STATE_KEYS if k not in state]
+    if missing:
+        raise _damaged(path, f"not a depthlab trainer state (no {', '.join(missing)})")
+    return state
+
+
+def fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    """Load ``weights`` into ``model``, or raise :class:`CheckpointError` (one line naming ``path``) when
+    they are the weights of a different model: keys missing or unexpected, or shapes that differ.
+
+    ``what`` names the model for the message (e.g. ``"resnet20 with 10 classes"``).
+    """
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in weights]
+    unexpected = [k for k in weights if k not in ours]
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(ours[k].shape)}"
+        for k in ours
+        if k in weights and tuple(weights[k].shape) != tuple(ours[k].shape)
+    ]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{len(keys)} {label} ({shown})")
+    if problems:
+        raise _damaged(path, f"weights of a different model than {what}: " + "; ".join(problems))
+    model.load_state_dict(weights)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import types
@@ -124,6 +125,7 @@ class TrainConfig:
             _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        _all_finite(self)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
@@ -170,6 +172,15 @@ class TrainConfig:
             raise ConfigError(f"milestones must be positive and increasing, got {list(self.milestones)}")
 
 
+def _all_finite(config: TrainConfig) -> None:
+    """NaN and infinity slip through every range check (``nan < 0`` is false): refuse them first."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+
+
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value}")
@@ -180,6 +191,7 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {name} {value!r}; choose from: {', '.join(choices)}")
 
 
+@functools.cache  # get_type_hints re-evaluates every annotation: ~1 ms, and __post_init__ asks per field
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
@@ -291,7 +303,7 @@ def _parse_loose(raw: str) -> Any:
         return None
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an integer beyond the digit limit, or nested too deep
         return text
 
 

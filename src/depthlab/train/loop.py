@@ -38,13 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthlab.data import Augment, DataBundle, Loader, load_data, make_loader
-from depthlab.errors import DepthlabError
+from depthlab.data import Augment, DataBundle, Loader, StreamLoader, load_data, make_loader
+from depthlab.errors import CheckpointError, DepthlabError, MissingFileError, UsageTypeError
 from depthlab.models.base import aux_logits, main_logits
 from depthlab.train import distributed
 from depthlab.train.checkpoint import (
-    CheckpointError,
+    Pointer,
     capture_rng,
+    fit_weights,
     load_pointer,
     load_trainer_state,
     load_weights,
@@ -52,13 +53,13 @@ from depthlab.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from depthlab.train.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from depthlab.train.config import ConfigError, TrainConfig, config_to_dict
 from depthlab.train.optim import build_optimizer, lr_factor
 from depthlab.train.rundir import (
     MetricsLog,
     RunSummary,
     environment_info,
-    read_json,
+    load_run_config,
     read_metrics,
     write_json,
 )
@@ -241,10 +242,9 @@ class _Interrupt:
 
 
 def _check_resume(config: TrainConfig, run_dir: Path) -> TrainConfig:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"cannot resume: {run_dir} is not a run directory (no config.json)")
-    stored = config_from_dict(read_json(path))
+    if not (run_dir / "config.json").is_file():
+        raise MissingFileError(f"cannot resume: {run_dir} is not a run directory (no config.json)")
+    stored = load_run_config(run_dir)
     a, b = config_to_dict(stored), config_to_dict(config)
     differ = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
     if differ:
@@ -270,7 +270,7 @@ def train(
     ``ConfigError``/``ValueError``/``DataError`` before training for anything that cannot work.
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        raise UsageTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     ctx = distributed.setup(config.device)
     try:
         return _Trainer(config, Path(out_dir), resume, callback, ctx, monitor).run()
@@ -292,6 +292,9 @@ class _Trainer:
         self.monitor = monitor if ctx.is_main else None
         self.callback = callback if (callback is not None and ctx.is_main) else None
         self.ckpt_dir = run_dir / "checkpoints"
+        self.last_good: Pointer | None = None  # the newest checkpoint written or loaded: a resume's fallback
+        self.skipped_steps = 0  # steps whose streamed batch had no decodable image (this session)
+        self.failed_everywhere: list[str] = []  # decode failures of every rank, gathered at the end
 
     def emit(self, kind: str, values: dict[str, Any] | None = None, message: str = "") -> None:
         if self.callback is not None:
@@ -408,18 +411,67 @@ class _Trainer:
             net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if self.cuda else None)
         self.net = net
 
-    def _load_last(self) -> None:
-        pointer = load_pointer(self.ckpt_dir, "last")
-        if pointer is None or pointer.state is None:
-            raise CheckpointError(f"cannot resume: {self.ckpt_dir} has no checkpoint yet (start a new run)")
-        weights, step = load_weights(self.ckpt_dir / pointer.weights)
-        state = load_trainer_state(self.ckpt_dir / pointer.state)
+    def _read_checkpoint(self, pointer: Pointer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Weights and trainer state of ``pointer``, checked against each other and this run's model."""
+        named_by = "last.json"
+        if pointer.state is None:
+            raise CheckpointError(
+                f"{self.ckpt_dir / named_by}: names no trainer state; cannot resume from it"
+            )
+        weights_path, state_path = self.ckpt_dir / pointer.weights, self.ckpt_dir / pointer.state
+        weights, step = load_weights(weights_path, named_by)
+        state = load_trainer_state(state_path, named_by)
         if step != pointer.step or state["step"] != pointer.step:
             raise CheckpointError(
-                f"checkpoint files in {self.ckpt_dir} disagree about the step; remove last.json"
+                f"{weights_path}: step {step} and trainer state step {state['step']} do not match the "
+                f"step {pointer.step} named by {named_by}"
             )
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])
+        return weights, state
+
+    def _apply_checkpoint(
+        self, pointer: Pointer, weights: dict[str, torch.Tensor], state: dict[str, Any]
+    ) -> None:
+        weights_path = self.ckpt_dir / pointer.weights
+        fit_weights(self.model, weights, weights_path, self.config.model)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # torch's checks of a foreign state
+            why = str(exc).split("\n", 1)[0]
+            raise CheckpointError(
+                f"{self.ckpt_dir / pointer.state}: optimizer state of a different model or optimizer ({why})"
+            ) from None
+
+    def _load_last(self) -> None:
+        """Restore the newest good ``last`` checkpoint; if the newest is damaged, fall back to the one
+        before it (``last.json``'s ``previous``) with a warning. Nothing is written unless one loads."""
+        pointer = load_pointer(self.ckpt_dir, "last")
+        best = load_pointer(self.ckpt_dir, "best")  # a damaged best.json stops the resume here, unchanged
+        if pointer is None:
+            raise CheckpointError(
+                f"cannot resume: {self.ckpt_dir / 'last.json'} is missing (the run has no checkpoint yet; "
+                f"start a new run)"
+            )
+        errors: list[CheckpointError] = []
+        candidate: Pointer | None = pointer
+        while candidate is not None:
+            try:
+                weights, state = self._read_checkpoint(candidate)
+                self._apply_checkpoint(candidate, weights, state)
+                break
+            except CheckpointError as exc:
+                errors.append(exc)
+                candidate = candidate.previous
+        if candidate is None:
+            raise errors[0]  # the newest checkpoint's problem, and no earlier one to fall back to
+        if errors:
+            first_error = errors[0]
+            self.emit(
+                "warning",
+                {"damaged": str(first_error), "resumed_from": candidate.step},
+                f"the newest checkpoint (step {pointer.step}) is damaged: {first_error}; resuming from the "
+                f"previous one (step {candidate.step})",
+            )
+        self.last_good = candidate
         self.step = int(state["step"])
         if self.ctx.is_main:
             self.running = state["running"].to(self.device)
@@ -429,8 +481,7 @@ class _Trainer:
         self.last_row_time, self.last_row_images = self.train_time, self.images_seen
         rng = state["rng"]
         restore_rng(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
-        best = load_pointer(self.ckpt_dir, "best")
-        self.best = dict(best.extra["record"]) if best is not None else None
+        self.best = dict(best.extra["record"]) if best is not None and "record" in best.extra else None
         self.metrics.truncate_after(self.step)
         if self.ctx.is_main:
             for row in read_metrics(self.run_dir):
@@ -461,7 +512,9 @@ class _Trainer:
                 "images_seen": self.images_seen,
                 "rng": rng,
             }
-            save_checkpoint(self.ckpt_dir, "last", self.step, model_state(self.model), state)
+            self.last_good = save_checkpoint(
+                self.ckpt_dir, "last", self.step, model_state(self.model), state, previous=self.last_good
+            )
             self.emit("checkpoint", {"path": str(self.ckpt_dir)})
         distributed.barrier(self.ctx)
 
@@ -498,10 +551,14 @@ class _Trainer:
         summary = self._summary("diverged", message)
         raise TrainingDivergedError(message, summary)
 
-    def _train_row(self, lr: float) -> dict[str, Any]:
+    def _train_row(self, lr: float) -> dict[str, Any] | None:
+        """The training row since the previous one; ``None`` if every step since then was skipped (its
+        streamed batches failed to decode), as there is no loss to report."""
         sums = self._reduce_running()
         self._check_finite(sums)
         loss, errors, n = sums.tolist()
+        if n == 0:
+            return None
         span_time = self.train_time - self.last_row_time
         span_images = self.images_seen - self.last_row_images
         self.last_row_time, self.last_row_images = self.train_time, self.images_seen
@@ -553,6 +610,13 @@ class _Trainer:
             self._save_best(record)
 
     # ---------------------------------------------------------------------------------------- summary
+    def _failed_images(self) -> list[str]:
+        """Distinct image files that failed to decode in this session, in the order first met."""
+        seen = dict.fromkeys(self.failed_everywhere)
+        for loader in (getattr(self, "train_loader", None), *getattr(self, "eval_loaders", {}).values()):
+            seen.update(dict.fromkeys(getattr(loader, "failed", [])))
+        return list(seen)
+
     def _summary(self, status: str, message: str = "") -> RunSummary:
         final = dict(self.final)
         bundle = self.bundle
@@ -578,7 +642,8 @@ class _Trainer:
                 "val": len(bundle.val) if bundle.val is not None else 0,
                 "test": len(bundle.test) if bundle.test is not None else 0,
                 "source": bundle.source,
-                "skipped": len(bundle.skipped) + len(getattr(self.train_loader, "failed", [])),
+                # distinct files: unreadable at load, or failing to decode in this session (any split)
+                "skipped": len(set(bundle.skipped) | set(self._failed_images())),
             },
             message=message,
         )
@@ -655,12 +720,21 @@ class _Trainer:
         except Exception as exc:  # record why the run stopped, then let the caller see the error
             self._summary("failed", f"{type(exc).__name__}: {exc}")
             raise
-        failed = getattr(self.train_loader, "failed", [])
-        if failed:
+        if self.ctx.distributed:  # each rank decoded its own share: count every rank's failures
+            gathered: list[Any] = [None] * self.ctx.world_size
+            torch.distributed.all_gather_object(gathered, self._failed_images())
+            self.failed_everywhere = [path for part in gathered for path in part]
+        failed = self._failed_images()
+        if failed or self.skipped_steps:
+            empty = (
+                f"; {self.skipped_steps} step(s) had no decodable image and made no update"
+                if self.skipped_steps
+                else ""
+            )
             self.emit(
                 "warning",
-                {"failed": list(failed)},
-                f"{len(failed)} image(s) failed to decode and were skipped",
+                {"failed": failed, "skipped_steps": self.skipped_steps},
+                f"{len(failed)} image(s) failed to decode and were skipped{empty}",
             )
         message = (
             f"interrupted at step {self.step}; resume with --resume {self.run_dir}"
@@ -672,25 +746,39 @@ class _Trainer:
         return summary
 
     def _loop(self) -> str:
-        """Train until the last step or a Ctrl-C; returns the run's status."""
+        """Train until the last step or a Ctrl-C; returns the run's status.
+
+        A streamed batch can come back with fewer images than asked for (files that fail to decode are
+        left out) or with none. An empty batch still counts as a step — the schedule, rows, evaluation and
+        checkpoints due after it all happen, so the last step always evaluates and checkpoints — but no
+        update is made. Under DDP every rank must take part in each update's gradient all-reduce, so the
+        ranks first agree (one small all-reduce, streamed data only) and skip the update together when any
+        rank's share is empty.
+        """
         ctx = self.ctx
         check_every_step = self.device.type == "cpu" and not ctx.distributed
+        streamed = isinstance(self.train_loader, StreamLoader)
         status = "completed"
         self.net.train()
+        lr = self.config.lr * lr_factor(self.config, self.step, self.total_steps, self.steps_per_epoch)
         with _Interrupt() as interrupt:
             step_start = time.perf_counter()
             for x, y in self._batches():
-                if y.numel() == 0:  # every image of a streamed batch failed to decode
+                if streamed and not self._all_ranks_have_images(y.numel()):
+                    lr = self.config.lr * lr_factor(
+                        self.config, self.step, self.total_steps, self.steps_per_epoch
+                    )
+                    self.skipped_steps += 1
                     self.step += 1
-                    continue
-                loss, lr = self._train_step(x, y)
-                self.step += 1
-                if check_every_step and not math.isfinite(loss.item()):
-                    self._diverged()
-                self.images_seen += y.numel() * ctx.world_size
+                else:
+                    loss, lr = self._train_step(x, y)
+                    self.step += 1
+                    if check_every_step and not math.isfinite(loss.item()):
+                        self._diverged()
+                    self.images_seen += y.numel() * ctx.world_size
                 self.train_time += time.perf_counter() - step_start
                 stop = self._stop_requested(interrupt.requested)
-                if self.callback is not None:
+                if self.callback is not None and self.train_time > 0:
                     self.emit("step", {"images_per_s": self.images_seen / self.train_time, "lr": lr})
                 self._boundaries(lr, stop)
                 if stop and self.step < self.total_steps:
@@ -698,6 +786,12 @@ class _Trainer:
                     break
                 step_start = time.perf_counter()
         return status
+
+    def _all_ranks_have_images(self, local: int) -> bool:
+        if not self.ctx.distributed:
+            return local > 0
+        empty = torch.tensor([float(local == 0)], device=self.device)
+        return bool(distributed.all_reduce_sum(self.ctx, empty).item() == 0)
 
     def _stop_requested(self, local: bool) -> bool:
         if not self.ctx.distributed:
@@ -710,7 +804,9 @@ class _Trainer:
         step, last = self.step, self.step >= self.total_steps
         rows: list[dict[str, Any]] = []
         if step % self.config.log_every == 0 or last:
-            rows.append(self._train_row(lr))
+            row = self._train_row(lr)
+            if row is not None:
+                rows.append(row)
         eval_rows: list[dict[str, Any]] = []
         if step % self.eval_every == 0 or last:
             self._check_finite()
@@ -754,6 +850,9 @@ def evaluate_run(
     if summary is None or pointer is None:  # load_run_model has already refused both cases
         raise CheckpointError(f"{folder} has no summary.json or no {checkpoint!r} checkpoint")
     trained = summary.data
+    lacking = [k for k in ("image_size", "mean", "std") if k not in trained]
+    if lacking:
+        raise CheckpointError(f"{folder / 'summary.json'}: no {', '.join(lacking)} of the training data")
     name = data or config.data
     bundle = load_data(
         name, data_dir=data_dir or config.data_dir, val_size=0 if data else config.val_size,

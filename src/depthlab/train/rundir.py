@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 
-from depthlab.train.checkpoint import CheckpointError, atomic_write_text, load_pointer, load_weights
-from depthlab.train.config import TrainConfig, config_from_dict
+from depthlab.errors import CheckpointError, MissingFileError, UsageError
+from depthlab.train.checkpoint import atomic_write_text, fit_weights, load_pointer, load_weights
+from depthlab.train.config import ConfigError, TrainConfig, config_from_dict
 
 __all__ = [
     "RunSummary",
@@ -40,6 +41,8 @@ __all__ = [
     "read_json",
     "load_run",
     "load_run_model",
+    "load_run_config",
+    "read_run_json",
     "STATUSES",
 ]
 
@@ -173,14 +176,57 @@ def environment_info(device: torch.device, world_size: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, RunSummary | None]:
-    """(config, summary) of a run directory; the summary is ``None`` if the run never wrote one."""
+def read_run_json(path: Path) -> Any:
+    """A JSON file of a run directory; :class:`CheckpointError` naming it if it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file is missing") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = "empty file" if path.stat().st_size == 0 else str(exc)
+        raise CheckpointError(f"{path}: damaged, not valid JSON ({why})") from None
+
+
+def load_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
+    """The :class:`TrainConfig` of a run directory (its ``config.json``).
+
+    :class:`MissingFileError` if ``run_dir`` is not a run directory; :class:`CheckpointError` naming the
+    file if ``config.json`` is damaged or not a depthlab config.
+    """
     folder = Path(run_dir)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a run directory (no config.json)")
-    config = config_from_dict(read_json(folder / "config.json"))
+    path = folder / "config.json"
+    if not path.is_file():
+        what = "does not exist" if not folder.exists() else "is not a run directory (no config.json)"
+        raise MissingFileError(f"{folder} {what}")
+    values = read_run_json(path)
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: not a depthlab config (a JSON {type(values).__name__})")
+    try:
+        return config_from_dict(values)
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a valid depthlab config ({exc})") from None
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, RunSummary | None]:
+    """(config, summary) of a run directory; the summary is ``None`` if the run never wrote one.
+
+    Errors as :func:`load_run_config`, and :class:`CheckpointError` if ``summary.json`` is damaged.
+    Nothing is written.
+    """
+    folder = Path(run_dir)
+    config = load_run_config(folder)
     summary_path = folder / "summary.json"
-    summary = RunSummary.from_dict(read_json(summary_path)) if summary_path.is_file() else None
+    summary = None
+    if summary_path.is_file():
+        data = read_run_json(summary_path)
+        try:
+            summary = RunSummary.from_dict(data) if isinstance(data, dict) else None
+        except TypeError as exc:  # unknown or missing fields: not the summary this version writes
+            raise CheckpointError(f"{summary_path}: not a depthlab run summary ({exc})") from None
+        if summary is None or not isinstance(summary.data, dict):
+            raise CheckpointError(f"{summary_path}: not a depthlab run summary")
     return config, summary
 
 
@@ -188,23 +234,34 @@ CHECKPOINTS = ("last", "best")
 
 
 def load_run_model(run_dir: str | os.PathLike[str], checkpoint: str = "last") -> torch.nn.Module:
-    """The model of a run with the weights of its ``last`` or ``best`` checkpoint, in eval mode, on CPU."""
+    """The model of a run with the weights of its ``last`` or ``best`` checkpoint, in eval mode, on CPU.
+
+    Every problem with the run directory — a missing or damaged pointer, checkpoint, config or summary,
+    the weights of a different model — is a :class:`CheckpointError` (or :class:`MissingFileError`) whose
+    one-line message names the file. Nothing in the run directory is written.
+    """
     from depthlab import create_model
 
     if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"unknown checkpoint {checkpoint!r}; choose from: {', '.join(CHECKPOINTS)}")
+        raise UsageError(f"unknown checkpoint {checkpoint!r}; choose from: {', '.join(CHECKPOINTS)}")
     folder = Path(run_dir)
     config, summary = load_run(folder)
-    pointer = load_pointer(folder / "checkpoints", checkpoint)
+    ckpt_dir = folder / "checkpoints"
+    pointer = load_pointer(ckpt_dir, checkpoint)
     if pointer is None:
-        why = " (the run has no validation split)" if checkpoint == "best" and config.val_size == 0 else ""
-        raise CheckpointError(f"{folder} has no {checkpoint!r} checkpoint{why}")
-    if summary is None or "num_classes" not in summary.data:
-        raise CheckpointError(f"{folder} has no summary.json with the dataset's shape")
+        why = "the run has no validation split" if checkpoint == "best" and config.val_size == 0 else ""
+        why = why or "the run has not written that checkpoint"
+        raise CheckpointError(f"{ckpt_dir / (checkpoint + '.json')}: file is missing ({why})")
+    data = summary.data if summary is not None else {}
+    if not all(isinstance(data.get(k), int) for k in ("num_classes", "in_channels")):
+        raise CheckpointError(
+            f"{folder / 'summary.json'}: missing, or without the dataset's classes and channels"
+        )
     kwargs = dict(config.model_kwargs)
-    num_classes = kwargs.pop("num_classes", summary.data["num_classes"])
-    in_channels = kwargs.pop("in_channels", summary.data["in_channels"])
+    num_classes = kwargs.pop("num_classes", data["num_classes"])
+    in_channels = kwargs.pop("in_channels", data["in_channels"])
     model = create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
-    weights, _ = load_weights(folder / "checkpoints" / pointer.weights)
-    model.load_state_dict(weights)
+    path = ckpt_dir / pointer.weights
+    weights, _ = load_weights(path, named_by=f"{checkpoint}.json")
+    fit_weights(model, weights, path, f"{config.model} ({num_classes} classes, {in_channels} channels)")
     return model.eval()
