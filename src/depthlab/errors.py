@@ -13,7 +13,8 @@ Where each is raised (other modules define domain subclasses: ``ConfigError`` in
 * :class:`MissingFileError` — a file or directory the user named does not exist.
 * :class:`CheckpointError` — a run directory's file (checkpoint, pointer, config, summary) that is missing,
   damaged, truncated, foreign or of a different model; the message names the file and what is wrong.
-* :class:`InputTooSmallError` — an input image smaller than the model's smallest accepted side.
+* :class:`OptionError` — a model option that does not apply to the chosen model (SkipInit on a plain net).
+* :class:`InputSizeError` / :class:`InputTooSmallError` — an input image whose size does not suit the model.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = [
     "UsageTypeError",
     "MissingFileError",
     "CheckpointError",
+    "OptionError",
+    "InputSizeError",
     "InputTooSmallError",
 ]
 
@@ -48,5 +51,13 @@ class CheckpointError(DepthlabError, ValueError):
     """A run-directory file that is missing, damaged, foreign or does not match the run."""
 
 
-class InputTooSmallError(UsageError):
+class OptionError(UsageError):
+    """An option that does not apply to the chosen model (e.g. SkipInit on a block without a shortcut)."""
+
+
+class InputSizeError(UsageError):
+    """The input image's size does not suit the model as configured."""
+
+
+class InputTooSmallError(InputSizeError):
     """The input image is smaller than the model's smallest accepted side."""
