@@ -1,0 +1,41 @@
+"""Post-training analyses of a study's runs (``depthlab experiment STUDY --analyses lesion,landscape,…``).
+
+Each study analysis name maps to the run-level analyses of :mod:`depthlab.analysis.why`:
+``lesion`` → lesion study and path lengths (Veit et al. 2016), ``landscape`` → loss landscape (Li et al.
+2018), ``attribute`` → attributions and their randomisation check (Adebayo et al. 2018). They run on the
+first seed of every condition whose run completed, write ``RUN/analysis/*.json`` + PNG, and are idempotent
+and resumable (a finished result is reused; a killed one continues), like the training runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from depthlab.experiments.engine import StudyResult
+
+__all__ = ["STUDY_ANALYSES", "run_for_study", "analysed_runs"]
+
+STUDY_ANALYSES: dict[str, tuple[str, ...]] = {
+    "lesion": ("lesion", "paths"),
+    "landscape": ("landscape",),
+    "attribute": ("attribution",),
+}
+
+
+def analysed_runs(result: StudyResult) -> list[Any]:
+    """The first completed seed of every condition, in the study's order."""
+    out, seen = [], set()
+    for r in result.runs:
+        if r.completed and r.condition not in seen:
+            seen.add(r.condition)
+            out.append(r)
+    return out
+
+
+def run_for_study(name: str, result: StudyResult, root: Path, progress: Any = None) -> None:
+    """Run the analyses behind study analysis ``name`` on :func:`analysed_runs` of ``result``."""
+    from depthlab.analysis.why import run_analyses
+
+    for run in analysed_runs(result):
+        run_analyses(run.run_dir, STUDY_ANALYSES[name])

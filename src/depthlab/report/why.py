@@ -1,0 +1,27 @@
+"""The report's "Why it works" section: lesion, path-length, loss-landscape and attribution results that
+``depthlab lesion|landscape|attribute`` (or ``depthlab experiment … --analyses``) stored in the study's run
+directories. Reads JSON and PNG files only; computes nothing."""
+
+from __future__ import annotations
+
+from depthlab.experiments.engine import ReportFigure, Section, StudyResult
+
+__all__ = ["why_section"]
+
+
+def why_section(result: StudyResult) -> Section | None:
+    """The section, or ``None`` when no run of ``result`` holds an analysis result."""
+    from depthlab.analysis.why import why_section as collect
+
+    figures, sentences = collect([r.run_dir for r in result.runs])
+    if not figures and not sentences:
+        return None
+    return Section(
+        "why",
+        "Why it works: lesions, paths, loss landscapes, attributions",
+        text=tuple(sentences),
+        figures=tuple(
+            ReportFigure(title, caption, png, "why_" + "".join(c if c.isalnum() else "_" for c in title.lower()))
+            for title, caption, png in figures
+        ),
+    )
