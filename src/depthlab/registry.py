@@ -1,7 +1,8 @@
 """The model registry: one name → one builder, and one way to build any model.
 
-``create_model(name, num_classes=1000, in_channels=3, **kwargs)`` builds a registered model; keyword
-arguments given by the user override the builder's defaults (as in timm). Unknown model names raise
+``create_model(name, num_classes=1000, in_channels=3, pretrained=False, **kwargs)`` builds a registered model;
+keyword arguments given by the user override the builder's defaults (as in timm). ``pretrained=True`` loads
+torchvision's ImageNet weights (see :mod:`depthlab.models.pretrained`). Unknown model names raise
 ``ValueError`` listing the closest names; unknown keyword arguments raise ``TypeError`` naming them and the
 accepted ones.
 """
@@ -86,8 +87,11 @@ def accepted_kwargs(name: str) -> list[str]:
     return [p for p in params if p != "self" and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
 
 
-def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, **kwargs: object) -> nn.Module:
-    """Build the registered model ``name``; ``kwargs`` override the builder's defaults."""
+def create_model(
+    name: str, num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs: object
+) -> nn.Module:
+    """Build the registered model ``name``; ``kwargs`` override the builder's defaults. ``pretrained``:
+    with torchvision's ImageNet weights, downloaded once into torch hub's cache (1000 classes, 3 channels)."""
     info = model_info(name)
     allowed = accepted_kwargs(name)
     unknown = sorted(set(kwargs) - set(allowed))
@@ -99,6 +103,12 @@ def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, **kwa
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if pretrained:
+        from depthlab.models.pretrained import load_pretrained, pretrained_kwargs
+
+        kwargs = pretrained_kwargs(name, num_classes, in_channels, kwargs)
+        model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+        return load_pretrained(model, name)
     return info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 

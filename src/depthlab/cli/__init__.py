@@ -15,7 +15,7 @@ from depthlab import __version__
 from depthlab.errors import DepthlabError
 
 # Command-group modules, in the order their commands appear in --help.
-COMMAND_MODULES = ("models", "analysis", "train", "study")
+COMMAND_MODULES = ("models", "analysis", "train", "study", "why")
 USER_ERRORS = (DepthlabError, ValueError, TypeError, FileNotFoundError)
 
 
