@@ -6,6 +6,7 @@ its closed form."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -32,6 +33,15 @@ from depthlab.analysis.landscape import (
     loss_landscape,
 )
 from depthlab.models.resnet import ResNet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny models: intra-op threads only add spin-waits on a loaded 2-core machine (as test_torchvision_compat).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny(block: str = "basic", classes: int = 3) -> ResNet:
@@ -238,3 +248,49 @@ def test_cascading_randomisation_leaves_the_model_alone_and_resumes(tmp_path):
         model, X[:3], Y[:3], methods=["saliency"], partial=PartialResults(path, {})
     )
     assert cached == rows
+
+
+FAMILIES = [
+    ("alexnet", {}, 63),
+    ("vgg11_bn", {"head": "small"}, 16),
+    ("googlenet", {"variant": "torchvision"}, 32),  # eval mode: the main head only
+    ("resnet18", {}, 32),
+    ("plain20", {}, 8),
+    ("preact_resnet20", {}, 8),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "side"), FAMILIES)
+def test_attributions_work_for_every_family(name, kwargs, side):
+    import depthlab
+
+    torch.manual_seed(0)
+    model = depthlab.create_model(name, num_classes=5, **kwargs).eval()
+    x = torch.randn(1, 3, side, side)
+    maps = attribution_maps(model, x, torch.tensor([1]), ig_steps=2)
+    assert maps["integrated_gradients"].shape == maps["saliency"].shape == (1, side, side)
+    for m, v in maps.items():
+        assert torch.isfinite(v).all() and v.abs().max() > 0, m
+    labels = [label for label, _ in randomization_groups(model)]
+    assert labels[0] == "head" and {f"stages.{i}" for i in range(len(model.stages))} <= set(labels)
+
+
+def test_attributions_of_a_model_with_torchvision_weights():
+    import torchvision
+
+    import depthlab
+
+    tv = torchvision.models.resnet18(weights=None, num_classes=5).eval()
+    ours = depthlab.load_torchvision_weights(
+        depthlab.create_model("resnet18", num_classes=5), tv.state_dict()
+    ).eval()
+    x = torch.randn(2, 3, 32, 32)
+    targets = tv(x).argmax(1)
+    ours_maps = attribution_maps(ours, x, targets, methods=["gradcam", "saliency"])
+    # Second method: the same Captum calls on torchvision's own model and its last stage (layer4).
+    from captum.attr import LayerGradCam, Saliency
+
+    cam = LayerGradCam(tv, tv.layer4).attribute(x, target=targets).squeeze(1)
+    sal = Saliency(tv).attribute(x, target=targets).amax(1)
+    assert torch.allclose(ours_maps["gradcam"], cam, atol=1e-5)
+    assert torch.allclose(ours_maps["saliency"], sal, atol=1e-5)

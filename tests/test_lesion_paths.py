@@ -9,6 +9,7 @@ import copy
 import itertools
 import math
 import random
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -32,6 +33,15 @@ from depthlab.analysis.paths import (
     path_study,
 )
 from depthlab.models.resnet import ResNet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny models: intra-op threads only add spin-waits on a loaded 2-core machine (as test_torchvision_compat).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny(block: str = "basic") -> ResNet:
