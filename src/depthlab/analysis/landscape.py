@@ -20,7 +20,8 @@ filter-normalised directions) —
 
     sharpness_1d = mean_{|t| ≤ r} [L(θ + t·d₁) − L(θ)],   sharpness_2d = mean_{α²+β² ≤ r²} [L(θ + α·d₁ + β·d₂) − L(θ)].
 
-Flat minima have small values; the paper's observation is that a shortcut-free net's landscape becomes
+``sharpness_2d`` is ``None`` when no grid point but the origin lies within the radius (a grid coarser than
+the radius). Flat minima have small values; the paper's observation is that a shortcut-free net's landscape becomes
 chaotic and sharp with depth while its ResNet counterpart stays smooth and nearly convex. ``local_minima``
 counts the strict local minima of the 2-D grid (each point compared with its up to 8 neighbours): a convex
 bowl has one, a chaotic surface many.
@@ -90,7 +91,7 @@ class LandscapeResult:
     grid_loss: tuple[tuple[float, ...], ...]  # [row j = β_j][column i = α_i]
     grid_error: tuple[tuple[float, ...], ...]
     sharpness_1d: float
-    sharpness_2d: float | None
+    sharpness_2d: float | None  # None without a grid, or when it is coarser than the radius
     local_minima: int | None
     evaluations: int  # points evaluated in this call (fewer when resumed)
     wall_time_s: float
@@ -123,9 +124,11 @@ class LandscapeResult:
             f"{self.sharpness_1d:.3f} along the 1-D slice"
         )
         if self.sharpness_2d is not None:
+            text += f", {self.sharpness_2d:.3f} over the {c.grid}×{c.grid} grid"
+        if self.local_minima is not None:
             text += (
-                f", {self.sharpness_2d:.3f} over the {c.grid}×{c.grid} grid, which has "
-                f"{self.local_minima} strict local minim{'um' if self.local_minima == 1 else 'a'}"
+                f"; the {c.grid}×{c.grid} grid has {self.local_minima} strict local "
+                f"minim{'um' if self.local_minima == 1 else 'a'}"
             )
         return [text + "."]
 
@@ -248,7 +251,8 @@ def loss_landscape(
             for i, a in enumerate(gs)
             if a * a + b * b <= config.radius**2 + 1e-12
         ]
-        sharp_2d = sum(v - origin_loss for v in near_2d) / len(near_2d)
+        # Only the origin inside the radius (a grid coarser than the radius) would make the mean 0: no value.
+        sharp_2d = sum(v - origin_loss for v in near_2d) / len(near_2d) if len(near_2d) > 1 else None
         minima = _local_minima(grid_loss)
     return LandscapeResult(
         config=config,

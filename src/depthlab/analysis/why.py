@@ -242,8 +242,11 @@ def _run(
 ) -> Any:
     from depthlab.train.rundir import write_json
 
-    fingerprint = {"analysis": name, "options": options, **run.source(), "weights": run.weights}
-    fingerprint = json.loads(json.dumps(fingerprint))
+    # What was computed from what; not where the run lives, so a moved study directory keeps its results.
+    identity = {k: v for k, v in run.source().items() if k != "run_dir"}
+    fingerprint = json.loads(
+        json.dumps({"analysis": name, "options": options, **identity, "weights": run.weights})
+    )
     path = out / f"{name}.json"
     if not force and path.is_file():
         try:
@@ -256,8 +259,8 @@ def _run(
     partial = PartialResults(out / f"{name}.partial.json", fingerprint)
     result = compute(partial)
     result = dataclasses.replace(result, source={**run.source(), **options, "fingerprint": fingerprint})
+    draw(result)  # figures first: a JSON on disk means the analysis is complete
     write_json(path, result.to_dict())
-    draw(result)
     partial.discard()
     return result
 
