@@ -1,7 +1,8 @@
 """The model registry: one name → one builder, and one way to build any model.
 
-``create_model(name, num_classes=1000, in_channels=3, **kwargs)`` builds a registered model; keyword
-arguments given by the user override the builder's defaults (as in timm). Unknown model names raise
+``create_model(name, num_classes=1000, in_channels=3, pretrained=False, **kwargs)`` builds a registered model;
+keyword arguments given by the user override the builder's defaults (as in timm). ``pretrained=True`` loads
+torchvision's ImageNet weights (see :mod:`depthlab.models.pretrained`). Unknown model names raise
 ``UsageError`` (a ``ValueError``) listing the closest names; unknown keyword arguments, and values whose type
 does not fit the model class's annotation (``norm=5``, ``widths="16"``), raise ``UsageTypeError`` (a
 ``TypeError``) naming them and what is accepted — so ``--set model_kwargs.KEY=VALUE`` fails with one line.
@@ -146,8 +147,11 @@ def _check_kwarg_types(name: str, model_cls: type[nn.Module], kwargs: dict[str, 
             raise UsageTypeError(f"{name}: {key} must be {_describe(hints[key])}, got {value!r}")
 
 
-def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, **kwargs: object) -> nn.Module:
-    """Build the registered model ``name``; ``kwargs`` override the builder's defaults."""
+def create_model(
+    name: str, num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs: object
+) -> nn.Module:
+    """Build the registered model ``name``; ``kwargs`` override the builder's defaults. ``pretrained``:
+    with torchvision's ImageNet weights, downloaded once into torch hub's cache (1000 classes, 3 channels)."""
     info = model_info(name)
     allowed = accepted_kwargs(name)
     unknown = sorted(set(kwargs) - set(allowed))
@@ -160,6 +164,12 @@ def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, **kwa
     if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
         raise UsageError(f"in_channels must be a positive integer, got {in_channels!r}")
     _check_kwarg_types(name, info.model_cls, kwargs)
+    if pretrained:
+        from depthlab.models.pretrained import load_pretrained, pretrained_kwargs
+
+        kwargs = pretrained_kwargs(name, num_classes, in_channels, kwargs)
+        model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+        return load_pretrained(model, name)
     return info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 

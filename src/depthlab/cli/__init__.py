@@ -22,7 +22,7 @@ from depthlab import __version__
 from depthlab.errors import DepthlabError
 
 # Command-group modules, in the order their commands appear in --help.
-COMMAND_MODULES = ("models", "analysis", "train", "study")
+COMMAND_MODULES = ("models", "analysis", "train", "study", "why")
 # OSErrors that describe the user's environment, not a bug: shown as one line when they name a path.
 ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 

@@ -1,0 +1,579 @@
+"""Lesion study: delete or re-order blocks of a trained network and measure its test error.
+
+Paper: Veit, Wilber, Belongie. *Residual Networks Behave Like Ensembles of Relatively Shallow Networks*.
+NeurIPS 2016, arXiv:1605.06431 (Fig. 3: single-block deletion; Fig. 5: deleting and re-ordering k blocks).
+
+Two modes, chosen by the model (``mode="auto"``) or by the caller:
+
+* ``"residual"`` — every residual block (a module with class attribute ``residual = True``, a ``.branch``
+  and a ``.shortcut``) can be deleted by dropping its residual function F and keeping the shortcut: the
+  block's output becomes ``act(shortcut(x))`` instead of ``act(F(x) + shortcut(x))``. For an identity
+  shortcut that is ``ReLU(x)`` (= x, since x is itself a ReLU output); for a downsampling block with the
+  option-A shortcut it is the zero-padded subsample, with option B/C the 1×1 projection. Downsampling
+  blocks (output shape ≠ input shape) are marked: deleting them removes the only learned path across the
+  resolution change, and Veit et al. saw the largest errors there.
+* ``"plain"`` — a block whose output has the shape of its input (found by a probe forward pass) can be
+  replaced by the identity. For a plain ResNet these are all blocks except each stage's first; for other
+  families, the children of each stage that have parameters and keep the shape (e.g. Inception 4b/4c).
+
+Measured, each on the same fixed images with eval-mode batch norm (:func:`~depthlab.analysis.evaluation.
+evaluate`):
+
+* **single** — error with each deletable block deleted alone;
+* **deletions** — error with k blocks deleted at once, k = 1…n, ``draws`` random sets per k (all sets when
+  there are no more than ``draws`` of them; k = 1 reuses the single deletions, i.e. all n sets);
+* **swaps** — error after k random swaps (k = 1…``max_swaps``) of two shape-preserving blocks of the same
+  stage (same parent ``nn.Sequential``), ``draws`` random draws per k.
+
+Margins: an error p measured on n images has binomial standard error sqrt(p(1−p)/n). A single deletion is
+compared with the intact net on the *same* images, so its margin is the paired (McNemar) standard error of
+the difference, sqrt(b + c − (b − c)²/n)/n, where b and c count images that flip from right to wrong and
+from wrong to right. Findings call a rise an effect when it exceeds two such standard errors and one
+percentage point.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from typing import Any
+
+import torch
+from torch import nn
+
+from depthlab.analysis.evaluation import (
+    AnalysisError,
+    PartialResults,
+    Progress,
+    binomial_se,
+    evaluate,
+)
+from depthlab.analysis.gradients import find_blocks
+
+__all__ = [
+    "MODES",
+    "LesionUnit",
+    "SingleLesion",
+    "KLesion",
+    "LesionResult",
+    "NoResidualBlocksError",
+    "lesion_units",
+    "lesioned",
+    "swapped",
+    "lesion_study",
+]
+
+MODES = ("auto", "residual", "plain")
+MIN_EFFECT = 0.01  # a rise under one percentage point is never called an effect
+BARELY = 0.02  # "barely hurts": median single-deletion rise at most two percentage points
+
+
+class NoResidualBlocksError(AnalysisError):
+    """Residual mode was asked of a model without residual blocks."""
+
+
+@dataclass(frozen=True)
+class LesionUnit:
+    """A block the study can delete. ``index`` is 1-based in execution order among the deletable blocks."""
+
+    index: int
+    name: str  # qualified module name, e.g. "stages.1.0"
+    stage: int  # index into model.stages (-1 if the block is not inside a stage)
+    downsampling: bool  # output shape differs from input shape (stride or channel change)
+    swappable: bool  # shape-preserving, inside an nn.Sequential: can trade places with a sibling
+
+
+@dataclass(frozen=True)
+class SingleLesion:
+    name: str
+    index: int
+    stage: int
+    downsampling: bool
+    error: float
+    loss: float
+    to_wrong: int  # images right when intact, wrong when this block is deleted
+    to_right: int  # images wrong when intact, right when deleted
+
+    def paired_se(self, n: int) -> float:
+        """Standard error of (error − intact error) on the same n images (McNemar)."""
+        b, c = self.to_wrong, self.to_right
+        return math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n if n else float("nan")
+
+
+@dataclass(frozen=True)
+class KLesion:
+    """Errors of ``len(errors)`` random configurations with ``k`` blocks deleted (or k pairs swapped)."""
+
+    k: int
+    errors: tuple[float, ...]
+    sets: tuple[tuple[int, ...], ...]  # deleted block indices (1-based) or swapped positions, per draw
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.errors)
+
+    @property
+    def spread(self) -> float:
+        """Sample standard deviation over the draws (0 with one draw)."""
+        return statistics.stdev(self.errors) if len(self.errors) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class LesionResult:
+    mode: str
+    images: int
+    num_classes: int
+    intact_error: float
+    intact_loss: float
+    units: tuple[LesionUnit, ...]
+    single: tuple[SingleLesion, ...]
+    deletions: tuple[KLesion, ...]
+    swaps: tuple[KLesion, ...]
+    draws: int
+    seed: int
+    wall_time_s: float
+    source: dict[str, Any] = field(default_factory=dict)  # run directory, model, checkpoint, data
+
+    # ----------------------------------------------------------------------------------------- json
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LesionResult:
+        def k_lesions(rows: list[dict[str, Any]]) -> tuple[KLesion, ...]:
+            return tuple(
+                KLesion(int(r["k"]), tuple(r["errors"]), tuple(tuple(s) for s in r["sets"])) for r in rows
+            )
+
+        return cls(
+            mode=d["mode"],
+            images=int(d["images"]),
+            num_classes=int(d["num_classes"]),
+            intact_error=float(d["intact_error"]),
+            intact_loss=float(d["intact_loss"]),
+            units=tuple(LesionUnit(**u) for u in d["units"]),
+            single=tuple(SingleLesion(**s) for s in d["single"]),
+            deletions=k_lesions(d["deletions"]),
+            swaps=k_lesions(d["swaps"]),
+            draws=int(d["draws"]),
+            seed=int(d["seed"]),
+            wall_time_s=float(d["wall_time_s"]),
+            source=dict(d.get("source", {})),
+        )
+
+    # ------------------------------------------------------------------------------------- findings
+    @property
+    def chance_error(self) -> float:
+        return 1.0 - 1.0 / self.num_classes
+
+    def margin(self, lesion: SingleLesion) -> float:
+        """The rise of ``lesion`` counts as an effect above this: max(2 paired SE, 1 point)."""
+        return max(2 * lesion.paired_se(self.images), MIN_EFFECT)
+
+    def findings(self, label: str | None = None) -> list[str]:
+        """Sentences comparing the measured numbers with Veit et al.'s pattern, with their margins."""
+        label = label or self.source.get("model", "model")
+        pct = _pct
+        se = binomial_se(self.intact_error, self.images)
+        out = [
+            f"{label} ({self.mode} mode, {self.images:,} test images, eval-mode BN): intact error "
+            f"{pct(self.intact_error)} ± {pct(se)} (binomial SE); chance is {pct(self.chance_error)}."
+        ]
+        if not self.single:
+            return out
+        inner = [s for s in self.single if not s.downsampling]
+        down = [s for s in self.single if s.downsampling]
+        rises = [s.error - self.intact_error for s in inner]
+        if self.mode == "residual" and inner:
+            med = statistics.median(rises)
+            worst = max(inner, key=lambda s: s.error)
+            effects = [s for s in inner if s.error - self.intact_error > self.margin(s)]
+            text = (
+                f"Deleting one of the {len(inner)} non-downsampling residual blocks: median rise "
+                f"{_pts(med)}, largest {_pts(worst.error - self.intact_error)} ({worst.name}, margin "
+                f"{_pts(self.margin(worst), sign=False)}); {len(effects)} of {len(inner)} exceed their margin."
+            )
+            if down:
+                text += (
+                    " Downsampling blocks: "
+                    + ", ".join(f"{s.name} {_pts(s.error - self.intact_error)}" for s in down)
+                    + "."
+                )
+            out.append(text)
+            barely = med <= BARELY
+            down_worse = bool(down) and min(s.error for s in down) - self.intact_error > max(max(rises), 0.0)
+            verdict = (
+                "As Veit et al. found, single deletions barely hurt the residual net"
+                if barely
+                else "Unlike Veit et al.'s ResNets, single deletions do hurt this residual net"
+            )
+            verdict += f" (median rise {_pts(med)} {'≤' if barely else '>'} {_pts(BARELY, sign=False)})"
+            if down:
+                verdict += (
+                    "; every downsampling block hurts more than any other block, as in the paper."
+                    if down_worse
+                    else "; the downsampling blocks are not the most harmful ones here, unlike the paper."
+                )
+            else:
+                verdict += "."
+            out.append(verdict)
+        elif self.mode == "plain" and self.single:
+            errors = [s.error for s in self.single]
+            med = statistics.median(errors)
+            halfway = self.intact_error + (self.chance_error - self.intact_error) / 2
+            near = med >= halfway
+            out.append(
+                f"Replacing one of the {len(self.single)} shape-preserving blocks by the identity: median "
+                f"error {pct(med)} (range {pct(min(errors))}–{pct(max(errors))}); "
+                + (
+                    "the net falls to near chance, as Veit et al. found for a plain VGG."
+                    if near
+                    else "the net does not fall to near chance (median below halfway from intact to "
+                    f"chance, {pct(halfway)}), unlike Veit et al.'s plain VGG."
+                )
+            )
+        if self.deletions:
+            means = [self.intact_error] + [d.mean for d in self.deletions]
+            steps = [b - a for a, b in zip(means, means[1:], strict=False)]
+            total = means[-1] - means[0]
+            jump_at = max(range(len(steps)), key=lambda i: steps[i]) + 1
+            smooth = total > 0 and max(steps) <= total / 2
+            last = self.deletions[-1]
+            out.append(
+                f"Deleting k random blocks ({self.draws} draws per k): mean error {pct(self.deletions[0].mean)} "
+                f"at k=1, {pct(self.deletions[len(self.deletions) // 2].mean)} at "
+                f"k={self.deletions[len(self.deletions) // 2].k}, {pct(last.mean)} at k={last.k}; the "
+                f"largest step ({_pts(max(steps))}) is at k={jump_at} — "
+                + (
+                    "the error grows smoothly with k, as in Veit et al.'s Fig. 5."
+                    if smooth
+                    else "the error does not grow smoothly (one step carries more than half the total rise"
+                    f" of {_pts(total)})."
+                )
+            )
+        if self.swaps:
+            first, last = self.swaps[0], self.swaps[-1]
+            out.append(
+                f"Swapping k random pairs of same-stage blocks: mean error {pct(first.mean)} at k={first.k}, "
+                f"{pct(last.mean)} at k={last.k}."
+            )
+        return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pts(x: float, sign: bool = True) -> str:
+    return f"{100 * x:+.1f} points" if sign else f"{100 * x:.1f} points"
+
+
+# ------------------------------------------------------------------------------------------- the blocks
+def _stage_of(name: str) -> int:
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[0] == "stages" and parts[1].isdigit():
+        return int(parts[1])
+    return -1
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _is_residual(module: nn.Module) -> bool:
+    return bool(getattr(type(module), "residual", False)) and getattr(module, "shortcut", None) is not None
+
+
+@torch.no_grad()
+def _probe_shapes(
+    model: nn.Module, names: Sequence[str], input_shape: tuple[int, ...]
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(input shape, output shape) without the batch dimension, of each module in ``names``."""
+    modules = dict(model.named_modules())
+    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    handles = []
+    for n in names:
+
+        def hook(m: nn.Module, inp: tuple[Any, ...], out: Any, n: str = n) -> None:
+            if isinstance(inp[0], torch.Tensor) and isinstance(out, torch.Tensor):
+                shapes[n] = (tuple(inp[0].shape[1:]), tuple(out.shape[1:]))
+
+        handles.append(modules[n].register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def lesion_units(
+    model: nn.Module, input_shape: tuple[int, int, int], mode: str = "auto"
+) -> tuple[str, list[LesionUnit]]:
+    """(resolved mode, deletable blocks in execution order) of ``model`` for images of ``input_shape``.
+
+    ``NoResidualBlocksError`` for ``mode="residual"`` on a model without residual blocks; ``AnalysisError``
+    when nothing can be deleted.
+    """
+    if mode not in MODES:
+        raise ValueError(f"lesion mode must be one of {MODES}, got {mode!r}")
+    blocks = find_blocks(model)
+    residual = [(n, m) for n, m in blocks if _is_residual(m)]
+    if mode == "auto":
+        mode = "residual" if residual else "plain"
+    if mode == "residual" and not residual:
+        raise NoResidualBlocksError(
+            f"{type(model).__name__} has no residual blocks: residual mode needs a ResNet; use mode 'plain' "
+            "(delete shape-preserving blocks instead)"
+        )
+    candidates = residual if mode == "residual" else [(n, m) for n, m in blocks if _has_params(m)]
+    shapes = _probe_shapes(model, [n for n, _ in candidates], input_shape)
+    modules = dict(model.named_modules())
+    units: list[LesionUnit] = []
+    # Execution order: the probe's hooks fired in order, and dicts keep insertion order.
+    for name in shapes:
+        in_shape, out_shape = shapes[name]
+        same = in_shape == out_shape
+        if mode == "plain" and not same:
+            continue
+        parent = modules.get(name.rpartition(".")[0]) if "." in name else model
+        swappable = same and isinstance(parent, nn.Sequential)
+        units.append(LesionUnit(len(units) + 1, name, _stage_of(name), not same, swappable))
+    if not units:
+        raise AnalysisError(
+            f"{type(model).__name__} has no block that keeps its input's shape, so nothing can be replaced "
+            "by the identity (plain mode)"
+        )
+    return mode, units
+
+
+# --------------------------------------------------------------------------------------- interventions
+def _shortcut_only(block: nn.Module) -> Any:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return block.act(block.shortcut(x))  # the block with F(x) dropped
+
+    return forward
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@contextmanager
+def lesioned(model: nn.Module, names: Sequence[str], mode: str) -> Iterator[nn.Module]:
+    """Within the context, the blocks ``names`` are deleted (``mode`` "residual": shortcut only; "plain":
+    identity). The original forward methods are restored on exit, even after an exception."""
+    if mode not in ("residual", "plain"):
+        raise ValueError(f"lesion mode must be 'residual' or 'plain', got {mode!r}")
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise ValueError(f"no module named {', '.join(missing)} in {type(model).__name__}")
+    patched: list[tuple[nn.Module, Any]] = []
+    try:
+        for n in names:
+            block = modules[n]
+            if mode == "residual" and not _is_residual(block):
+                raise NoResidualBlocksError(f"{n} is not a residual block")
+            # An instance attribute shadows the class's forward; nn.Module.__call__ looks it up per call.
+            patched.append((block, block.__dict__.get("forward")))
+            block.forward = _shortcut_only(block) if mode == "residual" else _identity  # type: ignore[method-assign]
+        yield model
+    finally:
+        for block, previous in reversed(patched):
+            if previous is None:
+                del block.forward
+            else:
+                block.forward = previous  # type: ignore[method-assign]
+
+
+@contextmanager
+def swapped(model: nn.Module, swaps: Sequence[tuple[str, str]]) -> Iterator[nn.Module]:
+    """Within the context, each pair of sibling modules (same parent ``nn.Sequential``) trades places, in
+    order: pairs name *positions*, so a later swap moves whatever an earlier one put there."""
+    modules = dict(model.named_modules())
+    saved: list[tuple[nn.Module, dict[str, nn.Module]]] = []
+    try:
+        for a, b in swaps:
+            pa, _, ka = a.rpartition(".")
+            pb, _, kb = b.rpartition(".")
+            parent = modules.get(pa)
+            if (
+                pa != pb
+                or not isinstance(parent, nn.Sequential)
+                or ka not in parent._modules
+                or kb not in parent._modules
+            ):
+                raise ValueError(f"cannot swap {a} and {b}: they must be children of one nn.Sequential")
+            if not any(p is parent for p, _ in saved):
+                saved.append((parent, dict(parent._modules)))  # type: ignore[arg-type]
+            parent._modules[ka], parent._modules[kb] = parent._modules[kb], parent._modules[ka]
+        yield model
+    finally:
+        for parent, original in reversed(saved):
+            parent._modules.clear()
+            parent._modules.update(original)
+
+
+# --------------------------------------------------------------------------------------------- draws
+def _draw_sets(n: int, k: int, draws: int, generator: torch.Generator) -> list[tuple[int, ...]]:
+    """``draws`` distinct k-subsets of range(n) (sorted tuples), or all of them if there are no more."""
+    if math.comb(n, k) <= draws:
+        return [tuple(c) for c in combinations(range(n), k)]
+    chosen: list[tuple[int, ...]] = []
+    while len(chosen) < draws:
+        s = tuple(sorted(torch.randperm(n, generator=generator)[:k].tolist()))
+        if s not in chosen:
+            chosen.append(s)
+    return chosen
+
+
+def _draw_swaps(
+    groups: list[list[int]], k: int, draws: int, generator: torch.Generator
+) -> list[tuple[int, ...]]:
+    """``draws`` sequences of k swaps; each swap is two unit positions of one group, flattened (a1, b1, ...)."""
+    weights = torch.tensor([len(g) * (len(g) - 1) / 2 for g in groups], dtype=torch.float64)
+    out = []
+    for _ in range(draws):
+        seq: list[int] = []
+        for _ in range(k):
+            g = groups[int(torch.multinomial(weights, 1, generator=generator))]
+            i, j = torch.randperm(len(g), generator=generator)[:2].tolist()
+            seq += [g[i], g[j]]
+        out.append(tuple(seq))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- study
+def lesion_study(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mode: str = "auto",
+    draws: int = 3,
+    max_swaps: int = 8,
+    seed: int = 0,
+    batch_size: int = 100,
+    progress: Progress | None = None,
+    partial: PartialResults | None = None,
+) -> LesionResult:
+    """Single deletions, random k-deletions and random swaps of ``model`` on ``images`` (N, C, H, W,
+    normalised) with ``labels`` (N,); see the module docstring. ``partial`` keeps finished evaluations so a
+    killed study resumes; ``progress(done, total)`` is called after every evaluation."""
+    if not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be a positive integer, got {draws!r}")
+    if not isinstance(max_swaps, int) or max_swaps < 0:
+        raise ValueError(f"max_swaps must be a non-negative integer, got {max_swaps!r}")
+    if images.dim() != 4 or labels.shape != (images.shape[0],) or images.shape[0] == 0:
+        raise ValueError(
+            f"images must be (N, C, H, W) with N ≥ 1 and labels (N,), got {tuple(images.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    start = time.perf_counter()
+    mode, units = lesion_units(model, tuple(images.shape[1:]), mode)  # type: ignore[arg-type]
+    n = len(units)
+    generator = torch.Generator().manual_seed(seed)
+    deletion_plan = [(k, _draw_sets(n, k, draws, generator)) for k in range(2, n + 1)]
+    groups: dict[str, list[int]] = {}
+    for i, u in enumerate(units):
+        if u.swappable:
+            groups.setdefault(u.name.rpartition(".")[0], []).append(i)
+    swap_groups = [g for g in groups.values() if len(g) >= 2]
+    swap_plan = (
+        [(k, _draw_swaps(swap_groups, k, draws, generator)) for k in range(1, max_swaps + 1)]
+        if swap_groups
+        else []
+    )
+    total = 1 + n + sum(len(s) for _, s in deletion_plan) + sum(len(s) for _, s in swap_plan)
+    partial = partial or PartialResults(None, {})
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    intact = evaluate(model, images, labels, batch_size)
+    num_classes = _num_classes(model, images)
+    tick()
+
+    def measure(key: str, names: Sequence[str] = (), swaps: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        if key in partial:
+            tick()
+            return partial.get(key)
+        with lesioned(model, names, mode), swapped(model, swaps):
+            r = evaluate(model, images, labels, batch_size)
+        value = {
+            "error": r.error,
+            "loss": r.loss,
+            "to_wrong": int((intact.correct & ~r.correct).sum()),
+            "to_right": int((~intact.correct & r.correct).sum()),
+        }
+        partial.put(key, value)
+        tick()
+        return value
+
+    single = []
+    for u in units:
+        v = measure(f"single:{u.index}", [u.name])
+        single.append(
+            SingleLesion(
+                u.name, u.index, u.stage, u.downsampling, v["error"], v["loss"], v["to_wrong"], v["to_right"]
+            )
+        )
+    deletions = [KLesion(1, tuple(s.error for s in single), tuple((s.index,) for s in single))]
+    for k, sets in deletion_plan:
+        errors = []
+        for s in sets:
+            v = measure("del:" + ",".join(map(str, s)), [units[i].name for i in s])
+            errors.append(v["error"])
+        deletions.append(KLesion(k, tuple(errors), tuple(tuple(i + 1 for i in s) for s in sets)))
+    swaps = []
+    for k, seqs in swap_plan:
+        errors = []
+        for seq in seqs:
+            pairs = [(units[seq[i]].name, units[seq[i + 1]].name) for i in range(0, len(seq), 2)]
+            v = measure("swap:" + ",".join(map(str, seq)), swaps=pairs)
+            errors.append(v["error"])
+        swaps.append(KLesion(k, tuple(errors), tuple(tuple(i + 1 for i in seq) for seq in seqs)))
+    return LesionResult(
+        mode=mode,
+        images=int(images.shape[0]),
+        num_classes=num_classes,
+        intact_error=intact.error,
+        intact_loss=intact.loss,
+        units=tuple(units),
+        single=tuple(single),
+        deletions=tuple(deletions),
+        swaps=tuple(swaps),
+        draws=draws,
+        seed=seed,
+        wall_time_s=round(time.perf_counter() - start, 2),
+    )
+
+
+@torch.inference_mode()
+def _num_classes(model: nn.Module, images: torch.Tensor) -> int:
+    from depthlab.models.base import main_logits
+
+    n = getattr(model, "num_classes", None)
+    if isinstance(n, int):
+        return n
+    was_training = model.training
+    model.eval()
+    try:
+        return int(main_logits(model(images[:1])).shape[1])
+    finally:
+        model.train(was_training)

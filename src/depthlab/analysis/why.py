@@ -1,0 +1,633 @@
+"""Why residual networks train: the four analyses on run directories, and the report section they feed.
+
+Run-level entry points (one per analysis; each loads the run's model and data, computes, and writes
+``OUT/<name>.json`` + ``OUT/<name>.png``, where ``OUT`` = ``RUN_DIR/analysis`` unless ``out`` is given):
+
+* :func:`run_lesion` → ``lesion.json`` / ``lesion.png`` (:mod:`depthlab.analysis.lesion`)
+* :func:`run_paths` → ``paths.json`` / ``paths.png`` (:mod:`depthlab.analysis.paths`; residual nets only)
+* :func:`run_landscape` → ``landscape.json`` / ``landscape.png`` (:mod:`depthlab.analysis.landscape`)
+* :func:`run_attribution` → ``attribution.json`` / ``attribution.png`` (maps) / ``attribution-sanity.png``
+  (:mod:`depthlab.analysis.attribution`)
+
+Each is *idempotent*: the JSON stores a fingerprint (analysis, options, model, checkpoint step and weights
+file); a call whose fingerprint matches the stored one returns the stored result without computing
+(``force=True`` recomputes). Each is *resumable*: finished work items go to ``OUT/<name>.partial.json``
+(atomic rewrites) while it runs, and a call after a kill computes only what is missing; the partial file is
+deleted when the result is written.
+
+Data: the model of the run's ``last`` checkpoint (or ``best``), in eval mode, on the CPU (or ``device``), on a
+fixed subset of the run's *test* split: ``images`` images drawn by a permutation seeded with ``seed`` (the
+same images for every analysis and every run of a dataset), normalised with the run's training mean/std.
+
+:func:`why_section` turns the JSON files of several runs into the report's "Why it works" section: figures
+(title, caption, PNG bytes) and sentences. It never computes anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from depthlab.analysis.attribution import (
+    GRANULARITIES,
+    METHODS,
+    AttributionResult,
+    display_maps,
+    explain_images,
+)
+from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
+from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_landscape
+from depthlab.analysis.lesion import LesionResult, lesion_study
+from depthlab.analysis.paths import PathResult, path_study
+from depthlab.errors import DepthlabError
+
+__all__ = [
+    "ANALYSES",
+    "DEFAULTS",
+    "ImageReadError",
+    "EvalSet",
+    "RunModel",
+    "open_run",
+    "load_eval_set",
+    "load_image",
+    "run_lesion",
+    "run_paths",
+    "run_landscape",
+    "run_attribution",
+    "explain_files",
+    "run_analyses",
+    "read_result",
+    "why_section",
+]
+
+ANALYSES = ("lesion", "paths", "landscape", "attribution")
+ANALYSIS_DIR = "analysis"
+# Default numbers of test images per analysis (chosen for a 2-core CPU; see docs/design.md for timings).
+DEFAULTS: dict[str, int] = {"lesion": 1000, "paths": 1000, "landscape": 500, "attribution": 8}
+RESULT_TYPES: dict[str, Any] = {
+    "lesion": LesionResult,
+    "paths": PathResult,
+    "landscape": LandscapeResult,
+    "attribution": AttributionResult,
+}
+
+
+class ImageReadError(DepthlabError, ValueError):
+    """An image file that cannot be opened or decoded."""
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+@dataclass(frozen=True, eq=False)
+class RunModel:
+    """A run's model (eval mode) and what identifies it."""
+
+    run_dir: Path
+    model: nn.Module
+    name: str  # registered model name
+    checkpoint: str
+    step: int
+    weights: str  # checkpoint file name
+    data: dict[str, Any]  # summary.json "data": name, num_classes, in_channels, image_size, mean, std, ...
+    config: Any  # TrainConfig
+
+    @property
+    def residual(self) -> bool:
+        return any(
+            bool(getattr(type(m), "residual", False)) and getattr(m, "shortcut", None) is not None
+            for m in self.model.modules()
+        )
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "model": self.name,
+            "residual": self.residual,
+            "checkpoint": self.checkpoint,
+            "step": self.step,
+            "data": self.data.get("name"),
+        }
+
+
+def open_run(run_dir: str | os.PathLike[str], checkpoint: str = "last", device: str = "cpu") -> RunModel:
+    """The run's model with the ``checkpoint`` weights. One-line errors (``FileNotFoundError`` /
+    ``CheckpointError``) for a folder that is not a run directory or has no such checkpoint."""
+    from depthlab.train.checkpoint import CheckpointError, load_pointer
+    from depthlab.train.rundir import load_run, load_run_model
+
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist (expected a run directory from `depthlab train`)")
+    config, summary = load_run(folder)
+    model = load_run_model(folder, checkpoint)  # refuses runs without checkpoints or summary
+    pointer = load_pointer(folder / "checkpoints", checkpoint)
+    model = model.to(device=device, memory_format=torch.channels_last).eval()
+    if pointer is None or summary is None:  # load_run_model has refused both cases already
+        raise CheckpointError(f"{folder} has no summary.json or no {checkpoint!r} checkpoint")
+    return RunModel(
+        folder, model, config.model, checkpoint, pointer.step, pointer.weights, dict(summary.data), config
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSet:
+    """Normalised images (N, C, H, W, channels-last) and labels (N,) of a fixed test subset."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: tuple[int, ...]  # positions in the test split
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@functools.lru_cache(maxsize=2)
+def _bundle(name: str, data_dir: str | None, image_size: int, strict: bool) -> Any:
+    from depthlab.data import load_data
+
+    # val_size=0: the test split does not depend on the validation split; only the test split is used.
+    return load_data(name, data_dir=data_dir, val_size=0, image_size=image_size, strict=strict)
+
+
+def load_eval_set(run: RunModel, images: int | None, seed: int = 0, device: str = "cpu") -> EvalSet:
+    """``images`` test images of the run's dataset (all with ``None``), chosen by a permutation seeded with
+    ``seed`` and kept in test-split order."""
+    from depthlab.data import make_loader
+
+    bundle = _bundle(
+        run.data["name"], run.config.data_dir, int(run.data["image_size"]), bool(run.config.strict_data)
+    )
+    test = bundle.test
+    if test is None or len(test) == 0:
+        raise AnalysisError(f"{run.data['name']} has no test split (an image folder needs a test/ subfolder)")
+    total = len(test)
+    if images is not None and (not isinstance(images, int) or images < 1):
+        raise ValueError(f"the number of images must be a positive integer, got {images!r}")
+    count = total if images is None else min(images, total)
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    chosen = perm[:count].sort().values
+    stats = dataclasses.replace(bundle, mean=tuple(run.data["mean"]), std=tuple(run.data["std"]))
+    loader = make_loader(stats, test.subset(chosen), batch_size=500, device=device)
+    xs, ys = [], []
+    for x, y in loader.epoch(0):
+        xs.append(x)
+        ys.append(y)
+    x = torch.cat(xs).contiguous(memory_format=torch.channels_last)
+    return EvalSet(x, torch.cat(ys), tuple(chosen.tolist()), tuple(bundle.classes), stats.mean, stats.std)
+
+
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    size: int,
+    channels: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    resize: int | None = None,
+) -> torch.Tensor:
+    """One image file as a normalised (1, C, size, size) tensor: shorter side resized to ``resize`` (default
+    ``size``; bilinear, antialiased), centre crop, [0, 1], (x − mean)/std. ``ImageReadError`` if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import functional as TF
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB" if channels == 3 else "L")
+            im.load()
+    except (OSError, ValueError, UnidentifiedImageError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageReadError(f"cannot read image {path}: {reason}") from None
+    if channels not in (1, 3):
+        raise ValueError(f"images can be explained for 1- or 3-channel models, not {channels}")
+    im = TF.center_crop(TF.resize(im, resize or size, antialias=True), [size, size])
+    x = TF.normalize(TF.to_tensor(im), list(mean), list(std))
+    return x[None].contiguous(memory_format=torch.channels_last)
+
+
+# ------------------------------------------------------------------------------------------ the driver
+def _out_dir(run_dir: Path, out: str | os.PathLike[str] | None) -> Path:
+    return Path(out) if out is not None else run_dir / ANALYSIS_DIR
+
+
+def read_result(folder: str | os.PathLike[str], name: str) -> Any | None:
+    """The stored result ``FOLDER/<name>.json`` (FOLDER = a run's analysis directory), or ``None``."""
+    if name not in RESULT_TYPES:
+        raise ValueError(f"unknown analysis {name!r}; choose from: {', '.join(ANALYSES)}")
+    path = Path(folder) / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        return RESULT_TYPES[name].from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise AnalysisError(f"{path} is not a depthlab {name} result ({exc})") from None
+
+
+def _run(
+    name: str,
+    run: RunModel,
+    options: dict[str, Any],
+    out: Path,
+    force: bool,
+    compute: Callable[[PartialResults], Any],
+    draw: Callable[[Any], None],
+) -> Any:
+    from depthlab.train.rundir import write_json
+
+    # What was computed from what; not where the run lives, so a moved study directory keeps its results.
+    identity = {k: v for k, v in run.source().items() if k != "run_dir"}
+    fingerprint = json.loads(
+        json.dumps({"analysis": name, "options": options, **identity, "weights": run.weights})
+    )
+    path = out / f"{name}.json"
+    if not force and path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            stored = None
+        if isinstance(stored, dict) and stored.get("source", {}).get("fingerprint") == fingerprint:
+            return RESULT_TYPES[name].from_dict(stored)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = PartialResults(out / f"{name}.partial.json", fingerprint)
+    result = compute(partial)
+    result = dataclasses.replace(result, source={**run.source(), **options, "fingerprint": fingerprint})
+    draw(result)  # figures first: a JSON on disk means the analysis is complete
+    write_json(path, result.to_dict())
+    partial.discard()
+    return result
+
+
+def _save(fig: Any, path: Path) -> None:
+    from depthlab.report.plots import png_bytes
+    from depthlab.train.checkpoint import atomic_write
+
+    data = png_bytes(fig)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def run_lesion(
+    run_dir: str | os.PathLike[str],
+    *,
+    images: int = DEFAULTS["lesion"],
+    mode: str = "auto",
+    draws: int = 3,
+    max_swaps: int = 8,
+    seed: int = 0,
+    checkpoint: str = "last",
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    run: RunModel | None = None,
+) -> LesionResult:
+    """The lesion study of a run (:func:`depthlab.analysis.lesion.lesion_study`) → ``lesion.json``/``.png``."""
+    from depthlab.report.why_figures import plot_lesion
+
+    run = run or open_run(run_dir, checkpoint)
+    options = {"images": images, "mode": mode, "draws": draws, "max_swaps": max_swaps, "seed": seed}
+    folder = _out_dir(run.run_dir, out)
+
+    def compute(partial: PartialResults) -> LesionResult:
+        data = load_eval_set(run, images, seed)
+        return lesion_study(
+            run.model, data.images, data.labels, mode=mode, draws=draws, max_swaps=max_swaps, seed=seed,
+            progress=progress, partial=partial,
+        )  # fmt: skip
+
+    return _run(
+        "lesion", run, options, folder, force, compute,
+        lambda r: _save(plot_lesion([(run.name, r)]), folder / "lesion.png"),
+    )  # fmt: skip
+
+
+def run_paths(
+    run_dir: str | os.PathLike[str],
+    *,
+    images: int = DEFAULTS["paths"],
+    samples: int = 5,
+    batch: int = 32,
+    mass: float = 0.9,
+    seed: int = 0,
+    checkpoint: str = "last",
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    run: RunModel | None = None,
+) -> PathResult:
+    """Path lengths and per-length gradients of a residual run → ``paths.json``/``.png``;
+    ``NoResidualBlocksError`` for a plain net."""
+    from depthlab.analysis.paths import residual_blocks
+    from depthlab.report.why_figures import plot_paths
+
+    run = run or open_run(run_dir, checkpoint)
+    residual_blocks(run.model)  # refuse a plain net before loading any data
+    options = {"images": images, "samples": samples, "batch": batch, "mass": mass, "seed": seed}
+    folder = _out_dir(run.run_dir, out)
+
+    def compute(partial: PartialResults) -> PathResult:
+        data = load_eval_set(run, images, seed)
+        return path_study(
+            run.model, data.images, data.labels, samples=samples, batch=batch, mass=mass, seed=seed,
+            progress=progress, partial=partial,
+        )  # fmt: skip
+
+    return _run(
+        "paths", run, options, folder, force, compute,
+        lambda r: _save(plot_paths([(run.name, r)]), folder / "paths.png"),
+    )  # fmt: skip
+
+
+def run_landscape(
+    run_dir: str | os.PathLike[str],
+    *,
+    images: int = DEFAULTS["landscape"],
+    config: LandscapeConfig | None = None,
+    checkpoint: str = "last",
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    run: RunModel | None = None,
+) -> LandscapeResult:
+    """The loss landscape of a run → ``landscape.json``/``.png`` (resumable point by point)."""
+    from depthlab.report.why_figures import plot_landscape
+
+    config = config or LandscapeConfig()
+    run = run or open_run(run_dir, checkpoint)
+    options = {"images": images, **dataclasses.asdict(config)}
+    folder = _out_dir(run.run_dir, out)
+
+    def compute(partial: PartialResults) -> LandscapeResult:
+        # The image subset is seeded by the direction seed too, so one seed fixes the whole landscape.
+        data = load_eval_set(run, images, config.seed)
+        return loss_landscape(run.model, data.images, data.labels, config, progress=progress, partial=partial)
+
+    return _run(
+        "landscape", run, options, folder, force, compute,
+        lambda r: _save(plot_landscape([(run.name, r)]), folder / "landscape.png"),
+    )  # fmt: skip
+
+
+def _draw_attribution(
+    label: str,
+    result: AttributionResult,
+    images: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    mean: Sequence[float],
+    std: Sequence[float],
+    folder: Path,
+) -> None:
+    from depthlab.report.why_figures import plot_attributions, plot_sanity
+
+    shown = images.float().cpu() * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+    ready = display_maps({m: v.cpu() for m, v in maps.items()}, tuple(images.shape[-2:]))
+    _save(plot_attributions(label, result, shown.clamp(0, 1), ready), folder / "attribution.png")
+    if result.sanity:
+        _save(plot_sanity([(label, result)]), folder / "attribution-sanity.png")
+
+
+def run_attribution(
+    run_dir: str | os.PathLike[str],
+    *,
+    images: int = DEFAULTS["attribution"],
+    methods: Sequence[str] = METHODS,
+    granularity: str = "stage",
+    ig_steps: int = 32,
+    sanity: bool = True,
+    seed: int = 0,
+    checkpoint: str = "last",
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    run: RunModel | None = None,
+) -> AttributionResult:
+    """Grad-CAM, integrated gradients and saliency for the first ``images`` images of the run's fixed test
+    subset, and the cascading randomisation check → ``attribution.json``/``.png``/``-sanity.png``."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    run = run or open_run(run_dir, checkpoint)
+    options = {
+        "images": images, "methods": list(methods), "granularity": granularity, "ig_steps": ig_steps,
+        "sanity": sanity, "seed": seed,
+    }  # fmt: skip
+    folder = _out_dir(run.run_dir, out)
+    drawing: dict[str, Any] = {}  # what compute() leaves for draw(): images, raw maps, mean, std
+
+    def compute(partial: PartialResults) -> AttributionResult:
+        data = load_eval_set(run, DEFAULTS["lesion"], seed)  # the lesion/paths subset; its first images
+        x, y = data.images[:images], data.labels[:images]
+        result, maps = explain_images(
+            run.model, x, labels=y.tolist(), sources=[f"test[{i}]" for i in data.indices[:images]],
+            class_names=data.classes, methods=methods, granularity=granularity, ig_steps=ig_steps,
+            seed=seed, sanity=sanity, progress=progress, partial=partial,
+        )  # fmt: skip
+        drawing.update(images=x, maps=maps, mean=data.mean, std=data.std)
+        return result
+
+    def draw(result: AttributionResult) -> None:
+        _draw_attribution(
+            run.name, result, drawing["images"], drawing["maps"], drawing["mean"], drawing["std"], folder
+        )
+
+    return _run("attribution", run, options, folder, force, compute, draw)
+
+
+def explain_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    model_name: str | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    checkpoint: str = "last",
+    methods: Sequence[str] = METHODS,
+    granularity: str = "stage",
+    ig_steps: int = 32,
+    sanity: bool = True,
+    seed: int = 0,
+    out: str | os.PathLike[str],
+    progress: Progress | None = None,
+) -> AttributionResult:
+    """Explain the user's own image files with a run's model (``run_dir``) or a pretrained ImageNet model
+    (``model_name``; torchvision's preprocessing and class names) → ``OUT/attribution.json``/``.png``."""
+    if (model_name is None) == (run_dir is None):
+        raise ValueError("explain_files needs exactly one of model_name (pretrained) or run_dir")
+    if not paths:
+        raise ValueError("no image given")
+    folder = Path(out)
+    if model_name is not None:
+        from depthlab.models.pretrained import imagenet_categories, pretrained_preprocessing
+        from depthlab.registry import create_model
+
+        prep = pretrained_preprocessing(model_name)
+        batch = torch.cat([
+            load_image(p, size=prep.crop, channels=3, mean=prep.mean, std=prep.std, resize=prep.resize) for p in paths
+        ])  # fmt: skip
+        model = create_model(model_name, pretrained=True).eval()
+        classes: Sequence[str] = imagenet_categories(model_name)
+        mean, std = prep.mean, prep.std
+        source: dict[str, Any] = {"model": model_name, "pretrained": True, "weights": "torchvision DEFAULT"}
+        label = f"{model_name} (ImageNet)"
+    else:
+        run = open_run(run_dir, checkpoint)  # type: ignore[arg-type]
+        size, channels = int(run.data["image_size"]), int(run.data["in_channels"])
+        mean, std = tuple(run.data["mean"]), tuple(run.data["std"])
+        batch = torch.cat([load_image(p, size=size, channels=channels, mean=mean, std=std) for p in paths])
+        model = run.model
+        classes = _class_names(run)
+        source = run.source()
+        label = run.name
+    model = model.to(memory_format=torch.channels_last)
+    result, maps = explain_images(
+        model, batch, sources=[str(p) for p in paths], class_names=classes, methods=methods,
+        granularity=granularity, ig_steps=ig_steps, seed=seed, sanity=sanity, progress=progress,
+    )  # fmt: skip
+    result = dataclasses.replace(result, source={**source, "images": [str(p) for p in paths]})
+    from depthlab.train.rundir import write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "attribution.json", result.to_dict())
+    _draw_attribution(label, result, batch, maps, mean, std, folder)
+    return result
+
+
+def _class_names(run: RunModel) -> tuple[str, ...]:
+    try:
+        return tuple(
+            _bundle(run.data["name"], run.config.data_dir, int(run.data["image_size"]), False).classes
+        )
+    except (DepthlabError, OSError, ValueError):
+        return tuple(str(i) for i in range(int(run.data["num_classes"])))
+
+
+def run_analyses(
+    run_dir: str | os.PathLike[str],
+    names: Sequence[str] = ANALYSES,
+    *,
+    checkpoint: str = "last",
+    options: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> dict[str, Any]:
+    """Run the analyses ``names`` on one run (the study engine's entry point). ``paths`` is skipped for
+    plain nets (the value is then the reason, a string). ``options[name]`` passes keyword arguments to
+    ``run_<name>``; ``progress(name)`` may return a callback per analysis."""
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from: {', '.join(ANALYSES)}")
+    options = options or {}
+    run = open_run(run_dir, checkpoint)
+    functions: dict[str, Callable[..., Any]] = {
+        "lesion": run_lesion, "paths": run_paths, "landscape": run_landscape, "attribution": run_attribution,
+    }  # fmt: skip
+    results: dict[str, Any] = {}
+    for n in names:
+        if n == "paths" and not run.residual:
+            results[n] = "skipped: a plain net has a single path"
+            continue
+        callback = progress(n) if progress is not None else None
+        results[n] = functions[n](run.run_dir, run=run, progress=callback, **options.get(n, {}))
+    return results
+
+
+# ------------------------------------------------------------------------------------------ the report
+def _labels(run_dirs: Sequence[Path], models: Sequence[str]) -> list[str]:
+    """Model names, made unique with the run directory's name where two runs share a model."""
+    out = []
+    for d, m in zip(run_dirs, models, strict=True):
+        out.append(m if models.count(m) == 1 else f"{m} ({d.name})")
+    return out
+
+
+def _depth(model: str) -> int:
+    m = re.search(r"(\d+)$", model)
+    return int(m.group(1)) if m else 0
+
+
+def why_section(
+    run_dirs: Sequence[str | os.PathLike[str]],
+) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """The "Why it works" section from the stored results of ``run_dirs`` (``RUN_DIR/analysis/*.json``):
+    (figures as (title, caption, PNG bytes), sentences). Runs without results are left out; with no result
+    at all both lists are empty. Nothing is computed or trained."""
+    from depthlab.report import why_figures as wf
+    from depthlab.report.plots import png_bytes
+
+    found: dict[str, list[tuple[Path, Any]]] = {n: [] for n in ANALYSES}
+    for d in map(Path, run_dirs):
+        for n in ANALYSES:
+            r = read_result(d / ANALYSIS_DIR, n)
+            if r is not None:
+                found[n].append((d, r))
+    figures: list[tuple[str, str, bytes]] = []
+    sentences: list[str] = []
+
+    def labelled(items: list[tuple[Path, Any]]) -> list[tuple[str, Path, Any]]:
+        # Shallow before deep, plain before residual at one depth (the order of the study's tables).
+        items = sorted(
+            items, key=lambda dr: (_depth(dr[1].source.get("model", "")), bool(dr[1].source.get("residual")))
+        )
+        names = _labels([d for d, _ in items], [r.source.get("model", d.name) for d, r in items])
+        return [(name, d, r) for name, (d, r) in zip(names, items, strict=True)]
+
+    plots = {
+        "lesion": ("Lesion study", wf.lesion_caption, wf.plot_lesion),
+        "paths": ("Path lengths", wf.paths_caption, wf.plot_paths),
+        "landscape": ("Loss landscape", wf.landscape_caption, wf.plot_landscape),
+    }
+    for name, (title, caption, plot) in plots.items():
+        if not found[name]:
+            continue
+        items = [(label, r) for label, _, r in labelled(found[name])]
+        figures.append((title, caption(items), png_bytes(plot(items))))
+        for label, r in items:
+            sentences += r.findings(label)
+        if name == "landscape":
+            sentences += landscape_comparison(items)
+    if found["attribution"]:
+        triples = labelled(found["attribution"])
+        for label, d, r in triples:
+            png = d / ANALYSIS_DIR / "attribution.png"
+            if png.is_file():
+                figures.append((f"Attributions: {label}", wf.attribution_caption(label, r), png.read_bytes()))
+        with_sanity = [(label, r) for label, _, r in triples if r.sanity]
+        if with_sanity:
+            figures.append(
+                (
+                    "Attribution sanity check",
+                    wf.sanity_caption(with_sanity),
+                    png_bytes(wf.plot_sanity(with_sanity)),
+                )
+            )
+        for label, _, r in triples:
+            sentences += r.findings(label)
+    return figures, sentences
+
+
+def landscape_comparison(items: Sequence[tuple[str, LandscapeResult]]) -> list[str]:
+    """Plain vs residual at equal depth: which landscape is sharper (Li et al.'s observation)."""
+    out = []
+    by_depth: dict[int, dict[bool, tuple[str, LandscapeResult]]] = {}
+    for label, r in items:
+        by_depth.setdefault(_depth(r.source.get("model", "")), {})[bool(r.source.get("residual"))] = (
+            label,
+            r,
+        )
+    for depth, pair in sorted(by_depth.items()):
+        if True in pair and False in pair:
+            (pl, p), (rl, r) = pair[False], pair[True]
+            ratio = p.sharpness / r.sharpness if r.sharpness > 0 else float("inf")
+            agrees = p.sharpness > r.sharpness
+            out.append(
+                f"Depth {depth}: sharpness {p.sharpness:.3f} ({pl}) vs {r.sharpness:.3f} ({rl}), ratio {ratio:.2g}; "
+                + (
+                    "the shortcut-free net sits in the sharper minimum, as Li et al. found for ResNet-56 vs its "
+                    "plain twin."
+                    if agrees
+                    else "the residual net is not flatter here, unlike Li et al.'s ResNet-56 vs its plain twin."
+                )
+            )
+    return out

@@ -1,0 +1,344 @@
+"""Figures of the "why it works" analyses (matplotlib, Agg), drawn from results only, never from models.
+
+Every ``plot_*`` takes ``(label, result)`` pairs (or one result) and returns a ``Figure``; every ``*_caption``
+says what is plotted, on which data and in which mode. Figures a reader compares share axes and scales: one
+error axis (0–100%) for all lesion panels, one set of contour levels and one loss axis for all landscapes,
+one ρ axis (−1…1) for the sanity check. As in :mod:`depthlab.report.plots`, colour follows depth and residual
+nets are drawn solid, plain nets dashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot (harmless if already set)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from depthlab.analysis.attribution import METHOD_TITLES, AttributionResult  # noqa: E402
+from depthlab.analysis.landscape import LandscapeResult  # noqa: E402
+from depthlab.analysis.lesion import LesionResult  # noqa: E402
+from depthlab.analysis.paths import PathResult  # noqa: E402
+from depthlab.report.plots import _colours  # noqa: E402
+
+__all__ = [
+    "plot_lesion",
+    "plot_paths",
+    "plot_landscape",
+    "plot_attributions",
+    "plot_sanity",
+    "lesion_caption",
+    "paths_caption",
+    "landscape_caption",
+    "attribution_caption",
+    "sanity_caption",
+]
+
+Item = tuple[str, Any]
+
+
+def _depth_of(r: Any) -> int:
+    import re
+
+    m = re.search(r"(\d+)$", str(r.source.get("model", "")))
+    return int(m.group(1)) if m else 0
+
+
+def _style(items: Sequence[Item]) -> list[dict[str, Any]]:
+    colours = _colours([_depth_of(r) for _, r in items])
+    styles = []
+    for i, (_, r) in enumerate(items):
+        residual = bool(r.source.get("residual", getattr(r, "mode", "") == "residual"))
+        colour = colours[_depth_of(r)]
+        # Two runs of one depth and kind (seeds) would be indistinguishable: shift to the next colours.
+        same = [j for j, (_, o) in enumerate(items[:i]) if _depth_of(o) == _depth_of(r)
+                and bool(o.source.get("residual")) == residual]  # fmt: skip
+        if same:
+            cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+            colour = cycle[(list(colours).index(_depth_of(r)) + 3 * len(same)) % len(cycle)]
+        styles.append({"color": colour, "ls": "-" if residual else "--"})
+    return styles
+
+
+def _data_note(results: Sequence[Any]) -> str:
+    kinds = sorted({f"{r.source.get('data', '?')} test split" for r in results})
+    return ", ".join(kinds)
+
+
+# ----------------------------------------------------------------------------------------------- lesion
+def plot_lesion(items: Sequence[tuple[str, LesionResult]]) -> Figure:
+    """Three panels on one error axis: single-block deletion by block, error vs k deleted blocks (mean and
+    spread of the draws; k = 0 is the intact net), error vs k swapped pairs."""
+    if not items:
+        raise ValueError("plot_lesion needs at least one result")
+    styles = _style(items)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), sharey=True)
+    chance = max(r.chance_error for _, r in items)
+    for (label, r), st in zip(items, styles, strict=True):
+        idx = [s.index for s in r.single]
+        err = [100 * s.error for s in r.single]
+        axes[0].plot(idx, err, marker=".", lw=1.4, label=f"{label} ({r.mode} mode)", **st)
+        axes[0].axhline(100 * r.intact_error, color=st["color"], lw=0.8, ls=":")
+        down = [(s.index, 100 * s.error) for s in r.single if s.downsampling]
+        if down:
+            xs, ys = zip(*down, strict=True)
+            axes[0].scatter(xs, ys, s=90, facecolors="none", edgecolors=st["color"], linewidths=1.6, zorder=3)
+        ks = [0] + [d.k for d in r.deletions]
+        means = [100 * r.intact_error] + [100 * d.mean for d in r.deletions]
+        spread = [0.0] + [100 * d.spread for d in r.deletions]
+        axes[1].errorbar(ks, means, yerr=spread, marker=".", lw=1.4, capsize=2, label=label, **st)
+        if r.swaps:
+            ks = [0] + [d.k for d in r.swaps]
+            means = [100 * r.intact_error] + [100 * d.mean for d in r.swaps]
+            spread = [0.0] + [100 * d.spread for d in r.swaps]
+            axes[2].errorbar(ks, means, yerr=spread, marker=".", lw=1.4, capsize=2, label=label, **st)
+    for ax in axes:
+        ax.axhline(100 * chance, color="0.5", lw=1, ls="-.")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("delete one block (○ = downsampling; dotted = intact)")
+    axes[0].set_xlabel("block (execution order among deletable blocks)")
+    axes[0].set_ylabel("test error (%)")
+    axes[1].set_title("delete k random blocks")
+    axes[1].set_xlabel("k (blocks deleted)")
+    axes[2].set_title("swap k random pairs of same-stage blocks")
+    for ax in axes[1:]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set_xlabel("k (pairs swapped)")
+    if not any(r.swaps for _, r in items):
+        axes[2].text(0.5, 0.5, "no swappable blocks", ha="center", va="center", transform=axes[2].transAxes)
+    axes[0].text(0.99, 100 * chance - 1, "chance", ha="right", va="top", fontsize=8, color="0.4",
+                 transform=axes[0].get_yaxis_transform())  # fmt: skip
+    axes[0].legend(fontsize=8, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+def lesion_caption(items: Sequence[tuple[str, LesionResult]]) -> str:
+    results = [r for _, r in items]
+    n = sorted({r.images for r in results})
+    draws = sorted({r.draws for r in results})
+    return (
+        "Lesion study (Veit et al. 2016, Fig. 3 and 5): test error after deleting blocks of the trained "
+        "network — residual mode keeps the shortcut and drops the residual branch, plain mode replaces a "
+        "shape-preserving block by the identity — on "
+        f"{'/'.join(f'{v:,}' for v in n)} fixed images of the {_data_note(results)}, eval mode (BN running "
+        f"statistics). Left: each block alone; middle: k random blocks at once ({'/'.join(map(str, draws))} "
+        "draws per k, bars = spread of the draws); right: k random swaps of two blocks of one stage. "
+        "Solid lines residual nets, dashed plain nets; dash-dot = chance. One error axis for all panels."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ paths
+def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
+    """Veit et al. Fig. 6: path-length distribution, gradient per path length (log), and total gradient
+    magnitude per length (normalised to sum 1) with the effective range shaded."""
+    if not items:
+        raise ValueError("plot_paths needs at least one result")
+    styles = _style(items)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for (label, r), st in zip(items, styles, strict=True):
+        axes[0].plot(r.lengths, r.probability, marker=".", lw=1.4, label=f"{label} (n = {r.blocks})", **st)
+        g = np.array(r.gradient)
+        axes[1].plot(r.lengths, np.where(g > 0, g, np.nan), marker=".", lw=1.4, label=label, **st)
+        total = np.array(r.total)
+        share = total / total.sum() if total.sum() > 0 else total
+        axes[2].plot(r.lengths, share, marker=".", lw=1.4, label=label, **st)
+        a, b = r.effective
+        axes[2].axvspan(a - 0.5, b + 0.5, color=st["color"], alpha=0.12)
+    axes[0].set_title("distribution of path lengths")
+    axes[0].set_ylabel("fraction of paths")
+    axes[1].set_title("gradient magnitude of one path")
+    axes[1].set_ylabel("mean per-image ‖∂L/∂x₀‖ (log)")
+    axes[1].set_yscale("log")
+    axes[2].set_title(f"total gradient magnitude (shaded: {100 * items[0][1].mass:.0f}% range)")
+    axes[2].set_ylabel("share of Σ P(k)·|g_k|")
+    for ax in axes:
+        ax.set_xlabel("path length k (residual branches on the path)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def paths_caption(items: Sequence[tuple[str, PathResult]]) -> str:
+    results = [r for _, r in items]
+    return (
+        "Path lengths (Veit et al. 2016, Fig. 6). Left: of the 2ⁿ paths through n residual blocks, the "
+        "fraction with k residual branches, Binomial(n, ½). Middle: gradient of the cross-entropy reaching the "
+        "first block's input through single paths of length k (backward pass through the branch at k random "
+        "blocks and through the shortcut at the others), mean per-image norm, "
+        f"{'/'.join(sorted({str(r.samples[1]) for r in results}))} samples of "
+        f"{'/'.join(sorted({str(r.batch) for r in results}))} {_data_note(results)} images per k, eval mode. "
+        "Right: the two multiplied — the gradient each length contributes in total; the shaded band is the "
+        "effective path range."
+    )
+
+
+# -------------------------------------------------------------------------------------------- landscape
+def _levels(items: Sequence[tuple[str, LandscapeResult]]) -> np.ndarray:
+    grids = [np.array(r.grid_loss) for _, r in items if r.grid_loss]
+    lo = min(float(g.min()) for g in grids)
+    # Cap the shared scale where the least chaotic surface ends, so one blown-up grid does not flatten the rest.
+    hi = min(float(np.percentile(g, 95)) for g in grids)
+    lo = max(lo, 1e-6)  # cross-entropy is positive; log-spaced levels resolve the basin around the minimum
+    hi = max(hi, lo * 1.01)
+    return np.geomspace(lo, hi, 25)
+
+
+def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
+    """Top: one 2-D contour plot per run with shared levels and axes; bottom: every 1-D slice on one axis."""
+    if not items:
+        raise ValueError("plot_landscape needs at least one result")
+    with_grid = [(label, r) for label, r in items if r.grid_loss]
+    cols = max(len(with_grid), 1)
+    fig = plt.figure(figsize=(max(4.4 * cols, 8.8), 8.2 if with_grid else 4.2))
+    styles = _style(items)
+    if with_grid:
+        gs = fig.add_gridspec(2, cols, height_ratios=[1.15, 1])
+        levels = _levels(with_grid)
+        first = None
+        mappable = None
+        for c, (label, r) in enumerate(with_grid):
+            ax = fig.add_subplot(gs[0, c], sharex=first, sharey=first)
+            first = first or ax
+            coords = np.array(r.grid_coords)
+            z = np.array(r.grid_loss)
+            mappable = ax.contourf(
+                coords, coords, np.minimum(z, levels[-1]), levels=levels, cmap="viridis", extend="max"
+            )
+            ax.contour(coords, coords, z, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
+            ax.plot([0], [0], marker="+", color="red", ms=10)
+            ax.set_title(f"{label}: sharpness {r.sharpness:.3f}", fontsize=10)
+            ax.set_xlabel("α (direction 1)")
+            ax.set_aspect("equal")
+            if c == 0:
+                ax.set_ylabel("β (direction 2)")
+        if mappable is not None:
+            fig.colorbar(
+                mappable, ax=fig.axes, shrink=0.9, label="loss (shared levels, capped)", location="right"
+            )
+        bottom = fig.add_subplot(gs[1, :])
+    else:
+        bottom = fig.add_subplot(1, 1, 1)
+    for (label, r), st in zip(items, styles, strict=True):
+        bottom.plot(r.slice_t, r.slice_loss, lw=1.6, label=label, **st)
+    bottom.set_xlabel("t (filter-normalised direction 1)")
+    bottom.set_ylabel("loss")
+    bottom.set_yscale("log")
+    bottom.set_title("1-D slices (one loss axis for all runs)")
+    bottom.grid(alpha=0.3, which="both")
+    bottom.legend(fontsize=8)
+    return fig
+
+
+def landscape_caption(items: Sequence[tuple[str, LandscapeResult]]) -> str:
+    results = [r for _, r in items]
+    c = results[0].config
+    grid = f"{c.grid}×{c.grid} grid" if c.grid else "no grid"
+    return (
+        "Loss landscape (Li et al. 2018): mean cross-entropy of the trained weights moved along two random "
+        "filter-normalised directions (each conv filter / linear row of a direction scaled to the norm of the "
+        f"same filter of the weights; BN and bias parameters not moved), {grid} over [−{c.span:g}, {c.span:g}]², "
+        f"on {'/'.join(sorted({f'{r.images:,}' for r in results}))} fixed images of the {_data_note(results)}, "
+        "eval mode (BN running statistics). Contours share one set of log-spaced levels (capped at the 95th "
+        "percentile of the least rough surface); the 1-D slices along direction 1 share one axis. Sharpness = mean loss rise "
+        f"within radius {c.radius:g} of the trained weights."
+    )
+
+
+# ------------------------------------------------------------------------------------------ attribution
+def plot_attributions(
+    label: str, result: AttributionResult, images: torch.Tensor, maps: dict[str, torch.Tensor]
+) -> Figure:
+    """One row per image: the image, then each method's map (Grad-CAM as an overlay), each scaled to [0, 1]
+    per image. ``images`` (N, C, H, W) in [0, 1]; ``maps`` from :func:`~depthlab.analysis.attribution.
+    display_maps`."""
+    n = images.shape[0]
+    cols = 1 + len(result.methods)
+    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.3 * n + 0.4), squeeze=False)
+    for i in range(n):
+        img = images[i].permute(1, 2, 0).numpy()
+        gray = img.shape[2] == 1
+        shown = img[:, :, 0] if gray else img
+        rec = result.images[i]
+        axes[i][0].imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1)
+        truth = f"true {rec.label_name}\n" if rec.label_name is not None else ""
+        axes[i][0].set_title(f"{truth}pred {rec.prediction_name} ({100 * rec.probability:.0f}%)", fontsize=8)
+        for j, m in enumerate(result.methods, start=1):
+            ax = axes[i][j]
+            v = maps[m][i].numpy()
+            if m == "gradcam":
+                ax.imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1)
+                ax.imshow(v, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            else:
+                ax.imshow(v, cmap="inferno", vmin=0, vmax=1)
+            if i == 0:
+                ax.set_title(METHOD_TITLES[m], fontsize=9)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{label}: attributions for the predicted class", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def attribution_caption(label: str, result: AttributionResult) -> str:
+    return (
+        f"Attributions of {label} for its predicted class on {len(result.images)} image(s), eval mode: "
+        f"Grad-CAM at the output of {result.layer} (ReLU, upsampled, over the image), integrated gradients "
+        f"(|Σ over channels|, zero baseline = the mean image, {result.ig_steps} steps) and saliency (max over "
+        "channels of |∂logit/∂x|); each map scaled to [0, 1] per image (Captum)."
+    )
+
+
+def plot_sanity(items: Sequence[tuple[str, AttributionResult]]) -> Figure:
+    """Mean Spearman ρ (original vs randomised maps) after each cut, one colour per method, one line style
+    per run; the ρ axis is −1…1 for every run."""
+    if not items:
+        raise ValueError("plot_sanity needs at least one result")
+    styles = ["-", "--", ":", "-."]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = list(dict.fromkeys(m for _, r in items for m in r.methods))
+    fig, axes = plt.subplots(
+        1, len(items), figsize=(max(5.5 * len(items), 6), 4.2), sharey=True, squeeze=False
+    )
+    for c, (label, r) in enumerate(items):
+        ax = axes[0][c]
+        for k, m in enumerate(methods):
+            curve = r.curve(m)
+            if not curve:
+                continue
+            cuts = ["none"] + [cut for cut, _ in curve]
+            rho = [1.0] + [v for _, v in curve]
+            ax.plot(range(len(cuts)), rho, marker="o", color=cycle[k % len(cycle)],
+                    ls=styles[c % len(styles)], label=METHOD_TITLES[m])  # fmt: skip
+            ax.set_xticks(range(len(cuts)))
+            ax.set_xticklabels(cuts, rotation=45, ha="right", fontsize=8)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_title(f"{label}", fontsize=10)
+        ax.set_xlabel("re-initialised from the head down to")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("mean Spearman ρ vs original map")
+    fig.tight_layout()
+    return fig
+
+
+def sanity_caption(items: Sequence[tuple[str, AttributionResult]]) -> str:
+    results = [r for _, r in items]
+    return (
+        "Cascading model-parameter randomisation (Adebayo et al. 2018): the layers are re-initialised from the "
+        f"head down, {results[0].granularity} by {results[0].granularity}, and each method's map is recomputed "
+        "for the original model's predicted class; y = Spearman rank correlation with the original map, mean "
+        f"over {'/'.join(sorted({str(len(r.images)) for r in results}))} image(s), eval mode. A map that stays "
+        "correlated after the weights are destroyed does not explain the model."
+    )

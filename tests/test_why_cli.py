@@ -1,0 +1,159 @@
+"""The analyses on real run directories (tiny runs on synthetic data): the commands write JSON + PNG, reuse
+a stored result, resume a killed one, refuse bad input with one line and exit 2; why_section reads results
+only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from depthlab.analysis import why
+from depthlab.analysis.lesion import LesionResult
+from depthlab.cli import main
+from depthlab.train import TrainConfig, train
+
+DATA = "synthetic:channels=1,size=8,train=96,test=40"
+KWARGS = {"layers": (2, 1), "widths": (4, 8)}  # 3 blocks; stages.1.0 downsamples
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny models: intra-op threads only add spin-waits on a loaded 2-core machine (as test_torchvision_compat).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("why")
+    out = {}
+    for model in ("resnet20", "plain20"):
+        config = TrainConfig(
+            model=model, data=DATA, epochs=None, steps=6, batch_size=32, lr=0.05, log_every=3, eval_every=6,
+            checkpoint_every=6, device="cpu", model_kwargs=KWARGS, val_size=16,
+        )  # fmt: skip
+        train(config, root / model)
+        out[model] = root / model
+    return out
+
+
+def test_lesion_and_paths_commands_write_json_and_png(runs, capsys):
+    r = runs["resnet20"]
+    assert main(["lesion", str(r), "--images", "24", "--draws", "2", "--max-swaps", "1"]) == 0
+    text = capsys.readouterr().out
+    assert f"{r / 'analysis' / 'lesion.json'}" in text and "binomial SE" in text
+    result = why.read_result(r / "analysis", "lesion")
+    assert isinstance(result, LesionResult) and result.images == 24 and result.mode == "residual"
+    assert [s.name for s in result.single if s.downsampling] == ["stages.1.0"]
+    assert (r / "analysis" / "lesion.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (r / "analysis" / "lesion.partial.json").exists()
+    assert main(["paths", str(r), "--images", "24", "--samples", "2", "--batch", "8"]) == 0
+    paths = why.read_result(r / "analysis", "paths")
+    assert paths.blocks == 3 and paths.probability == (1 / 8, 3 / 8, 3 / 8, 1 / 8)
+    assert "carry 90%" in capsys.readouterr().out
+
+
+def test_a_stored_result_is_reused_and_force_recomputes(runs, monkeypatch, capsys):
+    r = runs["plain20"]
+    options = dict(images=16, draws=1, max_swaps=0)
+    first = why.run_lesion(r, **options)
+    assert first.mode == "plain"
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(why, "lesion_study", fail)
+    assert why.run_lesion(r, **options) == first  # same options and weights: read back, not recomputed
+    with pytest.raises(AssertionError, match="recomputed"):
+        why.run_lesion(r, **options, force=True)
+    with pytest.raises(AssertionError, match="recomputed"):
+        why.run_lesion(r, **{**options, "draws": 2})  # other options: a new result
+
+
+def test_landscape_command_resumes_after_a_kill(runs, tmp_path, capsys):
+    r = runs["resnet20"]
+    out = tmp_path / "land"
+    calls = []
+
+    def kill(done, total):
+        calls.append(done)
+        if done == 3:
+            raise KeyboardInterrupt
+
+    config = why.LandscapeConfig(points=5, grid=3)
+    with pytest.raises(KeyboardInterrupt):
+        why.run_landscape(r, images=16, config=config, out=out, progress=kill)
+    partial = json.loads((out / "landscape.partial.json").read_text())
+    assert len(partial["items"]) == 3
+    resumed = why.run_landscape(r, images=16, config=config, out=out)
+    assert resumed.evaluations == 11 - 3
+    fresh = why.run_landscape(r, images=16, config=config, out=tmp_path / "fresh")
+    assert resumed.grid_loss == fresh.grid_loss and resumed.slice_loss == fresh.slice_loss
+    assert not (out / "landscape.partial.json").exists()
+    # Two runs: one side-by-side figure on one scale next to them (here: in --out).
+    assert main(["landscape", str(runs["plain20"]), str(r), "--images", "16", "--points", "5", "--grid", "3",
+                 "--out", str(tmp_path / "both")]) == 0  # fmt: skip
+    assert (tmp_path / "both" / "landscape-compare.png").is_file()
+    assert (tmp_path / "both" / "resnet20" / "landscape.json").is_file()
+    assert "Depth 20: sharpness" in capsys.readouterr().out
+
+
+def test_attribute_command_on_a_run(runs, tmp_path, capsys):
+    r = runs["resnet20"]
+    assert main(["attribute", str(r), "--images", "2", "--ig-steps", "4", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "top-5 class" in text and "Spearman" in text
+    result = why.read_result(tmp_path, "attribution")
+    assert [x.source for x in result.images] == [
+        f"test[{i}]" for i in why.load_eval_set(why.open_run(r), 1000).indices[:2]
+    ]
+    assert {row.cut for row in result.sanity} == {"head", "stages.1", "stages.0", "stem"}
+    for name in ("attribution.png", "attribution-sanity.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys):
+    no_ckpt = tmp_path / "no-ckpt"
+    shutil.copytree(runs["resnet20"], no_ckpt, ignore=shutil.ignore_patterns("checkpoints", "analysis"))
+    cases = [
+        (["lesion", str(no_ckpt)], "no 'last' checkpoint"),
+        (["lesion", str(tmp_path)], "not a run directory"),
+        (["lesion", str(runs["plain20"]), "--mode", "residual"], "no residual blocks"),
+        (["paths", str(runs["plain20"])], "single path"),
+        (["attribute", str(runs["resnet20"]), "--image", str(tmp_path / "missing.png")], "cannot read image"),
+        (["attribute", str(runs["resnet20"]), "--methods", "lime"], "choose from gradcam"),
+    ]
+    for argv, fragment in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and fragment in err, (argv, err)
+
+
+def test_why_section_reads_stored_results_only(runs, monkeypatch):
+    for r in runs.values():
+        why.run_lesion(r, images=16, draws=1, max_swaps=1)
+        why.run_landscape(r, images=16, config=why.LandscapeConfig(points=5, grid=3))
+    why.run_paths(runs["resnet20"], images=16, samples=1, batch=4)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("why_section must not load models or data")
+
+    monkeypatch.setattr(why, "open_run", fail)
+    monkeypatch.setattr(why, "load_eval_set", fail)
+    figures, sentences = why.why_section(
+        [runs["resnet20"], runs["plain20"], runs["resnet20"].parent / "none"]
+    )
+    titles = [t for t, _, _ in figures]
+    assert titles[:3] == ["Lesion study", "Path lengths", "Loss landscape"]
+    for _, caption, png in figures:
+        assert png[:4] == b"\x89PNG" and "eval mode" in caption
+    assert any(s.startswith("plain20 (plain mode") for s in sentences)
+    assert any(s.startswith("Depth 20: sharpness") for s in sentences)
+    assert why.why_section([runs["resnet20"].parent / "none"]) == ([], [])
