@@ -120,7 +120,10 @@ def test_figures_are_exported_as_png_and_markdown_quotes_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, _, _ = tiny_study()
-    assert main(["report", str(root), "--out", str(tmp_path / "r.html"), "--figures", str(tmp_path / "figs")]) == 0
+    assert (
+        main(["report", str(root), "--out", str(tmp_path / "r.html"), "--figures", str(tmp_path / "figs")])
+        == 0
+    )
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert "shattered_gradients.png" in names and "fig6_error_curves.png" in names
     assert all((tmp_path / "figs" / n).read_bytes()[:4] == b"\x89PNG" for n in names)
@@ -169,3 +172,23 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=True,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_analyses_feed_the_why_it_works_section(tmp_path: Path) -> None:
+    """`--analyses lesion` runs after training (skipping the finished runs) and the report shows it."""
+    from depthlab.experiments.engine import get_study, run_study
+    from studies import TINY, tiny_preset
+
+    root, _, _ = tiny_study()
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    lines: list[str] = []
+    run_study(get_study("degradation"), tiny_preset(), copy, device="cpu", overrides=TINY, progress=lines.append,
+              analyses=["lesion"])  # fmt: skip
+    assert "analysis: lesion" in lines
+    for name in ("plain20-s0", "resnet20-s0"):
+        assert (copy / "runs" / name / "analysis" / "lesion.json").is_file()
+    assert (copy / "runs" / "resnet20-s0" / "analysis" / "paths.json").is_file()  # residual nets only
+    assert not (copy / "runs" / "plain20-s0" / "analysis" / "paths.json").exists()
+    html = build_report(copy).html
+    assert 'id="why"' in html and "Lesion study" in html and "Path lengths" in html

@@ -113,10 +113,8 @@ def build_report(directory: str | Path, *, reproduce_dir: str | None = None) -> 
 
 def _why_section(result: StudyResult) -> Section | None:
     """The "Why it works" section from lesion/landscape/attribution results, if the study holds any."""
-    try:
-        from depthlab.report.why import why_section
-    except ModuleNotFoundError:
-        return None
+    from depthlab.report.why import why_section
+
     return why_section(result)
 
 

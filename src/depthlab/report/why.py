@@ -21,7 +21,9 @@ def why_section(result: StudyResult) -> Section | None:
         "Why it works: lesions, paths, loss landscapes, attributions",
         text=tuple(sentences),
         figures=tuple(
-            ReportFigure(title, caption, png, "why_" + "".join(c if c.isalnum() else "_" for c in title.lower()))
+            ReportFigure(
+                title, caption, png, "why_" + "".join(c if c.isalnum() else "_" for c in title.lower())
+            )
             for title, caption, png in figures
         ),
     )
