@@ -19,9 +19,8 @@ from depthlab.experiments.degradation import read_study
 from depthlab.report import build_report, model_costs
 from test_experiment import tiny_study  # the shared tiny study (run once per session)
 
-ARTIFACTS = Path(
-    os.environ.get("DEPTHLAB_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
-)
+# The screenshot is kept only when DEPTHLAB_TEST_ARTIFACTS names a folder; otherwise it goes to tmp_path.
+ARTIFACTS = Path(os.environ["DEPTHLAB_TEST_ARTIFACTS"]) if os.environ.get("DEPTHLAB_TEST_ARTIFACTS") else None
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
 )
@@ -140,8 +139,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert {"results-table", "models-table", "runs-table", "diagnostics-table"} <= set(probe["tables"])
     assert probe["result_rows"] == 1 and probe["findings"] >= 3
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "report.png"
+    shot_dir = ARTIFACTS or tmp_path
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    shot = shot_dir / "report.png"
     subprocess.run(
         [*common, f"--screenshot={shot}", "--window-size=1200,4000", page.as_uri()],
         capture_output=True,
