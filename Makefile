@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.depthlab-installed
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test test-slow lint setup data browser clean
+.PHONY: demo test test-slow test-gpu lint setup data browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -37,6 +37,10 @@ test: $(STAMP) data browser
 
 test-slow: $(STAMP) data browser
 	$(PY) -m pytest -q -m slow
+
+# The CUDA path (bf16 autocast, --compile, resume, eval on the GPU); every test skips without CUDA.
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m gpu
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

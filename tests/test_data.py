@@ -158,6 +158,7 @@ def test_not_found_lists_every_place_and_both_fixes(tmp_path, monkeypatch):
         sources.IDX_SPECS, "fashion-mnist", dataclasses.replace(spec, system_dir=str(tmp_path / "sys"))
     )
     monkeypatch.setenv("DEPTHLAB_DATA", str(tmp_path / "env"))
+    (tmp_path / "given").mkdir()  # a --data-dir must exist (a missing one is its own error, test_faults.py)
     with pytest.raises(DatasetNotFoundError) as info:
         load_data("fashion-mnist", data_dir=tmp_path / "given")
     message = str(info.value)

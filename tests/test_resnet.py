@@ -87,8 +87,7 @@ def test_cifar_depth_is_6n_plus_2() -> None:
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet50", "preact_resnet164", "plain34", "vgg16"])
 def test_feature_info_matches_real_strides(name: str) -> None:
-    if name not in depthlab.list_models():
-        pytest.skip(f"{name} not registered")
+    assert name in depthlab.list_models(), f"{name} is not registered"  # a missing model fails, never skips
     model = depthlab.create_model(name, num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

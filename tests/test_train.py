@@ -60,6 +60,17 @@ def _assert_same_run(a: Path, b: Path) -> None:
     assert _rows(a) == _rows(b)
 
 
+@pytest.fixture
+def one_thread():
+    """For self-contained tests (every run they compare happens inside them): one intra-op thread avoids
+    spin-waits on a loaded 2-core machine. Not for tests compared with ``reference`` or child processes,
+    whose bits may depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """One uninterrupted run of TINY, shared by the tests that compare against it."""
@@ -138,7 +149,16 @@ def test_run_directory_is_self_describing(reference):
     assert [r["step"] for r in rows if r["split"] == "test"] == [10, 20, 30, 40]
     config, summary = load_run(reference)
     assert config == TINY and summary.status == "completed" and summary.step == 40
-    assert summary.images_per_s > 0 and summary.wall_time_s > 0 and summary.best["val_error"] <= 1
+    assert summary.images_per_s > 0 and summary.wall_time_s > 0
+    # best: the first evaluation with the lowest validation error, with that evaluation's test numbers
+    val = [r for r in rows if r["split"] == "val"]
+    first_best = min(val, key=lambda r: (r["error"], r["step"]))
+    test_then = next(r for r in rows if r["split"] == "test" and r["step"] == first_best["step"])
+    assert summary.best == {
+        "step": first_best["step"], "epoch": first_best["epoch"], "val_loss": first_best["loss"],
+        "val_error": first_best["error"], "test_loss": test_then["loss"], "test_error": test_then["error"],
+    }  # fmt: skip
+    assert summary.best["val_error"] < 0.5  # well below chance (0.9): the split is evaluated, not guessed
     assert summary.final["test_error"] == rows[-1]["error"]
     assert summary.final["train_error"] < 0.5  # the synthetic task is learnable within 40 steps
 
@@ -147,11 +167,77 @@ def test_checkpoints_load_safely_and_rebuild_the_model(reference):
     pointer = json.loads((reference / "checkpoints" / "last.json").read_text())
     state = torch.load(reference / "checkpoints" / pointer["state"], weights_only=True)
     assert state["step"] == 40 and {"optimizer", "scheduler", "rng", "running"} <= state.keys()
-    assert not list((reference / "checkpoints").glob("*.tmp"))
     model = load_run_model(reference, "best")
     bundle = load_data(DATA)
     x = (bundle.test.images[:8].float() / 255 - 0.5) / 0.25
     assert model(x).shape == (8, 10) and not model.training
+
+
+def test_best_checkpoint_holds_the_weights_of_the_best_validation_step(tmp_path, one_thread):
+    # A checkpoint at every evaluation: the weights the model had at each evaluated step, captured as the
+    # trainer writes them; the validation error of this run dips at step 6, then rises again.
+    config = dataclasses.replace(
+        TINY, data="synthetic:size=8,train=200,test=50,classes=4", steps=12, batch_size=20, log_every=3,
+        eval_every=3, checkpoint_every=3,
+    )  # fmt: skip
+    at_step: dict[int, dict[str, torch.Tensor]] = {}
+
+    def capture(event):  # noqa: ANN001
+        if event.kind == "checkpoint":
+            at_step[event.step] = _last_weights(tmp_path / "run")
+
+    train(config, tmp_path / "run", callback=capture)
+    val = [r for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
+    best_step = min(val, key=lambda r: (r["error"], r["step"]))["step"]
+    assert best_step < 12 and sorted(at_step) == [3, 6, 9, 12]  # the best is not simply the last
+    pointer = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    assert pointer["step"] == pointer["record"]["step"] == best_step
+    best = load_file(tmp_path / "run" / "checkpoints" / pointer["weights"])
+    assert best.keys() == at_step[best_step].keys()
+    assert all(torch.equal(best[k], at_step[best_step][k]) for k in best)
+    assert not all(torch.equal(best[k], at_step[12][k]) for k in best)
+    model = load_run_model(tmp_path / "run", "best")
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("crashing", ["step-00000004.safetensors", "step-00000004.state.pt", "last.json"])
+def test_a_crash_inside_a_checkpoint_write_leaves_the_previous_checkpoint(
+    tmp_path, monkeypatch, crashing, one_thread
+):
+    """Kill the step-4 checkpoint at each of its renames (weights, trainer state, pointer): the step-2
+    checkpoint survives whole, loads, and the run resumes from it to the uninterrupted run's weights."""
+    config = dataclasses.replace(
+        TINY, data="synthetic:size=8,train=64,test=16", steps=4, batch_size=16, checkpoint_every=2,
+        eval_every=2, log_every=2,
+    )  # fmt: skip
+    train(config, tmp_path / "uninterrupted")
+    real_replace = os.replace
+    state = {"armed": False, "step2": None}
+
+    def replace(src, dst):  # noqa: ANN001, ANN202
+        if state["armed"] and Path(dst).name == crashing:
+            state["armed"] = False
+            raise OSError(5, "simulated crash during the rename", str(dst))
+        return real_replace(src, dst)
+
+    def arm(event):  # noqa: ANN001
+        if event.kind == "checkpoint" and event.step == 2:
+            state["armed"], state["step2"] = True, _last_weights(tmp_path / "run")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="simulated crash"):
+        train(config, tmp_path / "run", callback=arm)
+    monkeypatch.setattr(os, "replace", real_replace)
+    ckpt = tmp_path / "run" / "checkpoints"
+    assert not [p.name for p in ckpt.iterdir() if p.name.endswith(".tmp")]  # no torn temporary left behind
+    assert json.loads((ckpt / "last.json").read_text())["step"] == 2
+    assert not (ckpt / crashing).exists() or crashing == "last.json"
+    survivor = _last_weights(tmp_path / "run")
+    assert all(torch.equal(survivor[k], state["step2"][k]) for k in survivor)
+    model = load_run_model(tmp_path / "run", "last")
+    assert all(torch.equal(v, survivor[k]) for k, v in model.state_dict().items())
+    assert train(config, tmp_path / "run", resume=True).status == "completed"
+    _assert_same_run(tmp_path / "run", tmp_path / "uninterrupted")
 
 
 # ------------------------------------------------------------------------------------------- refusals
@@ -306,23 +392,45 @@ def test_auxiliary_losses_are_weighted(tmp_path, monkeypatch):
     from depthlab.models.base import GoogLeNetOutputs
     from depthlab.train import loop
 
-    class TinyAux(torch.nn.Module):
+    main_bias = torch.linspace(-1, 1, 10)
+    aux_bias = torch.zeros(10).index_fill(0, torch.tensor([3]), 2.0)
+
+    class ConstantHeads(torch.nn.Module):
+        """Main and aux logits are their heads' biases (weights start at zero), so the first step's loss is
+        known exactly from the labels alone."""
+
         num_classes, in_channels, min_input_size = 10, 3, 1
 
         def __init__(self) -> None:
             super().__init__()
             self.body = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
             self.main, self.aux = torch.nn.Linear(12, 10), torch.nn.Linear(12, 10)
+            for head, bias in ((self.main, main_bias), (self.aux, aux_bias)):
+                torch.nn.init.zeros_(head.weight)
+                head.bias.data.copy_(bias)
 
         def forward(self, x):  # noqa: ANN001, ANN202
             h = self.body(x)
             return GoogLeNetOutputs(self.main(h), self.aux(h), None) if self.training else self.main(h)
 
-    monkeypatch.setattr(loop, "build_model", lambda config, bundle: TinyAux())
+    labels: list[torch.Tensor] = []
+    original = loop._Trainer._train_step
+
+    def spy(self, x, y):  # noqa: ANN001, ANN202
+        labels.append(y.clone())
+        return original(self, x, y)
+
+    monkeypatch.setattr(loop, "build_model", lambda config, bundle: ConstantHeads())
+    monkeypatch.setattr(loop._Trainer, "_train_step", spy)
     base = dataclasses.replace(TINY, steps=1, log_every=1, eval_every=1, label_smoothing=0.0)
-    losses = {}
-    for weight in (0.0, 0.3):
+
+    def cross_entropy(bias: torch.Tensor, y: torch.Tensor) -> float:  # float64, by the formula
+        logits = bias.double()
+        return float((torch.logsumexp(logits, 0) - logits[y]).mean())
+
+    for weight in (0.0, 0.3, 1.0):
+        labels.clear()
         train(dataclasses.replace(base, aux_weight=weight), tmp_path / str(weight))
-        losses[weight] = read_metrics(tmp_path / str(weight))[0]["loss"]
-    # both heads start near chance: loss ≈ ln 10 without aux, ≈ 1.3 ln 10 with it
-    assert losses[0.3] == pytest.approx(1.3 * losses[0.0], rel=0.05)
+        (y,) = labels
+        expected = cross_entropy(main_bias, y) + weight * cross_entropy(aux_bias, y)
+        assert read_metrics(tmp_path / str(weight))[0]["loss"] == pytest.approx(expected, rel=1e-5)

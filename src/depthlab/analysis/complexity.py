@@ -39,6 +39,7 @@ __all__ = ["LayerRow", "ModelSummary", "Trace", "trace", "summarize", "CONVENTIO
 CONVENTIONS = "MACs count Conv2d and Linear (per image); FLOPs = 2 × MACs"
 
 aten = torch.ops.aten
+_EVAL_BATCH_NORMS = (aten.native_batch_norm.default, aten._native_batch_norm_legit_no_training.default)
 # Layers that act on each pixel separately but whose op decomposition the tracer does not model
 # (LRN reshapes to 5-D and pools over channels): their output keeps their input's receptive field.
 _SPATIALLY_POINTWISE = (nn.LocalResponseNorm, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
@@ -92,6 +93,7 @@ class _Tracer(TorchDispatchMode):
         self.alive: list[torch.Tensor] = []  # keeps traced tensors alive, so their ids stay unique
         self.stack: list[str] = [""]
         self.saved: set[int] = set()
+        self.stats: set[int] = set()  # storage ids of eval-mode batch-norm statistics (not saved bytes)
         self._owners: dict[str, tuple[str, ...]] = {}
 
     def owners(self) -> tuple[str, ...]:
@@ -118,6 +120,10 @@ class _Tracer(TorchDispatchMode):
             for name in self.owners():
                 self.result.macs[name] += macs
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if func in _EVAL_BATCH_NORMS and not (func is aten.native_batch_norm.default and args[5]):
+            # Eval-mode BN: the meta kernel returns per-channel mean/invstd that the CPU and CUDA kernels
+            # return empty; either way they are not activations (the module docstring leaves them out).
+            self.stats.update(o.untyped_storage()._cdata for o in outs[1:] if isinstance(o, torch.Tensor))
         first = outs[0] if outs and isinstance(outs[0], torch.Tensor) else None
         if first is None:
             return out
@@ -143,7 +149,7 @@ class _Tracer(TorchDispatchMode):
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         key = storage._cdata
-        if key not in self.weights and key not in self.saved:
+        if key not in self.weights and key not in self.saved and key not in self.stats:
             self.saved.add(key)
             self.alive.append(t)
             for name in self.owners():

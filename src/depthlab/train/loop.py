@@ -760,14 +760,12 @@ class _Trainer:
         streamed = isinstance(self.train_loader, StreamLoader)
         status = "completed"
         self.net.train()
-        lr = self.config.lr * lr_factor(self.config, self.step, self.total_steps, self.steps_per_epoch)
         with _Interrupt() as interrupt:
             step_start = time.perf_counter()
             for x, y in self._batches():
                 if streamed and not self._all_ranks_have_images(y.numel()):
-                    lr = self.config.lr * lr_factor(
-                        self.config, self.step, self.total_steps, self.steps_per_epoch
-                    )
+                    config = self.config
+                    lr = config.lr * lr_factor(config, self.step, self.total_steps, self.steps_per_epoch)
                     self.skipped_steps += 1
                     self.step += 1
                 else:
