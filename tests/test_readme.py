@@ -40,3 +40,39 @@ def test_readme_states_the_measured_resnet50_table1_macs() -> None:
     gmacs = summarize(model, (3, 224, 224)).macs / 1e9
     text = " ".join(README.read_text().split())
     assert f"ResNet-50 measures {gmacs:.2f} G against the published 3.8" in text
+
+
+ROOT = README.parent
+RESULT_BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+):start -->\n(?P<body>.*?)\n<!-- results:(?P=name):end -->", re.S)
+
+
+def test_readme_quotes_the_committed_study_results_verbatim() -> None:
+    """Every results block is what `depthlab report DIR --markdown` makes of results/NAME/results.json."""
+    import json
+
+    from depthlab.report.readme import results_markdown
+
+    blocks = {m["name"]: m["body"] for m in RESULT_BLOCK.finditer(README.read_text())}
+    assert "degradation-quick" in blocks, "README.md lacks the <!-- results:degradation-quick:start --> block"
+    for name, body in blocks.items():
+        path = ROOT / "results" / name / "results.json"
+        assert path.is_file(), f"README quotes results/{name}/results.json, which is not committed"
+        expected = results_markdown(json.loads(path.read_text()))
+        assert body.strip() == expected, (
+            f"README block {name} differs from results/{name}/results.json: regenerate it with "
+            f"`depthlab report results/{name} --markdown`"
+        )
+
+
+def test_readme_timings_and_figures_come_from_committed_artifacts() -> None:
+    """Wall times quoted in the README equal the committed timing/benchmark JSON; every figure it shows
+    exists in the repository."""
+    import json
+
+    text = " ".join(README.read_text().split())
+    for timing in sorted(ROOT.glob("results/*/timing.json")):
+        seconds = json.loads(timing.read_text())["wall_seconds"]
+        quoted = f"{timing.parent.name} took {seconds} s ({seconds / 60:.1f} min)"
+        assert quoted in text, f"README must quote {timing.relative_to(ROOT)} as '{quoted}'"
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text()):
+        assert (ROOT / image).is_file(), f"README shows {image}, which is not in the repository"
