@@ -43,7 +43,9 @@ def test_readme_states_the_measured_resnet50_table1_macs() -> None:
 
 
 ROOT = README.parent
-RESULT_BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+):start -->\n(?P<body>.*?)\n<!-- results:(?P=name):end -->", re.S)
+RESULT_BLOCK = re.compile(
+    r"<!-- results:(?P<name>[\w-]+):start -->\n(?P<body>.*?)\n<!-- results:(?P=name):end -->", re.S
+)
 
 
 def test_readme_quotes_the_committed_study_results_verbatim() -> None:

@@ -123,7 +123,7 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys):
     no_ckpt = tmp_path / "no-ckpt"
     shutil.copytree(runs["resnet20"], no_ckpt, ignore=shutil.ignore_patterns("checkpoints", "analysis"))
     cases = [
-        (["lesion", str(no_ckpt)], "no 'last' checkpoint"),
+        (["lesion", str(no_ckpt)], "last.json: file is missing"),
         (["lesion", str(tmp_path)], "not a run directory"),
         (["lesion", str(runs["plain20"]), "--mode", "residual"], "no residual blocks"),
         (["paths", str(runs["plain20"])], "single path"),

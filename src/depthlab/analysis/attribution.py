@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
+from depthlab.errors import UsageError
 
 __all__ = [
     "METHODS",
@@ -221,11 +222,11 @@ def attribution_maps(
     ``targets`` (N,) class indices. The model's mode flag is restored."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"unknown attribution method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}"
         )
     if not isinstance(ig_steps, int) or ig_steps < 1:
-        raise ValueError(f"ig_steps must be a positive integer, got {ig_steps!r}")
+        raise UsageError(f"ig_steps must be a positive integer, got {ig_steps!r}")
     attr = _captum()
     forward = _forward(model)
     was_training = model.training
@@ -299,7 +300,7 @@ def randomization_groups(model: nn.Module, granularity: str = "stage") -> list[t
     """(cut label, module names) from the top of the network down: head, stages (or their children) last
     to first, stem. Groups without parameters are skipped."""
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+        raise UsageError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     groups: list[tuple[str, list[str]]] = []
     if isinstance(getattr(model, "head", None), nn.Module):
         groups.append(("head", ["head"]))

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from depthlab.analysis.evaluation import PartialResults, Progress, evaluate
+from depthlab.errors import UsageError
 
 __all__ = [
     "LandscapeConfig",
@@ -62,9 +63,9 @@ class LandscapeConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.span, (int, float)) and self.span > 0 and math.isfinite(self.span)):
-            raise ValueError(f"span must be a positive number, got {self.span!r}")
+            raise UsageError(f"span must be a positive number, got {self.span!r}")
         if not isinstance(self.points, int) or self.points < 3 or self.points % 2 == 0:
-            raise ValueError(
+            raise UsageError(
                 f"points must be an odd integer ≥ 3 (so t = 0 is one of them), got {self.points!r}"
             )
         if (
@@ -73,9 +74,9 @@ class LandscapeConfig:
             or self.grid == 1
             or (self.grid and self.grid % 2 == 0)
         ):
-            raise ValueError(f"grid must be 0 (no grid) or an odd integer ≥ 3, got {self.grid!r}")
+            raise UsageError(f"grid must be 0 (no grid) or an odd integer ≥ 3, got {self.grid!r}")
         if not (isinstance(self.radius, (int, float)) and 0 < self.radius <= self.span):
-            raise ValueError(f"radius must be in (0, span={self.span}], got {self.radius!r}")
+            raise UsageError(f"radius must be in (0, span={self.span}], got {self.radius!r}")
 
 
 @dataclass(frozen=True)

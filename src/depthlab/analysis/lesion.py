@@ -54,6 +54,7 @@ from depthlab.analysis.evaluation import (
     evaluate,
 )
 from depthlab.analysis.gradients import find_blocks
+from depthlab.errors import UsageError
 
 __all__ = [
     "MODES",
@@ -326,7 +327,7 @@ def lesion_units(
     when nothing can be deleted.
     """
     if mode not in MODES:
-        raise ValueError(f"lesion mode must be one of {MODES}, got {mode!r}")
+        raise UsageError(f"lesion mode must be one of {MODES}, got {mode!r}")
     blocks = find_blocks(model)
     residual = [(n, m) for n, m in blocks if _is_residual(m)]
     if mode == "auto":
@@ -374,7 +375,7 @@ def lesioned(model: nn.Module, names: Sequence[str], mode: str) -> Iterator[nn.M
     """Within the context, the blocks ``names`` are deleted (``mode`` "residual": shortcut only; "plain":
     identity). The original forward methods are restored on exit, even after an exception."""
     if mode not in ("residual", "plain"):
-        raise ValueError(f"lesion mode must be 'residual' or 'plain', got {mode!r}")
+        raise UsageError(f"lesion mode must be 'residual' or 'plain', got {mode!r}")
     modules = dict(model.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
@@ -472,7 +473,7 @@ def lesion_study(
     normalised) with ``labels`` (N,); see the module docstring. ``partial`` keeps finished evaluations so a
     killed study resumes; ``progress(done, total)`` is called after every evaluation."""
     if not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
+        raise UsageError(f"draws must be a positive integer, got {draws!r}")
     if not isinstance(max_swaps, int) or max_swaps < 0:
         raise ValueError(f"max_swaps must be a non-negative integer, got {max_swaps!r}")
     if images.dim() != 4 or labels.shape != (images.shape[0],) or images.shape[0] == 0:

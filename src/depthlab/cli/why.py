@@ -20,6 +20,7 @@ from typing import Any
 
 from depthlab.analysis.attribution import GRANULARITIES, METHODS
 from depthlab.analysis.why import DEFAULTS
+from depthlab.errors import UsageError
 
 CHECKPOINTS = ("last", "best")
 
@@ -233,7 +234,7 @@ def run_lesion_cmd(args: argparse.Namespace) -> int:
     from depthlab.analysis.why import run_lesion
 
     if args.max_swaps < 0:
-        raise ValueError(f"--max-swaps must be 0 or more, got {args.max_swaps}")
+        raise UsageError(f"--max-swaps must be 0 or more, got {args.max_swaps}")
 
     def call(run_dir: str, **kw: Any) -> Any:
         return run_lesion(
@@ -248,7 +249,7 @@ def run_paths_cmd(args: argparse.Namespace) -> int:
     from depthlab.analysis.why import run_paths
 
     if not 0 < args.mass <= 1:
-        raise ValueError(f"--mass must be in (0, 1], got {args.mass}")
+        raise UsageError(f"--mass must be in (0, 1], got {args.mass}")
 
     def call(run_dir: str, **kw: Any) -> Any:
         return run_paths(
@@ -277,7 +278,7 @@ def _methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise ValueError(
+        raise UsageError(
             f"--methods: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(METHODS)}"
         )
     return methods
@@ -290,16 +291,16 @@ def run_attribute_cmd(args: argparse.Namespace) -> int:
     target = Path(args.target)
     is_run = target.is_dir()
     if args.pretrained and is_run:
-        raise ValueError(f"--pretrained takes a model name, but {args.target} is a directory")
+        raise UsageError(f"--pretrained takes a model name, but {args.target} is a directory")
     if not is_run and not args.pretrained:
         from depthlab.registry import model_info
 
         model_info(args.target)  # an unknown name gets the registry's "closest names" error
-        raise ValueError(
+        raise UsageError(
             f"{args.target} is not a run directory; for a model name add --pretrained (ImageNet weights)"
         )
     if args.pretrained and not args.image:
-        raise ValueError("--pretrained explains your own photos: add --image PATH")
+        raise UsageError("--pretrained explains your own photos: add --image PATH")
     common = dict(methods=methods, granularity=args.granularity, ig_steps=args.ig_steps,
                   sanity=not args.no_sanity, seed=args.seed)  # fmt: skip
     start = time.perf_counter()
