@@ -36,6 +36,7 @@ test: $(STAMP) data browser
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP) data browser
+	$(PY) -m pip install -q -e '.[test,ray]'
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)

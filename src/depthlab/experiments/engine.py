@@ -798,6 +798,10 @@ def run_study(
         raise StudyError(f"seeds must be a positive integer, got {seeds!r}")
     if executor not in EXECUTORS:
         raise StudyError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
+    if executor == "ray":  # fail before anything is written when Ray is not installed
+        from depthlab.experiments.executors import check_ray
+
+        check_ray()
     unknown = [a for a in analyses if a not in study.analyses]
     if unknown:
         raise StudyError(
