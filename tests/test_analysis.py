@@ -67,6 +67,18 @@ def test_counts_match_resnet_paper_table1(name: str) -> None:
     assert round(s.macs / 1e9, 1) == pytest.approx(ref["gmacs"])
 
 
+def test_resnet50_table1_macs_against_the_published_3_8() -> None:
+    """Table 1 prints 3.8 G for ResNet-50; every conv and the FC counted in the paper's settings (stride on
+    the first 1×1, projection shortcuts where the shape changes) give 3.858 G, which rounds to 3.9. The
+    paper's other entries are our counts rounded to the nearest 0.1 (1.795 → 1.8, 3.644 → 3.6, 7.570 →
+    7.6, 11.282 → 11.3), so this is no rounding convention: the paper counts ResNet-50 slightly
+    differently (it does not say how). State the measured value and hold it within 2% of the published."""
+    ref = REFERENCE["resnet_paper_table1"]["resnet50"]
+    gmacs = summarize(meta_model("resnet50", **ref["kwargs"]), (3, 224, 224)).macs / 1e9
+    assert round(gmacs, 2) == 3.86 and round(gmacs, 1) == 3.9  # the figure the README states
+    assert abs(gmacs - ref["gmacs"]) / ref["gmacs"] < 0.02
+
+
 def test_googlenet_paper_params_exclude_idle_aux_heads() -> None:
     s = summarize(meta_model("googlenet", aux_logits=False), (3, 224, 224))
     assert s.params == REFERENCE["googlenet_paper"]["params"]

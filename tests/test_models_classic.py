@@ -14,9 +14,17 @@ import torchvision
 from torch import nn
 
 import depthlab
-from depthlab.errors import InputTooSmallError
-from depthlab.models import GoogLeNetOutputs, aux_logits, main_logits
-from depthlab.models.googlenet import AuxPool, GoogLeNet, Inception
+from depthlab.analysis import measure_receptive_field, summarize
+from depthlab.errors import InputSizeError, InputTooSmallError
+from depthlab.models import GoogLeNetOutputs, aux_logits, count_params, main_logits
+from depthlab.models.googlenet import (
+    AUX_EXACT_INPUTS,
+    AuxPool,
+    GoogLeNet,
+    Inception,
+    aux_pool_output_size,
+)
+from depthlab.registry import describe_models
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +38,9 @@ def _one_thread() -> Iterator[None]:
 
 
 EXPECTED = json.loads((Path(__file__).parent / "expected" / "torchvision_params.json").read_text())
+REFERENCE_RF = json.loads((Path(__file__).parent / "expected" / "reference.json").read_text())[
+    "receptive_field"
+]
 CLASSIC = [n for n in depthlab.list_models() if n.startswith(("alexnet", "vgg", "googlenet"))]
 # GoogLeNet configurations of the reference numbers.
 GOOGLENET_KW: dict[str, dict[str, object]] = {
@@ -51,7 +62,9 @@ def meta_model(name: str, **kwargs: object) -> nn.Module:
 
 # ------------------------------------------------------------------------------------- parameter counts
 def test_every_classic_model_is_registered() -> None:
-    expected = set(EXPECTED["torchvision_1000"]) | {"googlenet"}
+    expected = (
+        set(EXPECTED["torchvision_1000"]) | set(EXPECTED["vgg_paper_1000"]) | {"googlenet", "vgg16c_bn"}
+    )
     assert set(CLASSIC) == expected
 
 
@@ -87,6 +100,42 @@ def test_alexnet_paper_variant_count() -> None:
         "stages.1.conv5.conv": 2,
     }
     assert sum(isinstance(m, nn.LocalResponseNorm) for m in model.modules()) == 2
+
+
+def test_alexnet_paper_variant_drops_the_outputs_of_fc6_and_fc7() -> None:
+    """Krizhevsky et al. 2012 §4.2: dropout in the first two fully-connected layers, zeroing each hidden
+    neuron's output with probability 0.5. torchvision instead drops the inputs of fc6 and fc7."""
+    names = {
+        v: [n for n, _ in meta_model("alexnet", variant=v).head.named_children()]
+        for v in ("paper", "torchvision")
+    }
+    assert names["paper"] == ["pool", "flatten", "fc6", "act6", "drop6", "fc7", "act7", "drop7", "fc8"]
+    assert names["torchvision"] == ["pool", "flatten", "drop6", "fc6", "act6", "drop7", "fc7", "act7", "fc8"]
+
+    torch.manual_seed(0)
+    model = depthlab.create_model("alexnet", variant="paper", num_classes=5)
+    seen: dict[str, torch.Tensor] = {}
+    for fc in ("fc6", "fc7", "fc8"):
+        layer = getattr(model.head, fc)
+        layer.register_forward_pre_hook(lambda _m, args, fc=fc: seen.__setitem__(f"{fc}_in", args[0]))
+        layer.register_forward_hook(lambda _m, _a, out, fc=fc: seen.__setitem__(f"{fc}_out", out))
+    model.head.flatten.register_forward_hook(lambda _m, _a, out: seen.__setitem__("features", out))
+    x = torch.randn(2, 3, 63, 63)
+    with torch.no_grad():
+        for mode in ("eval", "train"):
+            getattr(model, mode)()
+            model(x)
+            assert torch.equal(seen["fc6_in"], seen["features"])  # pool5's features are not dropped
+            for fc, nxt in (("fc6", "fc7_in"), ("fc7", "fc8_in")):
+                hidden = F.relu(seen[f"{fc}_out"])
+                if mode == "eval":
+                    assert torch.equal(seen[nxt], hidden)
+                    continue
+                # Train: each unit is either dropped (0) or kept and scaled by 1/(1 - 0.5).
+                kept = seen[nxt] != 0
+                assert torch.allclose(seen[nxt][kept], 2 * hidden[kept])
+                dropped = (hidden > 0) & ~kept
+                assert 0.35 < dropped.sum() / (hidden > 0).sum() < 0.65, fc
 
 
 # ------------------------------------------------------------------------------------------ input sizes
@@ -127,6 +176,8 @@ def test_min_input_works_and_one_less_names_it(name: str, kwargs: dict[str, obje
 
 SMALL_INPUT_MODELS = [
     ("vgg11_bn", {"head": "small"}),
+    ("vgg11_lrn", {"head": "small"}),
+    ("vgg16c_bn", {"head": "small"}),
     ("vgg16", {"head": "small"}),
     ("googlenet", {}),
     ("googlenet", {"variant": "torchvision"}),
@@ -210,6 +261,53 @@ def test_vgg_small_head_replaces_pool5_with_a_global_pool() -> None:
     assert model.head[-1] is linears[-1]  # the last child of the head is the classifier
 
 
+def test_vgg16c_is_d_with_three_1x1_convs() -> None:
+    """VGG Table 1, configuration C: D's stages 3, 4, 5 end in a 1×1 conv instead of a 3×3."""
+    model = meta_model("vgg16c")
+    assert n_params(model) == EXPECTED["vgg_paper_1000"]["vgg16c"]
+    kernels = {n: m.kernel_size for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    ones = {n for n, k in kernels.items() if k == (1, 1)}
+    assert ones == {"stages.2.conv3_3.conv", "stages.3.conv4_3.conv", "stages.4.conv5_3.conv"}
+    assert all(model.get_submodule(n).padding == (0, 0) for n in ones)
+    assert len(kernels) == 13 and sum(isinstance(m, nn.Linear) for m in model.modules()) == 3  # 16 layers
+    # The BN twin adds γ and β per conv channel, exactly what BN adds to D (torchvision's published counts).
+    bn_extra = EXPECTED["torchvision_1000"]["vgg16_bn"] - EXPECTED["torchvision_1000"]["vgg16"]
+    assert n_params(meta_model("vgg16c_bn")) == EXPECTED["vgg_paper_1000"]["vgg16c"] + bn_extra
+
+
+def test_vgg11_lrn_is_a_with_alexnets_lrn_after_the_first_conv() -> None:
+    model = depthlab.create_model("vgg11_lrn", head="small", num_classes=10)
+    assert n_params(meta_model("vgg11_lrn")) == EXPECTED["vgg_paper_1000"]["vgg11_lrn"]
+    assert [n for n, _ in model.stages[0].named_children()] == ["conv1_1", "lrn", "pool1"]
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in model.modules()) == 1
+    # Krizhevsky et al. §3.3, which VGG §2.1 adopts: b = a / (k + α Σ_{5 adjacent channels} a²)^β with
+    # k=2, n=5, α=1e-4, β=0.75 — written out here, against PyTorch's layer (which divides α by n).
+    a = torch.rand(1, 8, 3, 3) * 50
+    sq = F.pad(a.square(), (0, 0, 0, 0, 2, 2))  # channels padded by n // 2 = 2 on each side
+    window = sum(sq[:, i : i + 8] for i in range(5))
+    assert torch.allclose(model.stages[0].lrn(a), a / (2 + 1e-4 * window) ** 0.75)
+
+
+def test_vgg_c_and_lrn_receptive_fields() -> None:
+    # A 1×1 conv adds nothing; a 3×3 at jump j adds 2j. C loses 2·(4 + 8 + 16) = 56 of D's 212 at pool5.
+    d = REFERENCE_RF["vgg16_pool5"]
+    c = summarize(meta_model("vgg16c"), (3, 224, 224))
+    assert c.receptive_field == d - 56 == 156
+    # LRN mixes channels at one position: no change to the field, and no MACs counted.
+    a, lrn = (summarize(meta_model(n), (3, 224, 224)) for n in ("vgg11", "vgg11_lrn"))
+    assert (lrn.receptive_field, lrn.macs, lrn.depth) == (a.receptive_field, a.macs, a.depth)
+    # ...and measured from the input gradient, against fields counted by hand. C: conv1_1 3, conv1_2 5,
+    # pool1 6 (jump 2), conv2_1 10, conv2_2 14, pool2 16 (jump 4), conv3_1 24, conv3_2 32, and the 1×1
+    # conv3_3 still 32. A-LRN: conv1_1 3, LRN 3, pool1 4 (jump 2), conv2_1 8.
+    model = depthlab.create_model("vgg16c", head="small", num_classes=2)
+    measured = measure_receptive_field(model, (3, 64, 64), "stages.2.conv3_3")
+    assert measured.size == (32, 32) and not measured.clipped
+    measured = measure_receptive_field(
+        depthlab.create_model("vgg11_lrn", head="small", num_classes=2), (3, 48, 48), "stages.1.conv2_1"
+    )
+    assert measured.size == (8, 8) and not measured.clipped
+
+
 def test_vgg_bn_builders_set_batch_norm_and_norm_none_removes_it() -> None:
     bn = meta_model("vgg11_bn")
     assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 8
@@ -274,6 +372,81 @@ def test_aux_pool_is_the_papers_5x5_stride_3_at_224() -> None:
     assert AuxPool("paper")(torch.randn(1, 8, 2, 2)).shape == (1, 8, 4, 4)  # small maps still reach 4×4
 
 
+def test_googlenet_inference_count_leaves_the_aux_heads_out() -> None:
+    """The paper's ~7M (against AlexNet's 61M) is the net without its aux heads, which it drops at
+    inference: the README's "inference params" column counts exactly that."""
+    published = EXPECTED["googlenet_1000"]
+    for variant, key in (("torchvision", "torchvision_no_aux"), ("paper", "paper_no_aux")):
+        model = meta_model("googlenet", variant=variant)  # with aux heads, as built by default
+        assert count_params(model, inference=True) == published[key]
+        assert count_params(model, inference=True) == n_params(
+            meta_model("googlenet", variant=variant, aux_logits=False)
+        )
+    tv = meta_model("googlenet", variant="torchvision")
+    assert count_params(tv) == n_params(tv) == published["torchvision_aux"]
+    (row,) = describe_models("googlenet")  # the README table's row: built with aux heads
+    assert (row.params, row.inference_params) == (
+        n_params(meta_model("googlenet")),
+        published["paper_no_aux"],
+    )
+    (row,) = describe_models("alexnet")  # no training-only heads: both counts are the same
+    assert row.params == row.inference_params == EXPECTED["torchvision_1000"]["alexnet"]
+
+
+# Side of the input -> (4a map side, 5×5/3 pool output side or None): the paper's 224 -> 14 -> 4, and sizes
+# around each rounding boundary.
+AUX_SIZES = [15, 28, 31, 32, 64, 79, 80, 96, 112, 127, 128, 160, 192, 222, 223, 224, 270, 271]
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_aux_pool_output_size_matches_a_forward_pass(variant: str) -> None:
+    # The 4a map does not depend on the variant; aux_pool="paper" makes the 5×5/3 pool observable.
+    model = meta_model("googlenet", variant=variant, num_classes=3, aux_pool="paper").train()
+    seen: dict[str, tuple[int, ...]] = {}
+    model.stages[1].inception4a.register_forward_hook(
+        lambda _m, _i, o: seen.__setitem__("map", tuple(o.shape))
+    )
+    model.aux1.pool.avg.register_forward_hook(lambda _m, _i, o: seen.__setitem__("pooled", tuple(o.shape)))
+    model.aux1.pool.register_forward_hook(lambda _m, _i, o: seen.__setitem__("grid", tuple(o.shape)))
+    for side in AUX_SIZES if variant == "paper" else [15, 28, 224]:  # torchvision's: the small end
+        if side < model.min_input_size:
+            continue
+        seen.clear()
+        model(torch.empty(2, 3, side, side, device="meta"))  # 2: BN batch statistics on 1×1 maps
+        size = aux_pool_output_size(side)
+        assert seen["map"][-2:] == (size.map_size, size.map_size), side
+        assert seen.get("pooled", (None,))[-1] == size.paper_pool_size, side
+        assert seen["grid"][-2:] == (4, 4)  # "paper" always hands the aux FC a 4×4 grid
+    assert aux_pool_output_size(224) == type(aux_pool_output_size(224))(224, 14, 4, True)  # the paper's
+
+
+def test_paper_aux_pool_is_exact_only_for_inputs_223_to_270() -> None:
+    exact = [s for s in range(15, 513) if aux_pool_output_size(s).exact]
+    assert exact == list(range(AUX_EXACT_INPUTS[0], AUX_EXACT_INPUTS[1] + 1)) == list(range(223, 271))
+    with pytest.raises(ValueError, match="input_size"):
+        aux_pool_output_size(14)
+
+
+def test_aux_pool_is_selectable() -> None:
+    kinds = {k: meta_model("googlenet", aux_pool=k).aux1.pool for k in ("paper", "fixed", "adaptive")}
+    assert {k: p.kind for k, p in kinds.items()} == {
+        "paper": "paper",
+        "fixed": "fixed",
+        "adaptive": "adaptive",
+    }
+    assert meta_model("googlenet", variant="torchvision").aux_pool == "adaptive"
+    x = torch.randn(2, 8, 14, 14)  # 4a at 224: the paper's pool, fixed or not
+    assert torch.equal(kinds["fixed"].to("cpu")(x), F.avg_pool2d(x, 5, 3))
+    fixed = meta_model("googlenet", aux_pool="fixed", num_classes=3).train()
+    out = fixed(torch.empty(1, 3, 224, 224, device="meta"))
+    assert out.aux1.shape == (1, 3)
+    with pytest.raises(InputSizeError, match="223-270"):
+        fixed(torch.empty(1, 3, 96, 96, device="meta"))
+    fixed.eval()(torch.empty(1, 3, 96, 96, device="meta"))  # no aux heads at inference: any size
+    with pytest.raises(InputSizeError, match="4×4"):
+        AuxPool("fixed")(torch.randn(1, 4, 6, 6))
+
+
 @pytest.mark.parametrize("variant", ["paper", "torchvision"])
 def test_aux_logits_only_in_training_mode(variant: str) -> None:
     model = depthlab.create_model("googlenet", num_classes=6, variant=variant)
@@ -313,12 +486,13 @@ def test_googlenet_options_combine() -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "match"),
     [
-        ("vgg16", {"config": "F"}, "'A', 'B', 'D', 'E'"),
+        ("vgg16", {"config": "F"}, "'A', 'A-LRN', 'B', 'C', 'D', 'E'"),
         ("vgg16", {"head": "tiny"}, "'imagenet', 'small'"),
         ("vgg16", {"norm": "layer"}, "'batch', None"),
         ("alexnet", {"variant": "caffe"}, "'torchvision', 'paper'"),
         ("googlenet", {"variant": "v3"}, "'paper', 'torchvision'"),
         ("googlenet", {"norm": "group"}, "'batch', None"),
+        ("googlenet", {"aux_pool": "max"}, "'paper', 'fixed', 'adaptive'"),
         ("alexnet", {"dropout": 1.5}, "dropout"),
     ],
 )

@@ -161,6 +161,9 @@ def test_checkpoint_without_num_batches_tracked_loads() -> None:
         ("preact_resnet18", {}, "PreActBlock"),
         ("resnet20", {}, "stem='imagenet'"),
         ("alexnet", {"norm": "batch"}, "no torchvision counterpart"),
+        ("vgg16c", {}, "no VGG configuration 'C'"),  # same keys as vgg16, but 1×1 convs
+        ("vgg11_lrn", {}, "no VGG configuration 'A-LRN'"),  # vgg11's weights would load silently
+        ("resnet18", {"skipinit": True}, "skipinit=False"),
     ],
 )
 def test_unsupported_options_are_named(name: str, kwargs: dict[str, object], match: str) -> None:

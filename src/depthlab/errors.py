@@ -11,5 +11,13 @@ class DepthlabError(Exception):
     """An error caused by the user's input (bad name, bad value, missing file), not by a bug."""
 
 
-class InputTooSmallError(DepthlabError, ValueError):
+class OptionError(DepthlabError, ValueError):
+    """An option that does not apply to the chosen model (e.g. SkipInit on a block without a shortcut)."""
+
+
+class InputSizeError(DepthlabError, ValueError):
+    """The input image's size does not suit the model as configured."""
+
+
+class InputTooSmallError(InputSizeError):
     """The input image is smaller than the model's smallest accepted side."""

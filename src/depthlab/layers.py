@@ -1,4 +1,4 @@
-"""Small shared pieces: conv-norm-act units and residual shortcuts.
+"""Small shared pieces: conv-norm-act units, residual shortcuts, the SkipInit scale, AlexNet's LRN.
 
 Every convolution in the zoo sits in a :class:`ConvNormAct` (children ``conv``, ``norm``, ``act``) or a
 :class:`NormActConv` (pre-activation order), so analysis code can find "the response of a 3×3 layer after
@@ -22,6 +22,8 @@ __all__ = [
     "make_norm",
     "ConvNormAct",
     "NormActConv",
+    "Scale",
+    "krizhevsky_lrn",
     "ZeroPadShortcut",
     "make_shortcut",
     "init_he",
@@ -74,7 +76,12 @@ class ConvNormAct(nn.Sequential):
 
 
 class NormActConv(nn.Sequential):
-    """norm → ReLU → conv: the pre-activation unit of He et al. (2016, Identity Mappings)."""
+    """norm → ReLU → conv: the pre-activation unit of He et al. (2016, Identity Mappings).
+
+    ``preact=False`` leaves norm and ReLU out (both ``nn.Identity``): the unit then convolves an input that
+    was activated before it — the first unit of a pre-activation branch whose block pre-activates before
+    splitting into branch and shortcut. The conv's bias still follows ``norm`` (the next unit normalises).
+    """
 
     def __init__(
         self,
@@ -84,16 +91,45 @@ class NormActConv(nn.Sequential):
         stride: int = 1,
         *,
         norm: str | None = "batch",
+        preact: bool = True,
     ) -> None:
         super().__init__(
             OrderedDict(
-                norm=make_norm(norm, in_channels),
-                act=nn.ReLU(),
+                norm=make_norm(norm, in_channels) if preact else nn.Identity(),
+                act=nn.ReLU() if preact else nn.Identity(),
                 conv=nn.Conv2d(
                     in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=norm is None
                 ),
             )
         )
+
+
+class Scale(nn.Module):
+    """Multiply by one learnable scalar, the parameter ``scale`` (initialised to ``init``).
+
+    SkipInit (De & Smith 2020, "Batch normalization biases residual blocks towards the identity function in
+    deep networks", arXiv:2002.10444) puts it, initialised to 0, at the end of every residual branch, so each
+    block starts as its shortcut and a net without batch norm does not blow up with depth.
+    """
+
+    def __init__(self, init: float = 0.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    def extra_repr(self) -> str:
+        return "scalar"
+
+
+def krizhevsky_lrn() -> nn.LocalResponseNorm:
+    """AlexNet's local response normalisation: k=2, n=5, α=1e-4, β=0.75 (Krizhevsky et al. 2012, §3.3).
+
+    The paper's b = a / (k + α Σ a²)^β sums over n = 5 adjacent channels; PyTorch divides α by n, hence
+    alpha = 5 × 1e-4. VGG's configuration A-LRN uses the same constants (Simonyan & Zisserman 2015, §2.1).
+    """
+    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
 
 class ZeroPadShortcut(nn.Module):

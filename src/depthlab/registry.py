@@ -108,22 +108,33 @@ class ModelRow:
 
     name: str
     family: str
-    params: int
+    params: int  # every parameter, as built by default (GoogLeNet: with its aux heads)
     default_input: tuple[int, int, int]
+    inference_params: int  # without training-only heads (GoogLeNet's aux classifiers); else = params
 
 
 def describe_models(pattern: str = "*") -> list[ModelRow]:
-    """Parameter counts of every model matching ``pattern`` at default settings (1000 classes).
+    """Parameter counts of every model matching ``pattern`` at default settings (1000 classes): all of them,
+    and those used at inference (:func:`depthlab.models.count_params`).
 
     Models are built on the meta device, so even VGG-19 costs no memory or initialisation time.
     """
     import torch
+
+    from depthlab.models.base import count_params
 
     rows = []
     for name in list_models(pattern):
         info = model_info(name)
         with torch.device("meta"):
             model = create_model(name, in_channels=info.default_input[0])
-        params = sum(p.numel() for p in model.parameters())
-        rows.append(ModelRow(name, info.family, params, info.default_input))
+        rows.append(
+            ModelRow(
+                name,
+                info.family,
+                count_params(model),
+                info.default_input,
+                count_params(model, inference=True),
+            )
+        )
     return rows

@@ -18,9 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def markdown_table(rows: list[ModelRow]) -> str:
-    lines = ["| model | family | params | input |", "|---|---|---:|---|"]
+    lines = ["| model | family | params | inference params | input |", "|---|---|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| `{r.name}` | {r.family} | {r.params:,} | {'×'.join(map(str, r.default_input))} |")
+        shape = "×".join(map(str, r.default_input))
+        lines.append(f"| `{r.name}` | {r.family} | {r.params:,} | {r.inference_params:,} | {shape} |")
     return "\n".join(lines)
 
 
@@ -35,8 +36,11 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("model")
     table.add_column("family")
     table.add_column("params", justify="right")
+    table.add_column("inference params", justify="right")  # without aux heads (GoogLeNet)
     table.add_column("input")
     for r in rows:
-        table.add_row(r.name, r.family, f"{r.params:,}", "×".join(map(str, r.default_input)))
+        table.add_row(
+            r.name, r.family, f"{r.params:,}", f"{r.inference_params:,}", "×".join(map(str, r.default_input))
+        )
     Console().print(table)
     return 0

@@ -5,18 +5,23 @@ NeurIPS 2012. https://papers.nips.cc/paper/4824 . The default follows torchvisio
 Krizhevsky's *One weird trick for parallelizing convolutional neural networks* (2014, arXiv:1404.5997).
 
 Layers (names follow the paper): conv1 11×11/4 → ReLU → max-pool 3×3/2 (overlapping) → conv2 5×5 → ReLU →
-max-pool → conv3, conv4, conv5 3×3 → ReLU → max-pool → fc6 4096 → fc7 4096 → fc8 (dropout 0.5 before fc6
-and fc7). ``stem`` is conv1 + pool1, ``stages`` are (conv2 + pool2) and (conv3–conv5 + pool5), ``head`` is
+max-pool → conv3, conv4, conv5 3×3 → ReLU → max-pool → fc6 4096 → fc7 4096 → fc8, with dropout 0.5 (see
+below). ``stem`` is conv1 + pool1, ``stages`` are (conv2 + pool2) and (conv3–conv5 + pool5), ``head`` is
 the adaptive pool and fc6–fc8; the last child of ``head`` is the classifier.
 
 Deviations of the default (``variant="torchvision"``) from the 2012 paper; ``variant="paper"`` selects the
-paper's choice for the first three:
+paper's choice for the first four:
 * Single tower: the paper split conv2, conv4, conv5 into two groups, one per GPU (``groups=2``); here every
   conv sees all input channels.
 * Channel counts 64-192-384-256-256 (the 2014 paper's); the 2012 paper had 96-256-384-384-256.
 * No local response normalisation; the paper applied LRN (k=2, n=5, α=1e-4, β=0.75, after the ReLUs of
   conv1 and conv2, before pooling). PyTorch's ``LocalResponseNorm`` divides α by n, so the paper's α is
   passed as 5e-4.
+* Dropout placement: torchvision drops the *inputs* of fc6 and fc7 (``drop6`` → fc6, ``drop7`` → fc7, so
+  pool5's features are dropped and fc7's output is not). The paper (§4.2: "We use dropout in the first two
+  fully-connected layers", "setting to zero the output of each hidden neuron with probability 0.5") drops
+  the *outputs* of fc6 and fc7: fc6 → ReLU → ``drop6`` → fc7 → ReLU → ``drop7`` → fc8. Dropping after or
+  before the ReLU is the same (ReLU(0) = 0 and the 1/(1-p) rescaling is positive).
 * Both variants: an adaptive 6×6 average pool before fc6 (the identity at 224×224, where pool5 is already
   6×6; it lets other input sizes reach the fixed-size fc6), and conv1 padding 2 (the paper's 224-pixel
   input does not give its stated 55×55 without it; many ports use 227 pixels and no padding instead).
@@ -34,7 +39,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from depthlab.layers import ConvNormAct, check_norm
+from depthlab.layers import ConvNormAct, check_norm, krizhevsky_lrn
 from depthlab.models.base import FeatureInfo, ZooModel
 from depthlab.registry import register_model
 
@@ -54,11 +59,6 @@ TOWER_GROUPS: dict[str, tuple[int, int, int, int, int]] = {
 }
 POOL_OUT = 6  # pool5 is 6×6 at 224×224; fc6 sees 256·6·6 = 9216 features
 MIN_INPUT = 63  # see the module docstring
-
-
-def _lrn() -> nn.LocalResponseNorm:
-    # Paper: b = a / (k + α Σ a²)^β over n = 5 adjacent channels; PyTorch uses α/n, hence 5 × 1e-4.
-    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
 
 class AlexNet(ZooModel):
@@ -85,7 +85,7 @@ class AlexNet(ZooModel):
         paper = variant == "paper"
 
         def lrn() -> dict[str, nn.Module]:
-            return {"lrn": _lrn()} if paper else {}
+            return {"lrn": krizhevsky_lrn()} if paper else {}
 
         # (N, C, 224, 224) -> conv1 (N, c1, 55, 55) -> pool1 (N, c1, 27, 27)
         self.stem = nn.Sequential(
@@ -115,19 +115,20 @@ class AlexNet(ZooModel):
             ),
         )
         self.feature_info = [FeatureInfo("stages.0", c2, 16), FeatureInfo("stages.1", c5, 32)]
-        self.head = nn.Sequential(
-            OrderedDict(
-                pool=nn.AdaptiveAvgPool2d(POOL_OUT),
-                flatten=nn.Flatten(1),  # (N, c5 · 6 · 6)
-                drop6=nn.Dropout(dropout),
-                fc6=nn.Linear(c5 * POOL_OUT * POOL_OUT, 4096),
-                act6=nn.ReLU(),
-                drop7=nn.Dropout(dropout),
-                fc7=nn.Linear(4096, 4096),
-                act7=nn.ReLU(),
-                fc8=nn.Linear(4096, num_classes),
-            )
+        head: OrderedDict[str, nn.Module] = OrderedDict(
+            pool=nn.AdaptiveAvgPool2d(POOL_OUT),
+            flatten=nn.Flatten(1),  # (N, c5 · 6 · 6)
         )
+        fc6 = nn.Linear(c5 * POOL_OUT * POOL_OUT, 4096)
+        fc7 = nn.Linear(4096, 4096)
+        if paper:  # §4.2: dropout on the outputs of fc6 and fc7
+            head.update(fc6=fc6, act6=nn.ReLU(), drop6=nn.Dropout(dropout))
+            head.update(fc7=fc7, act7=nn.ReLU(), drop7=nn.Dropout(dropout))
+        else:  # torchvision: dropout on the inputs of fc6 and fc7
+            head.update(drop6=nn.Dropout(dropout), fc6=fc6, act6=nn.ReLU())
+            head.update(drop7=nn.Dropout(dropout), fc7=fc7, act7=nn.ReLU())
+        head["fc8"] = nn.Linear(4096, num_classes)
+        self.head = nn.Sequential(head)
         self.num_features = c5
         if paper:
             self._init_paper()

@@ -2,21 +2,30 @@
 
 ``forward_features`` runs stem and stages (the last feature map); ``forward_head`` pools and classifies.
 ``feature_info`` lists each stage's output channels and total stride; ``min_input_size`` is the smallest
-square input side the architecture accepts.
+square input side the architecture accepts. ``aux_head_names`` names the attributes holding heads that only
+train (GoogLeNet's auxiliary classifiers); :func:`count_params` leaves them out with ``inference=True``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from depthlab.errors import InputTooSmallError
 
-__all__ = ["FeatureInfo", "ZooModel", "ClassifierHead", "GoogLeNetOutputs", "main_logits", "aux_logits"]
+__all__ = [
+    "FeatureInfo",
+    "ZooModel",
+    "ClassifierHead",
+    "GoogLeNetOutputs",
+    "main_logits",
+    "aux_logits",
+    "count_params",
+]
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class ZooModel(nn.Module):
     in_channels: int
     num_classes: int
     min_input_size: int = 1
+    # Attributes holding training-only heads (None when built without them); dropped at inference.
+    aux_head_names: ClassVar[tuple[str, ...]] = ()
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
@@ -103,3 +114,18 @@ class ZooModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def count_params(model: nn.Module, *, inference: bool = False) -> int:
+    """Number of parameters of ``model``; ``inference=True`` leaves out its training-only heads.
+
+    Those are the modules named by ``model.aux_head_names`` (GoogLeNet's auxiliary classifiers, which the
+    paper discards at inference); for every other model both counts are equal.
+    """
+    skip: set[int] = set()
+    if inference:
+        for name in getattr(model, "aux_head_names", ()):
+            head = getattr(model, name, None)
+            if isinstance(head, nn.Module):
+                skip.update(id(p) for p in head.parameters())
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)

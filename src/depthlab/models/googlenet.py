@@ -17,7 +17,10 @@ Auxiliary classifiers (``aux_logits=True``, the default) sit on the outputs of i
 training mode only; the model then returns ``GoogLeNetOutputs(logits, aux1, aux2)`` (aux1 after 4a, aux2
 after 4d — note torchvision's order is (logits, aux2, aux1)). In eval mode, or without aux heads, it returns
 the logits tensor. The paper adds the aux losses with weight 0.3; that is the training loop's business.
-Aux head: 5×5/3 average pool → 1×1 conv 128 (+ReLU) → fc 1024 → ReLU → dropout 0.7 → fc.
+Aux head: 5×5/3 average pool → 1×1 conv 128 (+ReLU) → fc 1024 → ReLU → dropout 0.7 → fc. The paper drops
+the aux heads at inference: :func:`depthlab.models.count_params` with ``inference=True`` leaves them out
+(``aux_head_names``), the figure to compare with AlexNet's 61M — 6,998,552 (paper variant) and 6,624,904
+(torchvision's) against 13,378,280 and 13,004,888 with both heads.
 
 Variants (``variant``); each sets the defaults of ``norm`` and ``lrn``, which can be overridden:
 * ``"paper"`` (default): true 5×5 convs in branch3, no batch norm (convs have biases), LRN in the stem
@@ -32,11 +35,37 @@ Variants (``variant``); each sets the defaults of ``norm`` and ``lrn``, which ca
   normalisation the ported weights expect — with those weights here, normalise with mean = std = 0.5.
 
 Deviations from the paper, and how to select the paper's choice:
-* Aux pooling: the paper's 5×5/3 average pool is applied when the 4a/4d map is at least 5×5, followed by
-  an adaptive 4×4 average pool. At 224×224 the map is 14×14, the 5×5/3 pool gives exactly 4×4 and the
-  adaptive pool is the identity: the paper's head. On smaller maps the 5×5 pool is skipped and the adaptive
-  pool alone brings the map to 4×4, so the first aux FC always sees 128·4·4 = 2048 features. (An adaptive
-  4×4 pool alone would *not* equal the paper at 224: on 14×14 it averages 4×4 windows at stride 10/3.)
+* Aux pooling (``aux_pool``; the first aux FC always takes 128·4·4 = 2048 features, as in the paper):
+  - ``"paper"`` (the paper variant's default): the paper's 5×5/3 average pool where the 4a/4d map is at
+    least 5×5, then an adaptive 4×4 average pool. Where the 5×5/3 pool gives 4×4 the adaptive pool is the
+    identity and the head is exactly the paper's; elsewhere the adaptive pool adapts (and on maps smaller
+    than 4×4 repeats values to fill the 4×4 grid).
+  - ``"fixed"``: the 5×5/3 pool alone, exactly the paper; inputs at which it does not give 4×4 are
+    refused in training mode with an :class:`~depthlab.errors.InputSizeError` naming the range.
+  - ``"adaptive"`` (torchvision's): an adaptive 4×4 average pool alone. Not the paper's even at 224: on
+    14×14 it averages 4×4 windows at starts 0, 3, 7, 10 instead of 5×5 windows at stride 3.
+
+  The 4a/4d map side m is that of pool3's output: conv1 gives ⌈s/2⌉ and each 3×3/2 ceil-mode max-pool
+  halves it rounding down, so m = ⌊⌈s/2⌉/8⌋ (s/16 where 16 divides s); the 5×5/3 pool then gives
+  ⌊(m − 5)/3⌋ + 1. :func:`aux_pool_output_size` computes both (a test checks it against forward passes):
+
+  ======  ==========  ==========  ==========================================================
+  input   4a/4d map   5×5/3 out   ``aux_pool="paper"``
+  ======  ==========  ==========  ==========================================================
+  32      2×2         —           5×5 pool skipped; adaptive pool repeats each value 2×2
+  64      4×4         —           5×5 pool skipped; adaptive pool is the identity
+  96      6×6         1×1         one average per channel, repeated to 4×4
+  112     7×7         1×1         one average per channel, repeated to 4×4
+  128     8×8         2×2         2×2 averages, each repeated 2×2
+  160     10×10       2×2         2×2 averages, each repeated 2×2
+  192     12×12       3×3         3×3 averages, re-averaged onto 4×4 by overlapping windows
+  224     14×14       4×4         the paper's head exactly (the paper: 14×14 → 4×4)
+  ======  ==========  ==========  ==========================================================
+
+  The paper's pool gives exactly 4×4 for maps of 14–16, i.e. inputs 223–270 pixels: 223 is the smallest
+  input at which the paper's aux head is exact, and no smaller (CPU-sized) input keeps its 4×4 grid. Below
+  that, ``"adaptive"`` keeps a genuine 4×4 grid of distinct averages for maps of at least 4×4 (inputs ≥ 64;
+  on a 6×6 map its windows are 2×2 at stride 1 or 2), while ``"paper"`` averages the map down to 1–3 cells.
 * ``norm="batch"`` adds BatchNorm after every conv (not in the paper; with true 5×5 convs, no aux heads:
   7,005,832 parameters). ``lrn=False`` removes the stem's LRN layers (no parameters either way).
 * ``aux_logits=False`` drops the aux heads (the paper drops them at inference; here they are skipped in
@@ -54,16 +83,28 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from depthlab.errors import InputSizeError
 from depthlab.layers import NORMS, ConvNormAct, init_he
 from depthlab.models.base import ClassifierHead, FeatureInfo, GoogLeNetOutputs, ZooModel
 from depthlab.registry import register_model
 
-__all__ = ["GoogLeNet", "Inception", "InceptionAux", "AuxPool", "VARIANTS", "INCEPTION", "AUX_TAPS"]
+__all__ = [
+    "GoogLeNet",
+    "Inception",
+    "InceptionAux",
+    "AuxPool",
+    "AuxPoolSize",
+    "aux_pool_output_size",
+    "VARIANTS",
+    "INCEPTION",
+    "AUX_TAPS",
+    "AUX_POOLS",
+]
 
 PAPER = "arXiv:1409.4842"
 # Table 1: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj. Output channels = 1×1 + 3×3 + 5×5 + proj.
@@ -80,7 +121,10 @@ INCEPTION: dict[str, tuple[int, int, int, int, int, int]] = {
 }
 STAGES: tuple[tuple[str, ...], ...] = (("3a", "3b"), ("4a", "4b", "4c", "4d", "4e"), ("5a", "5b"))
 AUX_TAPS: tuple[str, str] = ("inception4a", "inception4d")  # children of stages.1 feeding aux1, aux2
-AUX_POOLS: tuple[str, ...] = ("paper", "adaptive")
+AUX_POOLS: tuple[str, ...] = ("paper", "fixed", "adaptive")
+AUX_GRID = 4  # the aux head's pooled map is 4×4 (the paper: "resulting in an 4×4×512 output" for 4a)
+# Input sides at which the paper's 5×5/3 pool alone gives that 4×4 grid (4a maps 14-16); a test derives it.
+AUX_EXACT_INPUTS: tuple[int, int] = (223, 270)
 
 
 @dataclass(frozen=True)
@@ -141,23 +185,68 @@ class Inception(nn.Module):
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
 
 
+def _pool_side(m: int, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> int:
+    # PyTorch's pooling output size, including its rule that a ceil-mode window must start inside the input.
+    span = m + 2 * padding - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= m + padding:
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class AuxPoolSize:
+    """Where the aux heads read, for a square input of side ``input_size``."""
+
+    input_size: int
+    map_size: int  # side of the inception 4a/4d output the aux heads read
+    paper_pool_size: int | None  # side after the paper's 5×5/3 average pool; None where the map is < 5
+    exact: bool  # the paper's pool gives the 4×4 grid the aux FC expects: the head is the paper's
+
+
+def aux_pool_output_size(input_size: int) -> AuxPoolSize:
+    """The 4a/4d map side and the paper's 5×5/3 aux-pool output side at a square input (both variants).
+
+    conv1 7×7/2 (padding 3), then pool1, pool2, pool3 (3×3/2, ceil mode); the convs between keep the size.
+    """
+    if not isinstance(input_size, int) or input_size < VARIANTS["torchvision"].min_input:
+        raise ValueError(
+            f"input_size must be an integer ≥ {VARIANTS['torchvision'].min_input} (GoogLeNet's smallest "
+            f"input), got {input_size!r}"
+        )
+    m = _pool_side(input_size, 7, 2, 3)  # conv1: same arithmetic as a pool
+    for _ in range(3):  # pool1, pool2, pool3
+        m = _pool_side(m, 3, 2, ceil_mode=True)
+    pooled = _pool_side(m, 5, 3) if m >= 5 else None
+    return AuxPoolSize(input_size, m, pooled, pooled == AUX_GRID)
+
+
 class AuxPool(nn.Module):
-    """The aux head's pooling to 4×4: ``"paper"`` = 5×5/3 average pool (maps ≥ 5×5) then adaptive 4×4;
-    ``"adaptive"`` = adaptive 4×4 only (torchvision)."""
+    """The aux head's pooling to 4×4 (see ``aux_pool`` in the module docstring): ``"paper"`` = 5×5/3
+    average pool (maps ≥ 5×5) then adaptive 4×4; ``"fixed"`` = 5×5/3 alone (must give 4×4);
+    ``"adaptive"`` = adaptive 4×4 alone (torchvision)."""
 
     def __init__(self, kind: str = "paper") -> None:
         super().__init__()
         if kind not in AUX_POOLS:
-            raise ValueError(f"aux pool must be one of {AUX_POOLS}, got {kind!r}")
+            raise ValueError(f"aux_pool must be one of {AUX_POOLS}, got {kind!r}")
         self.kind = kind
+        # Modules, not functional calls, so hooks and summaries see the pooled shapes.
+        self.avg = nn.AvgPool2d(5, 3) if kind != "adaptive" else None  # 14×14 -> 4×4 at 224×224
+        self.adapt = nn.AdaptiveAvgPool2d(AUX_GRID) if kind != "fixed" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "paper" and min(x.shape[-2:]) >= 5:
-            x = F.avg_pool2d(x, 5, 3)  # 14×14 -> 4×4 at 224×224 input
-        return F.adaptive_avg_pool2d(x, 4)  # the identity on a 4×4 map
-
-    def extra_repr(self) -> str:
-        return repr(self.kind)
+        if self.avg is not None and (self.kind == "fixed" or min(x.shape[-2:]) >= 5):
+            x = self.avg(x)
+        if self.adapt is not None:
+            return self.adapt(x)  # the identity on a 4×4 map
+        if tuple(x.shape[-2:]) != (AUX_GRID, AUX_GRID):
+            raise InputSizeError(
+                f"aux_pool='fixed': the 5×5/3 pool gave a {x.shape[-2]}×{x.shape[-1]} map, the aux FC needs "
+                f"{AUX_GRID}×{AUX_GRID} (a 14-16 px 4a map: inputs {AUX_EXACT_INPUTS[0]}-{AUX_EXACT_INPUTS[1]} "
+                "px); use aux_pool='paper' or 'adaptive'"
+            )
+        return x
 
 
 class InceptionAux(nn.Module):
@@ -191,6 +280,8 @@ class InceptionAux(nn.Module):
 class GoogLeNet(ZooModel):
     """Stem, three groups of inception modules, a pool-dropout-FC head, and optional aux heads."""
 
+    aux_head_names: ClassVar[tuple[str, ...]] = ("aux1", "aux2")
+
     def __init__(
         self,
         num_classes: int = 1000,
@@ -199,6 +290,7 @@ class GoogLeNet(ZooModel):
         norm: str | None = VARIANT_DEFAULT,
         aux_logits: bool = True,
         lrn: bool | None = None,
+        aux_pool: str | None = None,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -211,7 +303,10 @@ class GoogLeNet(ZooModel):
             raise ValueError(
                 f"norm must be one of {NORMS} or {VARIANT_DEFAULT!r} (the variant's), got {norm!r}"
             )
+        if aux_pool is not None and aux_pool not in AUX_POOLS:
+            raise ValueError(f"aux_pool must be one of {AUX_POOLS} or None (the variant's), got {aux_pool!r}")
         v = VARIANTS[variant]
+        self.aux_pool = v.aux_pool if aux_pool is None else aux_pool
         norm = v.norm if norm == VARIANT_DEFAULT else norm
         lrn = v.lrn if lrn is None else lrn
         self.num_classes, self.in_channels, self.variant = num_classes, in_channels, variant
@@ -264,8 +359,8 @@ class GoogLeNet(ZooModel):
         self.aux2: InceptionAux | None = None
         if aux_logits:
             c1, c2 = (getattr(self.stages[1], tap).out_channels for tap in AUX_TAPS)  # 512, 528
-            self.aux1 = InceptionAux(c1, num_classes, pool=v.aux_pool, norm=norm, norm_eps=v.norm_eps)
-            self.aux2 = InceptionAux(c2, num_classes, pool=v.aux_pool, norm=norm, norm_eps=v.norm_eps)
+            self.aux1 = InceptionAux(c1, num_classes, pool=self.aux_pool, norm=norm, norm_eps=v.norm_eps)
+            self.aux2 = InceptionAux(c2, num_classes, pool=self.aux_pool, norm=norm, norm_eps=v.norm_eps)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -273,8 +368,16 @@ class GoogLeNet(ZooModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:  # type: ignore[override]
         self.check_input(x)
-        x = self.stages[0](self.stem(x))
         with_aux = self.training and self.aux1 is not None and self.aux2 is not None
+        if with_aux and self.aux_pool == "fixed":
+            for side in x.shape[-2:]:
+                if not aux_pool_output_size(int(side)).exact:
+                    raise InputSizeError(
+                        f"aux_pool='fixed' (the paper's 5×5/3 pool alone) gives the 4×4 aux grid only for "
+                        f"inputs {AUX_EXACT_INPUTS[0]}-{AUX_EXACT_INPUTS[1]} px, got {x.shape[-2]}x"
+                        f"{x.shape[-1]}; use aux_pool='paper' or 'adaptive' (see the googlenet docstring)"
+                    )
+        x = self.stages[0](self.stem(x))
         taps: dict[str, torch.Tensor] = {}
         # stages.1 runs child by child so the aux heads can read the outputs of inception 4a and 4d.
         for name, module in self.stages[1].named_children():

@@ -19,24 +19,57 @@ Deviations from the papers, and how to select the paper's choice:
 * ImageNet shortcuts default to option B (projection where the shape changes) as in torchvision; the paper's
   Table 2 plain-vs-residual comparison used option A (``shortcut="A"``), under which ``plainN`` and
   ``resnetN`` have identical parameter counts. CIFAR nets default to option A, as in the paper.
-* Pre-activation nets: the stem is a bare convolution (no BN-ReLU after it: the first block's
-  pre-activation plays that role) and the head starts with the final BN-ReLU, as in the Identity Mappings
-  paper. Their projection shortcuts (option B, the default) are 1×1 convs without BN, applied to the block
-  input.
 * ``norm=None`` removes every BatchNorm (convs then get biases): not in the papers, used to study vanishing
   gradients. ``zero_init_residual=True`` zeroes the last BN scale of every residual branch (Goyal et al.
   2017), off by default as in the paper.
+* ``skipinit=True`` (an option, not in the ResNet papers): SkipInit (De & Smith 2020, "Batch normalization
+  biases residual blocks towards the identity function in deep networks", arXiv:2002.10444; related:
+  Fixup, Zhang et al. 2019, arXiv:1901.09321) appends to every residual branch a learnable scalar
+  (:class:`depthlab.layers.Scale`, parameter ``scale``) initialised to 0, as the *last* module of
+  ``.branch`` — so ``.branch(x)`` is exactly the term added to the shortcut. Each block then starts as
+  its shortcut (then ReLU; pre-activation blocks: the shortcut alone), which keeps a BN-free net
+  (``norm=None``) from growing its activations with depth at initialisation. It adds one parameter per
+  block. Plain nets refuse it (``OptionError``): a plain block has no identity path to fall back on.
+
+Pre-activation nets (Identity Mappings paper, §4.1; reference code: KaimingHe/resnet-1k-layers
+``resnet-pre-act.lua`` for ResNet-164/1001, facebook/fb.resnet.torch ``models/preresnet.lua`` for the rest):
+* The unit is BN-ReLU-conv repeated; the addition is not followed by a ReLU, and the head starts with a
+  final BN-ReLU. Projection shortcuts (option B, the default) are 1×1 convs without BN or bias.
+* Where the first BN-ReLU of a unit goes (``PreActBlock(..., preact=...)``, set by :class:`ResNet`):
+  inside the branch (``"branch"``, every unit but the first of a stage: the shortcut carries the
+  un-activated sum x); before the split (``"both"``, the block's ``.preact``: branch *and* shortcut take
+  BN-ReLU(x)) in the first unit of every stage — in the first unit of a CIFAR net that is BN-ReLU of the
+  stem conv, the paper's "first activation right after conv1 and before splitting into two paths", and
+  in the first unit of each later stage the projection shortcut reads the activated input, as in both
+  reference codes; ``"none"`` in the first unit of an ImageNet net, whose stem is conv-BN-ReLU-maxpool as
+  in fb.resnet.torch: its input is already activated, so BN-ReLU is not applied twice.
+* Parameter counts: moving a BN from the branch to before the split changes nothing, so the CIFAR nets
+  keep their counts (``preact_resnet164``: 1,703,258 at 10 classes, the paper's 1.7M; ``preact_resnet1001``:
+  10,327,706, of which 10,178,490 are conv and FC weights — the paper's 10.2M matches the count without BN
+  parameters). The ImageNet nets lose the first unit's redundant 64-channel BN (128 parameters).
+* Stride: the bottleneck strides its 3×3 conv (fb.resnet.torch); resnet-1k-layers strides the first 1×1
+  (``stride_on="1x1"``), the same parameters.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from depthlab.layers import ConvNormAct, NormActConv, check_norm, init_he, make_norm, make_shortcut
+from depthlab.errors import OptionError
+from depthlab.layers import (
+    ConvNormAct,
+    NormActConv,
+    Scale,
+    check_norm,
+    init_he,
+    make_norm,
+    make_shortcut,
+)
 from depthlab.models.base import ClassifierHead, FeatureInfo, ZooModel
 from depthlab.registry import register_model
 
@@ -63,13 +96,27 @@ IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
 STRIDE_PLACEMENTS = ("3x3", "1x1")
 STEMS = ("imagenet", "cifar")
+PREACT_MODES = ("branch", "both", "none")  # where a pre-activation unit's first BN-ReLU goes
 PAPER_V1 = "arXiv:1512.03385"
 PAPER_PREACT = "arXiv:1603.05027"
 
 
 # ---------------------------------------------------------------------------------------------- blocks
+def _skipinit(branch: list[nn.Module], skipinit: bool, residual: bool, name: str) -> list[nn.Module]:
+    """Append SkipInit's zero-initialised scalar as the branch's last module (residual blocks only)."""
+    if not skipinit:
+        return branch
+    if not residual:
+        raise OptionError(
+            f"skipinit=True needs a residual block, got {name}: a plain block has no identity path to fall "
+            "back on, so a zero-scaled branch would output zeros"
+        )
+    # Last, so that `.branch(x)` is exactly the term added to the shortcut (the diagnostics hook it).
+    return [*branch, Scale(0.0)]
+
+
 class BasicBlock(nn.Module):
-    """Two 3×3 convs; out = ReLU(F(x) + shortcut(x))."""
+    """Two 3×3 convs; out = ReLU(F(x) + shortcut(x)) (with SkipInit, F ends in a scalar initialised to 0)."""
 
     expansion: ClassVar[int] = 1
     residual: ClassVar[bool] = True
@@ -83,13 +130,15 @@ class BasicBlock(nn.Module):
         shortcut: str = "B",
         norm: str | None = "batch",
         stride_on: str = "3x3",
+        skipinit: bool = False,
     ) -> None:
         super().__init__()
         out_channels = width * self.expansion
-        self.branch = nn.Sequential(
+        branch = [
             ConvNormAct(in_channels, width, 3, stride, norm=norm),
             ConvNormAct(width, out_channels, 3, norm=norm, act=False),
-        )
+        ]
+        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
         self.shortcut = (
             make_shortcut(shortcut, in_channels, out_channels, stride, norm) if self.residual else None
         )
@@ -117,17 +166,19 @@ class Bottleneck(BasicBlock):
         shortcut: str = "B",
         norm: str | None = "batch",
         stride_on: str = "3x3",
+        skipinit: bool = False,
     ) -> None:
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
             raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
         out_channels = width * self.expansion
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
-        self.branch = nn.Sequential(
+        branch = [
             ConvNormAct(in_channels, width, 1, s1, norm=norm),
             ConvNormAct(width, width, 3, s3, norm=norm),
             ConvNormAct(width, out_channels, 1, norm=norm, act=False),
-        )
+        ]
+        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
         self.shortcut = (
             make_shortcut(shortcut, in_channels, out_channels, stride, norm) if self.residual else None
         )
@@ -146,8 +197,22 @@ class PlainBottleneck(Bottleneck):
     residual: ClassVar[bool] = False
 
 
+def _preact(mode: str, in_channels: int, norm: str | None) -> nn.Module:
+    """The block-level BN-ReLU taken before the split ("both"), or the identity."""
+    if mode not in PREACT_MODES:
+        raise ValueError(f"preact must be one of {PREACT_MODES}, got {mode!r}")
+    if mode != "both":
+        return nn.Identity()
+    return nn.Sequential(OrderedDict(norm=make_norm(norm, in_channels), act=nn.ReLU()))
+
+
 class PreActBlock(BasicBlock):
-    """Pre-activation basic block: out = x + conv(ReLU(BN(conv(ReLU(BN(x)))))); no ReLU after the add."""
+    """Pre-activation basic block: out = s(x) + conv(ReLU(BN(conv(ReLU(BN(x)))))); no ReLU after the add.
+
+    ``preact`` says where the unit's first BN-ReLU goes (see the module docstring): ``"branch"`` (inside
+    the branch; the shortcut sees x), ``"both"`` (``.preact``, before the split; branch and shortcut see
+    BN-ReLU(x)), ``"none"`` (the input is already activated: no BN-ReLU at the unit's entry).
+    """
 
     def __init__(
         self,
@@ -158,21 +223,29 @@ class PreActBlock(BasicBlock):
         shortcut: str = "B",
         norm: str | None = "batch",
         stride_on: str = "3x3",
+        skipinit: bool = False,
+        preact: str = "branch",
     ) -> None:
         nn.Module.__init__(self)
         out_channels = width * self.expansion
-        self.branch = nn.Sequential(
-            NormActConv(in_channels, width, 3, stride, norm=norm),
+        self.preact = _preact(preact, in_channels, norm)
+        branch = [
+            NormActConv(in_channels, width, 3, stride, norm=norm, preact=preact == "branch"),
             NormActConv(width, out_channels, 3, norm=norm),
-        )
+        ]
+        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
         self.shortcut = make_shortcut(
             shortcut, in_channels, out_channels, stride, norm, project_with_norm=False
         )
         self.act = nn.Identity()
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.preact(x)  # BN-ReLU(x) before the split, or x unchanged
+        return self.branch(x) + self.shortcut(x)
 
-class PreActBottleneck(BasicBlock):
-    """Pre-activation bottleneck: BN-ReLU-1×1, BN-ReLU-3×3 (strided), BN-ReLU-1×1 (×4), plus x."""
+
+class PreActBottleneck(PreActBlock):
+    """Pre-activation bottleneck: BN-ReLU-1×1, BN-ReLU-3×3 (strided), BN-ReLU-1×1 (×4), plus s(x)."""
 
     expansion: ClassVar[int] = 4
 
@@ -185,17 +258,21 @@ class PreActBottleneck(BasicBlock):
         shortcut: str = "B",
         norm: str | None = "batch",
         stride_on: str = "3x3",
+        skipinit: bool = False,
+        preact: str = "branch",
     ) -> None:
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
             raise ValueError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
         out_channels = width * self.expansion
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
-        self.branch = nn.Sequential(
-            NormActConv(in_channels, width, 1, s1, norm=norm),
+        self.preact = _preact(preact, in_channels, norm)
+        branch = [
+            NormActConv(in_channels, width, 1, s1, norm=norm, preact=preact == "branch"),
             NormActConv(width, width, 3, s3, norm=norm),
             NormActConv(width, out_channels, 1, norm=norm),
-        )
+        ]
+        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
         self.shortcut = make_shortcut(
             shortcut, in_channels, out_channels, stride, norm, project_with_norm=False
         )
@@ -232,6 +309,7 @@ class ResNet(ZooModel):
         stride_on: str = "3x3",
         norm: str | None = "batch",
         zero_init_residual: bool = False,
+        skipinit: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(block, str):
@@ -245,18 +323,28 @@ class ResNet(ZooModel):
         if len(layers) != len(widths) or not all(n >= 1 for n in layers):
             raise ValueError(f"layers {tuple(layers)} and widths {tuple(widths)} must pair up, each n >= 1")
         check_norm(norm)
+        if not isinstance(skipinit, bool):
+            raise TypeError(f"skipinit must be True or False, got {skipinit!r}")
+        if skipinit and not block.residual:
+            raise OptionError(
+                f"skipinit=True needs residual blocks, got {block.__name__}: a plain block has no identity "
+                "path to fall back on, so a zero-scaled branch would output zeros"
+            )
         self.num_classes, self.in_channels = num_classes, in_channels
-        preact = issubclass(block, (PreActBlock, PreActBottleneck))
+        preact = issubclass(block, PreActBlock)
 
         stem_width = widths[0]
         if stem == "imagenet":
             stem_width = 64  # the 7×7 stem is 64 wide in every ImageNet ResNet
+            # Pre-activation nets too: conv-BN-ReLU-maxpool, as fb.resnet.torch's preresnet.lua; their
+            # first unit then takes no BN-ReLU of its own (preact="none" below).
             self.stem = nn.Sequential(
                 ConvNormAct(in_channels, stem_width, 7, 2, 3, norm=norm),
                 nn.MaxPool2d(3, 2, 1),
             )
             reduction = 4
         elif preact:
+            # A bare conv: the first unit's BN-ReLU (before its split) activates it.
             self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=norm is None))
             reduction = 1
         else:
@@ -270,6 +358,12 @@ class ResNet(ZooModel):
             stride = 1 if i == 0 else 2
             blocks = []
             for j in range(n):
+                extra: dict[str, str] = {}
+                if preact:
+                    # The Identity Mappings reference code: the first unit of every stage pre-activates
+                    # before the split, unless its input is the ImageNet stem's (already BN-ReLU'd).
+                    first = "none" if (i == 0 and stem == "imagenet") else "both"
+                    extra["preact"] = first if j == 0 else "branch"
                 blocks.append(
                     block(
                         channels,
@@ -278,6 +372,8 @@ class ResNet(ZooModel):
                         shortcut=shortcut,
                         norm=norm,
                         stride_on=stride_on,
+                        skipinit=skipinit,
+                        **extra,  # type: ignore[arg-type]
                     )
                 )
                 channels = width * block.expansion
@@ -296,7 +392,8 @@ class ResNet(ZooModel):
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, BasicBlock) and m.residual:
-                    last = m.branch[-1]
+                    # The last conv unit of the branch (a SkipInit scale may follow it).
+                    last = [u for u in m.branch if isinstance(u, (ConvNormAct, NormActConv))][-1]
                     if isinstance(last.norm, nn.BatchNorm2d) and not isinstance(last, NormActConv):
                         nn.init.zeros_(last.norm.weight)
 

@@ -1,7 +1,8 @@
 """Load torchvision checkpoints into depthlab models.
 
 ``load_torchvision_weights(model, state_dict)`` loads a torchvision state dict into the depthlab model of
-the same architecture: ``alexnet``; every ``vgg*`` and ``vgg*_bn`` (ImageNet head); ``resnet18``–``resnet152``
+the same architecture: ``alexnet``; ``vgg11/13/16/19`` and their ``_bn`` twins (ImageNet head; not
+configurations A-LRN and C, which torchvision lacks); ``resnet18``–``resnet152``
 (the default v1.5 stride placement, option-B shortcuts, batch norm); ``googlenet(variant="torchvision")``.
 
 The renaming is explicit: a table or a few regular expressions per family give, for each of the model's
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from depthlab.layers import ConvNormAct
+from depthlab.layers import ConvNormAct, Scale
 from depthlab.models.alexnet import AlexNet
 from depthlab.models.googlenet import GoogLeNet
 from depthlab.models.resnet import BasicBlock, Bottleneck, ResNet
@@ -35,6 +36,7 @@ from depthlab.models.vgg import VGG
 __all__ = ["load_torchvision_weights", "torchvision_key_map"]
 
 SUPPORTED = "AlexNet, VGG, ResNet, GoogLeNet"
+TORCHVISION_VGG = ("A", "B", "D", "E")  # vgg11/13/16/19; torchvision has neither A-LRN nor C
 _SHOWN = 8  # keys listed per kind of mismatch before "and N more"
 
 # AlexNet: depthlab module -> torchvision module (``features`` / ``classifier`` are flat Sequentials).
@@ -111,6 +113,10 @@ def _check_architecture(model: nn.Module) -> None:
     """Reject, with the argument that fixes it, the depthlab options torchvision has no checkpoint for."""
     if isinstance(model, AlexNet) and model.variant != "torchvision":
         raise ValueError(f"torchvision's AlexNet is variant='torchvision', got variant={model.variant!r}")
+    if isinstance(model, VGG) and model.config not in TORCHVISION_VGG:
+        raise ValueError(
+            f"torchvision has no VGG configuration {model.config!r}: only {', '.join(TORCHVISION_VGG)} load"
+        )
     if isinstance(model, VGG) and model.head_kind != "imagenet":
         raise ValueError(
             f"torchvision's VGG has the ImageNet head: build with head='imagenet', not {model.head_kind!r}"
@@ -129,6 +135,8 @@ def _check_architecture(model: nn.Module) -> None:
                     "torchvision's bottlenecks stride the 3×3 conv (v1.5): build with stride_on='3x3', "
                     f"not '1x1' ({name})"
                 )
+        if any(isinstance(m, Scale) for m in model.modules()):
+            raise ValueError("torchvision's ResNets have no SkipInit scales: build with skipinit=False")
         stem_conv = model.stem[0].conv if isinstance(model.stem[0], ConvNormAct) else None
         if stem_conv is None or stem_conv.kernel_size != (7, 7):
             raise ValueError("torchvision's ResNets have the 7×7 ImageNet stem: build with stem='imagenet'")

@@ -1,12 +1,25 @@
 """VGG: very deep networks of stacked 3×3 convolutions.
 
 Paper: Simonyan, Zisserman. *Very Deep Convolutional Networks for Large-Scale Image Recognition*. ICLR 2015,
-arXiv:1409.1556. ``vgg11/13/16/19`` are the paper's configurations A, B, D, E; ``_bn`` variants add batch
-norm after every conv (torchvision's ``vgg*_bn``; parameter counts equal torchvision's).
+arXiv:1409.1556. ``vgg11/13/16/19`` are the paper's configurations A, B, D, E (Table 1); ``_bn`` variants
+add batch norm after every conv (torchvision's ``vgg*_bn``; parameter counts equal torchvision's).
+``vgg11_lrn`` is configuration A-LRN and ``vgg16c``/``vgg16c_bn`` configuration C, which torchvision lacks:
+
+* A-LRN: configuration A with local response normalisation after the first conv's ReLU, before pool1
+  (Table 1: conv3-64, LRN, maxpool), with AlexNet's constants (§2.1: "the parameters for the LRN layer are
+  those of (Krizhevsky et al., 2012)": k=2, n=5, α=1e-4, β=0.75; :func:`depthlab.layers.krizhevsky_lrn`).
+  LRN has no parameters: 132,863,336 like ``vgg11``.
+* C: configuration D with the last conv of stages 3, 4 and 5 a 1×1 conv (padding 0): 16 weight layers like
+  D, but those three see no spatial context. At 1000 classes with the ImageNet head: 133,638,952
+  parameters (D's 138,357,544 minus 8·(256² + 2·512²) = 4,718,592 for the three 3×3 → 1×1 kernels; the
+  paper's Table 2 rounds it to 134M).
+
+The paper's Table 3 compares A, A-LRN, B, C, D, E (single-scale top-1 error 29.6 / 29.7 / 28.7 / 28.1 /
+27.0 / 27.3): LRN does not help, and C's 1×1 convs are worse than D's 3×3 at equal depth.
 
 Layout: ``stem`` is empty (VGG has no stem), ``stages`` are the five conv groups, each ending in its 2×2/2
 max-pool (children ``conv{s}_{j}`` and ``pool{s}``, the paper's names), and ``head`` is the classifier; the
-last child of ``head`` is always the final linear layer.
+last child of ``head`` is always the final linear layer. A-LRN's stage 1 is ``conv1_1``, ``lrn``, ``pool1``.
 
 Heads, selected by ``head``:
 * ``"imagenet"`` (default, the paper's): adaptive 7×7 average pool → fc6 512·7·7→4096 → ReLU → dropout 0.5
@@ -17,7 +30,6 @@ Heads, selected by ``head``:
   head has 0.27M parameters instead of 120M.
 
 Deviations from the paper, and how to select the paper's choice:
-* Configurations A-LRN and C (with 1×1 convs) are not provided.
 * The adaptive 7×7 pool before fc6 is the identity at 224×224 (pool5 is already 7×7); it lets other sizes
   reach the fixed-size fc6. The paper instead evaluated densely, turning the FC layers into convolutions.
 * ``norm="batch"`` (the ``_bn`` builders) adds BatchNorm after every conv; the paper (2014) predates batch
@@ -36,18 +48,22 @@ from collections import OrderedDict
 
 from torch import nn
 
-from depthlab.layers import ConvNormAct, check_norm, init_he
+from depthlab.layers import ConvNormAct, check_norm, init_he, krizhevsky_lrn
 from depthlab.models.base import FeatureInfo, ZooModel
 from depthlab.registry import register_model
 
 __all__ = ["VGG", "CONFIGS", "HEADS"]
 
 PAPER = "arXiv:1409.1556"
-# The paper's Table 1 columns: conv widths, "M" for a 2×2/2 max-pool (torchvision's table).
+# The paper's Table 1 columns (torchvision's notation, extended): an int is a 3×3 conv of that width,
+# (width, k) a k×k conv, "M" a 2×2/2 max-pool, "LRN" local response normalisation.
+Layer = int | tuple[int, int] | str
 # fmt: off
-CONFIGS: dict[str, list[int | str]] = {
+CONFIGS: dict[str, list[Layer]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "C": [64, 64, "M", 128, 128, "M", 256, 256, (256, 1), "M", 512, 512, (512, 1), "M", 512, 512, (512, 1), "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
@@ -57,19 +73,25 @@ POOL_OUT = 7  # pool5 is 7×7 at 224×224; fc6 sees 512·7·7 = 25088 features
 HIDDEN = {"imagenet": 4096, "small": 512}
 
 
-def _groups(config: list[int | str]) -> list[list[int]]:
-    """[64, "M", 128, "M", ...] -> [[64], [128], ...]: the conv widths of each pool-terminated group."""
-    groups: list[list[int]] = [[]]
+def _groups(config: list[Layer]) -> list[list[tuple[int, int] | str]]:
+    """[64, "LRN", "M", (128, 1), "M", ...] -> [[(64, 3), "LRN"], [(128, 1)], ...]: each pool-terminated
+    group as (width, kernel) convs and "LRN" markers."""
+    groups: list[list[tuple[int, int] | str]] = [[]]
     for v in config:
         if v == "M":
             groups.append([])
+        elif v == "LRN":
+            groups[-1].append("LRN")
+        elif isinstance(v, tuple):
+            groups[-1].append((int(v[0]), int(v[1])))
         else:
-            groups[-1].append(int(v))
+            groups[-1].append((int(v), 3))
     return [g for g in groups if g]
 
 
 class VGG(ZooModel):
-    """Five groups of 3×3 convs (padding 1), each followed by a 2×2/2 max-pool, then a classifier head."""
+    """Five groups of 3×3 convs (padding 1; C has three 1×1), each followed by a 2×2/2 max-pool, then a
+    classifier head."""
 
     def __init__(
         self,
@@ -96,11 +118,18 @@ class VGG(ZooModel):
         stages: list[nn.Sequential] = []
         self.feature_info = []
         channels, reduction = in_channels, 1
-        for s, widths in enumerate(groups, start=1):
+        for s, group in enumerate(groups, start=1):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
-            for j, width in enumerate(widths, start=1):
-                # bias=True even before BN: torchvision's vgg*_bn keep it (redundant, but counted).
-                layers[f"conv{s}_{j}"] = ConvNormAct(channels, width, 3, 1, 1, norm=norm, bias=True)
+            j = 0
+            for item in group:
+                if item == "LRN":
+                    layers["lrn"] = krizhevsky_lrn()  # after the ReLU of the conv before it
+                    continue
+                width, k = item
+                j += 1
+                # Padding k // 2 keeps the size (1 for 3×3, 0 for C's 1×1). bias=True even before BN:
+                # torchvision's vgg*_bn keep it (redundant, but counted).
+                layers[f"conv{s}_{j}"] = ConvNormAct(channels, width, k, 1, k // 2, norm=norm, bias=True)
                 channels = width
             # The small head's global pool replaces pool5.
             if not (head == "small" and s == len(groups)):
@@ -159,6 +188,11 @@ def vgg11_bn(**kwargs: object) -> VGG:
 
 
 @register_model("vgg", VGG, _IMAGENET, PAPER)
+def vgg11_lrn(**kwargs: object) -> VGG:
+    return VGG(**{"config": "A-LRN", **kwargs})  # type: ignore[arg-type]
+
+
+@register_model("vgg", VGG, _IMAGENET, PAPER)
 def vgg13(**kwargs: object) -> VGG:
     return VGG(**{"config": "B", **kwargs})  # type: ignore[arg-type]
 
@@ -166,6 +200,16 @@ def vgg13(**kwargs: object) -> VGG:
 @register_model("vgg", VGG, _IMAGENET, PAPER)
 def vgg13_bn(**kwargs: object) -> VGG:
     return VGG(**{"config": "B", "norm": "batch", **kwargs})  # type: ignore[arg-type]
+
+
+@register_model("vgg", VGG, _IMAGENET, PAPER)
+def vgg16c(**kwargs: object) -> VGG:
+    return VGG(**{"config": "C", **kwargs})  # type: ignore[arg-type]
+
+
+@register_model("vgg", VGG, _IMAGENET, PAPER)
+def vgg16c_bn(**kwargs: object) -> VGG:
+    return VGG(**{"config": "C", "norm": "batch", **kwargs})  # type: ignore[arg-type]
 
 
 @register_model("vgg", VGG, _IMAGENET, PAPER)
