@@ -19,7 +19,9 @@ from studies import TINY, tiny_preset, tiny_study
 STUDY = get_study("degradation")
 
 
-def test_without_ray_the_ray_executor_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_ray_the_ray_executor_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if Ray were not installed
     with pytest.raises(StudyError, match=r"needs Ray, which is not installed: pip install depthlab\[ray\]$"):
         run_study(STUDY, tiny_preset(), tmp_path / "s", device="cpu", executor="ray")
@@ -96,7 +98,9 @@ def test_a_failed_ray_task_is_retried_from_its_checkpoint(local_ray: Path, tmp_p
     assert sorted(p.name for p in local_ray.iterdir()) == ["plain20-s0", "resnet20-s0"]
     assert any("resuming" in x for x in lines)
     for name in ("plain20-s0", "resnet20-s0"):
-        rows = [json.loads(x) for x in (tmp_path / "flaky/runs" / name / "metrics.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(x) for x in (tmp_path / "flaky/runs" / name / "metrics.jsonl").read_text().splitlines()
+        ]
         assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4]  # no row lost or repeated
     # ... and ended exactly where the uninterrupted local run did.
     _same_runs(tmp_path / "flaky", local)

@@ -461,9 +461,7 @@ def output_gradients(
     if missing:
         raise ValueError(f"no module named {missing[0]!r} in {type(model).__name__}")
     outs: dict[str, torch.Tensor] = {}
-    handles = [
-        named[m].register_forward_hook(lambda _m, _i, o, n=m: outs.__setitem__(n, o)) for m in modules
-    ]
+    handles = [named[m].register_forward_hook(lambda _m, _i, o, n=m: outs.__setitem__(n, o)) for m in modules]
     was_training = {m: m.training for m in model.modules()}
     saved_buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
     values: dict[str, float] = {}

@@ -85,6 +85,7 @@ class Recipe:
     """The training recipe every run of a study shares. Iterations are optimizer steps of ``batch_size``.
 
     ``train_subset``: train on a fixed random subset of that many training images (None: all).
+    ``test_subset``: evaluate a fixed random subset of that many test images (None: all).
     ``eval_subset``: intermediate evaluations use the first N images of each split; the last evaluates all.
     ``eval_train``: also evaluate the training (sub)set in eval mode — the training error of Fig. 6.
     ``test_at_end``: evaluate the test split only at the end (held-out curves come from validation).
@@ -106,6 +107,7 @@ class Recipe:
     augment: bool = False
     val_size: int | None = None
     train_subset: int | None = None
+    test_subset: int | None = None
     eval_every: int = 100
     eval_subset: int | None = None
     eval_train: bool = True
@@ -161,6 +163,7 @@ class Recipe:
             image_size=self.image_size,
             val_size=0 if self.full else self.val_size,
             train_subset=self.train_subset,
+            test_subset=self.test_subset,
             epochs=None,
             steps=self.steps,
             batch_size=self.batch_size,

@@ -12,8 +12,10 @@ Contract:
   with ``preset_from_dict`` and the spec from ``study.grid``, then calls
   :func:`~depthlab.experiments.engine.run_one` — the same skip/resume rules as the local executor: a finished
   run is skipped, an unfinished one resumes from its last checkpoint.
-* Resources: each task asks for ``num_cpus`` CPUs and, when ``device`` is ``cuda`` (or ``auto`` and the
-  cluster has a GPU), one GPU; a task without a GPU trains on the CPU.
+* Resources: each task asks for ``num_cpus`` CPUs (default: this process's torch thread count) and runs
+  torch with that many threads — so a CPU run computes exactly what the local executor computes (a different
+  thread count changes the floating-point summation order) — and, when ``device`` is ``cuda`` (or ``auto``
+  and the cluster has a GPU), one GPU; a task without a GPU trains on the CPU.
 * Retries: a task that raises (or whose worker dies) is retried up to ``max_retries`` times; since
   ``run_one`` resumes from the run's ``last`` checkpoint, a retry continues where the failed attempt last
   checkpointed. A run that the trainer stopped early (status ``interrupted``, e.g. the worker got SIGINT)
@@ -86,10 +88,15 @@ def run_task(
     root: str,
     device: str,
     data_dir: str | None,
+    threads: int | None = None,
 ) -> tuple[str, list[str]]:
     """The body of one Ray task (also callable in-process): train, resume or skip run ``run_name`` of the
     study in ``root``; returns (final status, progress lines). Raises :class:`RunNotFinished` when the run
-    stopped before its last step."""
+    stopped before its last step. ``threads``: torch's intra-op threads in this worker (None: unchanged)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     for module in modules:
         importlib.import_module(module)
     study = get_study(study_name)
@@ -111,7 +118,9 @@ def task_options(device: str, resources: dict[str, float], *, num_cpus: float = 
     (``ray.cluster_resources()``)."""
     gpus = float(resources.get("GPU", 0.0))
     if device == "cuda" and gpus < 1:
-        raise StudyError("device 'cuda' was asked for, but the Ray cluster has no GPU; use --device cpu or auto")
+        raise StudyError(
+            "device 'cuda' was asked for, but the Ray cluster has no GPU; use --device cpu or auto"
+        )
     use_gpu = device == "cuda" or (device == "auto" and gpus >= 1)
     return {
         "num_cpus": num_cpus,
@@ -133,15 +142,20 @@ def run_on_ray(
     data_dir: str | None = None,
     address: str | None = None,
     say: Callable[[str], None] | None = None,
-    num_cpus: float = 1.0,
+    num_cpus: int | None = None,
     max_retries: int = MAX_RETRIES,
 ) -> dict[str, str]:
     """Run every spec as a Ray task (module docstring); returns run name → final status.
 
     Uses the Ray instance this process is already connected to, else connects to ``address``, else starts a
     local one (and shuts it down afterwards). ``overrides`` are already folded into ``preset``."""
+    import torch
+
     ray = _import_ray()
     say = say or (lambda line: None)
+    threads = torch.get_num_threads() if num_cpus is None else num_cpus
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise StudyError(f"num_cpus must be a positive integer, got {num_cpus!r}")
     started = False
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -151,14 +165,14 @@ def run_on_ray(
         ray.init(address=address, **kwargs)
         started = True
     try:
-        options = task_options(device, ray.cluster_resources(), num_cpus=num_cpus, max_retries=max_retries)
+        options = task_options(device, ray.cluster_resources(), num_cpus=threads, max_retries=max_retries)
         worker_device = "cuda" if options["num_gpus"] else "cpu"
         task = ray.remote(run_task).options(**options)
         values = preset_to_dict(preset)
         modules = study_modules(study)
         pending = {
             task.remote(study.name, modules, values, seeds, s.name, str(Path(root).resolve()),
-                        worker_device, data_dir): s.name
+                        worker_device, data_dir, threads): s.name
             for s in specs
         }  # fmt: skip
         say(

@@ -3,7 +3,7 @@ with the auxiliary heads removed, from the same seeds.
 
 Claims under test. Szegedy et al. 2015 (*Going Deeper with Convolutions*, arXiv:1409.4842, §5) add two
 auxiliary classifiers (on inception 4a and 4d, loss weight 0.3) "to increase the gradient signal that gets
-propagated back" to the lower layers. Szegedy et al. 2016 (*Rethinking the Inception Architecture*,
+propagated back" to the lower layers. Szegedy et al. 2015 (*Rethinking the Inception Architecture*,
 arXiv:1512.00567, §4) found that they "did not result in improved convergence early in the training" —
 training with and without them looks virtually identical until high accuracy — and that near the end the
 net with them reaches a slightly higher plateau: they "act as regularizer".
@@ -31,8 +31,8 @@ Inputs. The paper's aux head average-pools the 14×14 map of 4a/4d with a 5×5/3
 at 224×224 inputs (the ``paper`` preset). The CPU ``quick`` preset resizes Fashion-MNIST to 32×32 (the
 paper variant's smallest input is 31): the 4a/4d map is 2×2, too small for the 5×5 window, so the head pools
 adaptively to 4×4 (each of the 2×2 values repeated) — the documented adaptation of
-:class:`depthlab.models.googlenet.AuxPool`. ``aux_pool`` selects the pooling when the zoo's GoogLeNet takes
-that argument.
+:class:`depthlab.models.googlenet.AuxPool`; ``--set aux_pool=fixed`` insists on the paper's pool alone (it
+refuses inputs other than 223–270 px), ``adaptive`` is torchvision's.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class InceptionAuxPreset(Recipe):
     ``aux_weights``: the weights of the aux losses trained with the heads on (0.3 is the paper's);
     ``no_heads``: also train with the heads removed. ``variant``: the zoo GoogLeNet variant; ``norm``: its
     normalisation (``None``: the 2015 paper's, none; ``"batch"``: BN after every conv). ``aux_pool``:
-    the aux head's pooling (``paper`` or ``adaptive``), passed when the zoo's GoogLeNet accepts it.
+    the aux head's pooling (``paper``, ``fixed`` or ``adaptive``: see :mod:`depthlab.models.googlenet`).
     ``early_step``: the iteration at which early training is compared (a multiple of ``eval_every``).
     """
 
@@ -121,15 +121,15 @@ class InceptionAuxPreset(Recipe):
         weights = ", ".join(f"{w:g}" for w in self.aux_weights)
         heads = " and without aux heads" if self.no_heads else ""
         size = f"{self.image_size}×{self.image_size} inputs" if self.image_size else "native-size inputs"
-        return f"GoogLeNet ({self.variant}, {size}) with aux weight {weights}{heads}; " + super().describe()
+        return f"GoogLeNet ({self.variant}{', batch norm' if self.norm else ''}, {size}) with aux weight {weights}{heads}; " + super().describe()
 
 
 QUICK_NOTE = (
     "sized for a 2-core CPU: Fashion-MNIST resized to 32×32 (the paper variant's smallest input; the 4a/4d "
     "maps are 2×2, so the aux head pools adaptively to 4×4 instead of the paper's 5×5/3 window), a fixed "
     "1,000-image training subset, 200 iterations of batch 32 (about 6 passes), early training compared at "
-    "iteration 50. Batch norm after every conv (the 2015 GoogLeNet has none and did not leave chance level "
-    "in 100 iterations here; the nets of Szegedy et al. 2016 §4 had it; --set norm=none selects the paper's). "
+    "iteration 50, held-out error on 1,000 validation images, test error on a fixed 2,000-image test subset. Batch norm after every conv (the 2015 GoogLeNet has none and did not leave chance level "
+    "in 100 iterations here; the nets of Rethinking the Inception Architecture had it; --set norm=none selects the paper's). "
     "The zoo's GoogLeNet has no width multiplier, so the network is the paper's full width"
 )
 PRESETS: dict[str, InceptionAuxPreset] = {
@@ -146,8 +146,9 @@ PRESETS: dict[str, InceptionAuxPreset] = {
             schedule="onecycle",
             weight_decay=2e-4,
             augment=False,
-            val_size=2000,
+            val_size=1000,
             train_subset=1000,
+            test_subset=2000,
             eval_every=25,
             eval_subset=250,
             eval_train=True,
@@ -180,7 +181,7 @@ PRESETS: dict[str, InceptionAuxPreset] = {
             early_step=3000,
             note="for a GPU: Fashion-MNIST resized to 224×224, where the aux head's 5×5/3 average pool on the "
             "14×14 4a/4d maps gives exactly the paper's 4×4; all 55,000 training images, ~47 epochs, crop + "
-            "flip, 3 seeds. Deviations: batch norm after every conv (as in the nets of Szegedy et al. 2016; "
+            "flip, 3 seeds. Deviations: batch norm after every conv (as in the nets of Rethinking the Inception Architecture; "
             "--set norm=none for the 2015 GoogLeNet); SGD momentum 0.9 with a cosine schedule (the paper: asynchronous SGD, "
             "lr −4% every 8 epochs, Polyak averaging), one GPU, Fashion-MNIST instead of ImageNet",
         ),
@@ -199,12 +200,7 @@ def _run_name(weight: float | None, seed: int) -> str:
 
 
 def model_kwargs(preset: InceptionAuxPreset, heads: bool) -> dict[str, Any]:
-    from depthlab.registry import accepted_kwargs
-
-    kwargs: dict[str, Any] = {"variant": preset.variant, "norm": preset.norm, "aux_logits": heads}
-    if "aux_pool" in accepted_kwargs("googlenet"):
-        kwargs["aux_pool"] = preset.aux_pool
-    return kwargs
+    return {"variant": preset.variant, "norm": preset.norm, "aux_logits": heads, "aux_pool": preset.aux_pool}
 
 
 def grid(preset: InceptionAuxPreset, seeds: int, device: str, data_dir: str | None) -> list[RunSpec]:
@@ -337,13 +333,18 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
             f"of one point, the sum of the seed deviations and two binomial standard errors.",
             "method",
             "end",
-            {"early_step": step, "early_images": images, "train_images": train_images, "test_images": test_images},
+            {
+                "early_step": step,
+                "early_images": images,
+                "train_images": train_images,
+                "test_images": test_images,
+            },
         )
     )
     if g.aux is None:
         return out
     baselines = [c for c in (g.zero, g.none) if c is not None]
-    # Early training: Szegedy et al. 2016 §4 — no faster convergence early on.
+    # Early training: Rethinking the Inception Architecture §4 — no faster convergence early on.
     if step is not None:
         for base in baselines:
             a, b = early_error(g.aux, step, images), early_error(base, step, images)
@@ -351,17 +352,15 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
                 continue
             c = compare(g.aux.name, a, base.name, b)
             if c.within:
-                verdict = (
-                    "the auxiliary losses did not speed up early training, as Szegedy et al. 2016 (§4) found"
-                )
+                verdict = "the auxiliary losses did not speed up early training, as Szegedy et al. 2015 (Rethinking the Inception Architecture, §4) found"
             elif c.sign < 0:
                 verdict = (
-                    "the auxiliary losses sped up early training here, unlike Szegedy et al. 2016 (§4), who "
+                    "the auxiliary losses sped up early training here, unlike Szegedy et al. 2015 (Rethinking the Inception Architecture, §4), who "
                     "found no faster early convergence"
                 )
             else:
                 verdict = (
-                    "the auxiliary losses slowed early training here; Szegedy et al. 2016 (§4) found early "
+                    "the auxiliary losses slowed early training here; Szegedy et al. 2015 (Rethinking the Inception Architecture, §4) found early "
                     "training virtually identical with and without them"
                 )
             out.append(
@@ -384,16 +383,16 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
             if split == "test":
                 if c.sign < 0:
                     text += (
-                        ": consistent with Szegedy et al. 2016 (§4), where the net with auxiliary heads ends "
+                        ": consistent with Szegedy et al. 2015 (Rethinking the Inception Architecture, §4), where the net with auxiliary heads ends "
                         "on a slightly higher accuracy plateau"
                     )
                 elif c.within:
                     text += (
-                        ": the slightly higher final accuracy Szegedy et al. 2016 (§4) report with auxiliary "
+                        ": the slightly higher final accuracy Szegedy et al. 2015 (Rethinking the Inception Architecture, §4) report with auxiliary "
                         "heads is not resolved at this scale"
                     )
                 else:
-                    text += ": unlike Szegedy et al. 2016 (§4), where the net with auxiliary heads ends higher"
+                    text += ": unlike Szegedy et al. 2015 (Rethinking the Inception Architecture, §4), where the net with auxiliary heads ends higher"
             out.append(Finding(text + ".", "final", "end", c.to_dict(), c.within))
     # Regulariser: the test − train gap, per seed.
     gaps = {}
@@ -421,9 +420,9 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
             else:
                 word = "smaller" if c.sign < 0 else "larger"
                 tail = (
-                    "the regularising effect Szegedy et al. 2016 (§4) attribute to the auxiliary heads"
+                    "the regularising effect Szegedy et al. 2015 (Rethinking the Inception Architecture, §4) attribute to the auxiliary heads"
                     if c.sign < 0
-                    else "the opposite of the regularising effect Szegedy et al. 2016 (§4) attribute to them"
+                    else "the opposite of the regularising effect Szegedy et al. 2015 (Rethinking the Inception Architecture, §4) attribute to them"
                 )
                 text = (
                     f"{g.aux.name}'s generalisation gap (test − training error) is {word} than {base.name}'s "
@@ -440,7 +439,11 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
             text += (
                 " — both train only the main classifier (with weight 0 the heads run but get no gradient); "
                 "they differ in the draw of the initial weights and dropout masks only"
-                + (", so the margin covers that variation." if c.within else ", which here exceeds the margin.")
+                + (
+                    ", so the margin covers that variation."
+                    if c.within
+                    else ", which here exceeds the margin."
+                )
             )
             out.append(Finding(text, "control", "end", c.to_dict(), c.within))
     return out
@@ -544,7 +547,9 @@ def _gradient_findings(result: StudyResult, g: Groups) -> list[Finding]:
         if c is None:
             continue
         key = "train" if c.factors.get("aux_heads", True) else "main"
-        at_init = [x.grad[key][stem] for x in (_grads(r.diagnostics.get("init")) for r in c.runs) if x is not None]
+        at_init = [
+            x.grad[key][stem] for x in (_grads(r.diagnostics.get("init")) for r in c.runs) if x is not None
+        ]
         mid = [statistics.median(x.grad[key][stem] for _, x in during(r)) for r in c.runs if during(r)]
         series[c.name] = (at_init, mid)
     for base in (g.zero, g.none):
@@ -555,7 +560,11 @@ def _gradient_findings(result: StudyResult, g: Groups) -> list[Finding]:
             if a is None or b is None:
                 continue
             c = compare_log(g.aux.name, a, base.name, b)
-            moment = "At initialisation" if when == "init" else "During training (median over the probes of each seed)"
+            moment = (
+                "At initialisation"
+                if when == "init"
+                else "During training (median over the probes of each seed)"
+            )
             va, vb = series[g.aux.name][idx], series[base.name][idx]
             if c.within:
                 rel = "the same as"
@@ -566,7 +575,11 @@ def _gradient_findings(result: StudyResult, g: Groups) -> list[Finding]:
                     f"{moment}, the gradient of each condition's training loss at the stem output, ‖∂L/∂y_stem‖, "
                     f"is {rel} {base.name}'s for {g.aux.name} ({', '.join(sci(v) for v in va)} vs "
                     f"{', '.join(sci(v) for v in vb)}, one value per seed; margin {c.margin:.2f} in log10 units)"
-                    + (" — the same initial weights, so this is the aux losses' contribution alone" if when == "init" and base is g.zero else "")
+                    + (
+                        " — the same initial weights, so this is the aux losses' contribution alone"
+                        if when == "init" and base is g.zero
+                        else ""
+                    )
                     + ".",
                     "gradient",
                     when,
@@ -587,8 +600,11 @@ def compute_findings(result: StudyResult) -> list[Finding]:
     if unfinished:
         names = ", ".join(f"{r.condition} (seed {r.seed}, {r.status}, step {r.step})" for r in unfinished)
         out.append(
-            Finding(f"Not every run has completed: {names}; their numbers are from where they stopped.",
-                    "status", "end")  # fmt: skip
+            Finding(
+                f"Not every run has completed: {names}; their numbers are from where they stopped.",
+                "status",
+                "end",
+            )  # fmt: skip
         )
     g = groups(result)
     out += _error_findings(result, g)
@@ -633,17 +649,29 @@ def sections(result: StudyResult) -> list[Section]:
             )  # fmt: skip
     gtable = ReportTable(
         "Aux contribution to the gradient of the lower layers",
-        ("condition", "seed", *(f"init {tap_label(t)}" for t in EARLY_TAPS),
-         *(f"during {tap_label(t)} (median)" for t in EARLY_TAPS)),  # fmt: skip
+        (
+            "condition",
+            "seed",
+            *(f"init {tap_label(t)}" for t in EARLY_TAPS),
+            *(f"during {tap_label(t)} (median)" for t in EARLY_TAPS),
+        ),  # fmt: skip
         tuple(grow),
         "‖∂L_train/∂y‖ ÷ ‖∂L_main/∂y‖ at the output y of the stem and of inception 3a/3b (1 = the aux losses add "
         "nothing), training mode, the study's diagnostics batch, same dropout masks.",
     )
     return [
-        Section("results", "Training curves and final errors", tables=(table,),
-                figures=tuple(figs.error_figures(result))),  # fmt: skip
-        Section("gradients", "Gradient reaching the lower layers", tables=(gtable,),
-                figures=tuple(figs.gradient_figures(result))),  # fmt: skip
+        Section(
+            "results",
+            "Training curves and final errors",
+            tables=(table,),
+            figures=tuple(figs.error_figures(result)),
+        ),  # fmt: skip
+        Section(
+            "gradients",
+            "Gradient reaching the lower layers",
+            tables=(gtable,),
+            figures=tuple(figs.gradient_figures(result)),
+        ),  # fmt: skip
     ]
 
 
@@ -652,7 +680,7 @@ STUDY = register_study(
         name="inception-aux",
         title="Inception's auxiliary classifiers",
         claim="GoogLeNet's auxiliary classifiers were added to strengthen the gradient reaching the lower layers "
-        "(Szegedy et al. 2015, §5); Szegedy et al. 2016 (§4) found they do not speed up early training and act "
+        "(Going Deeper with Convolutions, Szegedy et al. 2015, §5); Szegedy et al. 2015 (Rethinking the Inception Architecture, §4) found they do not speed up early training and act "
         "as a mild regulariser. Do they, here, compared with weight 0 and with the heads removed?",
         presets=PRESETS,
         grid=grid,  # type: ignore[arg-type]
