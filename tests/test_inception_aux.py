@@ -3,6 +3,7 @@ findings from hand-made runs, and (slow) a tiny study end to end with its report
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -25,12 +26,12 @@ def test_presets() -> None:
     quick, paper = PRESETS["quick"], PRESETS["paper"]
     assert quick.aux_weights == (0.3, 0.0) and quick.no_heads and quick.seeds >= 2
     assert quick.image_size >= create_model("googlenet", num_classes=10, in_channels=1).min_input_size
-    assert quick.early_step % quick.eval_every == 0 and quick.early_step < quick.steps
+    assert quick.early_step % quick.log_every == 0 and quick.early_step < quick.steps
     # The paper preset's input makes the paper's 5×5/3 aux pool give exactly the 4×4 grid; the quick one's
     # does not (the documented adaptation).
     assert aux_pool_output_size(paper.image_size).exact and not aux_pool_output_size(quick.image_size).exact
-    with pytest.raises(StudyError, match="early_step must be a multiple of eval_every"):
-        apply_preset_overrides(quick, ["early_step=30"])
+    with pytest.raises(StudyError, match="early_step must be a multiple of log_every"):
+        apply_preset_overrides(quick, ["early_step=33"])
     with pytest.raises(StudyError, match="aux_weights must be non-negative"):
         apply_preset_overrides(quick, ["aux_weights=-0.3"])
 
@@ -41,7 +42,9 @@ def test_grid_pairs_conditions_by_seed() -> None:
     by = {s.name: s for s in specs}
     a, z, n = by["aux0.3-s1"].config, by["aux0-s1"].config, by["noaux-s1"].config
     assert (a.aux_weight, z.aux_weight, a.seed, z.seed, n.seed) == (0.3, 0.0, 1, 1, 1)
-    assert a.model_kwargs == z.model_kwargs and a.model_kwargs["aux_logits"] and not n.model_kwargs["aux_logits"]
+    assert (
+        a.model_kwargs == z.model_kwargs and a.model_kwargs["aux_logits"] and not n.model_kwargs["aux_logits"]
+    )
     assert a.model_kwargs["norm"] == "batch" and a.model_kwargs["aux_pool"] == "paper"
     # Apart from the aux weight, weight 0.3 and weight 0 train the same configuration.
     assert {k for k in a.__dataclass_fields__ if getattr(a, k) != getattr(z, k)} == {"aux_weight"}
@@ -71,6 +74,11 @@ def _losses(w: float) -> dict[str, Any]:
     return {"main": main, "aux": aux, "train": lambda o, y: main(o, y) + w * aux(o, y)}
 
 
+def _keep(output: torch.Tensor, name: str, store: dict[str, torch.Tensor]) -> None:
+    output.retain_grad()
+    store[name] = output
+
+
 def test_output_gradients_match_separate_backward_passes(one_thread: None) -> None:
     model = _googlenet()
     x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 3])
@@ -85,12 +93,7 @@ def test_output_gradients_match_separate_backward_passes(one_thread: None) -> No
     grads: dict[str, dict[str, torch.Tensor]] = {}
     for name, fn in _losses(0.3).items():
         outs: dict[str, torch.Tensor] = {}
-
-        def keep(m: Any, i: Any, o: torch.Tensor, n: str) -> None:
-            o.retain_grad()
-            outs[n] = o
-
-        handles = [named[t].register_forward_hook(lambda m, i, o, n=t: keep(m, i, o, n)) for t in TAPS]
+        handles = [named[t].register_forward_hook(lambda m, i, o, n=t, d=outs: _keep(o, n, d)) for t in TAPS]
         model.train()
         torch.manual_seed(7)
         fn(model(x), y).backward()
@@ -141,14 +144,18 @@ def _grad(ratio: float) -> dict[str, Any]:
 
 
 def _run(weight: float | None, seed: int, early: float, train: float, test: float, ratio: float = 1.0) -> Any:
+    """A run whose running training error is ``early`` ± 0.05 (mean ``early``) over iterations 1–100 and
+    0.99 after (which the early measure must ignore)."""
     name = "no aux heads" if weight is None else f"aux {weight:g}"
     factors = {"aux_weight": weight or 0.0, "aux_heads": weight is not None}
     diags = {"init": _grad(ratio), "steps": {"100": _grad(ratio)}} if weight is not None else {}
-    return study_run(
+    running = ((50, early + 0.05), (100, early - 0.05), (150, 0.99), (200, 0.99))
+    run = study_run(
         f"{name}-{seed}", name, factors, seed=seed, final={"train_eval": train, "test": test},
         images={"train_eval": 1000, "test": 2000},
-        curves={"train_eval": ((50, early), (200, train)), "test": ((200, test),)}, diagnostics=diags,
+        curves={"train": running, "train_eval": ((200, train),), "test": ((200, test),)}, diagnostics=diags,
     )  # fmt: skip
+    return dataclasses.replace(run, config={**run.config, "batch_size": 32})
 
 
 def test_early_speed_up_and_final_errors_are_named_with_margins() -> None:
@@ -159,9 +166,11 @@ def test_early_speed_up_and_final_errors_are_named_with_margins() -> None:
         _run(0.0, 1, 0.52, 0.11, 0.215),
     ]
     found = texts(make_result(runs, study="inception-aux"), "inception-aux")
-    # Early: 30.5% vs 51.0%, stds 0.7 and 1.4 points -> margin 2.1 points (no preset: no sampling term).
-    early = next(t for t in found if t.startswith("At iteration 50"))
-    assert "aux 0.3 has lower eval-mode training error than aux 0" in early
+    # Early (no preset: iterations 1-100, half the run): 30.5% vs 51.0% over 100 x 32 images per seed; stds
+    # 0.7 and 1.4 points; two binomial SEs at 6,400 images each: 2·sqrt(.305·.695 + .51·.49)/80 = 1.7 points;
+    # the margin is the seed spread, 2.1 points.
+    early = next(t for t in found if t.startswith("Over iterations 1–100"))
+    assert "aux 0.3 has lower mean running training error than aux 0" in early
     assert "20.5 points, beyond the 2.1-point margin" in early
     assert "sped up early training here, unlike Szegedy et al. 2015 (Rethinking" in early
     # Test error: 20.5% vs 21.0%, 2,000 images x 2 seeds each: margin = 2 binomial SEs = 1.8 points.
@@ -176,8 +185,8 @@ def test_early_speed_up_and_final_errors_are_named_with_margins() -> None:
 def test_no_effect_agrees_with_the_paper() -> None:
     runs = [_run(w, s, 0.40 + 0.001 * s, 0.10, 0.20) for w in (0.3, None) for s in (0, 1)]
     found = texts(make_result(runs, study="inception-aux"), "inception-aux")
-    early = next(t for t in found if t.startswith("At iteration 50"))
-    assert "same eval-mode training error within the margin" in early
+    early = next(t for t in found if t.startswith("Over iterations 1–100"))
+    assert "same mean running training error within the margin" in early
     assert "did not speed up early training, as Szegedy et al. 2015 (Rethinking" in early
     grad = next(t for t in found if t.startswith("At initialisation, ‖∂L_train/∂y‖"))
     assert "do not change the gradient that reaches the lower layers" in grad

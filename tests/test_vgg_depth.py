@@ -48,7 +48,14 @@ def test_grid_and_presets() -> None:
         assert s.config.optimizer == quick.optimizer
     with pytest.raises(StudyError, match="unknown VGG configuration 'F' in plain; choose from: A, A-LRN"):
         apply_preset_overrides(quick, ["plain=A,F"])
-    assert PRESETS["paper"].optimizer == "sgd" and PRESETS["paper"].plain == ("A", "A-LRN", "B", "C", "D", "E")
+    assert PRESETS["paper"].optimizer == "sgd" and PRESETS["paper"].plain == (
+        "A",
+        "A-LRN",
+        "B",
+        "C",
+        "D",
+        "E",
+    )
 
 
 def test_test_subset_is_a_fixed_subset_of_the_test_split() -> None:
@@ -109,7 +116,10 @@ def test_tiny_study_end_to_end_and_report() -> None:
 
     root, _ = tiny_vgg_study()
     results = json.loads((root / "results.json").read_text())
-    assert results["study"] == "vgg-depth" and [r["name"] for r in results["runs"]] == ["vgg11-s0", "vgg11_bn-s0"]
+    assert results["study"] == "vgg-depth" and [r["name"] for r in results["runs"]] == [
+        "vgg11-s0",
+        "vgg11_bn-s0",
+    ]
     assert results["findings"] == [e["text"] for e in results["evidence"]]
     assert any(f.startswith("A+BN ends with") for f in results["findings"])
     report = build_report(root)

@@ -14,9 +14,12 @@ Definitions (errors are fractions in results.json and percentages in sentences):
   on (they run, and draw dropout masks) but weight 0, so the trainable network and its initial weights equal
   those of ``aux 0.3`` for the same seed; ``no aux heads``: ``aux_logits=False``, a different draw of the
   initial weights from the same seed (the heads' construction consumes random numbers).
-* **early training** — the eval-mode error on the fixed training subset the nets fit, at the preset's
-  ``early_step`` (intermediate evaluations use the first ``eval_subset`` images of it). **Final** — the same
-  error over the whole subset at the last step, and the test error over the full test split.
+* **early training** — the running training error (training mode, the main classifier on the batches
+  being trained on: what Szegedy et al. plot as training progress) averaged over iterations 1 … ``early_step``,
+  i.e. over ``early_step × batch_size`` images; lower means faster early progress. (The eval-mode error early
+  in training is not used: with batch norm its running statistics lag the weights and it jumps by tens of
+  points between evaluations.) **Final** — the eval-mode error over the whole fixed training subset at the
+  last step, and the test error (the test split, or its fixed ``test_subset``).
 * **one gradient measure** — ‖∂L/∂y‖ at the outputs y of the stem and of every inception module (3a … 5b),
   on the study's diagnostics batch, in training mode (dropout on, with the same masks for every condition:
   the probe reseeds), from one forward pass with three losses: ``main`` (cross-entropy of the main logits),
@@ -95,7 +98,8 @@ class InceptionAuxPreset(Recipe):
     ``no_heads``: also train with the heads removed. ``variant``: the zoo GoogLeNet variant; ``norm``: its
     normalisation (``None``: the 2015 paper's, none; ``"batch"``: BN after every conv). ``aux_pool``:
     the aux head's pooling (``paper``, ``fixed`` or ``adaptive``: see :mod:`depthlab.models.googlenet`).
-    ``early_step``: the iteration at which early training is compared (a multiple of ``eval_every``).
+    ``early_step``: early training is the mean running training error over iterations 1 … ``early_step``
+    (a multiple of ``log_every``).
     """
 
     aux_weights: tuple[float, ...] = (PAPER_WEIGHT, 0.0)
@@ -111,9 +115,9 @@ class InceptionAuxPreset(Recipe):
             raise StudyError(f"aux_weights must be non-negative numbers, got {list(self.aux_weights)}")
         if len(set(self.aux_weights)) != len(self.aux_weights):
             raise StudyError(f"aux_weights must not repeat, got {list(self.aux_weights)}")
-        if self.early_step < 1 or self.early_step >= self.steps or self.early_step % self.eval_every:
+        if self.early_step < 1 or self.early_step >= self.steps or self.early_step % self.log_every:
             raise StudyError(
-                f"early_step must be a multiple of eval_every ({self.eval_every}) below steps ({self.steps}), "
+                f"early_step must be a multiple of log_every ({self.log_every}) below steps ({self.steps}), "
                 f"got {self.early_step}"
             )
 
@@ -121,7 +125,10 @@ class InceptionAuxPreset(Recipe):
         weights = ", ".join(f"{w:g}" for w in self.aux_weights)
         heads = " and without aux heads" if self.no_heads else ""
         size = f"{self.image_size}×{self.image_size} inputs" if self.image_size else "native-size inputs"
-        return f"GoogLeNet ({self.variant}{', batch norm' if self.norm else ''}, {size}) with aux weight {weights}{heads}; " + super().describe()
+        return (
+            f"GoogLeNet ({self.variant}{', batch norm' if self.norm else ''}, {size}) with aux weight {weights}{heads}; "
+            + super().describe()
+        )
 
 
 QUICK_NOTE = (
@@ -272,28 +279,25 @@ def groups(result: StudyResult) -> Groups:
 
 
 def early_step(result: StudyResult) -> int | None:
-    """The preset's early step, else the first evaluation step every run recorded."""
+    """The preset's early step, else half of the shortest run."""
     if isinstance(result.preset, InceptionAuxPreset):
         return result.preset.early_step
-    steps = [set(s for s, _ in r.curves.get("train_eval", ())) for r in result.runs]
-    common = sorted(set.intersection(*steps)) if steps and all(steps) else []
-    return common[0] if common else None
+    steps = [r.step for r in result.runs if r.step > 0]
+    return min(steps) // 2 if steps else None
 
 
-def _curve_value(run: StudyRun, split: str, step: int) -> float | None:
-    return dict(run.curves.get(split, ())).get(step)
+def _early_mean(run: StudyRun, step: int) -> float | None:
+    """The mean running training error of the rows logged at iterations 1 … ``step`` (each row covers the
+    same number of batches)."""
+    rows = [e for s, e in run.curves.get("train", ()) if s <= step]
+    return sum(rows) / len(rows) if rows else None
 
 
-def early_error(c: Condition, step: int, images: int) -> Estimate | None:
-    """The eval-mode training error at ``step`` over seeds (``images``: the evaluated subset's size)."""
-    return estimate([_curve_value(r, "train_eval", step) for r in c.runs], images)
-
-
-def _early_images(result: StudyResult) -> int:
-    p = result.preset
-    if p is None or p.eval_subset is None:
-        return 0
-    return min(p.eval_subset, p.train_subset) if p.train_subset else p.eval_subset
+def early_error(c: Condition, step: int) -> Estimate | None:
+    """Early training of condition ``c`` over seeds: the mean running training error over iterations 1 …
+    ``step``; ``images`` = step × batch size."""
+    batch = max((int(r.config.get("batch_size", 0)) for r in c.runs), default=0)
+    return estimate([_early_mean(r, step) for r in c.runs], step * batch)
 
 
 def _seeds(a: Estimate, b: Estimate) -> str:
@@ -320,22 +324,20 @@ def _diff_sentence(c: Comparison, noun: str, when: str) -> str:
 def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
     out: list[Finding] = []
     step = early_step(result)
-    images = _early_images(result)
     last = max((r.step for r in result.runs), default=0)
     train_images = max((r.images.get("train_eval", 0) for r in result.runs), default=0)
     test_images = max((r.images.get("test", 0) for r in result.runs), default=0)
     out.append(
         Finding(
-            f"Early training is the eval-mode error at iteration {step} on "
-            f"{f'the first {images:,} images of ' if images else ''}the fixed training subset the nets fit; final "
-            f"training error the same over all {train_images:,} images of it at iteration {last}; test error over "
+            f"Early training is the running training error (training mode, the batches being fitted) averaged over "
+            f"iterations 1–{step}; final training error the eval-mode error over all {train_images:,} images of the "
+            f"fixed training subset at iteration {last}; test error over "
             f"{test_images:,} test images. ± is the standard deviation over seeds; an error margin is the larger "
             f"of one point, the sum of the seed deviations and two binomial standard errors.",
             "method",
             "end",
             {
                 "early_step": step,
-                "early_images": images,
                 "train_images": train_images,
                 "test_images": test_images,
             },
@@ -347,7 +349,7 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
     # Early training: Rethinking the Inception Architecture §4 — no faster convergence early on.
     if step is not None:
         for base in baselines:
-            a, b = early_error(g.aux, step, images), early_error(base, step, images)
+            a, b = early_error(g.aux, step), early_error(base, step)
             if a is None or b is None:
                 continue
             c = compare(g.aux.name, a, base.name, b)
@@ -365,7 +367,8 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
                 )
             out.append(
                 Finding(
-                    _diff_sentence(c, "eval-mode training error", f"At iteration {step}") + f": {verdict}.",
+                    _diff_sentence(c, "mean running training error", f"Over iterations 1–{step}")
+                    + f": {verdict}.",
                     "early",
                     "during",
                     {**c.to_dict(), "step": step},
@@ -392,7 +395,7 @@ def _error_findings(result: StudyResult, g: Groups) -> list[Finding]:
                         "heads is not resolved at this scale"
                     )
                 else:
-                    text += ": unlike Szegedy et al. 2015 (Rethinking the Inception Architecture, §4), where the net with auxiliary heads ends higher"
+                    text += ": unlike Szegedy et al. 2015 (Rethinking the Inception Architecture, §4), where the net with auxiliary heads ends slightly more accurate"
             out.append(Finding(text + ".", "final", "end", c.to_dict(), c.within))
     # Regulariser: the test − train gap, per seed.
     gaps = {}
@@ -567,13 +570,13 @@ def _gradient_findings(result: StudyResult, g: Groups) -> list[Finding]:
             )
             va, vb = series[g.aux.name][idx], series[base.name][idx]
             if c.within:
-                rel = "the same as"
+                rel = "the same within the margin"
             else:
-                rel = f"{10 ** abs(c.difference):.2f}× {'larger' if c.sign > 0 else 'smaller'} than"
+                rel = f"{10 ** abs(c.difference):.2f}× {'larger' if c.sign > 0 else 'smaller'}"
             out.append(
                 Finding(
                     f"{moment}, the gradient of each condition's training loss at the stem output, ‖∂L/∂y_stem‖, "
-                    f"is {rel} {base.name}'s for {g.aux.name} ({', '.join(sci(v) for v in va)} vs "
+                    f"is {rel} for {g.aux.name} {'as' if c.within else 'than'} for {base.name} ({', '.join(sci(v) for v in va)} vs "
                     f"{', '.join(sci(v) for v in vb)}, one value per seed; margin {c.margin:.2f} in log10 units)"
                     + (
                         " — the same initial weights, so this is the aux losses' contribution alone"
@@ -617,10 +620,9 @@ def sections(result: StudyResult) -> list[Section]:
     from depthlab.report import inception_aux_figures as figs
 
     step = early_step(result)
-    images = _early_images(result)
     rows = []
     for c in result.conditions():
-        e = early_error(c, step, images) if step is not None else None
+        e = early_error(c, step) if step is not None else None
         cells = [c.name, pct(e.mean, e.std) if e else "—"]
         for split in ("train_eval", "test"):
             x = c.error(split)
@@ -628,10 +630,11 @@ def sections(result: StudyResult) -> list[Section]:
         rows.append(tuple(cells))
     table = ReportTable(
         "Errors by condition",
-        ("condition", f"training error at iteration {step}", "final training error", "test error"),
+        ("condition", f"running training error, iterations 1–{step}", "final training error", "test error"),
         tuple(rows),
-        "Eval-mode error on the fixed training subset (at the early step on its first images), and the full "
-        "test split at the end; mean ± std over seeds.",
+        "Early: the mean running training error (training mode) of the batches of iterations 1 to the early step; "
+        "final: the eval-mode error over the fixed training subset, and the test error, at the last step; mean ± "
+        "std over seeds.",
     )
     grow = []
     g = groups(result)

@@ -41,16 +41,18 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
     if not conditions:
         return []
     held = "val" if all("val" in r.curves for c in conditions for r in c.runs) else "test"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for ax, split, title in (
-        (axes[0], "train_eval", "training error (eval mode, fixed training subset)"),
-        (axes[1], held, f"{'validation' if held == 'val' else 'test'} error"),
+        (axes[0], "train", "running training error (training mode)"),
+        (axes[1], "train_eval", "training error (eval mode, fixed training subset)"),
+        (axes[2], held, f"{'validation' if held == 'val' else 'test'} error (eval mode)"),
     ):
         for c in conditions:
             xs, ys = _mean_curve([r.curves.get(split, ()) for r in c.runs])
             if xs:
                 colour, ls = _style(c)
-                ax.plot(xs, ys, color=colour, ls=ls, marker=".", lw=1.5, label=f"{c.name} ({c.seeds} seeds)")
+                ax.plot(xs, ys, color=colour, ls=ls, marker="." if split != "train" else None, lw=1.5,
+                        label=f"{c.name} ({c.seeds} seeds)")  # fmt: skip
         step = early_step(result)
         if step is not None:
             ax.axvline(step, color="grey", lw=0.8, ls=":")
@@ -63,10 +65,12 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
     return [
         ReportFigure(
             "Error vs iterations with and without the auxiliary losses",
-            "Mean over seeds. Left: eval-mode error on the fixed training subset the nets fit (intermediate points "
-            "on its first images, the last on all of it); right: held-out error (intermediate points on a fixed "
-            "subset, the last on the whole split). The dotted line marks the early step the findings compare. "
-            "Same y-axis.",
+            "Mean over seeds. Left: running training error of the main classifier on the batches being trained on "
+            "(training mode; the early-training finding averages it up to the dotted line); middle: eval-mode "
+            "error on the fixed training subset the nets fit (intermediate points on its first images, the last "
+            "on all of it); right: held-out error (intermediate points on a fixed subset, the last on the whole "
+            "split). With batch norm the eval-mode curves jump early in training, while the running statistics "
+            "lag the weights. Same y-axis.",
             png_bytes(fig),
             "aux_error_curves",
         )
