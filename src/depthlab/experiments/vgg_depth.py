@@ -258,7 +258,7 @@ def _depth_findings(by: dict[tuple[str, bool], Condition], bn: bool) -> list[Fin
         head = (
             f"{setting.capitalize()}, test error {trend} with every depth step beyond its margin"
             if trend
-            else f"{setting.capitalize()}, test error does not change beyond the margin at every depth step"
+            else f"{setting.capitalize()}, test error does not rise or fall beyond the margin at every depth step"
         )
         out.append(
             Finding(
@@ -370,15 +370,16 @@ def compute_findings(result: StudyResult) -> list[Finding]:
     by = by_key(result)
     train_images = max((r.images.get("train_eval", 0) for r in result.runs), default=0)
     test_images = max((r.images.get("test", 0) for r in result.runs), default=0)
+    last = max((r.step for r in result.runs), default=0)
     out.append(
         Finding(
             f"Training error is the eval-mode error over all {train_images:,} images of the fixed training subset at "
-            f"the last step; test error over {test_images:,} test images. ± is the standard deviation over seeds; a "
+            f"the last step (iteration {last}); test error over {test_images:,} test images. ± is the standard deviation over seeds; a "
             f"margin is the larger of one point, the sum of the seed deviations and two binomial standard errors. "
             f"The paper's numbers are ImageNet top-1 errors: trends are compared, not values.",
             "method",
             "end",
-            {"train_images": train_images, "test_images": test_images},
+            {"train_images": train_images, "test_images": test_images, "steps": last},
         )
     )
     for bn in (True, False):
