@@ -47,6 +47,7 @@ test: $(STAMP) data browser
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP) data browser
+	$(PY) -m pip install -q -e '.[test,ray]'
 	$(PY) -m pytest -q -m slow
 
 # The CUDA path (bf16 autocast, --compile, resume, eval on the GPU); every test skips without CUDA.

@@ -69,6 +69,43 @@ def tiny_study() -> tuple[Path, tuple[str, ...], dict[str, dict[str, torch.Tenso
     return root / "study", tuple(lines), initial
 
 
+def run_tiny(study: str, overrides: list[str], root: Path) -> tuple[Path, tuple[str, ...]]:
+    """Run ``study``'s quick preset with ``overrides`` into ``root`` on the CPU: (directory, progress lines)."""
+    s = get_study(study)
+    preset = apply_preset_overrides(s.presets["quick"], overrides)
+    lines: list[str] = []
+    run_study(s, preset, root, device="cpu", overrides=overrides, progress=lines.append)
+    return root, tuple(lines)
+
+
+# An inception-aux study small enough for the slow suite: 3 runs of 4 iterations on 32×32 synthetic images.
+TINY_AUX = [
+    "dataset=synthetic:channels=1,size=32,train=320,test=64,classes=4",
+    "steps=4", "batch_size=8", "eval_every=2", "early_step=2", "log_every=1", "val_size=64",
+    "train_subset=64", "eval_subset=16", "test_subset=32", "diag_batch=4", "seeds=1",
+]  # fmt: skip
+# A vgg-depth study: A without BN and A with BN, 4 iterations on 16×16 synthetic images.
+TINY_VGG = [
+    "dataset=synthetic:channels=1,size=16,train=320,test=64,classes=4",
+    "plain=A", "bn=A", "steps=4", "batch_size=8", "eval_every=2", "log_every=1", "val_size=64",
+    "train_subset=64", "eval_subset=16", "test_subset=32", "seeds=1",
+]  # fmt: skip
+
+
+@functools.cache
+def tiny_aux_study() -> tuple[Path, tuple[str, ...]]:
+    root = Path(tempfile.mkdtemp(prefix="depthlab-aux-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return run_tiny("inception-aux", TINY_AUX, root / "study")
+
+
+@functools.cache
+def tiny_vgg_study() -> tuple[Path, tuple[str, ...]]:
+    root = Path(tempfile.mkdtemp(prefix="depthlab-vgg-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return run_tiny("vgg-depth", TINY_VGG, root / "study")
+
+
 # ------------------------------------------------------------------------------------- hand-made runs
 def diag(block_grads: list[float], *, layer_grads: list[float] | None = None, norms: list[float] | None = None,
          responses: list[float] | None = None, mode: str = "train") -> dict[str, Any]:  # fmt: skip
@@ -123,6 +160,30 @@ def make_run(
         data={},
         images_per_s=0.0,
     )
+
+
+def study_run(
+    name: str,
+    condition: str,
+    factors: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    final: Mapping[str, float],
+    images: Mapping[str, int],
+    curves: Mapping[str, tuple[tuple[int, float], ...]] | None = None,
+    diagnostics: Mapping[str, Any] | None = None,
+    steps: int = 200,
+    model: str = "model",
+) -> StudyRun:
+    """A completed run of any study as read back: final errors by split, the images behind them, curves
+    (default: only the final points) and diagnostics."""
+    return StudyRun(
+        run_dir=Path(f"/x/{name}"), name=name, model=model, condition=condition, factors=dict(factors), seed=seed,
+        status="completed", step=steps,
+        curves=dict(curves) if curves is not None else {k: ((steps, v),) for k, v in final.items()},
+        final=dict(final), images=dict(images), wall_seconds=1.0, diagnostics=dict(diagnostics or {}),
+        config={"model": model, "steps": steps, "seed": seed}, environment={}, data={}, images_per_s=0.0,
+    )  # fmt: skip
 
 
 def make_result(runs: list[StudyRun], root: Path | None = None, study: str = "degradation") -> StudyResult:

@@ -14,6 +14,10 @@ GoogLeNet's aux heads are left out) give, for the model as it stands (at init or
   where ``F(x)`` is the branch output before the addition and ``s(x)`` the shortcut output it is added to
   (``x`` itself for identity shortcuts). Norms are Frobenius norms over the whole batch tensor, so the
   ratio is sqrt(Σᵢ‖F(xᵢ)‖² / Σᵢ‖s(xᵢ)‖²).
+* **Output gradients under several losses** (:func:`output_gradients`): ‖∂L/∂y‖₂ at the outputs ``y`` of
+  named modules, for several losses computed from *one* forward pass over the model's full output (e.g. a
+  GoogLeNet's main and auxiliary losses), so the contribution of each loss is isolated with the same
+  dropout masks and batch statistics.
 * **Responses** (the ResNet paper's Fig. 7): for every 3×3 convolution, the std over all elements of its
   response after BN and before the nonlinearity or the addition — the output of ``ConvNormAct.norm``.
   In a pre-activation unit (``NormActConv``) nothing follows the conv before the addition, so the conv
@@ -47,6 +51,8 @@ __all__ = [
     "ModelFlow",
     "gradient_flow",
     "gradflow_json",
+    "OutputGradients",
+    "output_gradients",
 ]
 
 MODES = ("train", "eval")
@@ -405,3 +411,83 @@ def gradflow_json(flows: Sequence[ModelFlow]) -> dict[str, Any]:
             for f in flows
         ]
     }
+
+
+# ----------------------------------------------------------------------- several losses, one forward pass
+OutputLoss = Callable[[Any, torch.Tensor], torch.Tensor]  # (full model output, labels) -> scalar loss
+
+
+@dataclass(frozen=True)
+class OutputGradients:
+    """``grad[loss][module]`` = ‖∂L/∂y‖₂ at ``module``'s output (0.0 where the loss does not depend on it);
+    ``loss[name]`` = the value of each loss; ``modules`` in the order given."""
+
+    mode: str
+    batch_size: int
+    modules: tuple[str, ...]
+    loss: dict[str, float]
+    grad: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputGradients:
+        return cls(data["mode"], int(data["batch_size"]), tuple(data["modules"]), dict(data["loss"]),
+                   {k: dict(v) for k, v in data["grad"].items()})  # fmt: skip
+
+
+def output_gradients(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    modules: Sequence[str],
+    losses: dict[str, OutputLoss],
+    *,
+    mode: Literal["train", "eval"] = "train",
+) -> OutputGradients:
+    """‖∂L/∂y‖ at the outputs of ``modules`` (qualified names) for each loss of ``losses``.
+
+    One forward pass in ``mode`` (BN running statistics restored afterwards; mode flags kept); each loss is a
+    function of the model's *full* output (for a GoogLeNet in training mode a ``GoogLeNetOutputs``) and the
+    labels, and gets its own backward pass through the same graph. A module that runs more than once keeps
+    its last output. Parameters' ``.grad`` are left untouched.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not losses:
+        raise ValueError("output_gradients needs at least one loss")
+    named = dict(model.named_modules())
+    missing = [m for m in modules if m not in named]
+    if missing:
+        raise ValueError(f"no module named {missing[0]!r} in {type(model).__name__}")
+    outs: dict[str, torch.Tensor] = {}
+    handles = [named[m].register_forward_hook(lambda _m, _i, o, n=m: outs.__setitem__(n, o)) for m in modules]
+    was_training = {m: m.training for m in model.modules()}
+    saved_buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    values: dict[str, float] = {}
+    grads: dict[str, dict[str, float]] = {}
+    try:
+        model.train(mode == "train")
+        with torch.enable_grad():
+            output = model(images)
+            live = [m for m in modules if m in outs and outs[m].requires_grad]
+            for name, fn in losses.items():
+                loss = fn(output, labels)
+                values[name] = float(loss.detach())
+                gs = torch.autograd.grad(loss, [outs[m] for m in live], retain_graph=True, allow_unused=True)
+                by = dict(zip(live, gs, strict=True))
+                grads[name] = {
+                    m: 0.0 if by.get(m) is None else float(torch.linalg.vector_norm(by[m].float()))
+                    for m in modules
+                }
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in was_training.items():
+            m.training = flag
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved_buffers:
+                    b.copy_(saved_buffers[k])
+    return OutputGradients(mode, int(images.shape[0]), tuple(modules), values, grads)

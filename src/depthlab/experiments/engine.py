@@ -85,6 +85,7 @@ class Recipe:
     """The training recipe every run of a study shares. Iterations are optimizer steps of ``batch_size``.
 
     ``train_subset``: train on a fixed random subset of that many training images (None: all).
+    ``test_subset``: evaluate a fixed random subset of that many test images (None: all).
     ``eval_subset``: intermediate evaluations use the first N images of each split; the last evaluates all.
     ``eval_train``: also evaluate the training (sub)set in eval mode — the training error of Fig. 6.
     ``test_at_end``: evaluate the test split only at the end (held-out curves come from validation).
@@ -106,6 +107,7 @@ class Recipe:
     augment: bool = False
     val_size: int | None = None
     train_subset: int | None = None
+    test_subset: int | None = None
     eval_every: int = 100
     eval_subset: int | None = None
     eval_train: bool = True
@@ -161,6 +163,7 @@ class Recipe:
             image_size=self.image_size,
             val_size=0 if self.full else self.val_size,
             train_subset=self.train_subset,
+            test_subset=self.test_subset,
             epochs=None,
             steps=self.steps,
             batch_size=self.batch_size,
@@ -621,8 +624,10 @@ def _check_study_file(root: Path, study: Study, preset: Recipe, seeds: int, over
             raise StudyError(
                 f"{root} holds a {old.get('study')!r} study, not {study.name!r}; use another --out"
             )
-        if old.get("preset") != record["preset"]:
-            diff = sorted(k for k in record["preset"] if old.get("preset", {}).get(k) != record["preset"][k])
+        # A key an older depthlab did not write takes its default, so an old study directory stays usable.
+        stored = preset_to_dict(preset_from_dict(type(preset), old.get("preset", {})))
+        if stored != record["preset"]:
+            diff = sorted(k for k in record["preset"] if stored.get(k) != record["preset"][k])
             raise StudyError(
                 f"{root} already holds a study with different settings ({', '.join(diff)}); "
                 f"use another --out, or the same preset and --set values"
@@ -798,6 +803,10 @@ def run_study(
         raise StudyError(f"seeds must be a positive integer, got {seeds!r}")
     if executor not in EXECUTORS:
         raise StudyError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
+    if executor == "ray":  # fail before anything is written when Ray is not installed
+        from depthlab.experiments.executors import check_ray
+
+        check_ray()
     unknown = [a for a in analyses if a not in study.analyses]
     if unknown:
         raise StudyError(

@@ -66,7 +66,8 @@ class TrainConfig:
 
     Study options (all off by default): ``train_subset`` trains on a fixed random subset of N training
     images (seeded independently of ``seed``, so every run of a study fits the same images — several
-    passes over a small set reach the converged regime the ResNet paper's Fig. 6 plots). ``eval_train``
+    passes over a small set reach the converged regime the ResNet paper's Fig. 6 plots); ``test_subset``
+    evaluates a fixed random subset of N test images (the same for every run; a CPU budget). ``eval_train``
     also evaluates the training split in eval mode (rows with split ``train_eval``: the error on the data
     the net is fitting, not the running error of batches it has not seen yet). ``eval_subset``: evaluations
     before the last step use only the first N images of each evaluated split (a fixed held-out subset, so a
@@ -114,6 +115,7 @@ class TrainConfig:
     workers: int = 2
     sync_bn: bool = False
     train_subset: int | None = None
+    test_subset: int | None = None
     eval_train: bool = False
     eval_subset: int | None = None
     test_at_end: bool = False
@@ -143,6 +145,7 @@ class TrainConfig:
         _positive("checkpoint_every", self.checkpoint_every)
         _positive("image_size", self.image_size)
         _positive("train_subset", self.train_subset)
+        _positive("test_subset", self.test_subset)
         _positive("eval_subset", self.eval_subset)
         if self.warmup_lr is not None and (not math.isfinite(self.warmup_lr) or self.warmup_lr <= 0):
             raise ConfigError(f"warmup_lr must be a positive number or none, got {self.warmup_lr}")

@@ -123,7 +123,8 @@ SUBSET_SEED = 0x5EED  # which images train_subset keeps: fixed, independent of t
 
 def prepare_bundle(config: TrainConfig) -> DataBundle:
     """The data a run of ``config`` trains and evaluates on: ``load_data`` with the run's split, then the
-    fixed ``train_subset`` (a seeded random choice of training images, the same for every seed)."""
+    fixed ``train_subset`` (a seeded random choice of training images, the same for every seed) and
+    ``test_subset`` (the same for test images)."""
     bundle = load_data(
         config.data, data_dir=config.data_dir, download=config.download, val_size=config.val_size,
         seed=0, image_size=config.image_size, strict=config.strict_data,
@@ -137,6 +138,11 @@ def prepare_bundle(config: TrainConfig) -> DataBundle:
         generator = torch.Generator().manual_seed(SUBSET_SEED)
         keep = torch.randperm(n, generator=generator)[: config.train_subset].sort().values
         bundle = dataclasses.replace(bundle, train=bundle.train.subset(keep))
+    if config.test_subset is not None and bundle.test is not None and config.test_subset < len(bundle.test):
+        # A fixed random choice of test images, the same for every run (the test split itself is never shuffled).
+        generator = torch.Generator().manual_seed(SUBSET_SEED)
+        keep = torch.randperm(len(bundle.test), generator=generator)[: config.test_subset].sort().values
+        bundle = dataclasses.replace(bundle, test=bundle.test.subset(keep))
     if config.normalize == "pixel":
         if bundle.streamed:
             raise ConfigError("normalize=pixel needs an in-memory dataset (not an image folder)")
