@@ -58,6 +58,11 @@ def test_lesion_and_paths_commands_write_json_and_png(runs, capsys):
     paths = why.read_result(r / "analysis", "paths")
     assert paths.blocks == 3 and paths.probability == (1 / 8, 3 / 8, 3 / 8, 1 / 8)
     assert "carry 90%" in capsys.readouterr().out
+    # Among several runs a plain net is skipped (it has one path); alone it is an error (test below).
+    assert (
+        main(["paths", str(r), str(runs["plain20"]), "--images", "24", "--samples", "2", "--batch", "8"]) == 0
+    )
+    assert "skipped" in capsys.readouterr().out
 
 
 def test_a_stored_result_is_reused_and_force_recomputes(runs, monkeypatch, capsys):

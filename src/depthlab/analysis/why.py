@@ -73,7 +73,7 @@ __all__ = [
 ANALYSES = ("lesion", "paths", "landscape", "attribution")
 ANALYSIS_DIR = "analysis"
 # Default numbers of test images per analysis (chosen for a 2-core CPU; see docs/design.md for timings).
-DEFAULTS: dict[str, int] = {"lesion": 1000, "paths": 1000, "landscape": 500, "attribution": 8}
+DEFAULTS: dict[str, int] = {"lesion": 1000, "paths": 1000, "landscape": 300, "attribution": 8}
 RESULT_TYPES: dict[str, Any] = {
     "lesion": LesionResult,
     "paths": PathResult,
