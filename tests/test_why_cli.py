@@ -146,6 +146,7 @@ def test_why_section_reads_stored_results_only(runs, monkeypatch):
         why.run_lesion(r, images=16, draws=1, max_swaps=1)
         why.run_landscape(r, images=16, config=why.LandscapeConfig(points=5, grid=3))
     why.run_paths(runs["resnet20"], images=16, samples=1, batch=4)
+    why.run_attribution(runs["resnet20"], images=2, methods=["gradcam", "saliency"])
 
     def fail(*args, **kwargs):
         raise AssertionError("why_section must not load models or data")
@@ -156,9 +157,29 @@ def test_why_section_reads_stored_results_only(runs, monkeypatch):
         [runs["resnet20"], runs["plain20"], runs["resnet20"].parent / "none"]
     )
     titles = [t for t, _, _ in figures]
-    assert titles[:3] == ["Lesion study", "Path lengths", "Loss landscape"]
+    assert titles == [
+        "Lesion study", "Path lengths", "Loss landscape", "Attributions: resnet20", "Attribution sanity check",
+    ]  # fmt: skip
     for _, caption, png in figures:
         assert png[:4] == b"\x89PNG" and "eval mode" in caption
     assert any(s.startswith("plain20 (plain mode") for s in sentences)
     assert any(s.startswith("Depth 20: sharpness") for s in sentences)
     assert why.why_section([runs["resnet20"].parent / "none"]) == ([], [])
+
+
+def test_run_analyses_skips_paths_for_a_plain_net(runs):
+    results = why.run_analyses(
+        runs["plain20"], ["lesion", "paths"], options={"lesion": {"images": 8, "draws": 1, "max_swaps": 0}}
+    )
+    assert results["paths"].startswith("skipped") and results["lesion"].mode == "plain"
+    with pytest.raises(ValueError, match="unknown analysis lesions; choose from: lesion, paths"):
+        why.run_analyses(runs["plain20"], ["lesions"])
+
+
+def test_threads_option():
+    from depthlab.cli.why import set_threads
+
+    assert set_threads("1") == 1 and torch.get_num_threads() == 1
+    assert set_threads("auto") >= 1
+    with pytest.raises(ValueError, match="--threads expects 'auto' or a positive integer"):
+        set_threads("0")
