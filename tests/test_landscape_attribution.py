@@ -291,6 +291,6 @@ def test_attributions_of_a_model_with_torchvision_weights():
     from captum.attr import LayerGradCam, Saliency
 
     cam = LayerGradCam(tv, tv.layer4).attribute(x, target=targets).squeeze(1)
-    sal = Saliency(tv).attribute(x, target=targets).amax(1)
+    sal = Saliency(tv).attribute(x.clone().requires_grad_(True), target=targets).amax(1)
     assert torch.allclose(ours_maps["gradcam"], cam, atol=1e-5)
     assert torch.allclose(ours_maps["saliency"], sal, atol=1e-5)

@@ -58,6 +58,11 @@ def test_lesion_and_paths_commands_write_json_and_png(runs, capsys):
     paths = why.read_result(r / "analysis", "paths")
     assert paths.blocks == 3 and paths.probability == (1 / 8, 3 / 8, 3 / 8, 1 / 8)
     assert "carry 90%" in capsys.readouterr().out
+    # Among several runs a plain net is skipped (it has one path); alone it is an error (test below).
+    assert (
+        main(["paths", str(r), str(runs["plain20"]), "--images", "24", "--samples", "2", "--batch", "8"]) == 0
+    )
+    assert "skipped" in capsys.readouterr().out
 
 
 def test_a_stored_result_is_reused_and_force_recomputes(runs, monkeypatch, capsys):
@@ -141,6 +146,7 @@ def test_why_section_reads_stored_results_only(runs, monkeypatch):
         why.run_lesion(r, images=16, draws=1, max_swaps=1)
         why.run_landscape(r, images=16, config=why.LandscapeConfig(points=5, grid=3))
     why.run_paths(runs["resnet20"], images=16, samples=1, batch=4)
+    why.run_attribution(runs["resnet20"], images=2, methods=["gradcam", "saliency"])
 
     def fail(*args, **kwargs):
         raise AssertionError("why_section must not load models or data")
@@ -151,9 +157,29 @@ def test_why_section_reads_stored_results_only(runs, monkeypatch):
         [runs["resnet20"], runs["plain20"], runs["resnet20"].parent / "none"]
     )
     titles = [t for t, _, _ in figures]
-    assert titles[:3] == ["Lesion study", "Path lengths", "Loss landscape"]
+    assert titles == [
+        "Lesion study", "Path lengths", "Loss landscape", "Attributions: resnet20", "Attribution sanity check",
+    ]  # fmt: skip
     for _, caption, png in figures:
         assert png[:4] == b"\x89PNG" and "eval mode" in caption
     assert any(s.startswith("plain20 (plain mode") for s in sentences)
     assert any(s.startswith("Depth 20: sharpness") for s in sentences)
     assert why.why_section([runs["resnet20"].parent / "none"]) == ([], [])
+
+
+def test_run_analyses_skips_paths_for_a_plain_net(runs):
+    results = why.run_analyses(
+        runs["plain20"], ["lesion", "paths"], options={"lesion": {"images": 8, "draws": 1, "max_swaps": 0}}
+    )
+    assert results["paths"].startswith("skipped") and results["lesion"].mode == "plain"
+    with pytest.raises(ValueError, match="unknown analysis lesions; choose from: lesion, paths"):
+        why.run_analyses(runs["plain20"], ["lesions"])
+
+
+def test_threads_option():
+    from depthlab.cli.why import set_threads
+
+    assert set_threads("1") == 1 and torch.get_num_threads() == 1
+    assert set_threads("auto") >= 1
+    with pytest.raises(ValueError, match="--threads expects 'auto' or a positive integer"):
+        set_threads("0")

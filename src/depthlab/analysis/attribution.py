@@ -252,7 +252,9 @@ def attribution_maps(
                     )
                     maps[m] = ig.detach().sum(1).abs().float()
                 else:
-                    grad = attr.Saliency(forward).attribute(images, target=targets, abs=True)
+                    # A leaf that requires grad, so Captum need not switch it on (and warn about it).
+                    leaf = images.detach().clone().requires_grad_(True)
+                    grad = attr.Saliency(forward).attribute(leaf, target=targets, abs=True)
                     maps[m] = grad.detach().amax(1).float()
     finally:
         model.train(was_training)

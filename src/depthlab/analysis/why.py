@@ -72,8 +72,9 @@ __all__ = [
 
 ANALYSES = ("lesion", "paths", "landscape", "attribution")
 ANALYSIS_DIR = "analysis"
+ALIASES = {"attribute": "attribution"}  # the command's name
 # Default numbers of test images per analysis (chosen for a 2-core CPU; see docs/design.md for timings).
-DEFAULTS: dict[str, int] = {"lesion": 1000, "paths": 1000, "landscape": 500, "attribution": 8}
+DEFAULTS: dict[str, int] = {"lesion": 1000, "paths": 1000, "landscape": 300, "attribution": 8}
 RESULT_TYPES: dict[str, Any] = {
     "lesion": LesionResult,
     "paths": PathResult,
@@ -513,8 +514,9 @@ def run_analyses(
     progress: Callable[[str], Progress | None] | None = None,
 ) -> dict[str, Any]:
     """Run the analyses ``names`` on one run (the study engine's entry point). ``paths`` is skipped for
-    plain nets (the value is then the reason, a string). ``options[name]`` passes keyword arguments to
+    plain nets (the value is then the reason, a string); ``"attribute"`` means ``"attribution"``. ``options[name]`` passes keyword arguments to
     ``run_<name>``; ``progress(name)`` may return a callback per analysis."""
+    names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from: {', '.join(ANALYSES)}")

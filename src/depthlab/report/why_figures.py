@@ -185,12 +185,11 @@ def paths_caption(items: Sequence[tuple[str, PathResult]]) -> str:
 # -------------------------------------------------------------------------------------------- landscape
 def _levels(items: Sequence[tuple[str, LandscapeResult]]) -> np.ndarray:
     grids = [np.array(r.grid_loss) for _, r in items if r.grid_loss]
-    lo = min(float(g.min()) for g in grids)
-    # Cap the shared scale where the least chaotic surface ends, so one blown-up grid does not flatten the rest.
-    hi = min(float(np.percentile(g, 95)) for g in grids)
-    lo = max(lo, 1e-6)  # cross-entropy is positive; log-spaced levels resolve the basin around the minimum
-    hi = max(hi, lo * 1.01)
-    return np.geomspace(lo, hi, 25)
+    lo = max(min(float(g.min()) for g in grids), 1e-6)  # cross-entropy is positive: log-spaced levels
+    # Cap the shared scale at 20× the lowest loss (Li et al. draw 0.1–10) or where the least chaotic surface
+    # ends, whichever is lower: far out the loss explodes to 10³–10⁴ and would flatten the basin's detail.
+    hi = min(min(float(np.percentile(g, 95)) for g in grids), 20 * lo)
+    return np.geomspace(lo, max(hi, lo * 1.01), 25)
 
 
 def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
@@ -199,7 +198,7 @@ def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
         raise ValueError("plot_landscape needs at least one result")
     with_grid = [(label, r) for label, r in items if r.grid_loss]
     cols = max(len(with_grid), 1)
-    fig = plt.figure(figsize=(max(4.4 * cols, 8.8), 8.2 if with_grid else 4.2))
+    fig = plt.figure(figsize=(max(4.4 * cols, 8.8), 8.2 if with_grid else 4.2), layout="constrained")
     styles = _style(items)
     if with_grid:
         gs = fig.add_gridspec(2, cols, height_ratios=[1.15, 1])
@@ -248,8 +247,8 @@ def landscape_caption(items: Sequence[tuple[str, LandscapeResult]]) -> str:
         "filter-normalised directions (each conv filter / linear row of a direction scaled to the norm of the "
         f"same filter of the weights; BN and bias parameters not moved), {grid} over [−{c.span:g}, {c.span:g}]², "
         f"on {'/'.join(sorted({f'{r.images:,}' for r in results}))} fixed images of the {_data_note(results)}, "
-        "eval mode (BN running statistics). Contours share one set of log-spaced levels (capped at the 95th "
-        "percentile of the least rough surface); the 1-D slices along direction 1 share one axis. Sharpness = mean loss rise "
+        "eval mode (BN running statistics). Contours share one set of log-spaced levels from the lowest loss to "
+        "20× that (or the 95th percentile of the least rough surface, if lower; higher losses take the top colour); the 1-D slices along direction 1 share one axis. Sharpness = mean loss rise "
         f"within radius {c.radius:g} of the trained weights."
     )
 
