@@ -51,6 +51,26 @@ PIPELINES = ("depthlab", "reference", "reference+channels_last")
 TARGET_RATIO, TARGET_MFU = 1.3, 0.60
 
 
+# ------------------------------------------------------------------------------------------- README
+def markdown_table(record: dict) -> str:
+    """The README's table of a results JSON written by this script (one row per model × data shape)."""
+    shapes = {"fmnist": "1×28×28", "cifar": "3×32×32"}
+    lines = [
+        "| model | data shape | depthlab img/s | reference img/s | ratio | MFU |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    rows: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in record["results"]:
+        rows.setdefault((r["model"], r["shape"]), {})[r["pipeline"]] = r
+    for (model, shape), by in rows.items():
+        ours, ref = by["depthlab"], by["reference"]
+        lines.append(
+            f"| {model} | {shapes.get(shape, shape)} | {ours['images_per_s']:.0f} | {ref['images_per_s']:.0f} | "
+            f"{ours['ratio']:.2f}× | {100 * ours['mfu']:.1f}% |"
+        )
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------- measurements
 def peak_flops(device: str) -> float:
     """FLOP/s of a 2048² matrix product: best of 5 timings of 8 products (fp32 on CPU, bf16 on CUDA)."""
@@ -229,7 +249,11 @@ def main() -> None:
         help="write the results (with machine, versions and date) here (default: benchmarks/results/)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--markdown", action="store_true", help="print the README table of --json and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.json).read_text())))
+        return
     if args.child:
         child(json.loads(args.child))
         return

@@ -78,3 +78,39 @@ def test_readme_timings_and_figures_come_from_committed_artifacts() -> None:
         assert quoted in text, f"README must quote {timing.relative_to(ROOT)} as '{quoted}'"
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text()):
         assert (ROOT / image).is_file(), f"README shows {image}, which is not in the repository"
+
+
+def test_readme_speed_claims_are_the_committed_benchmark_results() -> None:
+    """The throughput table and the summary timing are what benchmarks/ wrote to benchmarks/results/."""
+    import importlib.util
+    import json
+
+    text = README.read_text()
+    spec = importlib.util.spec_from_file_location(
+        "train_throughput", ROOT / "benchmarks" / "train_throughput.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    record = json.loads((ROOT / "benchmarks" / "results" / "train_throughput.json").read_text())
+    match = re.search(
+        r"<!-- bench:train_throughput:start -->\n(.*?)\n<!-- bench:train_throughput:end -->", text, re.S
+    )
+    assert match, "README.md lacks the <!-- bench:train_throughput:start --> block"
+    assert match.group(1).strip() == module.markdown_table(record), (
+        "README throughput table differs from benchmarks/results/train_throughput.json: regenerate it with "
+        "`python benchmarks/train_throughput.py --markdown`"
+    )
+    assert f"{record['peak_flops'] / 1e9:.0f} GFLOP/s" in text
+    summary = json.loads((ROOT / "benchmarks" / "results" / "summary_speed.json").read_text())
+    end_to_end = summary["timings"]["end to end (fresh process, table printed)"]["min_s"]
+    assert f"takes {end_to_end:.1f} s end to end" in " ".join(text.split())
+
+
+def test_readme_compare_table_is_current() -> None:
+    from depthlab.cli.analysis import CLASSIC_MODELS, build_summary, compare_markdown
+
+    match = re.search(r"<!-- compare:start -->\n(.*?)\n<!-- compare:end -->", README.read_text(), re.S)
+    assert match, "README.md lacks the <!-- compare:start --> block"
+    expected = compare_markdown([(name, build_summary(name, None)) for name in CLASSIC_MODELS])
+    assert match.group(1).strip() == expected, "regenerate it with `depthlab compare --markdown`"

@@ -98,6 +98,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", help="input shape CxHxW for every model (default: each model's own)")
     p.add_argument("--json", action="store_true", help="print the stable JSON form instead of a table")
     p.add_argument("--plot", metavar="FILE", help="also save a params-vs-MACs scatter plot (png, pdf, svg)")
+    p.add_argument("--markdown", action="store_true", help="print the README's markdown table")
     p.set_defaults(func=run_compare)
 
     p = subparsers.add_parser(
@@ -201,6 +202,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.json:
         _dump({"conventions": CONVENTIONS, "models": [s.to_json(n, layers=False) for n, s in summaries]})
         return 0
+    if args.markdown:
+        print(compare_markdown(summaries))
+        return 0
     table = Table(title="depthlab compare (batch 1)", caption=CONVENTIONS)
     for col in ("model", "input", "params", "MACs", "FLOPs", "depth", "RF", "activations", "train saved"):
         table.add_column(col, justify="left" if col in ("model", "input") else "right")
@@ -227,6 +231,20 @@ def run_compare(args: argparse.Namespace) -> int:
         notes.append(f"plot saved to {args.plot}")
     console.print("\n".join(notes), highlight=False)
     return 0
+
+
+def compare_markdown(summaries: Sequence[tuple[str, ModelSummary]]) -> str:
+    """The README's comparison table (batch 1): params, GMACs, GFLOPs, depth, receptive field, activations."""
+    lines = [
+        "| model | params | MACs | FLOPs | depth | receptive field | activations (batch 1) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in summaries:
+        lines.append(
+            f"| {name} | {s.params:,} | {s.macs / 1e9:.3f} G | {s.flops / 1e9:.2f} G | {s.depth} | "
+            f"{s.receptive_field} | {mib(s.activation_bytes)} |"
+        )
+    return "\n".join(lines)
 
 
 def plot_params_vs_macs(summaries: Sequence[tuple[str, ModelSummary]], path: Path) -> Path:

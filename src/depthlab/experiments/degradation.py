@@ -111,7 +111,7 @@ QUICK_NOTE = (
     "training split for 240 iterations of batch 128 (15 passes), so the final training error is a "
     "converged-regime number measured over the images the net fits (eval mode), not the online error of "
     "images it has not seen. The held-out curve is a fixed 500-image validation subset evaluated every 20 "
-    "iterations (13 points); the full 10,000-image test set is evaluated at the end"
+    "iterations (12 points); the full 10,000-image test set is evaluated at the end"
 )
 PRESETS: dict[str, DegradationPreset] = {
     p.name: p

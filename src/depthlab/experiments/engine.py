@@ -626,8 +626,9 @@ def _check_study_file(root: Path, study: Study, preset: Recipe, seeds: int, over
             )
         # A key an older depthlab did not write takes its default, so an old study directory stays usable.
         stored = preset_to_dict(preset_from_dict(type(preset), old.get("preset", {})))
-        if stored != record["preset"]:
-            diff = sorted(k for k in record["preset"] if stored.get(k) != record["preset"][k])
+        # The note documents a preset; it is not a setting, so rewording it keeps old directories valid.
+        diff = sorted(k for k in record["preset"] if k != "note" and stored.get(k) != record["preset"][k])
+        if diff:
             raise StudyError(
                 f"{root} already holds a study with different settings ({', '.join(diff)}); "
                 f"use another --out, or the same preset and --set values"

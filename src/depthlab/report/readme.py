@@ -32,6 +32,13 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             e = c["error"].get(split)
             cells.append(pct(e["mean"], e["std"]) if e else "—")
         lines.append("| " + " | ".join(cells) + " |")
+    runs = results.get("runs", [])
+    if runs:
+        total = sum(float(r.get("wall_seconds", 0.0)) for r in runs)
+        lines += [
+            "",
+            f"{len(runs)} runs; their wall times (each run's `summary.json`) add up to {total:.0f} s.",
+        ]
     lines.append("")
     lines += [f"- {text}" for text in results.get("findings", [])]
     return "\n".join(lines)
