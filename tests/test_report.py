@@ -192,3 +192,32 @@ def test_study_analyses_feed_the_why_it_works_section(tmp_path: Path) -> None:
     assert not (copy / "runs" / "plain20-s0" / "analysis" / "paths.json").exists()
     html = build_report(copy).html
     assert 'id="why"' in html and "Lesion study" in html and "Path lengths" in html
+
+
+def _chromium_probe(html: str, tmp_path: Path) -> dict:
+    page = tmp_path / "report.html"
+    page.write_text(html.replace("</body>", PROBE + "</body>"))
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
+    common += [f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert match, f"the probe did not run; chromium printed: {dom[:500]}"
+    return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found: run `make browser`")
+@pytest.mark.parametrize("study", ["inception-aux", "vgg-depth"])
+def test_other_study_reports_render_in_headless_chromium(study: str, tmp_path: Path) -> None:
+    """The same report command renders the inception-aux and vgg-depth studies, findings and figures."""
+    from studies import tiny_aux_study, tiny_vgg_study
+
+    root, _ = tiny_aux_study() if study == "inception-aux" else tiny_vgg_study()
+    report = build_report(root)
+    probe = _chromium_probe(report.html, tmp_path)
+    assert probe["images"] == len(report.figures) >= 2 and probe["broken"] == []
+    assert min(probe["widths"]) > 100 and {"models-table", "runs-table"} <= set(probe["tables"])
+    results = json.loads((root / "results.json").read_text())
+    assert probe["findings"] == len(results["findings"]) >= 3
