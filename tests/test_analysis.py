@@ -7,7 +7,6 @@ Models are built on the meta device wherever only shapes matter, so even VGG-19 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,10 @@ from depthlab.analysis.complexity import ModelSummary
 from depthlab.models.base import main_logits
 from depthlab.models.googlenet import Inception
 
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REFERENCE = json.loads((Path(__file__).parent / "expected" / "reference.json").read_text())
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Small CPU passes on a shared 2-core machine: one intra-op thread avoids OpenMP spin-waits that made
-    # these tests 10-100x slower with two threads under load. Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def meta_model(name: str, **kwargs: object) -> nn.Module:

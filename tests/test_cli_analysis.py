@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from depthlab.analysis import explain as ex
 from depthlab.cli import main
 from depthlab.cli.analysis import parse_input
+
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 MODEL_KEYS = {
     "name",
@@ -24,16 +25,6 @@ MODEL_KEYS = {
     "activation_bytes",
 }
 LAYER_KEYS = {"name", "type", "output_shape", "params", "macs", "receptive_field"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Small CPU passes on a shared 2-core machine: one intra-op thread avoids OpenMP spin-waits that made
-    # these tests 10-100x slower with two threads under load. Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

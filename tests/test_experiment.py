@@ -110,6 +110,10 @@ def test_no_bn_twins_are_bn_free_and_skipinit_only_for_resnets() -> None:
         assert len(bn["layers"]) == len(nobn["layers"]) == 20
         # Without batch norm the loss and every gradient differ from the BN net built from the same seed.
         assert nobn["loss"] != bn["loss"]
+        # SkipInit only for the ResNet: its branches start at exactly 0 (‖F(x)‖/‖x‖ = 0); the plain twin has
+        # no branch ratio and is unchanged.
+        ratios = [b["branch_ratio"] for b in nobn["blocks"]]
+        assert ratios == ([0.0] * 9 if model == "resnet20" else [None] * 9)
     net = initial_model(dataclasses.replace(tiny_preset().train_config("resnet20", 0), model_kwargs={"norm": None, "skipinit": True}),
                         _bundle())  # fmt: skip
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())

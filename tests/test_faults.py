@@ -15,7 +15,7 @@ import re
 import shutil
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +30,8 @@ from depthlab.data import DataError, load_data
 from depthlab.errors import CheckpointError, DepthlabError, MissingFileError, UsageError
 from depthlab.train import TrainConfig, TrainEvent, load_run_model, read_metrics, train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models: intra-op threads only spin-wait on a loaded 2-core machine (measured: a 6-step run took
-    # 46 s with 2 threads under load, 4 s with 1). Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one intra-op thread for the whole module (`one_thread_module` in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 DATA = "synthetic:size=8,train=64,test=16,classes=4"

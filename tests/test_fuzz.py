@@ -42,15 +42,8 @@ from depthlab.errors import DepthlabError
 from depthlab.train import TrainConfig, apply_overrides
 from depthlab.train.loop import build_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models: intra-op threads only spin-wait on a loaded 2-core machine (measured: a 6-step run took
-    # 46 s with 2 threads under load, 4 s with 1). Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one intra-op thread for the whole module (`one_thread_module` in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 CASES: collections.Counter[str] = collections.Counter()

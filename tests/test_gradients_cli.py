@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
 
 from depthlab.cli import main
 
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA = "synthetic:channels=1,size=12,train=64,test=16"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny batches: intra-op threads only spin-wait on a loaded 2-core machine. Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _gradflow(tmp_path: Path, no_bn: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, list[nn.Module]]:

@@ -50,15 +50,6 @@ def test_grid_pairs_conditions_by_seed() -> None:
     assert {k for k in a.__dataclass_fields__ if getattr(a, k) != getattr(z, k)} == {"aux_weight"}
 
 
-@pytest.fixture
-def one_thread():
-    # GoogLeNet's many small convs run far slower on two threads of a loaded two-core machine than on one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _googlenet(norm: str | None = "batch") -> torch.nn.Module:
     torch.manual_seed(0)
     return create_model("googlenet", num_classes=4, in_channels=1, norm=norm)

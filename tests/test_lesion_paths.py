@@ -9,7 +9,6 @@ import copy
 import itertools
 import math
 import random
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -34,14 +33,8 @@ from depthlab.analysis.paths import (
 )
 from depthlab.models.resnet import ResNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models: intra-op threads only add spin-waits on a loaded 2-core machine (as test_torchvision_compat).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(block: str = "basic") -> ResNet:

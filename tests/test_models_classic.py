@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,8 @@ from depthlab.models.googlenet import (
 )
 from depthlab.registry import describe_models
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny inputs: intra-op threads only add synchronisation, and on a loaded 2-core machine their
-    # spin-waits made these tests 3-10x slower (measured). Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 EXPECTED = json.loads((Path(__file__).parent / "expected" / "torchvision_params.json").read_text())

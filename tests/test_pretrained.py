@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import urllib.error
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +25,8 @@ from depthlab.models.pretrained import (
     weights_path,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Small inputs: intra-op threads only add spin-waits on a loaded 2-core machine (as test_torchvision_compat).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,10 @@ from depthlab.models.resnet import (
     ResNet,
 )
 
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 EXPECTED = json.loads((Path(__file__).parent / "expected" / "resnet_params.json").read_text())
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Small CPU passes on a shared 2-core machine: intra-op threads only add spin-waits (the same fixture as
-    # in test_analysis.py). Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def n_params(model: nn.Module) -> int:

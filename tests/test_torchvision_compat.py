@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,15 +13,8 @@ import depthlab
 from depthlab.models import GoogLeNetOutputs
 from depthlab.models.torchvision_compat import torchvision_key_map
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny inputs: intra-op threads only add synchronisation, and on a loaded 2-core machine their
-    # spin-waits made these tests 3-10x slower (measured). Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # (depthlab name, depthlab kwargs, torchvision kwargs, input side: the smallest the model accepts, assign).

@@ -60,17 +60,6 @@ def _assert_same_run(a: Path, b: Path) -> None:
     assert _rows(a) == _rows(b)
 
 
-@pytest.fixture
-def one_thread():
-    """For self-contained tests (every run they compare happens inside them): one intra-op thread avoids
-    spin-waits on a loaded 2-core machine. Not for tests compared with ``reference`` or child processes,
-    whose bits may depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """One uninterrupted run of TINY, shared by the tests that compare against it."""

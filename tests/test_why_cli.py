@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,11 @@ from depthlab.analysis.lesion import LesionResult
 from depthlab.cli import main
 from depthlab.train import TrainConfig, train
 
+# Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA = "synthetic:channels=1,size=8,train=96,test=40"
 KWARGS = {"layers": (2, 1), "widths": (4, 8)}  # 3 blocks; stages.1.0 downsamples
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models: intra-op threads only add spin-waits on a loaded 2-core machine (as test_torchvision_compat).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -904,10 +904,10 @@ def sections(result: StudyResult) -> list[Section]:
 
 
 def _analysis_runner(name: str) -> Any:
-    def run(result: StudyResult, root: Path) -> None:
+    def run(result: StudyResult) -> None:
         from depthlab.experiments import why
 
-        why.run_for_study(name, result, root)
+        why.run_for_study(name, result)
 
     return run
 

@@ -316,7 +316,7 @@ class Study:
     prepare: Callable[[Any, Path, Any, Any, Any], None] | None = (
         None  # (preset, root, bundle, images, labels)
     )
-    analyses: Mapping[str, Callable[[StudyResult, Path], None]] = field(default_factory=dict)
+    analyses: Mapping[str, Callable[[StudyResult], None]] = field(default_factory=dict)
 
 
 _STUDIES: dict[str, Study] = {}
@@ -328,14 +328,10 @@ def register_study(study: Study) -> Study:
 
 
 def _load_builtin() -> None:
-    import importlib
-
-    for module in ("degradation", "inception_aux", "vgg_depth"):
-        try:
-            importlib.import_module(f"depthlab.experiments.{module}")
-        except ModuleNotFoundError as exc:  # a study file not (yet) present
-            if exc.name != f"depthlab.experiments.{module}":
-                raise
+    """Import the built-in study files, which register themselves."""
+    import depthlab.experiments.degradation  # noqa: F401
+    import depthlab.experiments.inception_aux  # noqa: F401
+    import depthlab.experiments.vgg_depth  # noqa: F401
 
 
 def list_studies() -> list[str]:
@@ -713,16 +709,18 @@ def run_one(
             images, labels = diagnostics_batch(preset, bundle, dev)
         return bundle, images, labels
 
+    study_probe = study.probe
+
     def probe(model: Any, moment: str, step: int) -> dict[str, Any]:
-        assert study.probe is not None
+        # Only called when study_probe is set; the RNG is forked so probing never changes the run.
         b, x, y = batch()
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            return study.probe(ProbeContext(model, x, y, moment, step, spec, b))
+            return study_probe(ProbeContext(model, x, y, moment, step, spec, b))  # type: ignore[misc]
 
     if status in FINISHED:
         say(f"{tag}: already {status}, skipped")
     else:
-        if study.probe is not None and "init" not in diags:
+        if study_probe is not None and "init" not in diags:
             b, _, _ = batch()
             diags["init"] = probe(initial_model(spec.config, b).to(dev), "init", 0)
             _write_json(diag_path, diags)
@@ -741,7 +739,7 @@ def run_one(
                 run_dir,
                 resume=resume,
                 callback=_reporter(say, tag, spec.config),
-                monitor=monitor if study.probe is not None else None,
+                monitor=monitor if study_probe is not None else None,
             )
         except TrainingDivergedError as exc:
             say(f"{tag}: {exc}")
@@ -749,7 +747,7 @@ def run_one(
         say(f"{tag}: {summary.status} at step {summary.step} after {summary.wall_time_s:.0f} s")
         if summary.status == "interrupted":
             return "interrupted"
-    if study.probe is not None and _status(run_dir) == "completed" and "end" not in diags:
+    if study_probe is not None and _status(run_dir) == "completed" and "end" not in diags:
         trained = load_run_model(run_dir, "last").to(dev)
         diags["end"] = probe(trained, "end", int(spec.config.steps))
         _write_json(diag_path, diags)
@@ -853,7 +851,7 @@ def run_study(
     result = _write_results(root)
     for name in analyses:
         say(f"analysis: {name}")
-        study.analyses[name](result, root)
+        study.analyses[name](result)
     return _write_results(root) if analyses else result
 
 

@@ -9,7 +9,6 @@ and resumable (a finished result is reused; a killed one continues), like the tr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from depthlab.experiments.engine import StudyResult
@@ -33,7 +32,7 @@ def analysed_runs(result: StudyResult) -> list[Any]:
     return out
 
 
-def run_for_study(name: str, result: StudyResult, root: Path, progress: Any = None) -> None:
+def run_for_study(name: str, result: StudyResult) -> None:
     """Run the analyses behind study analysis ``name`` on :func:`analysed_runs` of ``result``."""
     from depthlab.analysis.why import run_analyses
 
