@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from depthlab.experiments.degradation import probe as degradation_probe
-from depthlab.experiments.engine import ProbeContext, get_study, register_study
+from depthlab.studies import get_study, register_study
+from depthlab.studies.degradation import probe as degradation_probe
+from depthlab.studies.engine import ProbeContext
 
 NAME = "flaky-degradation"
 

@@ -15,13 +15,8 @@ import pytest
 import torch
 
 from depthlab.analysis.gradients import BlockStat, Diagnostics, LayerStat
-from depthlab.experiments.engine import (
-    StudyResult,
-    StudyRun,
-    apply_preset_overrides,
-    get_study,
-    run_study,
-)
+from depthlab.studies import get_study
+from depthlab.studies.engine import StudyResult, StudyRun, apply_preset_overrides, run_study
 
 # A degradation study small enough for the default suite: 2 runs of 4 iterations on 8×8 synthetic images.
 TINY = [
@@ -138,7 +133,7 @@ def make_run(
     steps: int = 240,
 ) -> StudyRun:
     """A completed degradation run as read back, with eval-mode training error ``train``."""
-    from depthlab.experiments.degradation import label, parse_model
+    from depthlab.studies.degradation import label, parse_model
 
     depth, residual = parse_model(model)
     return StudyRun(

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from depthlab.experiments.engine import StudyError, get_study, run_study
-from depthlab.experiments.executors import study_modules, task_options
+from depthlab.studies import get_study
+from depthlab.studies.engine import StudyError, run_study
+from depthlab.studies.executors import study_modules, task_options
 from studies import TINY, tiny_preset, tiny_study
 
 STUDY = get_study("degradation")
@@ -39,7 +40,7 @@ def test_tasks_ask_for_a_gpu_only_when_the_device_and_cluster_have_one() -> None
     options = task_options("cpu", cpu_only)
     # A failed task is retried (run_one then resumes it from its last checkpoint).
     assert options["max_retries"] >= 1 and options["retry_exceptions"] is True
-    assert study_modules(STUDY) == ("depthlab.experiments.degradation",)
+    assert study_modules(STUDY) == ("depthlab.studies.degradation.study",)
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from depthlab.experiments.degradation import PRESETS, compute_findings, parse_model
-from depthlab.experiments.engine import (
-    StudyError,
-    apply_preset_overrides,
-    get_study,
-    initial_model,
-    read_study,
-    run_study,
-)
-from depthlab.experiments.stats import error_margin, estimate, gradient_outcome
+from depthlab.studies import get_study
+from depthlab.studies.degradation import PRESETS, compute_findings, parse_model
+from depthlab.studies.engine import StudyError, apply_preset_overrides, initial_model, read_study, run_study
+from depthlab.studies.stats import error_margin, estimate, gradient_outcome
 from studies import TINY, diag, make_result, make_run, texts, tiny_preset, tiny_study
 
 STUDY = get_study("degradation")

@@ -13,10 +13,11 @@ import torch.nn.functional as F
 
 from depthlab import create_model
 from depthlab.analysis.gradients import output_gradients
-from depthlab.experiments.engine import StudyError, apply_preset_overrides, get_study
-from depthlab.experiments.inception_aux import PRESETS, TAPS
 from depthlab.models.base import aux_logits, main_logits
 from depthlab.models.googlenet import aux_pool_output_size
+from depthlab.studies import get_study
+from depthlab.studies.engine import StudyError, apply_preset_overrides
+from depthlab.studies.inception_aux import PRESETS, TAPS
 from studies import make_result, study_run, texts, tiny_aux_study
 
 STUDY = get_study("inception-aux")
@@ -111,8 +112,8 @@ def test_output_gradients_match_separate_backward_passes(one_thread: None) -> No
 
 def test_probe_reseeds_so_conditions_share_dropout_masks(one_thread: None) -> None:
     """Weight 0.3 and weight 0 share initial weights; at init their main-loss gradients must be identical."""
-    from depthlab.experiments.engine import ProbeContext
-    from depthlab.experiments.inception_aux import probe
+    from depthlab.studies.engine import ProbeContext
+    from depthlab.studies.inception_aux import probe
 
     specs = {s.name: s for s in STUDY.grid(PRESETS["quick"], 1, "cpu", None)}
     x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 3])

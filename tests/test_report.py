@@ -15,8 +15,8 @@ from markupsafe import escape
 
 from depthlab import create_model
 from depthlab.cli import main
-from depthlab.experiments.engine import read_study
 from depthlab.report import build_report, model_costs
+from depthlab.studies.engine import read_study
 from studies import tiny_study  # the shared tiny study (run once per session)
 
 # Screenshots are kept only when asked: DEPTHLAB_TEST_ARTIFACTS=DIR.
@@ -176,7 +176,8 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 
 def test_study_analyses_feed_the_why_it_works_section(tmp_path: Path) -> None:
     """`--analyses lesion` runs after training (skipping the finished runs) and the report shows it."""
-    from depthlab.experiments.engine import get_study, run_study
+    from depthlab.studies import get_study
+    from depthlab.studies.engine import run_study
     from studies import TINY, tiny_preset
 
     root, _, _ = tiny_study()

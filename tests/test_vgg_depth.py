@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from depthlab import create_model
-from depthlab.experiments.engine import StudyError, apply_preset_overrides, get_study
-from depthlab.experiments.vgg_depth import DEPTH, MODELS, PRESETS, TABLE3
+from depthlab.studies import get_study
+from depthlab.studies.engine import StudyError, apply_preset_overrides
+from depthlab.studies.vgg_depth import DEPTH, MODELS, PRESETS, TABLE3
 from studies import make_result, study_run, texts, tiny_vgg_study
 
 STUDY = get_study("vgg-depth")

@@ -32,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_tensorboard_option(p, "OUT/tensorboard (the figure as an image)")
     p.set_defaults(func=run_gradflow)
 
-    from depthlab.experiments.engine import EXECUTORS, list_studies
+    from depthlab.studies import list_studies
+    from depthlab.studies.engine import EXECUTORS
 
     p = subparsers.add_parser(
         "experiment",
@@ -129,7 +130,8 @@ def run_gradflow(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- experiment
 def run_experiment(args: argparse.Namespace) -> int:
-    from depthlab.experiments.engine import StudyError, apply_preset_overrides, get_study, run_study
+    from depthlab.studies import get_study
+    from depthlab.studies.engine import StudyError, apply_preset_overrides, run_study
 
     study = get_study(args.study)
     if args.preset not in study.presets:
@@ -177,8 +179,8 @@ def run_report(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if args.markdown:
-        from depthlab.experiments.engine import StudyError
         from depthlab.report.readme import results_markdown
+        from depthlab.studies.engine import StudyError
 
         path = directory / "results.json"
         if not path.is_file():

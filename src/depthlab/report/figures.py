@@ -1,14 +1,14 @@
 """Gradient-flow figure of ``depthlab gradflow`` (the study figures live in the study's figure module,
-e.g. :mod:`depthlab.report.degradation_figures`). Only reads what was measured."""
+e.g. :mod:`depthlab.studies.degradation.figures`). Only reads what was measured."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
 from depthlab.analysis.gradients import ModelFlow
-from depthlab.errors import DepthlabError
 from depthlab.report.plots import Series, plot_gradflow
 
 __all__ = ["gradflow_figure"]
@@ -16,14 +16,11 @@ __all__ = ["gradflow_figure"]
 
 def gradflow_figure(flows: Sequence[ModelFlow], *, title: str) -> Figure:
     """The ``depthlab gradflow`` figure: one line per model (dashed plain, solid residual)."""
-    from depthlab.experiments.degradation import parse_model
-
     series = []
     for f in flows:
-        try:
-            depth, _ = parse_model(f.name)
-        except DepthlabError:
-            depth = len(f.diagnostics.layers)
+        # A zoo name ends in its depth (plain56, resnet110); any other model is as deep as its layers.
+        m = re.search(r"(\d+)$", f.name)
+        depth = int(m[1]) if m else len(f.diagnostics.layers)
         residual = any(b.residual for b in f.diagnostics.blocks)
         layers = f.diagnostics.layers
         series.append(

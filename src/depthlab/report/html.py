@@ -21,15 +21,14 @@ from pathlib import Path
 
 import jinja2
 
-from depthlab.experiments.engine import (
-    ReportFigure,
-    Section,
+from depthlab.report.format import pct
+from depthlab.report.types import ReportFigure, Section
+from depthlab.studies.engine import (
     StudyResult,
     StudyRun,
     read_study,
     reproduce_commands,
 )
-from depthlab.experiments.stats import pct
 
 __all__ = ["Report", "Figure", "ModelCost", "build_report", "model_costs", "render", "export_figures"]
 

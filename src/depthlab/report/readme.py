@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from depthlab.experiments.stats import pct
+from depthlab.report.format import pct
 
 __all__ = ["results_markdown"]
 

@@ -4,7 +4,8 @@ directories. Reads JSON and PNG files only; computes nothing."""
 
 from __future__ import annotations
 
-from depthlab.experiments.engine import ReportFigure, Section, StudyResult
+from depthlab.report.types import ReportFigure, Section
+from depthlab.studies.engine import StudyResult
 
 __all__ = ["why_section"]
 

@@ -13,14 +13,14 @@ Definitions (errors are fractions in results.json and percentages in sentences):
   the last logged batches (split ``train``), and the sentence says so.
 * **test error** — the final evaluation of the full test split.
 * **one gradient measure** for every condition: ‖∂L/∂y‖ at each block's output, from the last block to the
-  first; its first/last ratio names the outcome (:func:`depthlab.experiments.stats.gradient_outcome`:
+  first; its first/last ratio names the outcome (:func:`depthlab.studies.stats.gradient_outcome`:
   vanishing < 0.1, exploding > 10, neither, unknown). Beside it, the per-stage effective step
   ‖∂L/∂W‖/‖W‖ and the forward signal growth ‖y_last‖/‖y_first‖. Measured with BN in training mode on the
   study's diagnostics batch: at initialisation, at every evaluation step during training, and at the end.
 * **without batch norm** — the same architecture built with ``norm=None`` from the same seed, at
   initialisation only; its residual version uses SkipInit (``skipinit=True``: a learnable scalar, 0 at
   init, scales every residual branch) so it does not explode forward; the plain twin is unchanged.
-* **margins** — see :mod:`depthlab.experiments.stats`.
+* **margins** — see :mod:`depthlab.studies.stats`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from depthlab.experiments.engine import (
+from depthlab.report.format import pct, sci
+from depthlab.studies import register_study
+from depthlab.studies.engine import (
     Condition,
     Finding,
     ProbeContext,
@@ -47,9 +49,8 @@ from depthlab.experiments.engine import (
     StudyError,
     StudyResult,
     StudyRun,
-    register_study,
 )
-from depthlab.experiments.stats import (
+from depthlab.studies.stats import (
     EXPLODE,
     VANISH,
     Estimate,
@@ -57,8 +58,6 @@ from depthlab.experiments.stats import (
     compare_log,
     estimate,
     gradient_outcome,
-    pct,
-    sci,
 )
 
 __all__ = [
@@ -242,7 +241,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     """Diagnostics of one moment: BN in training mode always; at init also the BN-free twin (same seed);
     at the end also eval mode (Fig. 7 is measured that way)."""
     from depthlab.analysis.gradients import diagnose
-    from depthlab.experiments.engine import initial_model
+    from depthlab.studies.engine import initial_model
 
     out = {"train": diagnose(ctx.model, ctx.images, ctx.labels, mode="train").to_dict()}
     if ctx.moment == "init":
@@ -830,7 +829,7 @@ def compute_findings(result: StudyResult) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------------------- report
 def sections(result: StudyResult) -> list[Section]:
-    from depthlab.report import degradation_figures as figs
+    from depthlab.studies.degradation import figures as figs
 
     by = _by_key(result)
     split = _train_split(list(by.values()))
@@ -905,7 +904,7 @@ def sections(result: StudyResult) -> list[Section]:
 
 def _analysis_runner(name: str) -> Any:
     def run(result: StudyResult) -> None:
-        from depthlab.experiments import why
+        from depthlab.studies import analyses as why
 
         why.run_for_study(name, result)
 

@@ -27,7 +27,7 @@ Definitions (errors are fractions in results.json and percentages in sentences):
   contribution at a module is ‖∂L_train/∂y‖ ÷ ‖∂L_main/∂y‖ (1 = none). Measured at initialisation, at every
   evaluation step and at the end. The heads of ``aux 0`` exist, so its ``aux`` gradient shows what the heads
   would send without being trained on.
-* **margins** — :mod:`depthlab.experiments.stats`: error differences against ``compare`` (floor, seed
+* **margins** — :mod:`depthlab.studies.stats`: error differences against ``compare`` (floor, seed
   spread, sampling error); log10 gradient ratios against ``compare_log`` (floor 0.1, seed spread).
 
 Inputs. The paper's aux head average-pools the 14×14 map of 4a/4d with a 5×5/3 window to 4×4; that is exact
@@ -46,7 +46,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from depthlab.experiments.engine import (
+from depthlab.report.format import pct, sci
+from depthlab.studies import register_study
+from depthlab.studies.engine import (
     Condition,
     Finding,
     ProbeContext,
@@ -58,16 +60,13 @@ from depthlab.experiments.engine import (
     StudyError,
     StudyResult,
     StudyRun,
-    register_study,
 )
-from depthlab.experiments.stats import (
+from depthlab.studies.stats import (
     Comparison,
     Estimate,
     compare,
     compare_log,
     estimate,
-    pct,
-    sci,
 )
 
 __all__ = ["STUDY", "PRESETS", "InceptionAuxPreset", "TAPS", "compute_findings", "label", "probe"]
@@ -617,7 +616,7 @@ def compute_findings(result: StudyResult) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------------------- report
 def sections(result: StudyResult) -> list[Section]:
-    from depthlab.report import inception_aux_figures as figs
+    from depthlab.studies.inception_aux import figures as figs
 
     step = early_step(result)
     rows = []

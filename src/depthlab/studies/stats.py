@@ -39,8 +39,6 @@ __all__ = [
     "compare",
     "compare_log",
     "gradient_outcome",
-    "pct",
-    "sci",
 ]
 
 MIN_EFFECT = 0.01  # one percentage point
@@ -139,17 +137,3 @@ def gradient_outcome(ratios: Sequence[float]) -> str:
         return "unknown"
     names = {"vanishing" if r < VANISH else "exploding" if r > EXPLODE else "neither" for r in ratios}
     return names.pop() if len(names) == 1 else "unknown"
-
-
-def pct(value: float | None, std: float | None = None) -> str:
-    """A fraction as a percentage with one decimal (± the std in points, when given)."""
-    if value is None:
-        return "—"
-    return f"{100 * value:.1f}%" + (f" ± {100 * std:.1f}" if std is not None else "")
-
-
-def sci(value: float) -> str:
-    """A ratio with three significant digits (``inf``/``nan`` spelled out)."""
-    if not math.isfinite(value):
-        return "non-finite" if math.isnan(value) else "infinite"
-    return f"{value:.3g}"

@@ -1,6 +1,6 @@
 """Figures of the vgg-depth study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.experiments.engine.ReportFigure` objects with a caption saying what
+Each function returns :class:`~depthlab.studies.engine.ReportFigure` objects with a caption saying what
 is plotted, on what data and in which mode. Panels a reader compares share their y-axis.
 """
 
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from depthlab.experiments.engine import ReportFigure, StudyResult
 from depthlab.report.plots import png_bytes
+from depthlab.report.types import ReportFigure
+from depthlab.studies.engine import StudyResult
 
 __all__ = ["figures"]
 
@@ -18,7 +19,7 @@ MARKERS = {"A": "o", "A-LRN": "v", "B": "s", "C": "D", "D": "^", "E": "P"}
 
 
 def figures(result: StudyResult) -> list[ReportFigure]:
-    from depthlab.experiments.vgg_depth import DEPTH, TABLE3, TABLE3_SOURCE, by_key
+    from depthlab.studies.vgg_depth import DEPTH, TABLE3, TABLE3_SOURCE, by_key
 
     by = by_key(result)
     if not by:

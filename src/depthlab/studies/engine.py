@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.errors import DepthlabError
-from depthlab.experiments.stats import Estimate, estimate
+from depthlab.report.types import ReportFigure, ReportTable, Section
+from depthlab.studies.stats import Estimate, estimate
 from depthlab.train.config import parse_value
 
 __all__ = [
@@ -55,9 +56,6 @@ __all__ = [
     "Section",
     "ReportFigure",
     "ReportTable",
-    "register_study",
-    "get_study",
-    "list_studies",
     "apply_preset_overrides",
     "run_study",
     "run_one",
@@ -279,31 +277,6 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class ReportFigure:
-    title: str
-    caption: str
-    png: bytes
-    name: str  # file stem when figures are exported as PNG
-
-
-@dataclass(frozen=True)
-class ReportTable:
-    title: str
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    id: str
-    title: str
-    text: tuple[str, ...] = ()
-    tables: tuple[ReportTable, ...] = ()
-    figures: tuple[ReportFigure, ...] = ()
-
-
-@dataclass(frozen=True)
 class Study:
     name: str
     title: str
@@ -317,33 +290,6 @@ class Study:
         None  # (preset, root, bundle, images, labels)
     )
     analyses: Mapping[str, Callable[[StudyResult], None]] = field(default_factory=dict)
-
-
-_STUDIES: dict[str, Study] = {}
-
-
-def register_study(study: Study) -> Study:
-    _STUDIES[study.name] = study
-    return study
-
-
-def _load_builtin() -> None:
-    """Import the built-in study files, which register themselves."""
-    import depthlab.experiments.degradation  # noqa: F401
-    import depthlab.experiments.inception_aux  # noqa: F401
-    import depthlab.experiments.vgg_depth  # noqa: F401
-
-
-def list_studies() -> list[str]:
-    _load_builtin()
-    return sorted(_STUDIES)
-
-
-def get_study(name: str) -> Study:
-    _load_builtin()
-    if name not in _STUDIES:
-        raise StudyError(f"unknown study {name!r}; choose from: {', '.join(sorted(_STUDIES))}")
-    return _STUDIES[name]
 
 
 # ------------------------------------------------------------------------------------------ reading runs
@@ -503,6 +449,8 @@ def read_study(directory: str | Path) -> StudyResult:
     specs: dict[str, RunSpec] = {}
     if (root / "study.json").is_file():
         record = _read_json(root / "study.json")
+        from depthlab.studies import get_study  # the registry imports this module
+
         study = get_study(str(record.get("study", "degradation")))
         kind = type(next(iter(study.presets.values())))
         preset = preset_from_dict(kind, record["preset"])
@@ -762,7 +710,7 @@ def _clear_unstarted(run_dir: Path) -> None:
 
 
 def _reporter(say: Progress, tag: str, config: Any) -> Callable[[Any], None]:
-    from depthlab.experiments.stats import pct
+    from depthlab.report.format import pct
 
     every = max(config.log_every, config.steps // 4 // config.log_every * config.log_every)
 
@@ -803,7 +751,7 @@ def run_study(
     if executor not in EXECUTORS:
         raise StudyError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
     if executor == "ray":  # fail before anything is written when Ray is not installed
-        from depthlab.experiments.executors import check_ray
+        from depthlab.studies.executors import check_ray
 
         check_ray()
     unknown = [a for a in analyses if a not in study.analyses]
@@ -843,7 +791,7 @@ def run_study(
         if interrupted:
             return _write_results(root)
     else:
-        from depthlab.experiments.executors import run_on_ray
+        from depthlab.studies.executors import run_on_ray
 
         run_on_ray(study, preset, specs, root, seeds=seeds, overrides=overrides, device=device,
                    data_dir=data_dir, address=address, say=say)  # fmt: skip

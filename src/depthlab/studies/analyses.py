@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from depthlab.experiments.engine import StudyResult
+from depthlab.studies.engine import StudyResult
 
 __all__ = ["STUDY_ANALYSES", "run_for_study", "analysed_runs"]
 

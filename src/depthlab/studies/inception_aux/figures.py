@@ -1,6 +1,6 @@
 """Figures of the inception-aux study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.experiments.engine.ReportFigure` objects with a caption saying what
+Each function returns :class:`~depthlab.studies.engine.ReportFigure` objects with a caption saying what
 is plotted, on what data and in which mode. Panels a reader compares share their y-axis.
 """
 
@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 
-from depthlab.experiments.engine import Condition, ReportFigure, StudyResult
 from depthlab.report.plots import png_bytes
+from depthlab.report.types import ReportFigure
+from depthlab.studies.engine import Condition, StudyResult
 
 __all__ = ["error_figures", "gradient_figures"]
 
@@ -35,7 +36,7 @@ def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[list[i
 
 
 def error_figures(result: StudyResult) -> list[ReportFigure]:
-    from depthlab.experiments.inception_aux import early_step
+    from depthlab.studies.inception_aux import early_step
 
     conditions = result.conditions()
     if not conditions:
@@ -78,7 +79,7 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
 
 
 def gradient_figures(result: StudyResult) -> list[ReportFigure]:
-    from depthlab.experiments.inception_aux import TAPS, _grads, contribution, groups, tap_label
+    from depthlab.studies.inception_aux import TAPS, _grads, contribution, groups, tap_label
 
     g = groups(result)
     if g.aux is None:

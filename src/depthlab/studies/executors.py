@@ -1,16 +1,16 @@
 """Executors beyond the local one: every run of a study's grid as a Ray task.
 
 :func:`run_on_ray` is what ``depthlab experiment STUDY --executor ray [--address ADDR]`` calls (through
-:func:`depthlab.experiments.engine.run_study`, which has already checked the study directory and run the
+:func:`depthlab.studies.engine.run_study`, which has already checked the study directory and run the
 study-level ``prepare`` step; it writes ``results.json`` afterwards from the run directories).
 
 Contract:
 
-* One task per :class:`~depthlab.experiments.engine.RunSpec`. A task receives only names and plain data
+* One task per :class:`~depthlab.studies.engine.RunSpec`. A task receives only names and plain data
   (study name, the modules that define it, the preset as a dict, the run name, the study directory), so it
-  pickles; the worker re-creates the :class:`~depthlab.experiments.engine.Study` with ``get_study``, the preset
+  pickles; the worker re-creates the :class:`~depthlab.studies.engine.Study` with ``get_study``, the preset
   with ``preset_from_dict`` and the spec from ``study.grid``, then calls
-  :func:`~depthlab.experiments.engine.run_one` — the same skip/resume rules as the local executor: a finished
+  :func:`~depthlab.studies.engine.run_one` — the same skip/resume rules as the local executor: a finished
   run is skipped, an unfinished one resumes from its last checkpoint.
 * Resources: each task asks for ``num_cpus`` CPUs (default: this process's torch thread count) and runs
   torch with that many threads — so a CPU run computes exactly what the local executor computes (a different
@@ -37,12 +37,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from depthlab.experiments.engine import (
+from depthlab.studies import get_study
+from depthlab.studies.engine import (
     Recipe,
     RunSpec,
     Study,
     StudyError,
-    get_study,
     preset_from_dict,
     preset_to_dict,
     run_one,

@@ -1,6 +1,6 @@
 """Figures of the degradation study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.experiments.engine.ReportFigure` objects with a caption saying what
+Each function returns :class:`~depthlab.studies.engine.ReportFigure` objects with a caption saying what
 is plotted, on what data and in which mode. Figures a reader compares share axes and scales.
 """
 
@@ -12,14 +12,15 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from depthlab.experiments.engine import ReportFigure, StudyResult
 from depthlab.report.plots import Curve, Series, _colours, plot_error_curves, plot_responses, png_bytes
+from depthlab.report.types import ReportFigure
+from depthlab.studies.engine import StudyResult
 
 __all__ = ["error_figures", "gradient_figures", "shattered_figures", "response_figures"]
 
 
 def _key(c: Any) -> tuple[int, bool]:
-    from depthlab.experiments.degradation import parse_model
+    from depthlab.studies.degradation import parse_model
 
     if "depth" in c.factors:
         return int(c.factors["depth"]), bool(c.factors["residual"])
@@ -185,7 +186,7 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
             if pts:
                 lines.append((c.name, depth, residual, pts))
     if lines:
-        from depthlab.experiments.stats import EXPLODE, VANISH
+        from depthlab.studies.stats import EXPLODE, VANISH
 
         colours = _colours([d for _, d, _, _ in lines])
         fig, ax = plt.subplots(figsize=(8, 4))

@@ -18,14 +18,16 @@ is asked twice: without batch norm (the paper's nets) and with it.
 * **training error** — eval-mode error over the fixed training subset the nets fit, at the last step;
   **test error** — the full test split at the end. The depth questions are asked of the training error (can
   the optimiser fit the data — the degradation question) and of the test error (what Table 3 reports).
-* **margins** — :func:`depthlab.experiments.stats.compare` (floor, seed spread, sampling error).
+* **margins** — :func:`depthlab.studies.stats.compare` (floor, seed spread, sampling error).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from depthlab.experiments.engine import (
+from depthlab.report.format import pct
+from depthlab.studies import register_study
+from depthlab.studies.engine import (
     Condition,
     Finding,
     Recipe,
@@ -35,9 +37,8 @@ from depthlab.experiments.engine import (
     Study,
     StudyError,
     StudyResult,
-    register_study,
 )
-from depthlab.experiments.stats import Comparison, compare, pct
+from depthlab.studies.stats import Comparison, compare
 
 __all__ = ["STUDY", "PRESETS", "VGGDepthPreset", "TABLE3", "MODELS", "DEPTH", "compute_findings", "label"]
 
@@ -402,7 +403,7 @@ def compute_findings(result: StudyResult) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------------------- report
 def sections(result: StudyResult) -> list[Section]:
-    from depthlab.report import vgg_depth_figures as figs
+    from depthlab.studies.vgg_depth import figures as figs
 
     by = by_key(result)
     rows = []
