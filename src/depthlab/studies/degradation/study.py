@@ -55,7 +55,7 @@ from depthlab.studies.stats import (
     VANISH,
     Estimate,
     compare,
-    compare_log,
+    legacy_compare_log as compare_log,
     estimate,
     gradient_outcome,
 )

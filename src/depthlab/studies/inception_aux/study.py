@@ -65,7 +65,7 @@ from depthlab.studies.stats import (
     Comparison,
     Estimate,
     compare,
-    compare_log,
+    legacy_compare_log as compare_log,
     estimate,
 )
 
