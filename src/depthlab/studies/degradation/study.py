@@ -55,9 +55,11 @@ from depthlab.studies.stats import (
     VANISH,
     Estimate,
     compare,
-    legacy_compare_log as compare_log,
     estimate,
     gradient_outcome,
+)
+from depthlab.studies.stats import (
+    legacy_compare_log as compare_log,
 )
 
 __all__ = [

@@ -65,8 +65,10 @@ from depthlab.studies.stats import (
     Comparison,
     Estimate,
     compare,
-    legacy_compare_log as compare_log,
     estimate,
+)
+from depthlab.studies.stats import (
+    legacy_compare_log as compare_log,
 )
 
 __all__ = ["STUDY", "PRESETS", "InceptionAuxPreset", "TAPS", "compute_findings", "label", "probe"]
