@@ -45,7 +45,7 @@ def test_presets_declare_the_recipes() -> None:
 def test_resnet110_warms_up_at_lr_001_and_full_trains_on_every_image() -> None:
     from depthlab.train.optim import lr_factor
 
-    specs = {s.name: s for s in STUDY.grid(PRESETS["paper"], 1, "cpu", None)}
+    specs = {s.name: s for s in STUDY.grid(PRESETS["paper"], range(1), "cpu", None)}
     deep, shallow = specs["resnet110-s0"].config, specs["resnet56-s0"].config
     assert (deep.warmup, deep.warmup_lr) == (400, 0.01) and shallow.warmup_lr is None
     lrs = [deep.lr * lr_factor(deep, s, 64000, 352) for s in (0, 399, 400, 31999, 32000, 48000)]
@@ -137,7 +137,7 @@ def test_probes_during_training_do_not_change_the_run(tmp_path: Path) -> None:
     from depthlab.train.rundir import load_run_model
 
     root, _, _ = tiny_study()
-    spec = next(s for s in STUDY.grid(tiny_preset(), 1, "cpu", None) if s.name == "resnet20-s0")
+    spec = next(s for s in STUDY.grid(tiny_preset(), range(1), "cpu", None) if s.name == "resnet20-s0")
     train(spec.config, tmp_path / "direct")
     a = load_run_model(root / "runs" / "resnet20-s0").state_dict()
     b = load_run_model(tmp_path / "direct").state_dict()

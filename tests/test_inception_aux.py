@@ -38,7 +38,7 @@ def test_presets() -> None:
 
 
 def test_grid_pairs_conditions_by_seed() -> None:
-    specs = STUDY.grid(PRESETS["quick"], 2, "cpu", None)
+    specs = STUDY.grid(PRESETS["quick"], range(2), "cpu", None)
     assert [s.name for s in specs] == ["aux0.3-s0", "aux0-s0", "noaux-s0", "aux0.3-s1", "aux0-s1", "noaux-s1"]
     by = {s.name: s for s in specs}
     a, z, n = by["aux0.3-s1"].config, by["aux0-s1"].config, by["noaux-s1"].config
@@ -115,7 +115,7 @@ def test_probe_reseeds_so_conditions_share_dropout_masks(one_thread: None) -> No
     from depthlab.studies.engine import ProbeContext
     from depthlab.studies.inception_aux import probe
 
-    specs = {s.name: s for s in STUDY.grid(PRESETS["quick"], 1, "cpu", None)}
+    specs = {s.name: s for s in STUDY.grid(PRESETS["quick"], range(1), "cpu", None)}
     x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 3])
     out = {}
     for name in ("aux0.3-s0", "aux0-s0"):

@@ -37,7 +37,7 @@ def test_table3_and_depths_are_the_papers() -> None:
 
 def test_grid_and_presets() -> None:
     quick = PRESETS["quick"]
-    specs = STUDY.grid(quick, quick.seeds, "cpu", None)
+    specs = STUDY.grid(quick, range(quick.seeds), "cpu", None)
     per_seed = len(quick.plain) + len(quick.bn)
     assert len(specs) == quick.seeds * per_seed and len({s.name for s in specs}) == len(specs)
     assert {"A", "A-LRN", "E"} <= set(quick.plain) and {"C", "D"} <= set(quick.bn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -45,6 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="quick", help="budget: quick, standard, paper, … (default: quick)")
     p.add_argument("--out", default=None, help="study directory (default: runs/STUDY-PRESET)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the preset's)")
+    p.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run seeds N … N+seeds−1 (default 0): a replication on fresh seeds uses N past the original's",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     p.add_argument("--data-dir", default=None, help="where to look for the dataset files")
     p.add_argument(
@@ -80,6 +88,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="print DIR/results.json as the README quotes it (error table + findings) instead of writing HTML",
     )
     p.set_defaults(func=run_report)
+
+    p = subparsers.add_parser(
+        "replicate",
+        help="does a study's result replicate? match every resolved finding of DIR_A in DIR_B",
+        description="Reads DIR_A/results.json and DIR_B/results.json (the same study and preset, ideally on "
+        "fresh seeds: `depthlab experiment … --seed-offset N`) and lists, for every finding A resolved, "
+        "whether B agrees, did not resolve it, found the opposite, or lacks it; then each question's verdict.",
+    )
+    p.add_argument("dir_a", metavar="DIR_A", help="the original study directory (or its results.json)")
+    p.add_argument("dir_b", metavar="DIR_B", help="the replication (or its results.json)")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the comparison as JSON to FILE")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the comparison as the README quotes it (FILE's text)"
+    )
+    p.set_defaults(func=run_replicate)
 
 
 # ------------------------------------------------------------------------------------------- gradflow
@@ -150,6 +173,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         preset,
         out,
         seeds=args.seeds,
+        seed_offset=args.seed_offset,
         device=args.device,
         data_dir=args.data_dir,
         overrides=args.overrides,
@@ -158,6 +182,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         address=args.address,
         analyses=analyses,
     )
+    print_answers(console, result)
     for section in study.sections(result)[:1]:
         for t in section.tables:
             table = Table(title=t.title)
@@ -166,11 +191,31 @@ def run_experiment(args: argparse.Namespace) -> int:
             for row in t.rows:
                 table.add_row(*row)
             console.print(table)
-    console.print("[bold]findings[/bold]")
-    for finding in result.findings:
-        console.print(f"• {finding.text}", highlight=False)
+    for question, findings in grouped_findings(result):
+        console.print(f"[bold]{question}[/bold]", highlight=False)
+        for finding in findings:
+            console.print(f"  • {finding.text}", highlight=False)
     console.print(f"wrote {out / 'results.json'}; next: depthlab report {out}")
     return 0
+
+
+def print_answers(console: Console, result: Any) -> None:
+    """The study's questions, each with its verdict, key numbers and the paper's claim: first, on purpose."""
+    if not result.answers:
+        return
+    table = Table(title="answers", show_lines=True)
+    for col in ("question", "verdict", "key numbers (95% CI)", "the paper"):
+        table.add_column(col, overflow="fold")
+    for a in result.answers:
+        table.add_row(a.question, a.verdict, a.numbers, a.paper)
+    console.print(table)
+
+
+def grouped_findings(result: Any) -> list[tuple[str, list[Any]]]:
+    """Findings under the question they are evidence for, in the order of the answers; the rest last."""
+    from depthlab.report.answers import group_findings
+
+    return group_findings(result.answers, result.findings)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -196,4 +241,43 @@ def run_report(args: argparse.Namespace) -> int:
 
         export_figures(report, args.figures)
     print(f"report: {out.resolve()} ({report.num_runs} runs, {len(report.html) / 1024:.0f} KiB)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ replicate
+def run_replicate(args: argparse.Namespace) -> int:
+    from depthlab.report.readme import replication_markdown
+    from depthlab.studies.engine import write_json
+    from depthlab.studies.replication import replicate
+
+    rep = replicate(args.dir_a, args.dir_b)
+    record = rep.to_dict()
+    if args.out:
+        write_json(Path(args.out), record)
+    if args.markdown:
+        print(replication_markdown(record))
+        return 0
+    console = Console()
+    fresh = "fresh seeds" if rep.fresh else "[bold red]overlapping seeds[/bold red]"
+    console.print(
+        f"[bold]{rep.study}[/bold] ({rep.preset}): {rep.a} (seeds {list(rep.seeds_a)}) vs {rep.b} "
+        f"(seeds {list(rep.seeds_b)}), {fresh}"
+    )
+    if rep.answers:
+        table = Table(title="questions")
+        for col in ("question", "A", "B", "status"):
+            table.add_column(col, overflow="fold")
+        for a in rep.answers:
+            table.add_row(a.question, a.verdict_a, a.verdict_b or "—", a.status)
+        console.print(table)
+    table = Table(title="findings A resolved")
+    for col in ("finding (A)", "A", "B", "status"):
+        table.add_column(col, overflow="fold")
+    for f in rep.findings:
+        if f.status != "unresolved in A":
+            table.add_row(f.text_a, f.outcome_a or "—", f.outcome_b or "—", f.status)
+    console.print(table)
+    counts = ", ".join(f"{n} {s}" for s, n in rep.counts().items() if n)
+    verdict = "replicated" if rep.replicated else "did not fully replicate"
+    console.print(f"{verdict}: {counts}", highlight=False)
     return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jinja2
 
+from depthlab.report.answers import group_findings
 from depthlab.report.format import pct
 from depthlab.report.types import ReportFigure, Section
 from depthlab.studies.engine import (
@@ -139,7 +140,11 @@ def render(result: StudyResult, directory: str) -> Report:
         "preset": preset,
         "seeds": result.seeds,
         "overrides": result.overrides,
-        "findings": [f.text for f in result.findings],
+        "answers": [a.to_dict() for a in result.answers],
+        "finding_groups": [
+            {"question": q, "findings": [f.text for f in fs]}
+            for q, fs in group_findings(result.answers, result.findings)
+        ],
         "sections": [
             {
                 "id": s.id,

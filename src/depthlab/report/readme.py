@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from depthlab.report.answers import group_findings
 from depthlab.report.format import pct
 
-__all__ = ["results_markdown"]
+__all__ = ["results_markdown", "replication_markdown"]
 
 _SPLITS = (("train_eval", "train error (eval mode, fitted images)"), ("train", "running train error"),
            ("test", "test error"))  # fmt: skip
 
 
 def results_markdown(results: Mapping[str, Any]) -> str:
-    """The README block of one ``results.json``: a table of every condition, then every finding."""
+    """The README block of one ``results.json``: the answers (question, verdict, key numbers, the paper's
+    claim) first, then a table of every condition, then every finding under its question."""
     conditions = results.get("conditions", [])
     splits = [(s, name) for s, name in _SPLITS if any(s in c["error"] for c in conditions)]
     if splits and splits[0][0] == "train_eval":
@@ -39,6 +41,53 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             "",
             f"{len(runs)} runs; their wall times (each run's `summary.json`) add up to {total:.0f} s.",
         ]
-    lines.append("")
-    lines += [f"- {text}" for text in results.get("findings", [])]
+    answers = results.get("answers", [])
+    evidence = results.get("evidence") or [{"text": s, "question": ""} for s in results.get("findings", [])]
+    head: list[str] = []
+    if answers:
+        head = ["| question | verdict | key numbers (95% CI) | the paper |", "|---|---|---|---|"]
+        head += [
+            f"| {_cell(a['question'])} | **{a['verdict']}** | {_cell(a['numbers'])} | {_cell(a['paper'])} |"
+            for a in answers
+        ]
+        head.append("")
+    body = []
+    for question, findings in group_findings(answers, evidence):
+        body += ["", f"**{question}**", ""] if answers else [""]
+        body += [f"- {f['text']}" for f in findings]
+    return "\n".join(head + lines + body)
+
+
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: a literal ``|`` would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
+def replication_markdown(record: Mapping[str, Any]) -> str:
+    """The README block of a replication (``depthlab replicate A B --out FILE``): each question's verdict in
+    both runs, then the count of A's resolved findings that B agrees with, and every one that it does not."""
+    seeds_a = ", ".join(map(str, record["seeds_a"]))
+    seeds_b = ", ".join(map(str, record["seeds_b"]))
+    lines = [
+        f"Replication of {record['study']} ({record['preset']}): seeds {seeds_a} vs "
+        f"{'fresh ' if record['fresh_seeds'] else ''}seeds {seeds_b}.",
+        "",
+    ]
+    if record["answers"]:
+        lines += ["| question | original | replication | status |", "|---|---|---|---|"]
+        lines += [
+            f"| {_cell(a['question'])} | {a['verdict_a']} | {a['verdict_b'] or '—'} | {a['status']} |"
+            for a in record["answers"]
+        ]
+        lines.append("")
+    counts = record["counts"]
+    resolved = sum(n for s, n in counts.items() if s != "unresolved in A")
+    lines.append(
+        f"Of the {resolved} findings the original resolved, {counts['agrees']} agree, "
+        f"{counts['not resolved']} are not resolved, {counts['opposite']} are opposite and "
+        f"{counts['missing']} are missing in the replication."
+    )
+    for f in record["findings"]:
+        if f["status"] not in ("agrees", "unresolved in A"):
+            lines.append(f"- {f['status']} in the replication ({f['outcome_b'] or '—'}): {f['text_a']}")
     return "\n".join(lines)

@@ -255,24 +255,83 @@ class ProbeContext:
 Probe = Callable[[ProbeContext], dict[str, Any]]
 
 
+FINDING_OUTCOMES = ("higher", "lower", "not resolved", "equivalent", "unknown")
+VERDICTS = ("supported", "contradicted", "not resolved")
+
+
 @dataclass(frozen=True)
 class Finding:
-    """A sentence and what it rests on: ``numbers`` (name → value), when they were measured
-    (``init``/``during``/``end``), and whether the comparison it makes is within its margin."""
+    """A sentence and what it rests on.
+
+    ``key``: a stable name of what is compared (e.g. ``train_error:plain-56:plain-20``), the same in every
+    directory of the study, so a replication can be matched to it. ``question``: the :class:`Answer` id it
+    is evidence for. ``numbers``: name → value (a :class:`~depthlab.studies.stats.Difference` as a dict for
+    a comparison). ``when``: ``init``/``during``/``end``. ``outcome``: for a comparison, one of
+    :data:`FINDING_OUTCOMES` (``higher``/``lower`` of the first named condition, ``not resolved``,
+    ``equivalent`` from an equivalence test, ``unknown`` from non-finite numbers); ``None`` for a finding
+    that compares nothing (a definition, a measured value).
+    """
 
     text: str
     topic: str
     when: str
     numbers: Mapping[str, Any] = field(default_factory=dict)
-    within_margin: bool | None = None
+    within_margin: bool | None = None  # legacy margin rule: removed once every study reports an outcome
+    outcome: str | None = None
+    key: str = ""
+    question: str = ""
+
+    def __post_init__(self) -> None:
+        if self.outcome is not None and self.outcome not in FINDING_OUTCOMES:
+            raise StudyError(
+                f"unknown finding outcome {self.outcome!r}; choose from: {', '.join(FINDING_OUTCOMES)}"
+            )
+
+    @property
+    def resolved(self) -> bool:
+        return self.outcome in ("higher", "lower", "equivalent")
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "key": self.key,
+            "question": self.question,
             "text": self.text,
             "topic": self.topic,
             "when": self.when,
+            "outcome": self.outcome,
             "numbers": dict(self.numbers),
-            "within_margin": self.within_margin,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One question a study asks, answered first in its report and README.
+
+    ``verdict`` is about the paper's (or the lecture notes') claim: ``supported`` or ``contradicted`` only
+    from resolved comparisons, otherwise ``not resolved``. ``numbers``: the key numbers with their 95% CIs,
+    one line of text; ``paper``: what the paper claims; ``evidence``: the keys of the findings it rests on
+    (they are listed under it).
+    """
+
+    id: str
+    question: str
+    verdict: str
+    numbers: str
+    paper: str
+    evidence: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise StudyError(f"unknown verdict {self.verdict!r}; choose from: {', '.join(VERDICTS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "question": self.question,
+            "verdict": self.verdict,
+            "numbers": self.numbers,
+            "paper": self.paper,
+            "evidence": list(self.evidence),
         }
 
 
@@ -282,12 +341,14 @@ class Study:
     title: str
     claim: str  # one paragraph: what the study tests, against which paper
     presets: Mapping[str, Recipe]
-    grid: Callable[[Any, int, str, str | None], list[RunSpec]]  # (preset, seeds, device, data_dir)
+    grid: Callable[[Any, Sequence[int], str, str | None], list[RunSpec]]  # (preset, seeds, device, data_dir)
     findings: Callable[[StudyResult], list[Finding]]
     sections: Callable[[StudyResult], list[Section]]
+    # The study's questions, answered from its findings (``answers(result, findings)``): first in the report.
+    answers: Callable[[StudyResult, Sequence[Finding]], list[Answer]] | None = None
     probe: Probe | None = None
-    prepare: Callable[[Any, Path, Any, Any, Any], None] | None = (
-        None  # (preset, root, bundle, images, labels)
+    prepare: Callable[[Any, Path, Any, Any, Any, Sequence[int]], None] | None = (
+        None  # (preset, root, bundle, images, labels, seeds)
     )
     analyses: Mapping[str, Callable[[StudyResult], None]] = field(default_factory=dict)
 
@@ -417,6 +478,8 @@ class StudyResult:
     root: Path
     runs: tuple[StudyRun, ...]
     findings: tuple[Finding, ...] = ()
+    answers: tuple[Answer, ...] = ()
+    seed_offset: int = 0
 
     def conditions(self) -> list[Condition]:
         order: dict[str, list[StudyRun]] = {}
@@ -445,7 +508,7 @@ def read_study(directory: str | Path) -> StudyResult:
     """A study (or any directory of runs) read back from disk; findings are recomputed from the runs."""
     root = Path(directory)
     study = preset = None
-    seeds, overrides = 0, ()
+    seeds, overrides, offset = 0, (), 0
     specs: dict[str, RunSpec] = {}
     if (root / "study.json").is_file():
         record = _read_json(root / "study.json")
@@ -455,7 +518,8 @@ def read_study(directory: str | Path) -> StudyResult:
         kind = type(next(iter(study.presets.values())))
         preset = preset_from_dict(kind, record["preset"])
         seeds, overrides = int(record["seeds"]), tuple(record.get("overrides", ()))
-        specs = {s.name: s for s in study.grid(preset, seeds, "auto", None)}
+        offset = int(record.get("seed_offset", 0))
+        specs = {s.name: s for s in study.grid(preset, seed_list(seeds, offset), "auto", None)}
     dirs = find_run_dirs(root)
     runs = tuple(read_run(p, specs.get(p.name)) for p in dirs)
     if not runs:
@@ -464,14 +528,24 @@ def read_study(directory: str | Path) -> StudyResult:
         order = {name: i for i, name in enumerate(specs)}
         runs = tuple(sorted(runs, key=lambda r: order.get(r.name, len(order))))
     seeds = seeds or len({r.seed for r in runs})
-    result = StudyResult(study, preset, seeds, overrides, root, runs)
-    findings = tuple(study.findings(result)) if study is not None else ()
-    return dataclasses.replace(result, findings=findings)
+    result = StudyResult(study, preset, seeds, overrides, root, runs, seed_offset=offset)
+    if study is None:
+        return result
+    findings = tuple(study.findings(result))
+    answers = tuple(study.answers(result, findings)) if study.answers is not None else ()
+    return dataclasses.replace(result, findings=findings, answers=answers)
+
+
+def seed_list(seeds: int, offset: int = 0) -> range:
+    """The seeds of a study: ``seeds`` consecutive integers from ``offset`` (a replication on fresh seeds
+    uses an offset past the seeds of the run it replicates)."""
+    return range(offset, offset + seeds)
 
 
 def results_json(result: StudyResult) -> dict[str, Any]:
     """``results.json``: the study, preset, every run's final errors, each condition's estimates and the
-    findings (``findings``: the sentences; ``evidence``: each with its numbers, time and margin)."""
+    questions and findings (``answers``: each question with its verdict; ``findings``: the sentences;
+    ``evidence``: each finding with its key, question, numbers, time and outcome)."""
     conditions = []
     for c in result.conditions():
         errors = {}
@@ -487,6 +561,7 @@ def results_json(result: StudyResult) -> dict[str, Any]:
         "preset": result.preset.name if result.preset else None,
         "dataset": result.dataset,
         "seeds": result.seeds,
+        "seed_list": sorted({r.seed for r in result.runs}),
         "overrides": list(result.overrides),
         "runs": [
             {
@@ -503,6 +578,7 @@ def results_json(result: StudyResult) -> dict[str, Any]:
             for r in result.runs
         ],
         "conditions": conditions,
+        "answers": [a.to_dict() for a in result.answers],
         "findings": [f.text for f in result.findings],
         "evidence": [f.to_dict() for f in result.findings],
     }
@@ -515,9 +591,10 @@ def reproduce_commands(result: StudyResult, directory: str | Path) -> list[str]:
     if result.preset is None or result.study is None:
         return [train_command(r.config, r.run_dir) for r in result.runs] + [f"depthlab report {d}"]
     sets = "".join(f" --set {shlex.quote(o)}" for o in result.overrides)
+    offset = f" --seed-offset {result.seed_offset}" if result.seed_offset else ""
     return [
-        f"depthlab experiment {result.study.name} --preset {result.preset.name} --seeds {result.seeds}{sets} "
-        f"--out {d}",
+        f"depthlab experiment {result.study.name} --preset {result.preset.name} --seeds {result.seeds}{offset}"
+        f"{sets} --out {d}",
         f"depthlab report {d}",
     ]
 
@@ -554,12 +631,15 @@ def train_command(config: Mapping[str, Any], run_dir: str | Path) -> str:
 Progress = Callable[[str], None]
 
 
-def _check_study_file(root: Path, study: Study, preset: Recipe, seeds: int, overrides: Sequence[str]) -> None:
+def _check_study_file(
+    root: Path, study: Study, preset: Recipe, seeds: int, overrides: Sequence[str], seed_offset: int = 0
+) -> None:
     path = root / "study.json"
     record = {
         "study": study.name,
         "preset": preset_to_dict(preset),
         "seeds": seeds,
+        "seed_offset": seed_offset,
         "overrides": list(overrides),
     }
     if path.is_file():
@@ -572,12 +652,19 @@ def _check_study_file(root: Path, study: Study, preset: Recipe, seeds: int, over
         stored = preset_to_dict(preset_from_dict(type(preset), old.get("preset", {})))
         # The note documents a preset; it is not a setting, so rewording it keeps old directories valid.
         diff = sorted(k for k in record["preset"] if k != "note" and stored.get(k) != record["preset"][k])
+        if int(old.get("seed_offset", 0)) != seed_offset:
+            diff.append("seed_offset")
         if diff:
             raise StudyError(
                 f"{root} already holds a study with different settings ({', '.join(diff)}); "
                 f"use another --out, or the same preset and --set values"
             )
     _write_json(path, record)
+
+
+def write_json(path: Path, values: Any) -> None:
+    """Write ``values`` as JSON to ``path`` atomically (a reader never sees half a file)."""
+    _write_json(path, values)
 
 
 def _write_json(path: Path, values: Any) -> None:
@@ -738,9 +825,12 @@ def run_study(
     executor: str = "local",
     address: str | None = None,
     analyses: Sequence[str] = (),
+    seed_offset: int = 0,
 ) -> StudyResult:
     """Run (or resume, or skip) every run of ``study``'s grid, its study-level analyses, write results.json.
 
+    ``seeds`` runs seeds ``seed_offset`` … ``seed_offset + seeds − 1`` (default the preset's count from 0): a
+    replication on fresh seeds is the same command with an offset past the original's seeds.
     ``executor``: ``local`` (one run after another) or ``ray`` (each run a Ray task; ``address`` of a
     running cluster, default a local instance). ``analyses``: names from ``study.analyses`` run after
     training (each idempotent and resumable).
@@ -748,6 +838,8 @@ def run_study(
     seeds = preset.seeds if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise StudyError(f"seeds must be a positive integer, got {seeds!r}")
+    if not isinstance(seed_offset, int) or isinstance(seed_offset, bool) or seed_offset < 0:
+        raise StudyError(f"seed offset must be a non-negative integer, got {seed_offset!r}")
     if executor not in EXECUTORS:
         raise StudyError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
     if executor == "ray":  # fail before anything is written when Ray is not installed
@@ -762,13 +854,13 @@ def run_study(
         )
     say = progress or (lambda line: None)
     root = Path(out_dir)
-    specs = study.grid(preset, seeds, device, data_dir)
+    specs = study.grid(preset, seed_list(seeds, seed_offset), device, data_dir)
     from depthlab.registry import list_models
 
     missing = sorted({s.config.model for s in specs} - set(list_models()))
     if missing:
         raise StudyError(f"the {study.name} study needs models that are not registered: {', '.join(missing)}")
-    _check_study_file(root, study, preset, seeds, overrides)
+    _check_study_file(root, study, preset, seeds, overrides, seed_offset)
 
     if study.prepare is not None:
         from depthlab.train.loop import prepare_bundle
@@ -776,7 +868,7 @@ def run_study(
         bundle = prepare_bundle(specs[0].config)
         images, labels = diagnostics_batch(preset, bundle, _device(device))
         say("study-level analyses at initialisation")
-        study.prepare(preset, root, bundle, images, labels)
+        study.prepare(preset, root, bundle, images, labels, seed_list(seeds, seed_offset))
 
     if executor == "local":
         interrupted = False
@@ -794,7 +886,7 @@ def run_study(
         from depthlab.studies.executors import run_on_ray
 
         run_on_ray(study, preset, specs, root, seeds=seeds, overrides=overrides, device=device,
-                   data_dir=data_dir, address=address, say=say)  # fmt: skip
+                   data_dir=data_dir, address=address, say=say, seed_offset=seed_offset)  # fmt: skip
 
     result = _write_results(root)
     for name in analyses:

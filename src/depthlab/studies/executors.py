@@ -46,6 +46,7 @@ from depthlab.studies.engine import (
     preset_from_dict,
     preset_to_dict,
     run_one,
+    seed_list,
 )
 
 __all__ = ["RunNotFinished", "check_ray", "run_on_ray", "run_task", "task_options", "INSTALL_HINT"]
@@ -89,6 +90,7 @@ def run_task(
     device: str,
     data_dir: str | None,
     threads: int | None = None,
+    seed_offset: int = 0,
 ) -> tuple[str, list[str]]:
     """The body of one Ray task (also callable in-process): train, resume or skip run ``run_name`` of the
     study in ``root``; returns (final status, progress lines). Raises :class:`RunNotFinished` when the run
@@ -102,7 +104,7 @@ def run_task(
     study = get_study(study_name)
     kind = type(next(iter(study.presets.values())))
     preset = preset_from_dict(kind, preset_values)
-    specs = {s.name: s for s in study.grid(preset, seeds, device, data_dir)}
+    specs = {s.name: s for s in study.grid(preset, seed_list(seeds, seed_offset), device, data_dir)}
     if run_name not in specs:
         raise StudyError(f"run {run_name!r} is not in the {study_name} study's grid")
     lines: list[str] = []
@@ -144,6 +146,7 @@ def run_on_ray(
     say: Callable[[str], None] | None = None,
     num_cpus: int | None = None,
     max_retries: int = MAX_RETRIES,
+    seed_offset: int = 0,
 ) -> dict[str, str]:
     """Run every spec as a Ray task (module docstring); returns run name → final status.
 
@@ -172,7 +175,7 @@ def run_on_ray(
         modules = study_modules(study)
         pending = {
             task.remote(study.name, modules, values, seeds, s.name, str(Path(root).resolve()),
-                        worker_device, data_dir, threads): s.name
+                        worker_device, data_dir, threads, seed_offset): s.name
             for s in specs
         }  # fmt: skip
         say(

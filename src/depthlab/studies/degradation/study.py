@@ -212,10 +212,10 @@ def label(depth: int, residual: bool) -> str:
     return f"{'ResNet' if residual else 'plain'}-{depth}"
 
 
-def grid(preset: DegradationPreset, seeds: int, device: str, data_dir: str | None) -> list[RunSpec]:
+def grid(preset: DegradationPreset, seeds: Sequence[int], device: str, data_dir: str | None) -> list[RunSpec]:
     """seed → depth → plain, ResNet: the first seed of every condition finishes first."""
     specs = []
-    for seed in range(seeds):
+    for seed in seeds:
         for model in preset.models:
             depth, residual = parse_model(model)
             changes: dict[str, Any] = {}
@@ -260,7 +260,9 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- shattered gradients
-def run_shattered(preset: DegradationPreset, root: Path, bundle: Any, images: Any, labels: Any) -> None:
+def run_shattered(
+    preset: DegradationPreset, root: Path, bundle: Any, images: Any, labels: Any, seeds: Sequence[int]
+) -> None:
     """Shattered gradients at init for plain/ResNet × preset depths × {BN, no BN} × seeds →
     ``root/analysis/shattered.json`` (skipped when present with the same settings)."""
     import torch
@@ -271,7 +273,7 @@ def run_shattered(preset: DegradationPreset, root: Path, bundle: Any, images: An
     if preset.shatter_points <= 0:
         return
     path = root / "analysis" / "shattered.json"
-    settings = {"points": preset.shatter_points, "depths": list(preset.depths), "seeds": preset.seeds}
+    settings = {"points": preset.shatter_points, "depths": list(preset.depths), "seeds": list(seeds)}
     if path.is_file() and json.loads(path.read_text()).get("settings") == settings:
         return
     results = []
@@ -279,7 +281,7 @@ def run_shattered(preset: DegradationPreset, root: Path, bundle: Any, images: An
         for residual in (False, True):
             for bn in (True, False):
                 kwargs = {} if bn else no_bn_kwargs(residual)
-                for seed in range(preset.seeds):
+                for seed in seeds:
                     torch.manual_seed(seed)
                     model = create_model(
                         f"{'resnet' if residual else 'plain'}{depth}",

@@ -211,11 +211,13 @@ def model_kwargs(preset: InceptionAuxPreset, heads: bool) -> dict[str, Any]:
     return {"variant": preset.variant, "norm": preset.norm, "aux_logits": heads, "aux_pool": preset.aux_pool}
 
 
-def grid(preset: InceptionAuxPreset, seeds: int, device: str, data_dir: str | None) -> list[RunSpec]:
+def grid(
+    preset: InceptionAuxPreset, seeds: Sequence[int], device: str, data_dir: str | None
+) -> list[RunSpec]:
     """seed → aux weights (heads on) → heads removed: the first seed of every condition finishes first."""
     specs = []
     weights: list[float | None] = [*preset.aux_weights, *([None] if preset.no_heads else [])]
-    for seed in range(seeds):
+    for seed in seeds:
         for w in weights:
             config = preset.train_config(
                 "googlenet", seed, model_kwargs=model_kwargs(preset, w is not None), device=device,

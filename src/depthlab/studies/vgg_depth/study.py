@@ -23,6 +23,7 @@ is asked twice: without batch norm (the paper's nets) and with it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from depthlab.report.format import pct
@@ -161,10 +162,10 @@ def label(config: str, bn: bool) -> str:
     return f"{config}+BN" if bn else config
 
 
-def grid(preset: VGGDepthPreset, seeds: int, device: str, data_dir: str | None) -> list[RunSpec]:
+def grid(preset: VGGDepthPreset, seeds: Sequence[int], device: str, data_dir: str | None) -> list[RunSpec]:
     """seed → without BN, with BN → configuration: the first seed of every condition finishes first."""
     specs = []
-    for seed in range(seeds):
+    for seed in seeds:
         for bn, configs in ((False, preset.plain), (True, preset.bn)):
             for config in configs:
                 kwargs = {"head": preset.head, "norm": "batch" if bn else None}
