@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 from depthlab.errors import UsageError
@@ -99,9 +100,17 @@ def _check_level(level: float) -> None:
         raise UsageError(f"confidence level {level!r} must lie strictly between 0 and 1 (e.g. 0.95)")
 
 
+# The t distribution through scipy.special's ufuncs (stdtr: CDF, stdtrit: quantile), which scipy.stats.t
+# itself calls: 2 µs a call instead of 300 µs for scipy.stats.t.ppf and 1.7 ms for scipy.stats.ttest_ind
+# (measured here), so that the calibration tests can run thousands of simulated studies in seconds.
+# tests/test_stats.py checks welch/paired against scipy.stats.ttest_ind/ttest_rel.
+def _t_cdf(t: float, df: float) -> float:
+    return float(special.stdtr(df, t))
+
+
 def _t_half_width(se: float, df: float, level: float) -> float:
     """Half width of a two-sided t interval; 0 when the standard error is 0 (no spread observed)."""
-    return 0.0 if se == 0.0 else float(sps.t.ppf(0.5 + level / 2, df)) * se
+    return 0.0 if se == 0.0 else float(special.stdtrit(df, 0.5 + level / 2)) * se
 
 
 # ----------------------------------------------------------------------------------------------- estimates
@@ -342,92 +351,49 @@ class Difference:
         }
 
 
-def _unresolved(a_label: str, a: Estimate, b_label: str, b: Estimate, d: float, method: str) -> Difference:
-    return Difference(a_label, b_label, a, b, d, None, None, None, method)
-
-
 def _from_t(
-    a_label: str,
-    a: Estimate,
-    b_label: str,
-    b: Estimate,
-    d: float,
-    se: float,
-    df: float,
-    level: float,
-    method: str,
+    a_label: str, a: Estimate, b_label: str, b: Estimate, se: float, df: float, level: float, method: str
 ) -> Difference:
-    """A difference ``d`` with standard error ``se`` on ``df`` degrees of freedom (t distribution)."""
+    """``a − b`` with standard error ``se`` on ``df`` degrees of freedom (t distribution)."""
+    d = a.mean - b.mean
     if se == 0.0:  # no spread observed on either side: the difference is exact as far as the seeds show
-        return Difference(
-            a_label, b_label, a, b, d, Interval(d, d, level), None, 1.0 if d == 0 else 0.0, method, se=se
-        )
+        ci = Interval(d, d, level)
+        return Difference(a_label, b_label, a, b, d, ci, None, 1.0 if d == 0 else 0.0, method, se=0.0)
     half = _t_half_width(se, df, level)
-    p = float(2 * sps.t.sf(abs(d) / se, df))
-    return Difference(
-        a_label, b_label, a, b, d, Interval(d - half, d + half, level), float(df), p, method, se=se
-    )
+    p = 2.0 * _t_cdf(-abs(d) / se, df)
+    ci = Interval(d - half, d + half, level)
+    return Difference(a_label, b_label, a, b, d, ci, float(df), p, method, se=se)
 
 
 def welch(a_label: str, a: Estimate, b_label: str, b: Estimate, *, level: float = LEVEL) -> Difference:
-    """``a − b`` with Welch's t interval (unequal variances; Welch–Satterthwaite degrees of freedom).
-
-    Uses :func:`scipy.stats.ttest_ind` (``equal_var=False``) for the interval, df and p."""
+    """``a − b`` with Welch's t interval: unequal variances, standard error sqrt(s²ₐ/nₐ + s²_b/n_b), and the
+    Welch–Satterthwaite degrees of freedom (s²ₐ/nₐ + s²_b/n_b)² / ((s²ₐ/nₐ)²/(nₐ−1) + (s²_b/n_b)²/(n_b−1)),
+    as :func:`scipy.stats.ttest_ind` with ``equal_var=False``."""
     _check_level(level)
-    d = a.mean - b.mean
     if a.seeds < 2 or b.seeds < 2 or not (a.finite and b.finite):
-        return _unresolved(a_label, a, b_label, b, d, "welch t")
+        return Difference(a_label, b_label, a, b, a.mean - b.mean, None, None, None, "welch t")
     va, vb = (a.std or 0.0) ** 2 / a.seeds, (b.std or 0.0) ** 2 / b.seeds
-    if va + vb == 0.0:
-        return _from_t(a_label, a, b_label, b, d, 0.0, math.inf, level, "welch t")
-    res = sps.ttest_ind(a.values, b.values, equal_var=False)
-    ci = res.confidence_interval(level)
-    return Difference(
-        a_label,
-        b_label,
-        a,
-        b,
-        d,
-        Interval(float(ci.low), float(ci.high), level),
-        float(res.df),
-        float(res.pvalue),
-        "welch t",
-        se=math.sqrt(va + vb),
-    )
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.seeds - 1) + vb**2 / (b.seeds - 1)) if se > 0 else math.inf
+    return _from_t(a_label, a, b_label, b, se, df, level, "welch t")
 
 
 def paired(a_label: str, a: Estimate, b_label: str, b: Estimate, *, level: float = LEVEL) -> Difference:
     """``a − b`` with a paired t interval over seeds: ``a.values[i]`` and ``b.values[i]`` share seed ``i``
     (same initialisation seed, same data order), which removes the seed-to-seed spread both share.
 
-    Uses :func:`scipy.stats.ttest_rel`; df = seeds − 1. Both sides must hold the same number of seeds."""
+    The t interval of the per-seed differences (df = seeds − 1), as :func:`scipy.stats.ttest_rel`. Both
+    sides must hold the same number of seeds."""
     _check_level(level)
     if a.seeds != b.seeds:
         raise UsageError(
             f"paired comparison of {a_label!r} ({a.seeds} seeds) and {b_label!r} ({b.seeds} seeds): the seeds "
             f"must pair one to one; use welch() for unpaired seeds"
         )
-    d = a.mean - b.mean
     if a.seeds < 2 or not (a.finite and b.finite):
-        return _unresolved(a_label, a, b_label, b, d, "paired t")
-    diffs = np.subtract(a.values, b.values)
-    se = float(np.std(diffs, ddof=1)) / math.sqrt(a.seeds)
-    if se == 0.0:
-        return _from_t(a_label, a, b_label, b, d, 0.0, math.inf, level, "paired t")
-    res = sps.ttest_rel(a.values, b.values)
-    ci = res.confidence_interval(level)
-    return Difference(
-        a_label,
-        b_label,
-        a,
-        b,
-        d,
-        Interval(float(ci.low), float(ci.high), level),
-        float(res.df),
-        float(res.pvalue),
-        "paired t",
-        se=se,
-    )
+        return Difference(a_label, b_label, a, b, a.mean - b.mean, None, None, None, "paired t")
+    se = float(np.std(np.subtract(a.values, b.values), ddof=1)) / math.sqrt(a.seeds)
+    return _from_t(a_label, a, b_label, b, se, a.seeds - 1, level, "paired t")
 
 
 def _log10(e: Estimate) -> Estimate:
@@ -489,8 +455,8 @@ def equivalence(d: Difference, bound: float, *, alpha: float = 0.05) -> Equivale
     if d.se == 0.0 or d.df is None:
         inside = abs(x) < bound
         return Equivalence(bound, inside, 0.0 if inside else 1.0, Interval(x, x, level))
-    p_low = float(sps.t.sf((x + bound) / d.se, d.df))
-    p_high = float(sps.t.cdf((x - bound) / d.se, d.df))
+    p_low = _t_cdf(-(x + bound) / d.se, d.df)  # H0₁: difference ≤ −bound (upper tail, by symmetry)
+    p_high = _t_cdf((x - bound) / d.se, d.df)  # H0₂: difference ≥ bound
     p = max(p_low, p_high)
     half = _t_half_width(d.se, d.df, level)
     return Equivalence(bound, p < alpha, p, Interval(x - half, x + half, level))
@@ -499,8 +465,8 @@ def equivalence(d: Difference, bound: float, *, alpha: float = 0.05) -> Equivale
 # -------------------------------------------------------------------------------------------------- slope
 @dataclass(frozen=True)
 class Slope:
-    """Least-squares slope of y on x with its t interval (df = n − 2; ``None`` with fewer than 3 points or a
-    non-finite value, in which case ``slope`` and ``intercept`` are NaN if they cannot be computed)."""
+    """Least-squares slope of y on x and its t interval (df = n − 2). ``ci`` is ``None`` with fewer than 3
+    points; any non-finite value (or fewer than 2 points) gives NaN ``slope``/``intercept`` and no CI."""
 
     slope: float
     ci: Interval | None
