@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,8 @@ def run_experiment(args: argparse.Namespace) -> int:
             f"unknown preset {args.preset!r} for {study.name}; choose from: {', '.join(study.presets)}"
         )
     preset = apply_preset_overrides(study.presets[args.preset], args.overrides)
+    if args.seeds is not None:  # what the header prints is the count that runs (the preset's is a default)
+        preset = dataclasses.replace(preset, seeds=args.seeds)
     out = Path(args.out or f"runs/{args.study}-{args.preset}")
     console = Console()
     console.print(

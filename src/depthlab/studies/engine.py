@@ -520,6 +520,8 @@ def read_study(directory: str | Path) -> StudyResult:
         seeds, overrides = int(record["seeds"]), tuple(record.get("overrides", ()))
         offset = int(record.get("seed_offset", 0))
         specs = {s.name: s for s in study.grid(preset, seed_list(seeds, offset), "auto", None)}
+        # The preset's own count is a default; what describe() prints is the count that was run.
+        preset = dataclasses.replace(preset, seeds=seeds)
     dirs = find_run_dirs(root)
     runs = tuple(read_run(p, specs.get(p.name)) for p in dirs)
     if not runs:

@@ -1,0 +1,133 @@
+"""`depthlab replicate`, seed offsets and answers first: replication is matched by finding key, judged by
+outcome, and only resolved findings of the original count."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from depthlab.report.answers import OTHER, group_findings
+from depthlab.report.readme import replication_markdown, results_markdown
+from depthlab.studies import get_study
+from depthlab.studies.engine import Answer, Finding, StudyError, seed_list
+from depthlab.studies.replication import replicate
+
+
+def _results(path: Path, outcomes: dict[str, str | None], *, seeds=(0, 1, 2), verdict="supported", study="s"):
+    evidence = [
+        {"key": key, "question": "q", "text": f"finding {key}", "topic": "t", "when": "end", "outcome": o,
+         "numbers": {}}
+        for key, o in outcomes.items()
+    ]  # fmt: skip
+    data = {
+        "study": study,
+        "preset": "quick",
+        "seeds": len(seeds),
+        "seed_list": list(seeds),
+        "runs": [{"seed": s} for s in seeds],
+        "conditions": [],
+        "answers": [{"id": "q", "question": "Does it?", "verdict": verdict, "numbers": "n", "paper": "p",
+                     "evidence": list(outcomes)}],
+        "findings": [e["text"] for e in evidence],
+        "evidence": evidence,
+    }  # fmt: skip
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps(data))
+    return path
+
+
+def test_each_resolved_finding_gets_the_status_its_outcomes_imply(tmp_path):
+    a = _results(tmp_path / "a", {"k1": "higher", "k2": "lower", "k3": "higher", "k4": "lower",
+                                  "k5": "not resolved", "k6": "equivalent", "k7": None})  # fmt: skip
+    b = _results(tmp_path / "b", {"k1": "higher", "k2": "not resolved", "k3": "lower", "k5": "higher",
+                                  "k6": "higher"}, seeds=(3, 4, 5), verdict="not resolved")  # fmt: skip
+    rep = replicate(a, b)
+    status = {f.key: f.status for f in rep.findings}
+    assert status == {"k1": "agrees", "k2": "not resolved", "k3": "opposite", "k4": "missing",
+                      "k5": "unresolved in A", "k6": "opposite"}  # fmt: skip
+    assert "k7" not in status  # a finding that compares nothing has nothing to replicate
+    assert rep.fresh and not rep.replicated
+    assert rep.counts() == {"agrees": 1, "not resolved": 1, "opposite": 2, "missing": 1, "unresolved in A": 1}
+    assert [(x.verdict_a, x.verdict_b, x.status) for x in rep.answers] == [
+        ("supported", "not resolved", "not resolved")
+    ]
+    text = replication_markdown(rep.to_dict())
+    assert (
+        "Of the 5 findings the original resolved, 1 agree, 1 are not resolved, 2 are opposite and 1 " in text
+    )
+    assert "opposite in the replication (lower): finding k3" in text
+    assert "finding k1" not in text  # agreeing findings are counted, not listed
+
+
+def test_a_replication_that_agrees_everywhere_is_replicated_and_overlapping_seeds_are_flagged(tmp_path):
+    a = _results(tmp_path / "a", {"k1": "higher", "k2": "not resolved"})
+    b = _results(tmp_path / "b", {"k1": "higher", "k2": "lower"}, seeds=(2, 3, 4))
+    rep = replicate(a, b)
+    assert rep.replicated and not rep.fresh  # seed 2 is in both
+    assert rep.answers[0].status == "agrees"
+
+
+def test_replicate_refuses_different_studies_presets_and_unkeyed_findings(tmp_path):
+    a = _results(tmp_path / "a", {"k1": "higher"})
+    with pytest.raises(StudyError, match="study"):
+        replicate(a, _results(tmp_path / "b", {"k1": "higher"}, study="other"))
+    data = json.loads((a / "results.json").read_text())
+    data["evidence"][0]["key"] = ""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "results.json").write_text(json.dumps(data))
+    with pytest.raises(StudyError, match="without a key"):
+        replicate(tmp_path / "c", a)
+    with pytest.raises(StudyError, match="does not exist"):
+        replicate(tmp_path / "missing", a)
+
+
+def test_replicate_cli_writes_json_and_markdown(tmp_path):
+    a = _results(tmp_path / "a", {"k1": "higher"})
+    b = _results(tmp_path / "b", {"k1": "lower"}, seeds=(3, 4, 5))
+    out = tmp_path / "rep.json"
+    cmd = [sys.executable, "-m", "depthlab", "replicate", str(a), str(b), "--out", str(out), "--markdown"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    record = json.loads(out.read_text())
+    assert record["counts"]["opposite"] == 1 and record["fresh_seeds"] is True
+    assert proc.stdout.strip() == replication_markdown(record)
+
+
+def test_seed_offset_runs_fresh_seeds():
+    study = get_study("degradation")
+    preset = study.presets["quick"]
+    assert list(seed_list(3, 3)) == [3, 4, 5]
+    seeds = {s.seed for s in study.grid(preset, seed_list(3, 3), "cpu", None)}
+    assert seeds == {3, 4, 5}
+    assert all(s.config.seed == s.seed for s in study.grid(preset, seed_list(2, 7), "cpu", None))
+
+
+def test_answers_come_first_and_findings_sit_under_their_question():
+    answers = [
+        Answer("b", "Second?", "not resolved", "n2", "p2"),
+        Answer("a", "First?", "supported", "n1", "p1"),
+    ]
+    findings = [Finding("f1", "t", "end", question="a"), Finding("f2", "t", "end", question="b"),
+                Finding("f3", "t", "end", question="a"), Finding("f4", "t", "end")]  # fmt: skip
+    groups = group_findings(answers, findings)
+    assert [(q, [f.text for f in fs]) for q, fs in groups] == [
+        ("Second?", ["f2"]), ("First?", ["f1", "f3"]), (OTHER, ["f4"])
+    ]  # fmt: skip
+    results = {
+        "answers": [a.to_dict() for a in answers],
+        "evidence": [f.to_dict() for f in findings],
+        "conditions": [],
+    }
+    md = results_markdown(results)
+    assert md.index("| Second? | **not resolved** |") < md.index("**Second?**") < md.index("- f2")
+    assert md.index("**First?**") < md.index("- f1") < md.index("- f3") < md.index(f"**{OTHER}**")
+
+
+def test_bad_verdicts_and_outcomes_are_refused():
+    with pytest.raises(StudyError, match="verdict"):
+        Answer("a", "Q?", "probably", "n", "p")
+    with pytest.raises(StudyError, match="outcome"):
+        Finding("x", "t", "end", outcome="same")
