@@ -131,3 +131,19 @@ def test_bad_verdicts_and_outcomes_are_refused():
         Answer("a", "Q?", "probably", "n", "p")
     with pytest.raises(StudyError, match="outcome"):
         Finding("x", "t", "end", outcome="same")
+
+
+def test_the_html_report_shows_the_answers_before_the_findings_each_under_its_question(tmp_path):
+    from depthlab.report.html import render
+    from depthlab.studies.engine import StudyResult
+
+    answers = (Answer("q1", "Does depth hurt?", "supported", "x [a, b]", "yes, Fig. 6"),)
+    findings = (Finding("alpha <b>", "t", "end", question="q1"), Finding("beta", "t", "end"))
+    result = StudyResult(None, None, 1, (), tmp_path, (), findings=findings, answers=answers)
+    html = render(result, str(tmp_path)).html
+    assert html.index('id="answers-table"') < html.index('id="findings"')
+    q = html.index("<summary>Does depth hurt? (1)</summary>")
+    assert (
+        q < html.index("alpha &lt;b&gt;") < html.index(f"<summary>{OTHER} (1)</summary>") < html.index("beta")
+    )
+    assert 'class="l verdict supported">supported<' in html
