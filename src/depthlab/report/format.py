@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["pct", "sci"]
+__all__ = ["pct", "sci", "difference_ci"]
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -19,3 +19,22 @@ def sci(value: float) -> str:
     if not math.isfinite(value):
         return "non-finite" if math.isnan(value) else "infinite"
     return f"{value:.3g}"
+
+
+def difference_ci(
+    difference: float,
+    low: float | None,
+    high: float | None,
+    *,
+    scale: float = 100.0,
+    unit: str = "points",
+    digits: int = 1,
+    level: float = 0.95,
+) -> str:
+    """ "difference +x.x points, 95% CI [a, b]" (signed; ``scale`` 100 writes fractions as points, 1 keeps
+    the value); without a CI (fewer than 2 seeds) "difference +x.x points, no CI"."""
+    unit = f" {unit}" if unit else ""
+    head = f"difference {scale * difference:+.{digits}f}{unit}"
+    if low is None or high is None:
+        return f"{head}, no CI"
+    return f"{head}, {100 * level:.0f}% CI [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
