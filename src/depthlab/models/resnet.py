@@ -30,6 +30,14 @@ Deviations from the papers, and how to select the paper's choice:
   its shortcut (then ReLU; pre-activation blocks: the shortcut alone), which keeps a BN-free net
   (``norm=None``) from growing its activations with depth at initialisation. It adds one parameter per
   block. Plain nets refuse it (``OptionError``): a plain block has no identity path to fall back on.
+* ``branch_scale`` (an option, not in the ResNet papers): every residual branch ends in a *fixed* factor α
+  (:class:`BranchScale`, no parameter), so a block computes x + α·F(x) — the rescaled ResNets that
+  Balduzzi et al. 2017 ("The shattered gradients problem", arXiv:1702.08591, §3) discuss. ``"1/sqrt(blocks)"``
+  sets α = 1/√B for the net's B residual blocks (ResNet-56: 27 blocks, α ≈ 0.192); a number sets α itself.
+  Unlike SkipInit's 0, the branches are live at initialisation, while the variance the B branches add to
+  the signal stays bounded, so a BN-free net (``norm=None``) neither switches its branches off nor blows up
+  forward with depth (tests/test_resnet.py measures both on ResNet-56). Default ``None``: no factor, as in
+  the papers. It cannot be combined with ``skipinit`` (a branch has one end scale), and plain nets refuse it.
 
 Pre-activation nets (Identity Mappings paper, §4.1; reference code: KaimingHe/resnet-1k-layers
 ``resnet-pre-act.lua`` for ResNet-164/1001, facebook/fb.resnet.torch ``models/preresnet.lua`` for the rest):
@@ -81,7 +89,10 @@ __all__ = [
     "PreActBlock",
     "PreActBottleneck",
     "BLOCKS",
+    "BRANCH_SCALES",
+    "BranchScale",
     "ResNet",
+    "resolve_branch_scale",
 ]
 
 # name: (block, blocks per stage, stem) — block names index BLOCKS below.
@@ -101,18 +112,58 @@ PAPER_V1 = "arXiv:1512.03385"
 PAPER_PREACT = "arXiv:1603.05027"
 
 
+BRANCH_SCALES = ("1/sqrt(blocks)",)  # the named rules for ``branch_scale`` (a number is also accepted)
+
+
 # ---------------------------------------------------------------------------------------------- blocks
-def _skipinit(branch: list[nn.Module], skipinit: bool, residual: bool, name: str) -> list[nn.Module]:
-    """Append SkipInit's zero-initialised scalar as the branch's last module (residual blocks only)."""
-    if not skipinit:
+class BranchScale(nn.Module):
+    """Multiply by a fixed factor α (a constant, not a parameter): the end of a rescaled residual branch,
+    x + α·F(x) (Balduzzi et al. 2017). Adds nothing to the state dict or the parameter count."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.alpha
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha:.4g}"
+
+
+def resolve_branch_scale(branch_scale: float | str | None, blocks: int) -> float | None:
+    """The factor α of ``branch_scale`` for a net of ``blocks`` residual blocks (``None``: no factor)."""
+    if branch_scale is None:
+        return None
+    if isinstance(branch_scale, str):
+        if branch_scale not in BRANCH_SCALES:
+            raise OptionError(
+                f"branch_scale must be a positive number, one of {BRANCH_SCALES} or None, got {branch_scale!r}"
+            )
+        return 1.0 / blocks**0.5
+    if isinstance(branch_scale, bool) or not isinstance(branch_scale, (int, float)):
+        raise UsageTypeError(f"branch_scale must be a number, a string or None, got {branch_scale!r}")
+    if not 0.0 < float(branch_scale) < float("inf"):
+        raise OptionError(f"branch_scale must be a positive finite number, got {branch_scale!r}")
+    return float(branch_scale)
+
+
+def _skipinit(
+    branch: list[nn.Module], skipinit: bool, residual: bool, name: str, branch_scale: float | None = None
+) -> list[nn.Module]:
+    """Append the branch's end scale as its last module (residual blocks only): SkipInit's learnable scalar
+    initialised to 0, or the fixed factor α of a rescaled branch."""
+    if not skipinit and branch_scale is None:
         return branch
+    option = "skipinit=True" if skipinit else "branch_scale"
     if not residual:
         raise OptionError(
-            f"skipinit=True needs a residual block, got {name}: a plain block has no identity path to fall "
-            "back on, so a zero-scaled branch would output zeros"
+            f"{option} needs a residual block, got {name}: a plain block has no identity path to fall "
+            "back on, so a scaled branch would scale the whole signal"
         )
     # Last, so that `.branch(x)` is exactly the term added to the shortcut (the diagnostics hook it).
-    return [*branch, Scale(0.0)]
+    end: nn.Module = Scale(0.0) if branch_scale is None else BranchScale(branch_scale)
+    return [*branch, end]
 
 
 class BasicBlock(nn.Module):
@@ -131,6 +182,7 @@ class BasicBlock(nn.Module):
         norm: str | None = "batch",
         stride_on: str = "3x3",
         skipinit: bool = False,
+        branch_scale: float | None = None,
     ) -> None:
         super().__init__()
         out_channels = width * self.expansion
@@ -138,7 +190,9 @@ class BasicBlock(nn.Module):
             ConvNormAct(in_channels, width, 3, stride, norm=norm),
             ConvNormAct(width, out_channels, 3, norm=norm, act=False),
         ]
-        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
+        self.branch = nn.Sequential(
+            *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
+        )
         self.shortcut = (
             make_shortcut(shortcut, in_channels, out_channels, stride, norm) if self.residual else None
         )
@@ -167,6 +221,7 @@ class Bottleneck(BasicBlock):
         norm: str | None = "batch",
         stride_on: str = "3x3",
         skipinit: bool = False,
+        branch_scale: float | None = None,
     ) -> None:
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
@@ -178,7 +233,9 @@ class Bottleneck(BasicBlock):
             ConvNormAct(width, width, 3, s3, norm=norm),
             ConvNormAct(width, out_channels, 1, norm=norm, act=False),
         ]
-        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
+        self.branch = nn.Sequential(
+            *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
+        )
         self.shortcut = (
             make_shortcut(shortcut, in_channels, out_channels, stride, norm) if self.residual else None
         )
@@ -224,6 +281,7 @@ class PreActBlock(BasicBlock):
         norm: str | None = "batch",
         stride_on: str = "3x3",
         skipinit: bool = False,
+        branch_scale: float | None = None,
         preact: str = "branch",
     ) -> None:
         nn.Module.__init__(self)
@@ -233,7 +291,9 @@ class PreActBlock(BasicBlock):
             NormActConv(in_channels, width, 3, stride, norm=norm, preact=preact == "branch"),
             NormActConv(width, out_channels, 3, norm=norm),
         ]
-        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
+        self.branch = nn.Sequential(
+            *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
+        )
         self.shortcut = make_shortcut(
             shortcut, in_channels, out_channels, stride, norm, project_with_norm=False
         )
@@ -259,6 +319,7 @@ class PreActBottleneck(PreActBlock):
         norm: str | None = "batch",
         stride_on: str = "3x3",
         skipinit: bool = False,
+        branch_scale: float | None = None,
         preact: str = "branch",
     ) -> None:
         nn.Module.__init__(self)
@@ -272,7 +333,9 @@ class PreActBottleneck(PreActBlock):
             NormActConv(width, width, 3, s3, norm=norm),
             NormActConv(width, out_channels, 1, norm=norm),
         ]
-        self.branch = nn.Sequential(*_skipinit(branch, skipinit, self.residual, type(self).__name__))
+        self.branch = nn.Sequential(
+            *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
+        )
         self.shortcut = make_shortcut(
             shortcut, in_channels, out_channels, stride, norm, project_with_norm=False
         )
@@ -310,6 +373,7 @@ class ResNet(ZooModel):
         norm: str | None = "batch",
         zero_init_residual: bool = False,
         skipinit: bool = False,
+        branch_scale: float | str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(block, str):
@@ -333,6 +397,17 @@ class ResNet(ZooModel):
                 f"skipinit=True needs residual blocks, got {block.__name__}: a plain block has no identity "
                 "path to fall back on, so a zero-scaled branch would output zeros"
             )
+        if skipinit and branch_scale is not None:
+            raise OptionError(
+                f"skipinit=True and branch_scale={branch_scale!r} both set the end of every residual branch; "
+                "choose one"
+            )
+        if branch_scale is not None and not block.residual:
+            raise OptionError(
+                f"branch_scale needs residual blocks, got {block.__name__}: a plain block has no identity path, "
+                "so the factor would scale the whole signal"
+            )
+        alpha = resolve_branch_scale(branch_scale, sum(layers))
         self.num_classes, self.in_channels = num_classes, in_channels
         preact = issubclass(block, PreActBlock)
 
@@ -376,6 +451,7 @@ class ResNet(ZooModel):
                         norm=norm,
                         stride_on=stride_on,
                         skipinit=skipinit,
+                        branch_scale=alpha,
                         **extra,  # type: ignore[arg-type]
                     )
                 )
