@@ -60,6 +60,37 @@ def test_grad_norms_match_manual_autograd() -> None:
         assert b.output_grad_norm == pytest.approx(outs[b.name].grad.norm().item(), rel=1e-5)
 
 
+def test_per_element_rms_divides_by_each_blocks_own_size() -> None:
+    """The first/last ratio and the forward growth are per element: with 16×16×16 vs 64×4×4 outputs per
+    image a Frobenius ratio would differ by √(4096/1024) = 2 from the RMS ratio computed here directly."""
+    model = tiny("resnet20")
+    x, y = batch()
+    d = diagnose(model, x, y, mode="train")
+    ref = copy.deepcopy(model).train()
+    outs: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            output.retain_grad()
+            outs[name] = output
+
+        return hook
+
+    for name, block in find_blocks(ref):
+        block.register_forward_hook(keep(name))
+    F.cross_entropy(main_logits(ref(x)), y).backward()
+    first, last = outs[d.blocks[0].name], outs[d.blocks[-1].name]
+    assert first[0].numel() == 16 * 16 * 16 and last[0].numel() == 64 * 4 * 4  # sizes do differ
+    rms = [outs[b.name].grad.pow(2).mean().sqrt().item() for b in d.blocks]
+    assert [b.output_numel for b in d.blocks] == [outs[b.name].numel() for b in d.blocks]
+    assert list(d.block_grad_rms()) == pytest.approx(rms, rel=1e-5)
+    assert d.block_grad_ratio() == pytest.approx(rms[0] / rms[-1], rel=1e-5)
+    frobenius = first.grad.norm().item() / last.grad.norm().item()
+    assert d.block_grad_ratio() == pytest.approx(frobenius / 2, rel=1e-5)
+    signal = last.detach().pow(2).mean().sqrt().item() / first.detach().pow(2).mean().sqrt().item()
+    assert d.forward_growth() == pytest.approx(signal, rel=1e-5)
+
+
 def test_model_state_is_left_untouched() -> None:
     model = tiny("plain20").eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}

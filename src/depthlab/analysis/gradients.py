@@ -10,10 +10,17 @@ GoogLeNet's aux heads are left out) give, for the model as it stands (at init or
   conv/linear itself.
 * **Blocks** (residual and plain blocks: modules with ``.branch`` and a class attribute ``residual``;
   for families without such blocks, the children of each stage): ``output_grad_norm`` = ‖∂L/∂y‖₂ for
-  the block output ``y``; ``output_std``; ``output_norm`` = ‖y‖₂ (the forward signal); and for residual blocks ``branch_ratio`` = ‖F(x)‖ / ‖s(x)‖,
+  the block output ``y``; ``output_std``; ``output_norm`` = ‖y‖₂ (the forward signal); ``output_numel`` =
+  the number of elements of ``y`` (batch × C × H × W); and for residual blocks ``branch_ratio`` =
+  ‖F(x)‖ / ‖s(x)‖,
   where ``F(x)`` is the branch output before the addition and ``s(x)`` the shortcut output it is added to
   (``x`` itself for identity shortcuts). Norms are Frobenius norms over the whole batch tensor, so the
   ratio is sqrt(Σᵢ‖F(xᵢ)‖² / Σᵢ‖s(xᵢ)‖²).
+* **Per element** (``BlockStat.grad_rms``, ``BlockStat.signal_rms``): a Frobenius norm grows with the
+  square root of the tensor's size, and the blocks of one net differ in size (a CIFAR ResNet's first stage
+  outputs 16×28×28 per image, its last 64×7×7: a factor 2 in √size), so every comparison *across blocks*
+  uses the root mean square ‖·‖₂/√numel instead: :meth:`Diagnostics.block_grad_ratio`,
+  :meth:`Diagnostics.forward_growth`, :meth:`Diagnostics.block_grad_rms`.
 * **Output gradients under several losses** (:func:`output_gradients`): ‖∂L/∂y‖₂ at the outputs ``y`` of
   named modules, for several losses computed from *one* forward pass over the model's full output (e.g. a
   GoogLeNet's main and auxiliary losses), so the contribution of each loss is isolated with the same
@@ -78,6 +85,17 @@ class BlockStat:
     output_std: float
     branch_ratio: float | None  # ‖F(x)‖ / ‖s(x)‖; None for plain blocks
     output_norm: float = float("nan")  # ‖y‖₂ over the batch (nan in files written before it was recorded)
+    output_numel: int = 0  # elements of y over the batch (0 in files written before it was recorded)
+
+    @property
+    def grad_rms(self) -> float:
+        """‖∂L/∂y‖₂ / √numel: the gradient per element (NaN when the size was not recorded)."""
+        return self.output_grad_norm / self.output_numel**0.5 if self.output_numel > 0 else float("nan")
+
+    @property
+    def signal_rms(self) -> float:
+        """‖y‖₂ / √numel: the forward signal per element (NaN when the size was not recorded)."""
+        return self.output_norm / self.output_numel**0.5 if self.output_numel > 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -114,19 +132,23 @@ class Diagnostics:
             responses=tuple(ResponseStat(**d) for d in data["responses"]),
         )
 
+    def block_grad_rms(self) -> tuple[float, ...]:
+        """The per-element gradient ‖∂L/∂y‖/√numel at each block's output, first block first."""
+        return tuple(b.grad_rms for b in self.blocks)
+
     def block_grad_ratio(self) -> float:
-        """‖∂L/∂y‖ at the first block's output over that at the last block's (≪ 1: the backward signal
-        shrinks toward the input)."""
-        if not self.blocks or self.blocks[-1].output_grad_norm == 0:
+        """The per-element gradient at the first block's output over that at the last block's (≪ 1: the
+        backward signal shrinks toward the input). NaN without blocks, sizes, or a zero last gradient."""
+        if not self.blocks or not self.blocks[-1].grad_rms > 0:
             return float("nan")
-        return self.blocks[0].output_grad_norm / self.blocks[-1].output_grad_norm
+        return self.blocks[0].grad_rms / self.blocks[-1].grad_rms
 
     def forward_growth(self) -> float:
-        """‖y‖ at the last block's output over that at the first block's (≫ 1: the forward signal grows
-        with depth)."""
-        if not self.blocks or not self.blocks[0].output_norm > 0:
+        """The per-element signal (RMS) at the last block's output over that at the first block's (≫ 1: the
+        forward signal grows with depth)."""
+        if not self.blocks or not self.blocks[0].signal_rms > 0:
             return float("nan")
-        return self.blocks[-1].output_norm / self.blocks[0].output_norm
+        return self.blocks[-1].signal_rms / self.blocks[0].signal_rms
 
     def stage_steps(self) -> dict[str, float]:
         """The effective step size of each part: ‖∂L/∂W‖ / ‖W‖ over all conv/linear weights of the stem,
@@ -223,6 +245,7 @@ def diagnose(
     block_out: dict[str, torch.Tensor] = {}  # live outputs (for autograd.grad)
     block_std: dict[str, torch.Tensor] = {}
     block_norm: dict[str, torch.Tensor] = {}
+    block_numel: dict[str, int] = {}
     branch_norm: dict[str, torch.Tensor] = {}
     shortcut_norm: dict[str, torch.Tensor] = {}
     block_input_norm: dict[str, torch.Tensor] = {}
@@ -260,6 +283,7 @@ def diagnose(
             block_out[n] = out
             block_std[n] = std(out)
             block_norm[n] = norm(out)
+            block_numel[n] = int(out.numel())
             if inp and isinstance(inp[0], torch.Tensor):
                 block_input_norm[n] = norm(inp[0])
 
@@ -339,6 +363,7 @@ def diagnose(
                 output_std=f(block_std[n]),
                 branch_ratio=ratio,
                 output_norm=f(block_norm[n]),
+                output_numel=block_numel[n],
             )
         )
     response_stats = tuple(ResponseStat(name=n, index=k, std=f(s)) for k, (n, s) in enumerate(responses, 1))
