@@ -10,17 +10,21 @@ nothing else would shift their output).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-from depthlab.errors import UsageError
+from depthlab.errors import UsageError, UsageTypeError
 
 __all__ = [
     "NORMS",
     "SHORTCUTS",
     "check_norm",
+    "check_width",
+    "scale_channels",
     "make_norm",
     "ConvNormAct",
     "NormActConv",
@@ -39,6 +43,26 @@ def check_norm(norm: str | None) -> str | None:
     if norm not in NORMS:
         raise UsageError(f"norm must be one of {NORMS}, got {norm!r}")
     return norm
+
+
+def check_width(width: object) -> float:
+    """A channel-width multiplier: a finite number > 0 (not a bool), returned as a float."""
+    if isinstance(width, bool) or not isinstance(width, numbers.Real):
+        raise UsageTypeError(
+            f"width must be a number > 0 (a channel multiplier, 1 = the paper's), got {width!r}"
+        )
+    if not (math.isfinite(width) and width > 0):
+        raise UsageError(
+            f"width must be a finite number > 0 (a channel multiplier, 1 = the paper's), got {width!r}"
+        )
+    return float(width)
+
+
+def scale_channels(channels: int, width: float, divisor: int = 8) -> int:
+    """``channels`` × ``width`` rounded to the nearest multiple of ``divisor``, halves up, at least
+    ``divisor``: max(8, ⌊c·w/8 + ½⌋·8). Multiples of 8 are unchanged at width 1, so width 1 is the paper's
+    net; multiples of 8 keep channels-last and bf16 kernels on their fast paths."""
+    return max(divisor, math.floor(channels * width / divisor + 0.5) * divisor)
 
 
 def make_norm(norm: str | None, channels: int, eps: float = 1e-5) -> nn.Module:

@@ -1,4 +1,5 @@
-"""``depthlab models [PATTERN] [--markdown]``: the registry as a table."""
+"""``depthlab models [PATTERN] [--width W ...] [--markdown]``: the registry as a table; with ``--width``, the
+width-scalable models at those widths at study scale (:mod:`depthlab.models.narrow`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from depthlab.errors import UsageError
+from depthlab.models.narrow import STUDY_CLASSES, STUDY_INPUT, WidthRow, describe_widths
 from depthlab.registry import ModelRow, describe_models
 
 
@@ -15,6 +17,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list registered models with their parameter counts")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*' (default: all)")
     p.add_argument("--markdown", action="store_true", help="print the README's markdown table")
+    p.add_argument(
+        "--width",
+        nargs="+",
+        type=float,
+        metavar="W",
+        help=f"width multipliers: list the models that have one (VGG, GoogLeNet) at each, at "
+        f"{STUDY_CLASSES} classes and a {'×'.join(map(str, STUDY_INPUT))} input, as the studies train them",
+    )
     p.set_defaults(func=run)
 
 
@@ -26,7 +36,63 @@ def markdown_table(rows: list[ModelRow]) -> str:
     return "\n".join(lines)
 
 
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _settings(row: WidthRow) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.settings) or "default"
+
+
+def _params(row: WidthRow) -> str:
+    # GoogLeNet: every parameter (with the aux heads a training step updates), then those of inference.
+    extra = f" ({row.inference_params:,} inference)" if row.inference_params != row.params else ""
+    return f"{row.params:,}{extra}"
+
+
+def _by_model(rows: list[WidthRow]) -> tuple[list[float], dict[str, list[WidthRow]]]:
+    widths = list(dict.fromkeys(r.width for r in rows))
+    models: dict[str, list[WidthRow]] = {}
+    for r in rows:
+        models.setdefault(r.name, []).append(r)
+    return widths, models
+
+
+def markdown_width_table(rows: list[WidthRow]) -> str:
+    """One line per model, params and MACs at each width (the README's narrow-variant table)."""
+    widths, models = _by_model(rows)
+    header = ["model", "settings"] + [f"{kind} at width {w:g}" for w in widths for kind in ("params", "MACs")]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (2 * len(widths))]
+    for name, group in models.items():
+        cells = [f"`{name}`", _settings(group[0])] + [c for r in group for c in (_params(r), f"{r.macs:,}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _run_widths(args: argparse.Namespace) -> int:
+    rows = describe_widths(args.width, args.pattern)
+    if args.markdown:
+        print(markdown_width_table(rows))
+        return 0
+    widths, models = _by_model(rows)
+    table = Table(
+        title=f"width-scalable models matching {args.pattern!r} ({rows[0].num_classes} classes, one "
+        f"{_shape(rows[0].input_shape)} image; MACs count Conv2d and Linear, eval mode)"
+    )
+    table.add_column("model")
+    table.add_column("settings")
+    for w in widths:
+        table.add_column(f"params at width {w:g}", justify="right")
+        table.add_column(f"MACs at width {w:g}", justify="right")
+    for name, group in models.items():
+        table.add_row(name, _settings(group[0]), *[c for r in group for c in (_params(r), f"{r.macs:,}")])
+    Console().print(table)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.width is not None:
+        return _run_widths(args)
     rows = describe_models(args.pattern)
     if not rows:
         raise UsageError(f"no model matches {args.pattern!r}; try `depthlab models` for all names")

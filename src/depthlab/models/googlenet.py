@@ -74,6 +74,15 @@ Deviations from the paper, and how to select the paper's choice:
 * Initialisation (not stated in the paper): He (Kaiming) normal fan-out for convs, N(0, 0.01) for linear
   layers, zero biases, in both variants.
 
+Width (``width``, default 1; a depthlab addition, not in the paper): every channel count is multiplied by
+``width`` and rounded to the nearest multiple of 8, halves up, at least 8: max(8, ⌊c·w/8 + ½⌋·8)
+(:func:`depthlab.layers.scale_channels`) — the stem's 64/64/192, each of the six branch widths of every
+inception module in Table 1 (so a module's output is the sum of its rounded branches), and the aux heads'
+1×1 conv (128) and first FC (1024). The main FC has no hidden width; its input is inception 5b's output.
+Width 1 is the paper's net, count for count. Parameters fall about as width². Rounding moves the narrowest
+branches most: at width 0.25, 3a's 5×5 reduce (16 → 4) rounds up to 8, as wide as its 5×5 (32 → 8), so a
+narrow module is not an exact scale model of the wide one. ``depthlab models --width 0.5 0.25`` lists the narrow counts.
+
 Smallest input: 31×31 for the paper variant (pool4 3×3/2 needs a 2×2 map: 31 → 16 → 8 → 4 → 2 → 1), 15×15
 for torchvision's (pool4 2×2/2 takes a 1×1 map: 15 → 8 → 4 → 2 → 1 → 1). So 28×28 inputs need
 ``variant="torchvision"`` or padding to 31.
@@ -89,7 +98,7 @@ import torch
 from torch import nn
 
 from depthlab.errors import InputSizeError, UsageError, UsageTypeError
-from depthlab.layers import NORMS, ConvNormAct, init_he
+from depthlab.layers import NORMS, ConvNormAct, check_width, init_he, scale_channels
 from depthlab.models.base import ClassifierHead, FeatureInfo, GoogLeNetOutputs, ZooModel
 from depthlab.registry import register_model
 
@@ -123,6 +132,8 @@ STAGES: tuple[tuple[str, ...], ...] = (("3a", "3b"), ("4a", "4b", "4c", "4d", "4
 AUX_TAPS: tuple[str, str] = ("inception4a", "inception4d")  # children of stages.1 feeding aux1, aux2
 AUX_POOLS: tuple[str, ...] = ("paper", "fixed", "adaptive")
 AUX_GRID = 4  # the aux head's pooled map is 4×4 (the paper: "resulting in an 4×4×512 output" for 4a)
+STEM = (64, 64, 192)  # conv1 7×7/2, conv2 1×1, conv3 3×3 output channels
+AUX_CONV, AUX_HIDDEN = 128, 1024  # the aux head's 1×1 conv channels and its first FC's width
 # Input sides at which the paper's 5×5/3 pool alone gives that 4×4 grid (4a maps 14-16); a test derives it.
 AUX_EXACT_INPUTS: tuple[int, int] = (223, 270)
 
@@ -250,7 +261,8 @@ class AuxPool(nn.Module):
 
 
 class InceptionAux(nn.Module):
-    """Auxiliary classifier: pool to 4×4 → 1×1 conv 128 (+ReLU) → fc 1024 → ReLU → dropout → fc."""
+    """Auxiliary classifier: pool to 4×4 → 1×1 conv 128 (+ReLU) → fc 1024 → ReLU → dropout → fc (the
+    128 and 1024 are ``conv_channels`` and ``hidden``, scaled by the model's width)."""
 
     def __init__(
         self,
@@ -261,15 +273,17 @@ class InceptionAux(nn.Module):
         norm: str | None = None,
         norm_eps: float = 1e-5,
         dropout: float = 0.7,
+        conv_channels: int = AUX_CONV,
+        hidden: int = AUX_HIDDEN,
     ) -> None:
         super().__init__()
         self.pool = AuxPool(pool)
-        self.conv = ConvNormAct(in_channels, 128, 1, 1, 0, norm=norm, norm_eps=norm_eps)
+        self.conv = ConvNormAct(in_channels, conv_channels, 1, 1, 0, norm=norm, norm_eps=norm_eps)
         self.flatten = nn.Flatten(1)
-        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.fc1 = nn.Linear(conv_channels * AUX_GRID * AUX_GRID, hidden)
         self.act = nn.ReLU()
         self.drop = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(1024, num_classes)
+        self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(self.pool(x))  # (N, 128, 4, 4)
@@ -291,8 +305,10 @@ class GoogLeNet(ZooModel):
         aux_logits: bool = True,
         lrn: bool | None = None,
         aux_pool: str | None = None,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
+        self.width = width = check_width(width)
         if variant not in VARIANTS:
             raise UsageError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         if not isinstance(aux_logits, bool):
@@ -315,14 +331,18 @@ class GoogLeNet(ZooModel):
         def unit(cin: int, cout: int, k: int, stride: int = 1) -> ConvNormAct:
             return ConvNormAct(cin, cout, k, stride, k // 2, norm=norm, norm_eps=v.norm_eps)
 
+        def scaled(*channels: int) -> tuple[int, ...]:
+            return tuple(scale_channels(c, width) for c in channels)
+
         # (N, C, 224, 224) -> conv1 (N, 64, 112, 112) -> pool1 (N, 64, 56, 56) -> conv2, conv3
-        # (N, 192, 56, 56) -> pool2 (N, 192, 28, 28)
-        stem: OrderedDict[str, nn.Module] = OrderedDict(conv1=unit(in_channels, 64, 7, 2))
+        # (N, 192, 56, 56) -> pool2 (N, 192, 28, 28); channels × width (module docstring).
+        c1, c2, c3 = scaled(*STEM)
+        stem: OrderedDict[str, nn.Module] = OrderedDict(conv1=unit(in_channels, c1, 7, 2))
         stem["pool1"] = nn.MaxPool2d(3, 2, ceil_mode=True)
         if lrn:
             stem["lrn1"] = _lrn()
-        stem["conv2"] = unit(64, 64, 1)
-        stem["conv3"] = unit(64, 192, 3)
+        stem["conv2"] = unit(c1, c2, 1)
+        stem["conv3"] = unit(c2, c3, 3)
         if lrn:
             stem["lrn2"] = _lrn()
         stem["pool2"] = nn.MaxPool2d(3, 2, ceil_mode=True)
@@ -336,7 +356,7 @@ class GoogLeNet(ZooModel):
         }
         stages: list[nn.Sequential] = []
         self.feature_info = []
-        channels, reduction = 192, 8
+        channels, reduction = c3, 8
         for i, names in enumerate(STAGES):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
             if i in pools:
@@ -345,7 +365,7 @@ class GoogLeNet(ZooModel):
                 reduction *= 2
             for name in names:
                 block = Inception(
-                    channels, *INCEPTION[name], kernel5=v.kernel5, norm=norm, norm_eps=v.norm_eps
+                    channels, *scaled(*INCEPTION[name]), kernel5=v.kernel5, norm=norm, norm_eps=v.norm_eps
                 )
                 layers[f"inception{name}"] = block
                 channels = block.out_channels
@@ -358,9 +378,20 @@ class GoogLeNet(ZooModel):
         self.aux1: InceptionAux | None = None
         self.aux2: InceptionAux | None = None
         if aux_logits:
-            c1, c2 = (getattr(self.stages[1], tap).out_channels for tap in AUX_TAPS)  # 512, 528
-            self.aux1 = InceptionAux(c1, num_classes, pool=self.aux_pool, norm=norm, norm_eps=v.norm_eps)
-            self.aux2 = InceptionAux(c2, num_classes, pool=self.aux_pool, norm=norm, norm_eps=v.norm_eps)
+            tap1, tap2 = (getattr(self.stages[1], tap).out_channels for tap in AUX_TAPS)  # 512, 528
+            aux_conv, aux_hidden = scaled(AUX_CONV, AUX_HIDDEN)
+            self.aux1, self.aux2 = (
+                InceptionAux(
+                    c,
+                    num_classes,
+                    pool=self.aux_pool,
+                    norm=norm,
+                    norm_eps=v.norm_eps,
+                    conv_channels=aux_conv,
+                    hidden=aux_hidden,
+                )
+                for c in (tap1, tap2)
+            )
         self._init_weights()
 
     def _init_weights(self) -> None:

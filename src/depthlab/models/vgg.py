@@ -39,6 +39,15 @@ Deviations from the paper, and how to select the paper's choice:
   biases. The paper trained configuration A from N(0, 0.01) and initialised the deeper nets from it (later
   noting that Glorot initialisation works without pre-training).
 
+Width (``width``, default 1; a depthlab addition, in neither paper): every channel count — each conv of
+Table 1 and the head's hidden FC width (4096 for the ImageNet head, 512 for the small one) — is multiplied by
+``width`` and rounded to the nearest multiple of 8, halves up, at least 8: max(8, ⌊c·w/8 + ½⌋·8)
+(:func:`depthlab.layers.scale_channels`). Width 1 is the paper's net, count for count. The head narrows too:
+VGG-16 at width 0.25 with a 4096-wide head would have 47.5M parameters, 98% of them in the head (a wide MLP
+on narrow features); with a 1024-wide head it has 9.4M. The small head already ties its hidden width to
+conv5's (512 = 512), and scaling both keeps that tie. Parameters fall about as width² (the first conv's input and
+the last FC's output do not scale). ``depthlab models --width 0.5 0.25`` lists the narrow counts.
+
 Smallest input: 32×32 with the ImageNet head (five 2×2/2 pools: 32 → 1), 16×16 with the small head (four).
 """
 
@@ -49,7 +58,7 @@ from collections import OrderedDict
 from torch import nn
 
 from depthlab.errors import UsageError
-from depthlab.layers import ConvNormAct, check_norm, init_he, krizhevsky_lrn
+from depthlab.layers import ConvNormAct, check_norm, check_width, init_he, krizhevsky_lrn, scale_channels
 from depthlab.models.base import FeatureInfo, ZooModel
 from depthlab.registry import register_model
 
@@ -102,8 +111,10 @@ class VGG(ZooModel):
         norm: str | None = None,
         head: str = "imagenet",
         dropout: float = 0.5,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
+        width = check_width(width)
         if config not in CONFIGS:
             raise UsageError(f"config must be one of {tuple(CONFIGS)}, got {config!r}")
         if head not in HEADS:
@@ -112,7 +123,7 @@ class VGG(ZooModel):
         if not 0.0 <= dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {dropout!r}")
         self.num_classes, self.in_channels = num_classes, in_channels
-        self.config, self.head_kind = config, head
+        self.config, self.head_kind, self.width = config, head, width
         groups = _groups(CONFIGS[config])
 
         self.stem = nn.Identity()
@@ -126,12 +137,12 @@ class VGG(ZooModel):
                 if item == "LRN":
                     layers["lrn"] = krizhevsky_lrn()  # after the ReLU of the conv before it
                     continue
-                width, k = item
+                out, k = scale_channels(item[0], width), item[1]
                 j += 1
                 # Padding k // 2 keeps the size (1 for 3×3, 0 for C's 1×1). bias=True even before BN:
                 # torchvision's vgg*_bn keep it (redundant, but counted).
-                layers[f"conv{s}_{j}"] = ConvNormAct(channels, width, k, 1, k // 2, norm=norm, bias=True)
-                channels = width
+                layers[f"conv{s}_{j}"] = ConvNormAct(channels, out, k, 1, k // 2, norm=norm, bias=True)
+                channels = out
             # The small head's global pool replaces pool5.
             if not (head == "small" and s == len(groups)):
                 layers[f"pool{s}"] = nn.MaxPool2d(2, 2)
@@ -142,12 +153,12 @@ class VGG(ZooModel):
         self.min_input_size = reduction  # each 2×2/2 pool halves (floor) the side: it must reach 1
         self.num_features = channels
 
-        hidden = HIDDEN[head]
+        hidden = scale_channels(HIDDEN[head], width)  # the head narrows with the convs (module docstring)
         if head == "imagenet":
             self.head = nn.Sequential(
                 OrderedDict(
                     pool=nn.AdaptiveAvgPool2d(POOL_OUT),
-                    flatten=nn.Flatten(1),  # (N, 512 · 7 · 7)
+                    flatten=nn.Flatten(1),  # (N, 512w · 7 · 7)
                     fc6=nn.Linear(channels * POOL_OUT * POOL_OUT, hidden),
                     act6=nn.ReLU(),
                     drop6=nn.Dropout(dropout),
@@ -161,7 +172,7 @@ class VGG(ZooModel):
             self.head = nn.Sequential(
                 OrderedDict(
                     pool=nn.AdaptiveAvgPool2d(1),
-                    flatten=nn.Flatten(1),  # (N, 512)
+                    flatten=nn.Flatten(1),  # (N, 512w)
                     fc1=nn.Linear(channels, hidden),
                     act1=nn.ReLU(),
                     drop1=nn.Dropout(dropout),
