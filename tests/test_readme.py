@@ -27,6 +27,21 @@ def test_readme_model_table_is_current() -> None:
     )
 
 
+def test_readme_narrow_table_is_current() -> None:
+    """The narrow-variant table is `depthlab models --width 1 0.5 0.25 --markdown`, and says so."""
+    from depthlab.cli.models import markdown_width_table
+    from depthlab.models.narrow import describe_widths
+
+    text = README.read_text()
+    match = re.search(r"<!-- narrow:start -->\n(.*?)\n<!-- narrow:end -->", text, re.S)
+    assert match, "README.md lacks the <!-- narrow:start --> ... <!-- narrow:end --> block"
+    command = "depthlab models --width 1 0.5 0.25 --markdown"
+    assert f"`{command}`" in text
+    assert match.group(1).strip() == markdown_width_table(describe_widths([1, 0.5, 0.25])), (
+        f"README narrow-variant table is out of date: regenerate it with `{command}`"
+    )
+
+
 def test_readme_states_the_measured_resnet50_table1_macs() -> None:
     # The Analysis section quotes the measured ResNet-50 MACs next to the paper's 3.8 G (see
     # test_analysis.py::test_resnet50_table1_macs_against_the_published_3_8 for why they differ).
