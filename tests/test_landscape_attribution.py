@@ -6,18 +6,23 @@ its closed form."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from depthlab.analysis.attribution import (
     AttributionResult,
+    ImageRecord,
+    SanityRow,
     attribution_maps,
     cascading_randomization,
     explain_images,
+    map_variants,
     randomization_groups,
     reinitialize,
     spearman,
@@ -65,7 +70,7 @@ def test_direction_has_filter_by_filter_the_norm_of_the_weights():
 
 def test_landscape_at_the_origin_is_the_models_own_loss_and_points_match_a_second_method():
     model = tiny()
-    config = LandscapeConfig(span=0.5, points=5, grid=3, radius=0.5)
+    config = LandscapeConfig(span=0.5, points=5, grid=3, radius=0.5, pairs=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = loss_landscape(model, X, Y, config)
     own = F.cross_entropy(model.eval()(X), Y).item()
@@ -81,16 +86,55 @@ def test_landscape_at_the_origin_is_the_models_own_loss_and_points_match_a_secon
     logits = torch.func.functional_call(model, {**params, **dict(model.named_buffers())}, (X,))
     assert result.grid_loss[0][2] == pytest.approx(F.cross_entropy(logits, Y).item(), rel=1e-5)
     assert LandscapeResult.from_dict(result.to_dict()) == result
-    assert result.sharpness_2d == pytest.approx(
+    assert result.pair_sharpness_2d[0] == pytest.approx(
         np.mean(
             [result.grid_loss[j][i] - result.origin_loss for j, i in ((0, 1), (1, 0), (1, 1), (1, 2), (2, 1))]
         )
     )
+    # Pair 1 is the next two directions of the same generator; its sharpness needs the five grid points
+    # within the radius (the origin and (±0.5, 0), (0, ±0.5)), recomputed here by functional_call.
+    e1 = filter_normalized_direction(model, g)
+    e2 = filter_normalized_direction(model, g)
+
+    def loss_at(a: float, b: float) -> float:
+        moved = {n: p.detach() + a * e1[n] + b * e2[n] for n, p in model.named_parameters()}
+        out = torch.func.functional_call(model, {**moved, **dict(model.named_buffers())}, (X,))
+        return F.cross_entropy(out, Y).item()
+
+    disc = [loss_at(a, b) - result.origin_loss for a, b in ((0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5))]
+    assert result.pair_sharpness_2d[1] == pytest.approx(sum(disc) / 5, rel=1e-4)
+    assert result.pair_slice_loss[1][4] == pytest.approx(loss_at(0.5, 0), rel=1e-5)
+    assert result.sharpness == pytest.approx(np.mean(result.pair_sharpness_2d))
+    assert result.pairs == 2 and result.evaluations == 5 + 9 - 3 + 5 + 2  # pair 1: slice + (0, ±0.5)
+
+
+def test_sharpness_includes_the_points_on_the_radius():
+    # span 1, 5 points: t = −1, −0.5, 0, 0.5, 1. With radius 0.5 the 1-D mean is over t = −0.5, 0, 0.5 — the
+    # boundary points carry all of the rise (the origin adds 0), so dropping them would give 0.
+    model = tiny()
+    config = LandscapeConfig(span=1.0, points=5, grid=5, radius=0.5, pairs=1)
+    result = loss_landscape(model, X, Y, config)
+    g = torch.Generator().manual_seed(config.seed)
+    d1 = filter_normalized_direction(model, g)
+    d2 = filter_normalized_direction(model, g)
+
+    def loss_at(a: float, b: float) -> float:
+        moved = {n: p.detach() + a * d1[n] + b * d2[n] for n, p in model.named_parameters()}
+        out = torch.func.functional_call(model, {**moved, **dict(model.named_buffers())}, (X,))
+        return F.cross_entropy(out, Y).item()
+
+    origin = loss_at(0, 0)
+    rise_1d = (loss_at(-0.5, 0) - origin + loss_at(0.5, 0) - origin) / 3
+    assert abs(rise_1d) > 1e-4  # the boundary matters in this check
+    assert result.sharpness_1d == pytest.approx(rise_1d, rel=1e-4)
+    # 2-D: the grid spacing is 0.5, so the disc of radius 0.5 is the origin and its four neighbours.
+    rise_2d = sum(loss_at(a, b) - origin for a, b in ((0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5))) / 5
+    assert result.sharpness_2d == pytest.approx(rise_2d, rel=1e-4)
 
 
 def test_a_killed_landscape_resumes_to_the_uninterrupted_result(tmp_path):
     model = tiny()
-    config = LandscapeConfig(span=1.0, points=5, grid=3)
+    config = LandscapeConfig(span=1.0, points=5, grid=3, pairs=1)
     path = tmp_path / "landscape.partial.json"
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -108,10 +152,31 @@ def test_a_killed_landscape_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed.slice_loss == fresh.slice_loss and resumed.grid_loss == fresh.grid_loss
 
 
+def test_a_resumed_landscape_uses_its_stored_points(tmp_path):
+    model = tiny()
+    config = LandscapeConfig(span=1.0, points=5, grid=3, pairs=2)
+    path = tmp_path / "landscape.partial.json"
+
+    def kill(done, total):
+        if done == 13:  # pair 0 (11 points) and two points of pair 1's slice
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        loss_landscape(model, X, Y, config, partial=PartialResults(path, {"k": 1}), progress=kill)
+    stored = json.loads(path.read_text())
+    stored["items"]["p1s1"] = [12.345, 0.5]  # pair 1, t = −0.5: a value no evaluation gives
+    path.write_text(json.dumps(stored))
+    resumed = loss_landscape(model, X, Y, config, partial=PartialResults(path, {"k": 1}))
+    assert resumed.pair_slice_loss[1][1] == 12.345 and resumed.evaluations == 3
+    assert resumed.pair_sharpness_1d[1] == pytest.approx(
+        (12.345 + resumed.pair_slice_loss[1][3] - 2 * resumed.origin_loss) / 3
+    )
+
+
 def test_coordinates_share_values_and_bad_configs_are_refused():
     assert set(coordinates(1.0, 21)) <= set(coordinates(1.0, 41))
     assert coordinates(0.3, 5)[2] == 0.0
-    for bad in (dict(points=4), dict(grid=2), dict(span=0), dict(radius=2.0)):
+    for bad in (dict(points=4), dict(grid=2), dict(span=0), dict(radius=2.0), dict(pairs=0)):
         with pytest.raises(ValueError):
             LandscapeConfig(**bad)
 
@@ -227,6 +292,123 @@ def test_randomisation_check_reports_a_large_change_for_gradcam():
 
 def result_targets(result: AttributionResult) -> torch.Tensor:
     return torch.tensor([r.prediction for r in result.images])
+
+
+def test_randomisation_is_cumulative_from_the_head_down(monkeypatch):
+    # Record the weights each cut's maps are computed from; after cut j, groups 0…j must hold their
+    # re-initialised weights (the same as re-initialising them in order by hand) and the rest the original.
+    from depthlab.analysis import attribution
+
+    model = tiny()
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    seen: list[dict[str, torch.Tensor]] = []
+    real = attribution.map_variants
+
+    def recording(m, *args, **kwargs):
+        seen.append({k: v.clone() for k, v in m.state_dict().items()})
+        return real(m, *args, **kwargs)
+
+    monkeypatch.setattr(attribution, "map_variants", recording)
+    cascading_randomization(model, X[:2], Y[:2], methods=["saliency"], seed=4)
+    groups = randomization_groups(model)
+    assert len(seen) == 1 + len(groups)  # the original maps, then one call per cut
+    by_hand = copy.deepcopy(model)
+    modules = dict(by_hand.named_modules())
+    generator = torch.Generator().manual_seed(4)
+    for j, (label, names) in enumerate(groups):
+        for n in names:
+            reinitialize(modules[n], generator)
+        expected = by_hand.state_dict()
+        state = seen[1 + j]
+        for k, v in state.items():
+            group = next(i for i, (_, ns) in enumerate(groups) if any(k.startswith(n + ".") for n in ns))
+            assert torch.equal(v, expected[k]), (label, k)
+            if group > j and v.is_floating_point():
+                assert torch.equal(v, original[k]), (label, k)  # below the cut: untouched
+        # Every group above and at the cut has changed (a fresh copy per cut would restore group 0).
+        for i in range(j + 1):
+            keys = [
+                k for k in state if any(k.startswith(n + ".") for n in groups[i][1]) and k.endswith("weight")
+            ]
+            assert any(not torch.equal(state[k], original[k]) for k in keys), (label, groups[i][0])
+
+
+def test_a_resumed_sanity_check_uses_its_stored_correlations(tmp_path):
+    model = tiny()
+    path = tmp_path / "a.partial.json"
+
+    def stop(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cascading_randomization(
+            model, X[:3], Y[:3], methods=["saliency"], partial=PartialResults(path, {}), progress=stop
+        )
+    stored = json.loads(path.read_text())
+    assert set(stored["items"]) == {"cut0", "cut1"}
+    stored["items"]["cut1"]["saliency/signed"] = [0.4242, -0.4242, 0.0]
+    path.write_text(json.dumps(stored))
+    rows = cascading_randomization(
+        model, X[:3], Y[:3], methods=["saliency"], partial=PartialResults(path, {})
+    )
+    marked = [r for r in rows if r.cut == "stages.1" and r.variant == "signed"]
+    assert [r.spearman for r in marked] == [(0.4242, -0.4242, 0.0)]
+    fresh = cascading_randomization(model, X[:3], Y[:3], methods=["saliency"])
+    assert [r for r in rows if r.cut == "stem"] == [r for r in fresh if r.cut == "stem"]
+
+
+def test_signed_and_absolute_maps_of_a_linear_model():
+    # logit c = w_c · x: the gradient is w_c, and integrated gradients from 0 are x ⊙ w_c exactly.
+    g = torch.Generator().manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 3, bias=False)).eval()
+    x = torch.randn(2, 2, 4, 4, generator=g)
+    targets = torch.tensor([0, 2])
+    w = linear[1].weight.detach()[targets].view(2, 2, 4, 4)
+    maps = map_variants(linear, x, targets, methods=["integrated_gradients", "saliency"], ig_steps=4)
+    assert torch.allclose(maps[("saliency", "signed")], w.sum(1), atol=1e-6)
+    assert torch.allclose(maps[("saliency", "absolute")], w.abs().amax(1), atol=1e-6)
+    assert torch.allclose(maps[("integrated_gradients", "signed")], (x * w).sum(1), atol=1e-5)
+    assert torch.allclose(maps[("integrated_gradients", "absolute")], (x * w).sum(1).abs(), atol=1e-5)
+    # Flipping the sign of the weights flips the signed maps only: ρ −1 signed, +1 absolute.
+    flipped = copy.deepcopy(linear)
+    with torch.no_grad():
+        flipped[1].weight.neg_()
+    other = map_variants(flipped, x, targets, methods=["saliency"])
+    assert spearman(maps[("saliency", "signed")][0], other[("saliency", "signed")][0]) == pytest.approx(-1.0)
+    assert spearman(maps[("saliency", "absolute")][0], other[("saliency", "absolute")][0]) == pytest.approx(
+        1.0
+    )
+
+
+def _sanity_result(values: dict[tuple[str, str], list[float]]) -> AttributionResult:
+    rows = []
+    for cut in ("head", "stem"):
+        for (m, v), rho in values.items():
+            rows.append(SanityRow(cut, 1, m, tuple(rho if cut == "stem" else [0.9] * len(rho)), v))
+    images = tuple(ImageRecord(f"test[{i}]", 0, "a", 0, "a", 0.9, (("a", 0.9),)) for i in range(8))
+    return AttributionResult(("gradcam", "saliency"), "stages.1", 4, "stage", 0, images, tuple(rows), 0.0)
+
+
+def test_sanity_findings_give_intervals_over_images_and_verdicts():
+    kept = [0.62, 0.70, 0.55, 0.66, 0.71, 0.58, 0.64, 0.69]
+    gone = [0.05, -0.08, 0.02, -0.03, 0.07, -0.06, 0.01, 0.04]
+    result = _sanity_result({
+        ("gradcam", "signed"): gone, ("saliency", "absolute"): kept, ("saliency", "signed"): gone[::-1],
+    })  # fmt: skip
+    text = " ".join(result.findings("tiny"))
+    ci = scipy.stats.t.interval(0.95, 7, loc=np.mean(kept), scale=scipy.stats.sem(kept))
+    assert f"saliency (absolute) {np.mean(kept):+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" in text
+    assert "still correlated with the original map (interval above 0) — these reflect the image more than " \
+        "the weights: saliency (absolute)" in text  # fmt: skip
+    assert "correlation not resolved from 0: Grad-CAM, saliency (signed)" in text
+    assert "Unlike Adebayo et al." in text and "saliency (absolute) keep a resolved correlation" in text
+    paired_ci = scipy.stats.ttest_rel(kept, gone).confidence_interval(0.95)
+    assert f"95% CI [{paired_ci.low:+.2f}, {paired_ci.high:+.2f}], paired t over 8 images" in text
+    assert AttributionResult.from_dict(result.to_dict()) == result
+    # Every map decorrelated: no claim against the paper.
+    calm = _sanity_result({("gradcam", "signed"): gone, ("saliency", "absolute"): gone[::-1]})
+    assert "Unlike" not in " ".join(calm.findings("tiny"))
 
 
 def test_cascading_randomisation_leaves_the_model_alone_and_resumes(tmp_path):

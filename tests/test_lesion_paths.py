@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import random
 
+import numpy as np
 import pytest
+import scipy.stats
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from depthlab.analysis.evaluation import PartialResults, binomial_se, evaluate
 from depthlab.analysis.lesion import (
+    BARELY,
+    KLesion,
     LesionResult,
+    LesionUnit,
     NoResidualBlocksError,
+    SingleLesion,
     lesion_study,
     lesion_units,
     lesioned,
@@ -158,7 +165,7 @@ def test_lesion_result_round_trips_and_names_its_margins():
     assert all(len(d.errors) == min(2, math.comb(5, d.k)) for d in result.deletions[1:])
     assert [d.k for d in result.swaps] == [1, 2]
     text = " ".join(result.findings("tiny"))
-    assert "binomial SE" in text and "downsampling" in text
+    assert "binomial SE" in text and "Downsampling" in text and "95% CI" in text
     assert binomial_se(0.1, 100) == pytest.approx(0.03)
 
 
@@ -188,6 +195,79 @@ def test_lesion_study_resumes_from_partial_results(tmp_path):
         and resumed.swaps == fresh.swaps
     )
     assert not PartialResults(path, {"a": 2}).resumed  # another fingerprint starts over
+
+
+def test_a_resumed_lesion_study_uses_its_stored_partial_results(tmp_path):
+    # Tamper with a stored evaluation: a resume that recomputes instead of reading it cannot produce the mark.
+    model = tiny()
+    _perturb_bn(model)
+    path = tmp_path / "lesion.partial.json"
+
+    def stop(done, total):
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lesion_study(model, X, Y, draws=2, max_swaps=1, partial=PartialResults(path, {"a": 1}), progress=stop)
+    stored = json.loads(path.read_text())
+    assert set(stored["items"]) == {"single:1", "single:2", "single:3"}
+    mark = {"error": 0.123456, "loss": 9.87, "to_wrong": 7, "to_right": 1}
+    stored["items"]["single:2"] = mark
+    path.write_text(json.dumps(stored))
+    resumed = lesion_study(model, X, Y, draws=2, max_swaps=1, partial=PartialResults(path, {"a": 1}))
+    second = resumed.single[1]
+    assert (second.error, second.loss, second.to_wrong, second.to_right) == (0.123456, 9.87, 7, 1)
+    assert resumed.deletions[0].errors[1] == 0.123456  # k = 1 is built from the single deletions
+    fresh = lesion_study(model, X, Y, draws=2, max_swaps=1)
+    assert fresh.single[1].error != 0.123456 and resumed.single[2] == fresh.single[2]
+
+
+def _single(index: int, rise: float, downsampling: bool, intact: float, n: int) -> SingleLesion:
+    # A rise of r on n images: r·n images flip from right to wrong.
+    flips = round(rise * n)
+    return SingleLesion(f"stages.0.{index}", index, 0, downsampling, intact + flips / n, 1.0, flips, 0)
+
+
+def _result(mode: str, rises: list[float], down: list[float], intact: float = 0.1) -> LesionResult:
+    n = 2000
+    single = [_single(i + 1, r, False, intact, n) for i, r in enumerate(rises)]
+    single += [_single(len(rises) + i + 1, r, True, intact, n) for i, r in enumerate(down)]
+    units = tuple(LesionUnit(s.index, s.name, 0, s.downsampling, not s.downsampling) for s in single)
+    k1 = KLesion(1, tuple(s.error for s in single), tuple((s.index,) for s in single))
+    k2 = KLesion(2, (intact + 0.05, intact + 0.07), ((1, 2), (2, 3)))
+    return LesionResult(mode, n, 10, intact, 0.5, units, tuple(single), (k1, k2), (), 2, 0, 0.0)
+
+
+def test_the_lesion_verdict_follows_the_interval_of_the_mean_rise():
+    small = [0.001, 0.002, 0.004, 0.003, 0.0005, 0.0025]
+    barely = _result("residual", small, [0.12, 0.11, 0.115])
+    text = " ".join(barely.findings("net"))
+    assert "barely hurt the residual net" in text and "as Veit et al. found" in text
+    assert "the downsampling blocks hurt more, as in the paper" in text
+    # The interval in the sentence is Student's t over the blocks, computed here by scipy.
+    rises = [s.error - barely.intact_error for s in barely.single if not s.downsampling]
+    ci = scipy.stats.t.interval(0.95, len(rises) - 1, loc=np.mean(rises), scale=scipy.stats.sem(rises))
+    assert f"95% CI [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] points" in text
+    assert ci[1] < BARELY
+
+    large = _result("residual", [0.08, 0.10, 0.12, 0.09, 0.11, 0.10], [0.01, 0.02, 0.015])
+    text = " ".join(large.findings("net"))
+    assert "do hurt this residual net" in text and "unlike Veit et al." in text
+    assert "barely hurt" not in text and "as Veit et al. found" not in text
+    assert "the downsampling blocks hurt less, unlike the paper" in text
+
+    straddling = _result("residual", [0.0, 0.04, 0.0, 0.05, 0.001, 0.03], [])
+    text = " ".join(straddling.findings("net"))
+    assert "is not resolved" in text and "Veit et al. found" not in text and "unlike" not in text
+
+
+def test_the_plain_lesion_verdict_against_halfway_to_chance():
+    # Intact 10%, chance 90%: halfway is 50%.
+    collapsed = _result("plain", [0.80, 0.78, 0.79, 0.81], [], intact=0.1)
+    assert "falls toward chance, as Veit et al. found" in " ".join(collapsed.findings("vgg"))
+    mild = _result("plain", [0.05, 0.06, 0.04, 0.05], [], intact=0.1)
+    text = " ".join(mild.findings("vgg"))
+    assert "does not fall to near chance, unlike Veit et al." in text and "as Veit" not in text
 
 
 # ------------------------------------------------------------------------------------------------- paths
@@ -282,3 +362,72 @@ def test_effective_range_is_the_shortest_window_holding_the_mass():
             if j - i < b - a and sum(values[i : j + 1]) >= 0.9 * sum(values)
         ]  # fmt: skip
         assert not shorter
+
+
+def _orthogonal_net(scale: float, n: int = 4, d: int = 5) -> tuple[HandNet, torch.Tensor, torch.Tensor]:
+    """Linear residual blocks whose branches are ``scale`` × an orthogonal matrix: every path through k
+    branches carries a gradient of norm scale^k · ‖h‖ exactly, whichever branches it takes."""
+    g = torch.Generator().manual_seed(0)
+    weights = [
+        scale * torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0] for _ in range(n)
+    ]
+    head = torch.randn(3, d, generator=g, dtype=torch.float64)
+    x = torch.randn(6, d, generator=g, dtype=torch.float64)
+    return HandNet(weights, head), x, torch.arange(6) % 3
+
+
+def test_a_constant_per_path_gradient_gives_no_verdict_on_path_length():
+    # Orthogonal branches: one path's gradient does not depend on its length, so the gradient mass follows
+    # the binomial distribution and nothing may be called shorter (or longer) than the typical path.
+    net, x, y = _orthogonal_net(1.0)
+    result = path_study(net, x, y, samples=4, batch=6)
+    assert max(result.gradient) == pytest.approx(min(result.gradient), rel=1e-12)
+    c = result.comparison()
+    assert c.weighted_mean == pytest.approx(2.0, abs=1e-12) and c.outcome == "not resolved"
+    assert c.binomial == c.effective
+    text = " ".join(result.findings("orthogonal"))
+    assert "not resolved" in text
+    assert "shorter" not in text and "longer" not in text and "Veit et al. found" not in text
+    assert "falls" not in text and "rises" not in text
+
+
+def test_a_gradient_that_decays_with_length_puts_the_effective_paths_below_the_mean():
+    # Branches 0.3 × orthogonal: a path of length k carries 0.3^k, so T_k ∝ C(n, k)·0.3^k, i.e. the gradient
+    # mass follows Binomial(n, 0.3/1.3), whose mean is n·0.3/1.3.
+    net, x, y = _orthogonal_net(0.3)
+    result = path_study(net, x, y, samples=4, batch=6)
+    c = result.comparison()
+    assert c.weighted_mean == pytest.approx(4 * 0.3 / 1.3, rel=1e-9)
+    assert c.decay.slope == pytest.approx(math.log10(0.3), rel=1e-9)
+    assert c.outcome == "shorter" and c.decay_outcome == "falls"
+    text = " ".join(result.findings("decaying"))
+    assert "shorter" in text and "as Veit et al. found" in text and "it falls with path length" in text
+
+
+def test_the_path_length_interval_is_students_t_over_the_replicates():
+    # Per-sample magnitudes with noise: replicate j is the j-th sample of every length.
+    rng = np.random.default_rng(0)
+    n, samples = 6, 5
+    probability = path_length_distribution(n)
+    rows = tuple(
+        tuple(float(2.0**-k * (1 + 0.3 * rng.random())) for _ in range(samples)) for k in range(n + 1)
+    )
+    means = [float(np.mean(r)) for r in rows]
+    total = tuple(p * g for p, g in zip(probability, means, strict=True))
+    result = PathResult(
+        n, tuple(range(n + 1)), probability, tuple(means), (0.0,) * (n + 1), (samples,) * (n + 1), total,
+        effective_range(total), 0.9, 1.0, 8, 0, 0.0, sample_gradient=rows,
+    )  # fmt: skip
+    m = [
+        sum(k * probability[k] * rows[k][j] for k in range(n + 1))
+        / sum(probability[k] * rows[k][j] for k in range(n + 1))
+        for j in range(samples)
+    ]
+    low, high = scipy.stats.t.interval(0.95, samples - 1, loc=np.mean(m), scale=scipy.stats.sem(m))
+    c = result.comparison()
+    assert (c.weighted_ci.low, c.weighted_ci.high) == pytest.approx((low, high), rel=1e-9)
+    assert c.weighted_mean == pytest.approx(np.mean(m)) and high < n / 2 and c.outcome == "shorter"
+    assert PathResult.from_dict(result.to_dict()) == result
+    # Results stored before the samples were kept: no interval, so no verdict.
+    old = {k: v for k, v in result.to_dict().items() if k not in ("sample_gradient", "comparison")}
+    assert PathResult.from_dict(old).comparison().outcome == "not resolved"

@@ -85,7 +85,7 @@ def test_landscape_command_resumes_after_a_kill(runs, tmp_path, capsys):
         if done == 3:
             raise KeyboardInterrupt
 
-    config = why.LandscapeConfig(points=5, grid=3)
+    config = why.LandscapeConfig(points=5, grid=3, pairs=1)
     with pytest.raises(KeyboardInterrupt):
         why.run_landscape(r, images=16, config=config, out=out, progress=kill)
     partial = json.loads((out / "landscape.partial.json").read_text())
@@ -95,19 +95,50 @@ def test_landscape_command_resumes_after_a_kill(runs, tmp_path, capsys):
     fresh = why.run_landscape(r, images=16, config=config, out=tmp_path / "fresh")
     assert resumed.grid_loss == fresh.grid_loss and resumed.slice_loss == fresh.slice_loss
     assert not (out / "landscape.partial.json").exists()
+    # Li et al. plot the training loss: the images are the run's training split (96 − 16 validation).
+    assert resumed.source["split"] == "train"
+    train = why.load_eval_set(why.open_run(r), None, split="train")
+    assert train.images.shape[0] == 96 - 16
+    subset = why.load_eval_set(why.open_run(r), 16, config.seed, split="train")
+    from depthlab.analysis.evaluation import evaluate
+
+    assert resumed.origin_loss == pytest.approx(
+        evaluate(why.open_run(r).model, subset.images, subset.labels).loss
+    )
     # Two runs: one side-by-side figure on one scale next to them (here: in --out).
     assert main(["landscape", str(runs["plain20"]), str(r), "--images", "16", "--points", "5", "--grid", "3",
-                 "--out", str(tmp_path / "both")]) == 0  # fmt: skip
+                 "--pairs", "3", "--out", str(tmp_path / "both")]) == 0  # fmt: skip
     assert (tmp_path / "both" / "landscape-compare.png").is_file()
-    assert (tmp_path / "both" / "resnet20" / "landscape.json").is_file()
-    assert "Depth 20: sharpness" in capsys.readouterr().out
+    assert why.read_result(tmp_path / "both" / "resnet20", "landscape").pairs == 3
+    text = capsys.readouterr().out
+    assert "Depth 20: sharpness" in text and "3 vs 3 direction pairs" in text and "95% CI" in text
+
+
+def test_a_single_landscape_fills_its_figure(runs, tmp_path):
+    # One run: its contour panel starts at the left edge (it used to sit in the right half of an empty
+    # figure); two runs: two panels side by side, sharing the colour bar.
+    from depthlab.report.why_figures import plot_landscape
+
+    config = why.LandscapeConfig(points=5, grid=5, pairs=2)
+    items = [
+        (name, why.run_landscape(runs[name], images=16, config=config, out=tmp_path / name))
+        for name in ("resnet20", "plain20")
+    ]
+    for count in (1, 2):
+        fig = plot_landscape(items[:count])
+        fig.canvas.draw()
+        contours = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_aspect() == 1.0]
+        assert len(contours) == count
+        left = min(ax.get_position().x0 for ax in contours)
+        right = max(ax.get_position().x1 for ax in contours)
+        assert left < 0.2 and right > 0.5, (count, left, right)
 
 
 def test_attribute_command_on_a_run(runs, tmp_path, capsys):
     r = runs["resnet20"]
     assert main(["attribute", str(r), "--images", "2", "--ig-steps", "4", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "top-5 class" in text and "Spearman" in text
+    assert "top-5 class" in text and "Spearman" in text and "saliency (signed)" in text
     result = why.read_result(tmp_path, "attribution")
     assert [x.source for x in result.images] == [
         f"test[{i}]" for i in why.load_eval_set(why.open_run(r), 1000).indices[:2]

@@ -11,9 +11,14 @@ only (a GoogLeNet's aux heads never run in eval mode):
   displays apply the ReLU and upsample bilinearly to the image size.
 * ``integrated_gradients`` — Sundararajan et al. 2017 (arXiv:1703.01365), ``captum.attr.IntegratedGradients``
   from an all-zero baseline in normalised input space (the dataset's mean image), ``ig_steps`` Gauss-Legendre
-  steps; the map is |Σ_c attribution| (channels summed, then the absolute value).
+  steps; the map is |Σ_c attribution| (channels summed, then the absolute value); its *signed* variant is
+  Σ_c attribution.
 * ``saliency`` — Simonyan et al. 2014 (arXiv:1312.6034), ``captum.attr.Saliency``: max over channels of
-  |∂y_c/∂x|.
+  |∂y_c/∂x|; its *signed* variant is Σ_c ∂y_c/∂x (the channels' gradients summed, sign kept).
+
+Variants: the maps shown are the *absolute* ones (Grad-CAM's only map is signed). Adebayo et al. rank both
+the absolute and the signed ("no absolute value") maps, because the absolute value alone can keep an image's
+edges whatever the weights; the sanity check ranks both for integrated gradients and saliency.
 
 Sanity check (Adebayo et al. 2018, *Sanity Checks for Saliency Maps*, arXiv:1810.03292, cascading model
 parameter randomisation): the layers are re-initialised from the top (the head) down, one group at a time,
@@ -25,6 +30,13 @@ recomputed and compared with the original model's by Spearman rank correlation, 
 (Grad-CAM: over the feature-map cells). A method whose maps stay correlated while the weights they should
 explain are destroyed is insensitive to the model; Adebayo et al. found Grad-CAM and plain gradients sensitive.
 Spearman ρ is undefined (NaN) when a map is constant; means skip such images.
+
+Verdicts (:meth:`AttributionResult.evidence`): per map variant and cut, the mean ρ over images with its 95%
+Student t interval over images (:func:`depthlab.studies.stats.mean_ci`). After every layer is re-initialised
+a map is *still correlated* with the original when the whole interval lies above 0 — it reflects the image
+more than the weights —, anti-correlated when below, and otherwise not resolved. The most and the least
+changed maps are compared by a paired t interval over the images both have (:func:`depthlab.studies.stats.
+paired`).
 """
 
 from __future__ import annotations
@@ -39,10 +51,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import rankdata
 from torch import nn
 
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.errors import UsageError
+from depthlab.studies.stats import Difference, Estimate, Interval, estimate, mean_ci, paired
 
 __all__ = [
     "METHODS",
@@ -50,7 +64,10 @@ __all__ = [
     "CaptumMissingError",
     "ImageRecord",
     "SanityRow",
+    "SanityReading",
     "AttributionResult",
+    "VARIANTS",
+    "map_variants",
     "gradcam_layer",
     "attribution_maps",
     "display_maps",
@@ -68,6 +85,12 @@ METHOD_TITLES = {
     "saliency": "saliency",
 }
 GRANULARITIES = ("stage", "block")
+# The variants each method's sanity check ranks; the first is the map that is shown.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "gradcam": ("signed",),
+    "integrated_gradients": ("absolute", "signed"),
+    "saliency": ("absolute", "signed"),
+}
 
 
 class CaptumMissingError(AnalysisError):
@@ -99,18 +122,66 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class SanityRow:
-    """Spearman ρ between the original and the randomised model's maps, per image, for one method after
-    one cut (everything from the head down to and including ``cut`` re-initialised)."""
+    """Spearman ρ between the original and the randomised model's maps, per image, for one method's map
+    variant after one cut (everything from the head down to and including ``cut`` re-initialised)."""
 
     cut: str
     modules: int  # weighted modules re-initialised so far
     method: str
     spearman: tuple[float, ...]
+    variant: str = "absolute"  # "absolute" or "signed" (Grad-CAM: "signed", its only map)
 
     @property
     def mean(self) -> float:
         values = [v for v in self.spearman if not math.isnan(v)]
         return sum(values) / len(values) if values else float("nan")
+
+    @property
+    def finite(self) -> list[float]:
+        """The per-image ρ that are defined (a constant map has none)."""
+        return [v for v in self.spearman if math.isfinite(v)]
+
+    @property
+    def ci(self) -> Interval | None:
+        """95% Student t interval of the mean ρ over the images (``None`` with fewer than 2)."""
+        return mean_ci(self.finite) if len(self.finite) >= 2 else None
+
+
+def variant_title(method: str, variant: str) -> str:
+    """ "integrated gradients (signed)"; Grad-CAM has one map and no suffix."""
+    return METHOD_TITLES[method] if len(VARIANTS[method]) == 1 else f"{METHOD_TITLES[method]} ({variant})"
+
+
+@dataclass(frozen=True)
+class SanityReading:
+    """One map variant after one cut: mean ρ over the images and its interval."""
+
+    method: str
+    variant: str
+    cut: str
+    mean: float
+    ci: Interval | None
+    images: int  # images with a defined ρ
+
+    @property
+    def title(self) -> str:
+        return variant_title(self.method, self.variant)
+
+    @property
+    def outcome(self) -> str:
+        """ "still correlated" (interval above 0), "anti-correlated" (below) or "not resolved"."""
+        ci = self.ci
+        if ci is None or not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+            return "not resolved"
+        if ci.low > 0:
+            return "still correlated"
+        if ci.high < 0:
+            return "anti-correlated"
+        return "not resolved"
+
+    def text(self) -> str:
+        interval = f"[{self.ci.low:+.2f}, {self.ci.high:+.2f}]" if self.ci is not None else "no CI"
+        return f"{self.title} {self.mean:+.2f} {interval}"
 
 
 @dataclass(frozen=True)
@@ -141,50 +212,113 @@ class AttributionResult:
                 for r in d["images"]
             ),
             sanity=tuple(
-                SanityRow(r["cut"], int(r["modules"]), r["method"], tuple(float(v) for v in r["spearman"]))
+                SanityRow(
+                    r["cut"],
+                    int(r["modules"]),
+                    r["method"],
+                    tuple(float(v) for v in r["spearman"]),
+                    # Results written before the variants held the shown map only.
+                    r.get("variant", VARIANTS[r["method"]][0]),
+                )  # fmt: skip
                 for r in d["sanity"]
             ),
             wall_time_s=float(d["wall_time_s"]),
             source=dict(d.get("source", {})),
         )
 
-    def curve(self, method: str) -> list[tuple[str, float]]:
-        """(cut, mean ρ) after each cut for ``method``, top to bottom."""
-        return [(r.cut, r.mean) for r in self.sanity if r.method == method]
+    def variants(self) -> list[tuple[str, str]]:
+        """(method, variant) pairs with sanity rows, in method order."""
+        return list(dict.fromkeys((r.method, r.variant) for r in self.sanity))
+
+    def curve(self, method: str, variant: str | None = None) -> list[tuple[str, float]]:
+        """(cut, mean ρ) after each cut for ``method``'s ``variant`` (default: the shown map), top to bottom."""
+        variant = variant or VARIANTS[method][0]
+        return [(r.cut, r.mean) for r in self.sanity if r.method == method and r.variant == variant]
+
+    def rows(self, method: str, variant: str) -> list[SanityRow]:
+        return [r for r in self.sanity if r.method == method and r.variant == variant]
+
+    def evidence(self, cut: int = -1) -> list[SanityReading]:
+        """One reading per map variant after the ``cut``-th cut (default: the last, every layer re-initialised)."""
+        out = []
+        for m, v in self.variants():
+            row = self.rows(m, v)[cut]
+            out.append(SanityReading(m, v, row.cut, row.mean, row.ci, len(row.finite)))
+        return out
+
+    def extremes(self) -> Difference | None:
+        """Least − most changed map after the last cut (mean ρ), paired t over the images both define;
+        ``None`` with fewer than two variants."""
+        last = {mv: self.rows(*mv)[-1] for mv in self.variants()}
+        means = {mv: row.mean for mv, row in last.items() if math.isfinite(row.mean)}
+        if len(means) < 2:
+            return None
+        least = max(means, key=lambda mv: means[mv])
+        most = min(means, key=lambda mv: means[mv])
+        both = [
+            (a, b)
+            for a, b in zip(last[least].spearman, last[most].spearman, strict=True)
+            if math.isfinite(a) and math.isfinite(b)
+        ]
+        a_est = estimate([a for a, _ in both]) or Estimate((last[least].mean,))
+        b_est = estimate([b for _, b in both]) or Estimate((last[most].mean,))
+        return paired(variant_title(*least), a_est, variant_title(*most), b_est)
 
     def findings(self, label: str | None = None) -> list[str]:
         label = label or self.source.get("model", "model")
         if not self.sanity:
             return []
-        first_cut = self.sanity[0].cut
-        last_cut = self.sanity[-1].cut
-        parts_first = []
-        parts_last = []
-        for m in self.methods:
-            curve = self.curve(m)
-            if not curve:
-                continue
-            parts_first.append(f"{METHOD_TITLES[m]} {curve[0][1]:.2f}")
-            parts_last.append(f"{METHOD_TITLES[m]} {curve[-1][1]:.2f}")
-        ends = {m: self.curve(m)[-1][1] for m in self.methods if self.curve(m)}
-        finite = {m: v for m, v in ends.items() if not math.isnan(v)}
-        text = (
-            f"{label}, cascading randomisation on {len(self.images)} image(s): mean Spearman ρ between the "
-            f"original and the randomised maps after re-initialising the {first_cut}: "
-            + ", ".join(parts_first)
-            + f"; after every layer down to the {last_cut}: "
-            + ", ".join(parts_last)
+        first, last = self.evidence(0), self.evidence(-1)
+        out = [
+            f"{label}, cascading randomisation on {len(self.images)} image(s), {self.granularity} by "
+            f"{self.granularity} from the head down: mean Spearman ρ between the original and the randomised "
+            f"maps (95% t intervals over images) after re-initialising the {first[0].cut}: "
+            + ", ".join(r.text() for r in first)
+            + f"; after every layer down to the {last[0].cut}: "
+            + ", ".join(r.text() for r in last)
             + "."
-        )
-        out = [text]
-        if finite:
-            most = min(finite, key=lambda m: abs(finite[m]))
-            least = max(finite, key=lambda m: abs(finite[m]))
-            out.append(
-                f"Most sensitive to the weights: {METHOD_TITLES[most]} (|ρ| = {abs(finite[most]):.2f} at the end); "
-                f"least: {METHOD_TITLES[least]} (|ρ| = {abs(finite[least]):.2f}). Adebayo et al. found Grad-CAM "
-                "and gradients sensitive; a map that survives randomisation reflects the input, not the model."
+        ]
+        groups: dict[str, list[str]] = {}
+        for r in last:
+            groups.setdefault(r.outcome, []).append(r.title)
+        parts = []
+        if "still correlated" in groups:
+            parts.append(
+                "still correlated with the original map (interval above 0) — these reflect the image more than "
+                "the weights: " + ", ".join(groups["still correlated"])
             )
+        if "anti-correlated" in groups:
+            parts.append("anti-correlated (interval below 0): " + ", ".join(groups["anti-correlated"]))
+        if "not resolved" in groups:
+            parts.append("correlation not resolved from 0: " + ", ".join(groups["not resolved"]))
+        text = "With every layer re-initialised, " + "; ".join(parts) + "."
+        kept = [r for r in last if r.outcome == "still correlated" and r.method in ("gradcam", "saliency")]
+        if kept:
+            text += (
+                " Unlike Adebayo et al., who found Grad-CAM and gradient maps sensitive to the weights, "
+                + ", ".join(r.title for r in kept)
+                + " keep a resolved correlation."
+            )
+        else:
+            text += " (Adebayo et al. found Grad-CAM and gradient maps sensitive to the weights.)"
+        out.append(text)
+        d = self.extremes()
+        if d is not None:
+            head = (
+                f"Least vs most changed map: {d.a_label} ρ {d.a.mean:+.2f} vs {d.b_label} ρ {d.b.mean:+.2f}"
+            )
+            if d.ci is None:
+                out.append(f"{head}: not resolved (fewer than 2 images with both ρ defined).")
+            else:
+                interval = (
+                    f"difference {d.difference:+.2f}, 95% CI [{d.ci.low:+.2f}, {d.ci.high:+.2f}], {d.method} "
+                    f"over {d.a.seeds} images"
+                )
+                verdict = {
+                    "higher": f"{d.b_label} changes more with the weights",
+                    "lower": f"{d.a_label} changes more with the weights",
+                }.get(d.outcome, "not resolved")
+                out.append(f"{head} ({interval}): {verdict}.")
         return out
 
 
@@ -208,7 +342,7 @@ def _forward(model: nn.Module) -> Any:
     return forward
 
 
-def attribution_maps(
+def map_variants(
     model: nn.Module,
     images: torch.Tensor,
     targets: torch.Tensor,
@@ -216,10 +350,11 @@ def attribution_maps(
     methods: Sequence[str] = METHODS,
     ig_steps: int = 32,
     internal_batch_size: int | None = 64,
-) -> dict[str, torch.Tensor]:
-    """Raw maps per method (module docstring): ``gradcam`` (N, h, w) at the last stage's resolution, signed;
-    ``integrated_gradients`` and ``saliency`` (N, H, W), non-negative. ``images`` (N, C, H, W) normalised;
-    ``targets`` (N,) class indices. The model's mode flag is restored."""
+) -> dict[tuple[str, str], torch.Tensor]:
+    """Every variant of every method's map (module docstring), keyed (method, variant): ``gradcam``
+    (N, h, w) at the last stage's resolution; ``integrated_gradients`` and ``saliency`` (N, H, W), absolute
+    and signed, from one attribution each. ``images`` (N, C, H, W) normalised; ``targets`` (N,) class
+    indices. The model's mode flag is restored."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UsageError(
@@ -232,7 +367,7 @@ def attribution_maps(
     was_training = model.training
     model.eval()
     targets = targets.to(images.device)
-    maps: dict[str, torch.Tensor] = {}
+    maps: dict[tuple[str, str], torch.Tensor] = {}
     try:
         with torch.enable_grad():
             for m in methods:
@@ -241,7 +376,7 @@ def attribution_maps(
                     cam = attr.LayerGradCam(forward, layer).attribute(
                         images, target=targets, relu_attributions=False
                     )
-                    maps[m] = cam.detach().squeeze(1).float()  # (N, 1, h, w) → (N, h, w)
+                    maps[(m, "signed")] = cam.detach().squeeze(1).float()  # (N, 1, h, w) → (N, h, w)
                 elif m == "integrated_gradients":
                     ig = attr.IntegratedGradients(forward).attribute(
                         images,
@@ -250,15 +385,35 @@ def attribution_maps(
                         n_steps=ig_steps,
                         internal_batch_size=internal_batch_size,
                     )
-                    maps[m] = ig.detach().sum(1).abs().float()
+                    summed = ig.detach().sum(1).float()
+                    maps[(m, "absolute")] = summed.abs()
+                    maps[(m, "signed")] = summed
                 else:
                     # A leaf that requires grad, so Captum need not switch it on (and warn about it).
                     leaf = images.detach().clone().requires_grad_(True)
-                    grad = attr.Saliency(forward).attribute(leaf, target=targets, abs=True)
-                    maps[m] = grad.detach().amax(1).float()
+                    grad = attr.Saliency(forward).attribute(leaf, target=targets, abs=False).detach().float()
+                    maps[(m, "absolute")] = grad.abs().amax(1)
+                    maps[(m, "signed")] = grad.sum(1)
     finally:
         model.train(was_training)
     return maps
+
+
+def attribution_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    methods: Sequence[str] = METHODS,
+    ig_steps: int = 32,
+    internal_batch_size: int | None = 64,
+) -> dict[str, torch.Tensor]:
+    """The map shown for each method (:func:`map_variants`' first variant): ``gradcam`` (N, h, w), signed;
+    ``integrated_gradients`` and ``saliency`` (N, H, W), non-negative."""
+    variants = map_variants(
+        model, images, targets, methods=methods, ig_steps=ig_steps, internal_batch_size=internal_batch_size
+    )
+    return {m: variants[(m, VARIANTS[m][0])] for m in methods}
 
 
 def display_maps(maps: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -274,17 +429,6 @@ def display_maps(maps: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[s
 
 
 # -------------------------------------------------------------------------------------------- spearman
-def _rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (scipy.stats.rankdata's "average")."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    boundaries = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1], True])  # starts of tie groups, then n
-    average = (boundaries[:-1] + boundaries[1:] - 1) / 2 + 1  # mean of ranks start+1..end
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.repeat(average, np.diff(boundaries))
-    return ranks
-
-
 def spearman(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """Spearman rank correlation of two equally sized arrays (flattened): the Pearson correlation of their
     average ranks. NaN when either is constant."""
@@ -292,7 +436,7 @@ def spearman(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> floa
     y = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"spearman needs arrays of one size, got {x.size} and {y.size}")
-    rx, ry = _rankdata(x) - (x.size + 1) / 2, _rankdata(y) - (y.size + 1) / 2
+    rx, ry = rankdata(x) - (x.size + 1) / 2, rankdata(y) - (y.size + 1) / 2  # average ranks of ties
     denom = math.sqrt(float((rx * rx).sum()) * float((ry * ry).sum()))
     return float((rx * ry).sum()) / denom if denom > 0 else float("nan")
 
@@ -364,15 +508,18 @@ def cascading_randomization(
     granularity: str = "stage",
     ig_steps: int = 32,
     seed: int = 0,
-    original: dict[str, torch.Tensor] | None = None,
+    original: dict[tuple[str, str], torch.Tensor] | None = None,
     progress: Progress | None = None,
     partial: PartialResults | None = None,
 ) -> list[SanityRow]:
-    """Adebayo et al.'s cascading randomisation of a *copy* of ``model`` (module docstring); ``original``:
-    the unrandomised model's :func:`attribution_maps` (computed if not given)."""
+    """Adebayo et al.'s cascading randomisation of a *copy* of ``model`` (module docstring): cut j
+    re-initialises group j on top of groups 0…j−1, never a fresh copy. ``original``: the unrandomised model's
+    :func:`map_variants` (computed if not given). ``partial`` keeps each finished cut's ρ values; a cut found
+    there is not recomputed (its re-initialisation still runs, so later cuts see the same weights)."""
     groups = randomization_groups(model, granularity)
     if original is None:
-        original = attribution_maps(model, images, targets, methods=methods, ig_steps=ig_steps)
+        original = map_variants(model, images, targets, methods=methods, ig_steps=ig_steps)
+    keys = [(m, v) for m in methods for v in VARIANTS[m]]
     randomised = copy.deepcopy(model)
     modules = dict(randomised.named_modules())
     generator = torch.Generator().manual_seed(seed)
@@ -384,14 +531,15 @@ def cascading_randomization(
             # Re-initialising consumes the generator identically whether or not the cut is cached below.
             count += reinitialize(modules[n], generator)
         key = f"cut{j}"
-        if key not in partial:
-            maps = attribution_maps(randomised, images, targets, methods=methods, ig_steps=ig_steps)
-            partial.put(
-                key,
-                {m: [spearman(original[m][i], maps[m][i]) for i in range(images.shape[0])] for m in methods},
-            )
-        stored = partial.get(key)
-        rows += [SanityRow(label, count, m, tuple(float(v) for v in stored[m])) for m in methods]
+        stored = partial.get(key) if key in partial else {}
+        if not all(f"{m}/{v}" in stored for m, v in keys):
+            maps = map_variants(randomised, images, targets, methods=methods, ig_steps=ig_steps)
+            stored = {
+                f"{m}/{v}": [spearman(original[(m, v)][i], maps[(m, v)][i]) for i in range(images.shape[0])]
+                for m, v in keys
+            }
+            partial.put(key, stored)
+        rows += [SanityRow(label, count, m, tuple(float(x) for x in stored[f"{m}/{v}"]), v) for m, v in keys]
         if progress is not None:
             progress(j + 1, len(groups))
     return rows
@@ -447,12 +595,13 @@ def explain_images(
                 top5=tuple((names[int(c)], float(p)) for p, c in zip(top.values, top.indices, strict=True)),
             )
         )
-    maps = attribution_maps(model, images, targets, methods=methods, ig_steps=ig_steps)
+    variants = map_variants(model, images, targets, methods=methods, ig_steps=ig_steps)
+    maps = {m: variants[(m, VARIANTS[m][0])] for m in methods}
     rows: list[SanityRow] = []
     if sanity:
         rows = cascading_randomization(
             model, images, targets, methods=methods, granularity=granularity, ig_steps=ig_steps, seed=seed,
-            original=maps, progress=progress, partial=partial,
+            original=variants, progress=progress, partial=partial,
         )  # fmt: skip
     layer, _ = gradcam_layer(model) if "gradcam" in methods else ("", None)
     result = AttributionResult(

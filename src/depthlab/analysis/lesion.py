@@ -25,11 +25,19 @@ evaluate`):
 * **swaps** — error after k random swaps (k = 1…``max_swaps``) of two shape-preserving blocks of the same
   stage (same parent ``nn.Sequential``), ``draws`` random draws per k.
 
-Margins: an error p measured on n images has binomial standard error sqrt(p(1−p)/n). A single deletion is
-compared with the intact net on the *same* images, so its margin is the paired (McNemar) standard error of
-the difference, sqrt(b + c − (b − c)²/n)/n, where b and c count images that flip from right to wrong and
-from wrong to right. Findings call a rise an effect when it exceeds two such standard errors and one
-percentage point.
+Verdicts (:meth:`LesionResult.evidence`, intervals from :mod:`depthlab.studies.stats`; one trained net, so
+the blocks are the replicates):
+
+* residual mode — the mean rise of the error over the non-downsampling single deletions, with its 95%
+  Student t interval over those blocks, against ``BARELY`` (two points): "barely hurts" (as Veit et al.
+  found) when the whole interval lies below it, "hurts" when above, else not resolved. The downsampling
+  blocks' rises are compared with the others' by a Welch t interval over blocks. Each single deletion is
+  also tested against the intact net on the same images (McNemar, from the images that flip);
+* plain mode — the mean error after one deletion, with its t interval over blocks, against halfway from the
+  intact error to chance: "falls to near chance" (as Veit et al. found for VGG) when the interval lies
+  above, "stays well above chance" when below, else not resolved;
+* k deletions and k swaps — the least-squares slope of the error on k over every draw (k = 0: the intact
+  net) with its t interval: the error rises, falls or is not resolved.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,6 +64,18 @@ from depthlab.analysis.evaluation import (
 )
 from depthlab.analysis.gradients import find_blocks
 from depthlab.errors import UsageError
+from depthlab.studies.stats import (
+    Difference,
+    Estimate,
+    Interval,
+    PairedTest,
+    Slope,
+    estimate,
+    mcnemar,
+    mean_ci,
+    slope,
+    welch,
+)
 
 __all__ = [
     "MODES",
@@ -62,6 +83,7 @@ __all__ = [
     "SingleLesion",
     "KLesion",
     "LesionResult",
+    "LesionEvidence",
     "NoResidualBlocksError",
     "lesion_units",
     "lesioned",
@@ -70,8 +92,7 @@ __all__ = [
 ]
 
 MODES = ("auto", "residual", "plain")
-MIN_EFFECT = 0.01  # a rise under one percentage point is never called an effect
-BARELY = 0.02  # "barely hurts": median single-deletion rise at most two percentage points
+BARELY = 0.02  # "barely hurts": the mean single-deletion rise is resolved below two percentage points
 
 
 class NoResidualBlocksError(AnalysisError):
@@ -104,6 +125,12 @@ class SingleLesion:
         """Standard error of (error − intact error) on the same n images (McNemar)."""
         b, c = self.to_wrong, self.to_right
         return math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n if n else float("nan")
+
+    def paired_test(self) -> PairedTest:
+        """McNemar's test of this deletion against the intact net on the same images. Only the images that
+        flip enter it, so the per-image flags are rebuilt from the two counts (a = lesioned, b = intact)."""
+        lesioned_ok = np.r_[np.zeros(self.to_wrong, bool), np.ones(self.to_right, bool)]
+        return mcnemar([lesioned_ok], [~lesioned_ok])
 
 
 @dataclass(frozen=True)
@@ -172,12 +199,32 @@ class LesionResult:
     def chance_error(self) -> float:
         return 1.0 - 1.0 / self.num_classes
 
-    def margin(self, lesion: SingleLesion) -> float:
-        """The rise of ``lesion`` counts as an effect above this: max(2 paired SE, 1 point)."""
-        return max(2 * lesion.paired_se(self.images), MIN_EFFECT)
+    def evidence(self) -> LesionEvidence:
+        """The numbers behind the verdicts, with their intervals (module docstring)."""
+        inner = [s for s in self.single if not s.downsampling]
+        down = [s for s in self.single if s.downsampling]
+        rises = [s.error - self.intact_error for s in inner]
+        inner_rise = estimate(rises)
+        down_rise = estimate([s.error - self.intact_error for s in down])
+        errors = estimate([s.error for s in self.single])
+        return LesionEvidence(
+            inner_rise=inner_rise,
+            inner_ci=mean_ci(rises) if len(rises) >= 2 else None,
+            down_vs_inner=(
+                welch("downsampling", down_rise, "other", inner_rise)
+                if down_rise is not None and inner_rise is not None
+                else None
+            ),
+            single_error=errors,
+            single_ci=mean_ci([s.error for s in self.single]) if len(self.single) >= 2 else None,
+            halfway=self.intact_error + (self.chance_error - self.intact_error) / 2,
+            raised=sum(1 for s in self.single if _raises(s)),
+            deletion_slope=_k_slope(self.intact_error, self.deletions),
+            swap_slope=_k_slope(self.intact_error, self.swaps),
+        )
 
     def findings(self, label: str | None = None) -> list[str]:
-        """Sentences comparing the measured numbers with Veit et al.'s pattern, with their margins."""
+        """Sentences comparing the measured numbers with Veit et al.'s pattern, each with its interval."""
         label = label or self.source.get("model", "model")
         pct = _pct
         se = binomial_se(self.intact_error, self.images)
@@ -187,83 +234,165 @@ class LesionResult:
         ]
         if not self.single:
             return out
-        inner = [s for s in self.single if not s.downsampling]
-        down = [s for s in self.single if s.downsampling]
-        rises = [s.error - self.intact_error for s in inner]
-        if self.mode == "residual" and inner:
-            med = statistics.median(rises)
-            worst = max(inner, key=lambda s: s.error)
-            effects = [s for s in inner if s.error - self.intact_error > self.margin(s)]
-            text = (
-                f"Deleting one of the {len(inner)} non-downsampling residual blocks: median rise "
-                f"{_pts(med)}, largest {_pts(worst.error - self.intact_error)} ({worst.name}, margin "
-                f"{_pts(self.margin(worst), sign=False)}); {len(effects)} of {len(inner)} exceed their margin."
-            )
-            if down:
-                text += (
-                    " Downsampling blocks: "
-                    + ", ".join(f"{s.name} {_pts(s.error - self.intact_error)}" for s in down)
-                    + "."
-                )
-            out.append(text)
-            barely = med <= BARELY
-            down_worse = bool(down) and min(s.error for s in down) - self.intact_error > max(max(rises), 0.0)
-            verdict = (
-                "As Veit et al. found, single deletions barely hurt the residual net"
-                if barely
-                else "Unlike Veit et al.'s ResNets, single deletions do hurt this residual net"
-            )
-            verdict += f" (median rise {_pts(med)} {'≤' if barely else '>'} {_pts(BARELY, sign=False)})"
-            if down:
-                verdict += (
-                    "; every downsampling block hurts more than any other block, as in the paper."
-                    if down_worse
-                    else "; the downsampling blocks are not the most harmful ones here, unlike the paper."
-                )
-            else:
-                verdict += "."
-            out.append(verdict)
-        elif self.mode == "plain" and self.single:
-            errors = [s.error for s in self.single]
-            med = statistics.median(errors)
-            halfway = self.intact_error + (self.chance_error - self.intact_error) / 2
-            near = med >= halfway
-            out.append(
-                f"Replacing one of the {len(self.single)} shape-preserving blocks by the identity: median "
-                f"error {pct(med)} (range {pct(min(errors))}–{pct(max(errors))}); "
-                + (
-                    "the net falls to near chance, as Veit et al. found for a plain VGG."
-                    if near
-                    else "the net does not fall to near chance (median below halfway from intact to "
-                    f"chance, {pct(halfway)}), unlike Veit et al.'s plain VGG."
-                )
-            )
+        e = self.evidence()
+        if self.mode == "residual" and e.inner_rise is not None:
+            out += _residual_text(self, e, e.inner_rise)
+        elif self.mode == "plain" and e.single_error is not None:
+            out.append(_plain_text(self, e, e.single_error))
         if self.deletions:
-            means = [self.intact_error] + [d.mean for d in self.deletions]
-            steps = [b - a for a, b in zip(means, means[1:], strict=False)]
-            total = means[-1] - means[0]
-            jump_at = max(range(len(steps)), key=lambda i: steps[i]) + 1
-            smooth = total > 0 and max(steps) <= total / 2
-            last = self.deletions[-1]
             out.append(
-                f"Deleting k random blocks ({self.draws} draws per k): mean error {pct(self.deletions[0].mean)} "
-                f"at k=1, {pct(self.deletions[len(self.deletions) // 2].mean)} at "
-                f"k={self.deletions[len(self.deletions) // 2].k}, {pct(last.mean)} at k={last.k}; the "
-                f"largest step ({_pts(max(steps))}) is at k={jump_at} — "
-                + (
-                    "the error grows smoothly with k, as in Veit et al.'s Fig. 5."
-                    if smooth
-                    else "the error does not grow smoothly (one step carries more than half the total rise"
-                    f" of {_pts(total)})."
+                _k_text(
+                    "Deleting k random blocks", self.deletions, self.draws, e.deletion_slope, "block",
+                    paper=self.mode == "residual",
                 )
-            )
+            )  # fmt: skip
         if self.swaps:
-            first, last = self.swaps[0], self.swaps[-1]
             out.append(
-                f"Swapping k random pairs of same-stage blocks: mean error {pct(first.mean)} at k={first.k}, "
-                f"{pct(last.mean)} at k={last.k}."
+                _k_text(
+                    "Swapping k random pairs of same-stage blocks",
+                    self.swaps,
+                    self.draws,
+                    e.swap_slope,
+                    "swap",
+                )
             )
         return out
+
+
+@dataclass(frozen=True)
+class LesionEvidence:
+    """Typed readings of a :class:`LesionResult` (fractions; rises are lesioned − intact error)."""
+
+    inner_rise: Estimate | None  # over the non-downsampling blocks (None without any)
+    inner_ci: Interval | None  # 95% t interval of its mean
+    down_vs_inner: Difference | None  # downsampling − other blocks' rises (Welch over blocks)
+    single_error: Estimate | None  # the single-deletion errors over all blocks (None without any)
+    single_ci: Interval | None
+    halfway: float  # intact + (chance − intact)/2
+    raised: int  # single deletions whose rise McNemar resolves (p < 0.05, error up)
+    deletion_slope: Slope | None  # error on k (k = 0: intact), every draw
+    swap_slope: Slope | None
+
+    @property
+    def residual_outcome(self) -> str:
+        """ "barely hurts" / "hurts" / "not resolved": the mean rise's interval against ``BARELY``."""
+        return _against(self.inner_ci, BARELY, below="barely hurts", above="hurts")
+
+    @property
+    def plain_outcome(self) -> str:
+        """ "near chance" / "above chance" / "not resolved": the mean error's interval against halfway."""
+        return _against(self.single_ci, self.halfway, below="well above chance", above="near chance")
+
+
+def _against(ci: Interval | None, bound: float, *, below: str, above: str) -> str:
+    if ci is None or not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+        return "not resolved"
+    if ci.high < bound:
+        return below
+    if ci.low > bound:
+        return above
+    return "not resolved"
+
+
+def _raises(s: SingleLesion) -> bool:
+    return s.to_wrong > s.to_right and s.paired_test().p < 0.05
+
+
+def _k_slope(intact: float, rows: Sequence[KLesion]) -> Slope | None:
+    xs = [0.0] + [float(r.k) for r in rows for _ in r.errors]
+    ys = [intact] + [e for r in rows for e in r.errors]
+    return slope(xs, ys) if len(set(xs)) >= 2 and len(xs) >= 3 else None
+
+
+def _ci_pts(ci: Interval | None) -> str:
+    return f"95% CI [{100 * ci.low:+.1f}, {100 * ci.high:+.1f}] points" if ci is not None else "no CI"
+
+
+def _residual_text(r: LesionResult, e: LesionEvidence, rise: Estimate) -> list[str]:
+    inner = [s for s in r.single if not s.downsampling]
+    down = [s for s in r.single if s.downsampling]
+    worst = max(inner, key=lambda s: s.error)
+    text = (
+        f"Deleting one of the {len(inner)} non-downsampling residual blocks: mean rise "
+        f"{_pts(rise.mean)} ({_ci_pts(e.inner_ci)}, t over blocks), largest "
+        f"{_pts(worst.error - r.intact_error)} ({worst.name}); McNemar resolves a rise for "
+        f"{sum(1 for s in inner if _raises(s))} of {len(inner)}."
+    )
+    if down:
+        text += (
+            " Downsampling blocks: "
+            + ", ".join(f"{s.name} {_pts(s.error - r.intact_error)}" for s in down)
+            + "."
+        )
+    bound = _pts(BARELY, sign=False)
+    outcome = e.residual_outcome
+    if outcome == "barely hurts":
+        verdict = f"Single deletions barely hurt the residual net (the interval lies below {bound}), as Veit et al. found"
+    elif outcome == "hurts":
+        verdict = f"Single deletions do hurt this residual net (the interval lies above {bound}), unlike Veit et al.'s ResNets"
+    else:
+        verdict = f"Whether single deletions barely hurt the residual net (a mean rise below {bound}) is not resolved"
+    verdict += f": mean rise {_pts(rise.mean)}, {_ci_pts(e.inner_ci)}, {len(inner)} blocks."
+    d = e.down_vs_inner
+    if d is not None:
+        head = f" Downsampling vs other blocks: difference of mean rises {_pts(d.difference)}, {_ci_pts(d.ci)} (Welch t)"
+        if d.outcome == "higher":
+            verdict += head + ": the downsampling blocks hurt more, as in the paper."
+        elif d.outcome == "lower":
+            verdict += head + ": the downsampling blocks hurt less, unlike the paper."
+        else:
+            verdict += head + ": not resolved."
+    return [text, verdict]
+
+
+def _plain_text(r: LesionResult, e: LesionEvidence, mean_error: Estimate) -> str:
+    errors = [s.error for s in r.single]
+    head = (
+        f"Replacing one of the {len(r.single)} shape-preserving blocks by the identity: mean error "
+        f"{_pct(mean_error.mean)} ({_ci_pct(e.single_ci)}, t over blocks; range {_pct(min(errors))}–"
+        f"{_pct(max(errors))}) vs {_pct(e.halfway)}, halfway from intact to chance"
+    )
+    outcome = e.plain_outcome
+    if outcome == "near chance":
+        return head + ": above it — the net falls toward chance, as Veit et al. found for a plain VGG."
+    if outcome == "well above chance":
+        return head + ": below it — the net does not fall to near chance, unlike Veit et al.'s plain VGG."
+    return head + ": not resolved."
+
+
+def _ci_pct(ci: Interval | None) -> str:
+    return f"95% CI [{_pct(ci.low)}, {_pct(ci.high)}]" if ci is not None else "no CI"
+
+
+def _k_text(
+    what: str, rows: Sequence[KLesion], draws: int, fit: Slope | None, unit: str, *, paper: bool = False
+) -> str:
+    """``paper``: Veit et al.'s Fig. 5 (residual nets) is the reference for a resolved rise."""
+    shown = [rows[0], rows[len(rows) // 2], rows[-1]] if len(rows) >= 3 else list(rows)
+    head = f"{what} ({draws} draws per k): mean error " + ", ".join(
+        f"{_pct(r.mean)} at k={r.k}" for r in shown
+    )
+    if fit is None:
+        return head + "."
+    slope_text = (
+        f"{_pts(fit.slope)} per {unit} ({_ci_pts(fit.ci)}, least squares over every draw and the intact net)"
+    )
+    ci = fit.ci
+    resolved = (
+        ci is not None and math.isfinite(ci.low) and math.isfinite(ci.high) and (ci.low > 0 or ci.high < 0)
+    )
+    if not resolved:
+        return f"{head}; the change with k, {slope_text}, is not resolved."
+    direction = "rises" if ci.low > 0 else "falls"
+    text = f"{head}; the error {direction} with k, {slope_text}"
+    if paper and direction == "rises":
+        means = [r.mean for r in rows]
+        steps = [b - a for a, b in zip(means, means[1:], strict=False)]
+        total = means[-1] - means[0]
+        if steps and total > 0:
+            text += f"; the largest step between consecutive k is {100 * max(steps) / total:.0f}% of the rise from k={rows[0].k} to k={rows[-1].k}"
+        text += ", as in Veit et al.'s Fig. 5"
+    return text + "."
 
 
 def _pct(x: float) -> str:

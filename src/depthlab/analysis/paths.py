@@ -21,10 +21,24 @@ sample is the mean over its images of ‖∂L_j/∂x₀‖₂, L_j the cross-ent
 over the samples. The total gradient magnitude of length k is T_k = P(k)·|g_k| (up to the constant 2ⁿ, the
 number of paths of length k times the magnitude of one), and the *effective paths* are the shortest range
 of lengths [a, b] holding ``mass`` (default 90%) of Σ_k T_k.
+
+Compared with the binomial distribution (:meth:`PathResult.comparison`), as Veit et al. do in Fig. 6:
+
+* the *gradient-weighted mean path length* m = Σ_k k·T_k / Σ_k T_k against the mean path length n/2 (the
+  mean of Binomial(n, ½)), and the effective range against the shortest range holding ``mass`` of the
+  *paths*. The j-th sample of every length forms one replicate profile g_{k,j}, which gives one m_j; the
+  95% CI of the mean of the m_j is a Student t interval (:func:`depthlab.studies.stats.mean_ci`). The
+  effective paths are *shorter* than the typical path when the whole interval lies below n/2, *longer*
+  when above, and otherwise *not resolved*. A per-path gradient that does not depend on k gives T_k ∝ P(k),
+  so m = n/2 and no verdict, whatever the depth;
+* the change of the per-path gradient with length: the least-squares slope of log10 |g_{k,j}| on k over all
+  samples, with its t interval (:func:`depthlab.studies.stats.slope`); 10^slope is the factor per residual
+  branch on the path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -39,15 +53,79 @@ from torch import nn
 from depthlab.analysis.evaluation import PartialResults, Progress
 from depthlab.analysis.gradients import find_blocks
 from depthlab.analysis.lesion import NoResidualBlocksError, _is_residual
+from depthlab.studies.stats import LEVEL, Interval, Slope, mean_ci, slope
 
 __all__ = [
     "PathResult",
+    "PathComparison",
     "residual_blocks",
     "path_length_distribution",
     "path_gradient",
     "effective_range",
     "path_study",
 ]
+
+
+VEIT_PAPER = (
+    "Veit et al. found the effective paths of ResNet-110 on CIFAR-10 at 5–17 of its 54 blocks, "
+    "against a mean path length of 27"
+)
+
+
+@dataclass(frozen=True)
+class PathComparison:
+    """The effective paths against the binomial path-length distribution (module docstring)."""
+
+    blocks: int
+    mass: float
+    effective: tuple[int, int]  # shortest range with ``mass`` of the total gradient magnitude
+    binomial: tuple[int, int]  # shortest range with ``mass`` of the paths
+    mean_path_length: float  # n/2
+    weighted_mean: float  # mean over replicates of Σ k·T_k / Σ T_k
+    weighted_ci: Interval | None  # its 95% t interval over the replicates; None with < 2
+    replicates: int
+    decay: Slope | None  # log10 |g_k| on k; None without two positive samples at two lengths
+    level: float = LEVEL
+
+    @property
+    def outcome(self) -> str:
+        """ "shorter", "longer" or "not resolved": the gradient-weighted mean length against n/2."""
+        return _side(self.weighted_ci, self.mean_path_length, ("shorter", "longer"))
+
+    @property
+    def decay_outcome(self) -> str:
+        """ "falls", "rises" or "not resolved": the per-path gradient against path length."""
+        return _side(self.decay.ci if self.decay is not None else None, 0.0, ("falls", "rises"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "blocks": self.blocks,
+            "mass": self.mass,
+            "effective": list(self.effective),
+            "binomial": list(self.binomial),
+            "mean_path_length": self.mean_path_length,
+            "weighted_mean": self.weighted_mean,
+            "weighted_ci": self.weighted_ci.to_dict() if self.weighted_ci is not None else None,
+            "replicates": self.replicates,
+            "outcome": self.outcome,
+            "decay_per_branch_log10": self.decay.slope if self.decay is not None else None,
+            "decay_ci": self.decay.ci.to_dict() if self.decay is not None and self.decay.ci else None,
+            "decay_outcome": self.decay_outcome,
+        }
+
+
+def _side(ci: Interval | None, reference: float, words: tuple[str, str]) -> str:
+    """words[0] when the whole interval lies below ``reference``, words[1] above, else "not resolved" (also
+    for a missing or non-finite interval, and for one that touches ``reference`` up to rounding: a
+    zero-width interval from identical replicates is no evidence of a difference smaller than that)."""
+    if ci is None or not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+        return "not resolved"
+    rounding = 1e-9 * max(1.0, abs(reference))
+    if ci.high < reference - rounding:
+        return words[0]
+    if ci.low > reference + rounding:
+        return words[1]
+    return "not resolved"
 
 
 @dataclass(frozen=True)
@@ -66,14 +144,21 @@ class PathResult:
     seed: int
     wall_time_s: float
     source: dict[str, Any] = field(default_factory=dict)
+    # The samples behind |g_k|, per k (results written before they were kept have none: no CI then).
+    sample_gradient: tuple[tuple[float, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "comparison": self.comparison().to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PathResult:
         tuples = ("lengths", "probability", "gradient", "gradient_spread", "samples", "total", "effective")
-        return cls(**{k: (tuple(v) if k in tuples else v) for k, v in d.items()})
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in names}
+        values["sample_gradient"] = tuple(
+            tuple(float(x) for x in row) for row in d.get("sample_gradient", ())
+        )
+        return cls(**values)
 
     @property
     def mean_length(self) -> float:
@@ -85,21 +170,100 @@ class PathResult:
         a, b = self.effective
         return sum(self.probability[a : b + 1])
 
+    def comparison(self) -> PathComparison:
+        """The effective paths against the binomial distribution, with CIs (module docstring)."""
+        replicates = min((len(row) for row in self.sample_gradient), default=0)
+        weighted = [
+            _weighted_mean_length(self.probability, [row[j] for row in self.sample_gradient])
+            for j in range(replicates)
+        ]
+        weighted = [m for m in weighted if math.isfinite(m)]
+        whole = _weighted_mean_length(self.probability, self.gradient)
+        points = [
+            (k, math.log10(v))
+            for k, row in enumerate(self.sample_gradient)
+            for v in row
+            if v > 0 and math.isfinite(v)
+        ]
+        decay = (
+            slope([k for k, _ in points], [y for _, y in points])
+            if len({k for k, _ in points}) >= 2
+            else None
+        )
+        return PathComparison(
+            blocks=self.blocks,
+            mass=self.mass,
+            effective=self.effective,
+            binomial=effective_range(self.probability, self.mass),
+            mean_path_length=self.mean_length,
+            weighted_mean=sum(weighted) / len(weighted) if weighted else whole,
+            weighted_ci=mean_ci(weighted) if len(weighted) >= 2 else None,
+            replicates=len(weighted),
+            decay=decay,
+        )
+
     def findings(self, label: str | None = None) -> list[str]:
         label = label or self.source.get("model", "model")
+        c = self.comparison()
         a, b = self.effective
-        g = self.gradient
-        decay = (g[-1] / g[0]) if g and g[0] > 0 else float("nan")
+        lo, hi = c.binomial
         peak = max(range(len(self.total)), key=lambda k: self.total[k])
         return [
-            f"{label}: {self.blocks} residual blocks → 2^{self.blocks} paths, lengths Binomial({self.blocks}, ½) "
-            f"(mean {self.mean_length:g}). The gradient reaching the first block's input through one path "
-            f"falls from {g[0]:.3g} (length 0) to {g[-1]:.3g} (length {self.blocks}), a factor {decay:.2g}.",
+            f"{label}: {self.blocks} residual blocks → 2^{self.blocks} paths, lengths Binomial({self.blocks}, ½): "
+            f"mean length {self.mean_length:g}, {100 * self.mass:.0f}% of the paths at lengths {lo}–{hi}. "
+            + _decay_text(c),
             f"Weighted by how many paths have each length, lengths {a}–{b} carry {100 * self.mass:.0f}% of the "
-            f"total gradient magnitude (peak at length {peak}), although they are only "
-            f"{100 * self.effective_share:.0f}% of the paths; Veit et al. report 5–17 of 54 blocks for "
-            "ResNet-110 on CIFAR-10 (paths of 10–34 layers) — the effective paths are much shorter than the network is deep.",
+            f"total gradient magnitude (peak at length {peak}; {100 * self.effective_share:.0f}% of the paths). "
+            + _length_text(c),
         ]
+
+
+def _weighted_mean_length(probability: Sequence[float], gradient: Sequence[float]) -> float:
+    """Σ k·P(k)·g_k / Σ P(k)·g_k (NaN when the total is 0)."""
+    total = [p * g for p, g in zip(probability, gradient, strict=True)]
+    whole = sum(total)
+    return sum(k * t for k, t in enumerate(total)) / whole if whole > 0 else float("nan")
+
+
+def _ci(ci: Interval | None, digits: int = 2) -> str:
+    return f"95% CI [{ci.low:.{digits}f}, {ci.high:.{digits}f}]" if ci is not None else "no CI"
+
+
+def _decay_text(c: PathComparison) -> str:
+    if c.decay is None:
+        return (
+            "The per-path gradient against path length: not measured (fewer than two lengths with samples)."
+        )
+    factor = 10**c.decay.slope
+    interval = (
+        f"95% CI [{10**c.decay.ci.low:.3g}, {10**c.decay.ci.high:.3g}]" if c.decay.ci is not None else "no CI"
+    )
+    head = (
+        f"Per residual branch on a path, its gradient changes by a factor {factor:.3g} ({interval}; least "
+        f"squares of log10 magnitude on length, {c.decay.n} samples)"
+    )
+    if c.decay_outcome == "not resolved":
+        return head + ": not resolved."
+    return head + f": it {c.decay_outcome} with path length."
+
+
+def _length_text(c: PathComparison) -> str:
+    head = (
+        f"Gradient-weighted mean path length {c.weighted_mean:.2f} ({_ci(c.weighted_ci)}, t over "
+        f"{c.replicates} replicate{'s' if c.replicates != 1 else ''}) vs the mean path length "
+        f"{c.mean_path_length:g}"
+    )
+    if c.outcome == "shorter":
+        return (
+            head + ": shorter — the gradient comes mostly from paths shorter than the typical path, as "
+            f"{VEIT_PAPER}."
+        )
+    if c.outcome == "longer":
+        return (
+            head
+            + f": longer — the gradient comes mostly from paths longer than the typical path, unlike {VEIT_PAPER}."
+        )
+    return head + ": not resolved."
 
 
 # ------------------------------------------------------------------------------------------------ maths
@@ -272,7 +436,7 @@ def path_study(
         partial.put("full", _per_image_norm(path_gradient(model, images[full_idx], labels[full_idx], None)))
     full = float(partial.get("full"))
     tick()
-    means, spreads, counts = [], [], []
+    means, spreads, counts, rows = [], [], [], []
     for k, items in plan:
         values = []
         for j, (subset, idx) in enumerate(items):
@@ -287,6 +451,7 @@ def path_study(
             math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
         )
         counts.append(len(values))
+        rows.append(tuple(values))
     probability = path_length_distribution(n)
     total = tuple(p * g for p, g in zip(probability, means, strict=True))
     return PathResult(
@@ -303,4 +468,5 @@ def path_study(
         batch=batch,
         seed=seed,
         wall_time_s=round(time.perf_counter() - start, 2),
+        sample_gradient=tuple(rows),
     )

@@ -16,8 +16,9 @@ file); a call whose fingerprint matches the stored one returns the stored result
 deleted when the result is written.
 
 Data: the model of the run's ``last`` checkpoint (or ``best``), in eval mode, on the CPU (or ``device``), on a
-fixed subset of the run's *test* split: ``images`` images drawn by a permutation seeded with ``seed`` (the
-same images for every analysis and every run of a dataset), normalised with the run's training mean/std.
+fixed subset of the run's *test* split — the *training* split for the loss landscape, the loss Li et al. plot
+—: ``images`` images drawn by a permutation seeded with ``seed`` (the same images for every analysis and
+every run of a dataset), normalised with the run's training mean/std.
 
 :func:`why_section` turns the JSON files of several runs into the report's "Why it works" section: figures
 (title, caption, PNG bytes) and sentences. It never computes anything.
@@ -50,6 +51,7 @@ from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_l
 from depthlab.analysis.lesion import LesionResult, lesion_study
 from depthlab.analysis.paths import PathResult, path_study
 from depthlab.errors import DepthlabError
+from depthlab.studies.stats import Difference, Estimate, welch
 
 __all__ = [
     "ANALYSES",
@@ -68,6 +70,8 @@ __all__ = [
     "run_analyses",
     "read_result",
     "why_section",
+    "landscape_comparisons",
+    "landscape_comparison",
 ]
 
 ANALYSES = ("lesion", "paths", "landscape", "attribution")
@@ -159,17 +163,33 @@ def _bundle(name: str, data_dir: str | None, image_size: int, strict: bool) -> A
     return load_data(name, data_dir=data_dir, val_size=0, image_size=image_size, strict=strict)
 
 
-def load_eval_set(run: RunModel, images: int | None, seed: int = 0, device: str = "cpu") -> EvalSet:
-    """``images`` test images of the run's dataset (all with ``None``), chosen by a permutation seeded with
-    ``seed`` and kept in test-split order."""
+SPLITS = ("test", "train")
+
+
+def load_eval_set(
+    run: RunModel, images: int | None, seed: int = 0, device: str = "cpu", split: str = "test"
+) -> EvalSet:
+    """``images`` images of the run's ``split`` (all with ``None``), chosen by a permutation seeded with
+    ``seed`` and kept in split order, without augmentation. ``"train"`` is the split the run trained on
+    (its validation images and ``train_subset`` taken out, as in training)."""
     from depthlab.data import make_loader
 
-    bundle = _bundle(
-        run.data["name"], run.config.data_dir, int(run.data["image_size"]), bool(run.config.strict_data)
-    )
-    test = bundle.test
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "train":
+        from depthlab.train.loop import prepare_bundle
+
+        bundle = prepare_bundle(run.config)
+        test = bundle.train
+    else:
+        bundle = _bundle(
+            run.data["name"], run.config.data_dir, int(run.data["image_size"]), bool(run.config.strict_data)
+        )
+        test = bundle.test
     if test is None or len(test) == 0:
-        raise AnalysisError(f"{run.data['name']} has no test split (an image folder needs a test/ subfolder)")
+        raise AnalysisError(
+            f"{run.data['name']} has no {split} split (an image folder needs a {split}/ subfolder)"
+        )
     total = len(test)
     if images is not None and (not isinstance(images, int) or images < 1):
         raise ValueError(f"the number of images must be a positive integer, got {images!r}")
@@ -356,17 +376,18 @@ def run_landscape(
     progress: Progress | None = None,
     run: RunModel | None = None,
 ) -> LandscapeResult:
-    """The loss landscape of a run → ``landscape.json``/``.png`` (resumable point by point)."""
+    """The loss landscape of a run on a fixed subset of its training split → ``landscape.json``/``.png``
+    (resumable point by point)."""
     from depthlab.report.why_figures import plot_landscape
 
     config = config or LandscapeConfig()
     run = run or open_run(run_dir, checkpoint)
-    options = {"images": images, **dataclasses.asdict(config)}
+    options = {"images": images, "split": "train", **dataclasses.asdict(config)}
     folder = _out_dir(run.run_dir, out)
 
     def compute(partial: PartialResults) -> LandscapeResult:
         # The image subset is seeded by the direction seed too, so one seed fixes the whole landscape.
-        data = load_eval_set(run, images, config.seed)
+        data = load_eval_set(run, images, config.seed, split="train")
         return loss_landscape(run.model, data.images, data.labels, config, progress=progress, partial=partial)
 
     return _run(
@@ -609,27 +630,71 @@ def why_section(
     return figures, sentences
 
 
-def landscape_comparison(items: Sequence[tuple[str, LandscapeResult]]) -> list[str]:
-    """Plain vs residual at equal depth: which landscape is sharper (Li et al.'s observation)."""
-    out = []
-    by_depth: dict[int, dict[bool, tuple[str, LandscapeResult]]] = {}
+@dataclass(frozen=True)
+class LandscapeComparison:
+    """Plain − residual sharpness at one depth (Welch t): per direction pair when each side is one run,
+    per run (the mean over its pairs) when a side has several runs."""
+
+    depth: int
+    unit: str  # "direction pairs" or "runs"
+    difference: Difference
+
+    @property
+    def outcome(self) -> str:
+        return self.difference.outcome
+
+
+def landscape_comparisons(items: Sequence[tuple[str, LandscapeResult]]) -> list[LandscapeComparison]:
+    """Plain vs residual at each depth that has both (Li et al.'s comparison). One run on each side: its
+    direction pairs are the replicates; more runs on a side: the runs (seeds), each its mean over pairs."""
+    by_depth: dict[int, dict[bool, list[tuple[str, LandscapeResult]]]] = {}
     for label, r in items:
-        by_depth.setdefault(_depth(r.source.get("model", "")), {})[bool(r.source.get("residual"))] = (
-            label,
-            r,
-        )
-    for depth, pair in sorted(by_depth.items()):
-        if True in pair and False in pair:
-            (pl, p), (rl, r) = pair[False], pair[True]
-            ratio = p.sharpness / r.sharpness if r.sharpness > 0 else float("inf")
-            agrees = p.sharpness > r.sharpness
-            out.append(
-                f"Depth {depth}: sharpness {p.sharpness:.3f} ({pl}) vs {r.sharpness:.3f} ({rl}), ratio {ratio:.2g}; "
-                + (
-                    "the shortcut-free net sits in the sharper minimum, as Li et al. found for ResNet-56 vs its "
-                    "plain twin."
-                    if agrees
-                    else "the residual net is not flatter here, unlike Li et al.'s ResNet-56 vs its plain twin."
-                )
+        sides = by_depth.setdefault(_depth(r.source.get("model", "")), {})
+        sides.setdefault(bool(r.source.get("residual")), []).append((label, r))
+    out = []
+    for depth, sides in sorted(by_depth.items()):
+        if True not in sides or False not in sides:
+            continue
+        plain, resnet = sides[False], sides[True]
+        if len(plain) == 1 and len(resnet) == 1:
+            unit = "direction pairs"
+            a, b = Estimate(plain[0][1].pair_sharpness), Estimate(resnet[0][1].pair_sharpness)
+            a_label, b_label = plain[0][0], resnet[0][0]
+        else:
+            unit = "runs"
+            a, b = (
+                Estimate(tuple(r.sharpness for _, r in plain)),
+                Estimate(tuple(r.sharpness for _, r in resnet)),
             )
+            a_label, b_label = f"plain-{depth}", f"ResNet-{depth}"
+        out.append(LandscapeComparison(depth, unit, welch(a_label, a, b_label, b)))
+    return out
+
+
+def landscape_comparison(items: Sequence[tuple[str, LandscapeResult]]) -> list[str]:
+    """One sentence per depth with a plain and a residual landscape: which minimum is sharper, with the
+    Welch t interval of the difference; "as Li et al. found" only when resolved."""
+    out = []
+    for c in landscape_comparisons(items):
+        d = c.difference
+        head = (
+            f"Depth {c.depth}: sharpness {d.a.mean:.3f} ({d.a_label}) vs {d.b.mean:.3f} ({d.b_label}), "
+            f"{d.a.seeds} vs {d.b.seeds} {c.unit}"
+        )
+        if d.ci is None:
+            out.append(f"{head}: not resolved (fewer than 2 {c.unit} on a side, no CI).")
+            continue
+        interval = f"difference {d.difference:+.3f}, 95% CI [{d.ci.low:+.3f}, {d.ci.high:+.3f}], {d.method}"
+        if d.outcome == "higher":
+            out.append(
+                f"{head}: the shortcut-free net sits in the sharper minimum ({interval}), as Li et al. found for "
+                "ResNet-56 vs its plain twin."
+            )
+        elif d.outcome == "lower":
+            out.append(
+                f"{head}: the residual net sits in the sharper minimum ({interval}), unlike Li et al.'s "
+                "ResNet-56 vs its plain twin."
+            )
+        else:
+            out.append(f"{head}: which minimum is sharper is not resolved ({interval}).")
     return out

@@ -71,13 +71,13 @@ def set_threads(value: str) -> int:
     return n
 
 
-def _common(p: argparse.ArgumentParser, name: str, images: int) -> None:
+def _common(p: argparse.ArgumentParser, name: str, images: int, split: str = "test") -> None:
     p.add_argument(
         "run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by `depthlab train`"
     )
     p.add_argument(
         "--images", type=_positive, default=images,
-        help=f"fixed test images to evaluate on (default {images}; the same images for every run)",
+        help=f"fixed {split} images to evaluate on (default {images}; the same images for every run)",
     )  # fmt: skip
     p.add_argument(
         "--checkpoint", choices=CHECKPOINTS, default="last", help="weights to analyse (default last)"
@@ -127,11 +127,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "landscape",
         help="loss landscape along filter-normalised random directions (Li et al. 2018)",
-        description="1-D slice and 2-D grid of the test loss around the trained weights along random "
-        "filter-normalised directions (BN and bias parameters not moved), eval-mode BN, and a sharpness "
-        "number. Resumable: a killed grid continues where it stopped.",
+        description="1-D slices and a 2-D grid of the training loss (a fixed subset of the run's training "
+        "split, as Li et al. plot) around the trained weights along seeded random filter-normalised direction "
+        "pairs (BN and bias parameters not moved), eval-mode BN, and a sharpness with its 95% interval over "
+        "the pairs. Resumable: a killed grid continues where it stopped.",
     )
-    _common(p, "landscape", DEFAULTS["landscape"])
+    _common(p, "landscape", DEFAULTS["landscape"], "training")
+    p.add_argument(
+        "--pairs", type=_positive, default=d.pairs,
+        help=f"random direction pairs (default {d.pairs}); pair 0 gets the grid, the others their 1-D slice and the grid points within the radius",
+    )  # fmt: skip
     p.add_argument(
         "--grid", type=int, default=d.grid, help=f"2-D grid side, odd; 0 for none (default {d.grid})"
     )
@@ -312,7 +317,12 @@ def run_landscape_cmd(args: argparse.Namespace) -> int:
     from depthlab.analysis.why import run_landscape
 
     config = LandscapeConfig(
-        span=args.span, points=args.points, grid=args.grid, radius=args.radius, seed=args.seed
+        span=args.span,
+        points=args.points,
+        grid=args.grid,
+        radius=args.radius,
+        seed=args.seed,
+        pairs=args.pairs,
     )
 
     def call(run_dir: str, **kw: Any) -> Any:

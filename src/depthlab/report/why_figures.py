@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from depthlab.analysis.attribution import METHOD_TITLES, AttributionResult  # noqa: E402
+from depthlab.analysis.attribution import METHOD_TITLES, AttributionResult, variant_title  # noqa: E402
 from depthlab.analysis.landscape import LandscapeResult  # noqa: E402
 from depthlab.analysis.lesion import LesionResult  # noqa: E402
 from depthlab.analysis.paths import PathResult  # noqa: E402
@@ -68,7 +68,13 @@ def _style(items: Sequence[Item]) -> list[dict[str, Any]]:
 
 
 def _data_note(results: Sequence[Any]) -> str:
-    kinds = sorted({f"{r.source.get('data', '?')} test split" for r in results})
+    names = {"train": "training", "test": "test"}
+    kinds = sorted(
+        {
+            f"{r.source.get('data', '?')} {names.get(r.source.get('split', 'test'), 'test')} split"
+            for r in results
+        }
+    )
     return ", ".join(kinds)
 
 
@@ -150,7 +156,9 @@ def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
         axes[1].plot(r.lengths, np.where(g > 0, g, np.nan), marker=".", lw=1.4, label=label, **st)
         total = np.array(r.total)
         share = total / total.sum() if total.sum() > 0 else total
-        axes[2].plot(r.lengths, share, marker=".", lw=1.4, label=label, **st)
+        axes[2].plot(r.lengths, share, marker=".", lw=1.4, label=f"{label}: gradient", **st)
+        # Where the paths are, for comparison: a gradient that ignores length would follow this line.
+        axes[2].plot(r.lengths, r.probability, lw=1.0, color=st["color"], ls=":", label=f"{label}: paths")
         a, b = r.effective
         axes[2].axvspan(a - 0.5, b + 0.5, color=st["color"], alpha=0.12)
     axes[0].set_title("distribution of path lengths")
@@ -159,7 +167,7 @@ def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
     axes[1].set_ylabel("mean per-image ‖∂L/∂x₀‖ (log)")
     axes[1].set_yscale("log")
     axes[2].set_title(f"total gradient magnitude (shaded: {100 * items[0][1].mass:.0f}% range)")
-    axes[2].set_ylabel("share of Σ P(k)·|g_k|")
+    axes[2].set_ylabel("share of Σ P(k)·|g_k| (dotted: share of paths, P(k))")
     for ax in axes:
         ax.set_xlabel("path length k (residual branches on the path)")
         ax.grid(alpha=0.3, which="both")
@@ -178,7 +186,8 @@ def paths_caption(items: Sequence[tuple[str, PathResult]]) -> str:
         f"{'/'.join(sorted({str(r.samples[1]) for r in results}))} samples of "
         f"{'/'.join(sorted({str(r.batch) for r in results}))} {_data_note(results)} images per k, eval mode. "
         "Right: the two multiplied — the gradient each length contributes in total; the shaded band is the "
-        "effective path range."
+        "effective path range; dotted: the path-length distribution again, which the gradient would follow if "
+        "one path's gradient did not depend on its length."
     )
 
 
@@ -192,22 +201,35 @@ def _levels(items: Sequence[tuple[str, LandscapeResult]]) -> np.ndarray:
     return np.geomspace(lo, max(hi, lo * 1.01), 25)
 
 
+def _sharpness_title(label: str, r: LandscapeResult) -> str:
+    e = r.sharpness_estimate()
+    ci = e.ci() if e is not None else None
+    interval = f" [{ci.low:.3f}, {ci.high:.3f}]" if ci is not None else ""
+    return f"{label}: sharpness {r.sharpness:.3f}{interval}"
+
+
 def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
-    """Top: one 2-D contour plot per run with shared levels and axes; bottom: every 1-D slice on one axis."""
+    """Top: one 2-D contour plot per run (direction pair 0) with shared levels and axes, the figure as wide
+    as its panels; bottom: every run's 1-D slices on one axis (pair 0 thick, the other pairs thin)."""
     if not items:
         raise ValueError("plot_landscape needs at least one result")
     with_grid = [(label, r) for label, r in items if r.grid_loss]
-    cols = max(len(with_grid), 1)
-    fig = plt.figure(figsize=(max(4.4 * cols, 8.8), 8.2 if with_grid else 4.2), layout="constrained")
+    cols = len(with_grid)
+    # Each contour panel is square, ~4.4 in, plus ~1.4 in for the colour bar: a figure any wider would
+    # leave an empty band beside a single panel.
+    width = 4.4 * cols + 1.4 if with_grid else 7.5
+    fig = plt.figure(figsize=(max(width, 5.8), 8.2 if with_grid else 4.2), layout="constrained")
     styles = _style(items)
     if with_grid:
         gs = fig.add_gridspec(2, cols, height_ratios=[1.15, 1])
         levels = _levels(with_grid)
         first = None
         mappable = None
+        contour_axes = []
         for c, (label, r) in enumerate(with_grid):
             ax = fig.add_subplot(gs[0, c], sharex=first, sharey=first)
             first = first or ax
+            contour_axes.append(ax)
             coords = np.array(r.grid_coords)
             z = np.array(r.grid_loss)
             mappable = ax.contourf(
@@ -215,21 +237,23 @@ def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
             )
             ax.contour(coords, coords, z, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
             ax.plot([0], [0], marker="+", color="red", ms=10)
-            ax.set_title(f"{label}: sharpness {r.sharpness:.3f}", fontsize=10)
-            ax.set_xlabel("α (direction 1)")
+            ax.set_title(_sharpness_title(label, r), fontsize=9)
+            ax.set_xlabel("α (direction 1 of pair 0)")
             ax.set_aspect("equal")
             if c == 0:
-                ax.set_ylabel("β (direction 2)")
+                ax.set_ylabel("β (direction 2 of pair 0)")
         if mappable is not None:
-            fig.colorbar(
-                mappable, ax=fig.axes, shrink=0.9, label="loss (shared levels, capped)", location="right"
-            )
+            fig.colorbar(mappable, ax=contour_axes, shrink=0.9, label="loss (shared levels, capped)")
         bottom = fig.add_subplot(gs[1, :])
     else:
         bottom = fig.add_subplot(1, 1, 1)
     for (label, r), st in zip(items, styles, strict=True):
-        bottom.plot(r.slice_t, r.slice_loss, lw=1.6, label=label, **st)
-    bottom.set_xlabel("t (filter-normalised direction 1)")
+        bottom.plot(r.slice_t, r.slice_loss, lw=1.8, label=f"{label} (pair 0)", **st)
+        others = r.pair_slice_loss[1:]
+        for k, losses in enumerate(others):
+            bottom.plot(r.slice_t, losses, lw=0.8, alpha=0.6,
+                        label=f"{label}, pairs 1–{len(others)}" if k == 0 else None, **st)  # fmt: skip
+    bottom.set_xlabel("t (filter-normalised direction 1 of each pair)")
     bottom.set_ylabel("loss")
     bottom.set_yscale("log")
     bottom.set_title("1-D slices (one loss axis for all runs)")
@@ -242,14 +266,18 @@ def landscape_caption(items: Sequence[tuple[str, LandscapeResult]]) -> str:
     results = [r for _, r in items]
     c = results[0].config
     grid = f"{c.grid}×{c.grid} grid" if c.grid else "no grid"
+    pairs = "/".join(sorted({str(r.pairs) for r in results}))
     return (
-        "Loss landscape (Li et al. 2018): mean cross-entropy of the trained weights moved along two random "
+        "Loss landscape (Li et al. 2018): mean cross-entropy of the trained weights moved along random "
         "filter-normalised directions (each conv filter / linear row of a direction scaled to the norm of the "
-        f"same filter of the weights; BN and bias parameters not moved), {grid} over [−{c.span:g}, {c.span:g}]², "
+        f"same filter of the weights; BN and bias parameters not moved), {pairs} seeded direction pair(s) per "
+        f"run; contours: pair 0 on a {grid} over [−{c.span:g}, {c.span:g}]²; "
         f"on {'/'.join(sorted({f'{r.images:,}' for r in results}))} fixed images of the {_data_note(results)}, "
         "eval mode (BN running statistics). Contours share one set of log-spaced levels from the lowest loss to "
-        "20× that (or the 95th percentile of the least rough surface, if lower; higher losses take the top colour); the 1-D slices along direction 1 share one axis. Sharpness = mean loss rise "
-        f"within radius {c.radius:g} of the trained weights."
+        "20× that (or the 95th percentile of the least rough surface, if lower; higher losses take the top "
+        "colour); the 1-D slices along each pair's first direction share one axis (pair 0 thick). Sharpness = "
+        f"mean loss rise within radius {c.radius:g} of the trained weights, mean over the pairs with its 95% t "
+        "interval over the pairs in brackets."
     )
 
 
@@ -299,34 +327,38 @@ def attribution_caption(label: str, result: AttributionResult) -> str:
 
 
 def plot_sanity(items: Sequence[tuple[str, AttributionResult]]) -> Figure:
-    """Mean Spearman ρ (original vs randomised maps) after each cut, one colour per method, one line style
-    per run; the ρ axis is −1…1 for every run."""
+    """One panel per run: mean Spearman ρ (original vs randomised maps) after each cut, one colour per method,
+    solid for the absolute (shown) map and dashed for the signed one, shaded with the 95% t interval over
+    images; the ρ axis is −1…1 for every run."""
     if not items:
         raise ValueError("plot_sanity needs at least one result")
-    styles = ["-", "--", ":", "-."]
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     methods = list(dict.fromkeys(m for _, r in items for m in r.methods))
     fig, axes = plt.subplots(
-        1, len(items), figsize=(max(5.5 * len(items), 6), 4.2), sharey=True, squeeze=False
+        1, len(items), figsize=(max(5.5 * len(items), 6), 4.4), sharey=True, squeeze=False
     )
     for c, (label, r) in enumerate(items):
         ax = axes[0][c]
-        for k, m in enumerate(methods):
-            curve = r.curve(m)
-            if not curve:
-                continue
-            cuts = ["none"] + [cut for cut, _ in curve]
-            rho = [1.0] + [v for _, v in curve]
-            ax.plot(range(len(cuts)), rho, marker="o", color=cycle[k % len(cycle)],
-                    ls=styles[c % len(styles)], label=METHOD_TITLES[m])  # fmt: skip
-            ax.set_xticks(range(len(cuts)))
-            ax.set_xticklabels(cuts, rotation=45, ha="right", fontsize=8)
+        cuts: list[str] = []
+        for method, variant in r.variants():
+            rows = r.rows(method, variant)
+            cuts = ["none"] + [row.cut for row in rows]
+            x = np.arange(len(cuts))
+            rho = np.array([1.0] + [row.mean for row in rows])
+            colour = cycle[methods.index(method) % len(cycle)]
+            ls = "--" if variant == "signed" and method != "gradcam" else "-"
+            ax.plot(x, rho, marker="o", ms=4, color=colour, ls=ls, label=variant_title(method, variant))
+            low = [1.0] + [row.ci.low if row.ci is not None else np.nan for row in rows]
+            high = [1.0] + [row.ci.high if row.ci is not None else np.nan for row in rows]
+            ax.fill_between(x, low, high, color=colour, alpha=0.12, lw=0)
+        ax.set_xticks(range(len(cuts)))
+        ax.set_xticklabels(cuts, rotation=45, ha="right", fontsize=8)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_title(f"{label}", fontsize=10)
         ax.set_xlabel("re-initialised from the head down to")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("mean Spearman ρ vs original map")
     fig.tight_layout()
     return fig
@@ -338,6 +370,7 @@ def sanity_caption(items: Sequence[tuple[str, AttributionResult]]) -> str:
         "Cascading model-parameter randomisation (Adebayo et al. 2018): the layers are re-initialised from the "
         f"head down, {results[0].granularity} by {results[0].granularity}, and each method's map is recomputed "
         "for the original model's predicted class; y = Spearman rank correlation with the original map, mean "
-        f"over {'/'.join(sorted({str(len(r.images)) for r in results}))} image(s), eval mode. A map that stays "
-        "correlated after the weights are destroyed does not explain the model."
+        f"over {'/'.join(sorted({str(len(r.images)) for r in results}))} image(s), shaded: 95% t interval over "
+        "the images; solid: absolute maps (Grad-CAM: its signed map), dashed: signed maps (no absolute value); "
+        "eval mode. A map that stays correlated after the weights are destroyed does not explain the model."
     )
