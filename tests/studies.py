@@ -73,11 +73,12 @@ def run_tiny(study: str, overrides: list[str], root: Path) -> tuple[Path, tuple[
     return root, tuple(lines)
 
 
-# An inception-aux study small enough for the slow suite: 3 runs of 4 iterations on 32×32 synthetic images.
+# An inception-aux study small enough for the slow suite: 3 runs (aux 0.3, aux 0, no heads) of 4 iterations on
+# 32×32 synthetic images.
 TINY_AUX = [
     "dataset=synthetic:channels=1,size=32,train=320,test=64,classes=4",
     "steps=4", "batch_size=8", "eval_every=2", "early_step=2", "log_every=1", "val_size=64",
-    "train_subset=64", "eval_subset=16", "test_subset=32", "diag_batch=4", "seeds=1",
+    "train_subset=64", "eval_subset=16", "test_subset=32", "diag_batch=4", "seeds=1", "no_heads=true",
 ]  # fmt: skip
 # A vgg-depth study: A without BN and A with BN, 4 iterations on 16×16 synthetic images.
 TINY_VGG = [
@@ -103,8 +104,10 @@ def tiny_vgg_study() -> tuple[Path, tuple[str, ...]]:
 
 # ------------------------------------------------------------------------------------- hand-made runs
 def diag(block_grads: list[float], *, layer_grads: list[float] | None = None, norms: list[float] | None = None,
-         responses: list[float] | None = None, mode: str = "train") -> dict[str, Any]:  # fmt: skip
-    """A Diagnostics dict with the given block-output gradient norms (first block first)."""
+         responses: list[float] | None = None, mode: str = "train",
+         numels: list[int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A Diagnostics dict with the given block-output gradient norms (first block first); ``numels``: each
+    block output's size (default 1, so the per-element RMS equals the norm)."""
     from depthlab.analysis.gradients import ResponseStat
 
     layer_grads = layer_grads or [1.0, 1.0]
@@ -113,9 +116,10 @@ def diag(block_grads: list[float], *, layer_grads: list[float] | None = None, no
         for i, g in enumerate(layer_grads, 1)
     )
     norms = norms or [1.0] * len(block_grads)
+    numels = numels or [1] * len(block_grads)
     blocks = tuple(
-        BlockStat(f"stages.0.{i}", i, False, g, 1.0, None, n)
-        for i, (g, n) in enumerate(zip(block_grads, norms, strict=True), 1)
+        BlockStat(f"stages.0.{i}", i, False, g, 1.0, None, n, k)
+        for i, (g, n, k) in enumerate(zip(block_grads, norms, numels, strict=True), 1)
     )
     resp = tuple(ResponseStat(f"r{i}", i, s) for i, s in enumerate(responses or [], 1))
     return Diagnostics(mode, 8, 2.3, layers, blocks, resp).to_dict()
@@ -131,8 +135,10 @@ def make_run(
     test_images: int = 10000,
     diagnostics: Mapping[str, Any] | None = None,
     steps: int = 240,
+    running: tuple[tuple[int, float], ...] = (),
 ) -> StudyRun:
-    """A completed degradation run as read back, with eval-mode training error ``train``."""
+    """A completed degradation run as read back, with eval-mode training error ``train`` (and the running
+    training error rows ``running``, if given)."""
     from depthlab.studies.degradation import label, parse_model
 
     depth, residual = parse_model(model)
@@ -145,7 +151,11 @@ def make_run(
         seed=seed,
         status="completed",
         step=steps,
-        curves={"train_eval": ((steps, train),), "test": ((steps, test),)},
+        curves={
+            "train_eval": ((steps, train),),
+            "test": ((steps, test),),
+            **({"train": running} if running else {}),
+        },
         final={"train_eval": train, "test": test},
         images={"train_eval": images, "test": test_images},
         wall_seconds=1.0,

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from depthlab.studies import get_study
-from depthlab.studies.degradation import PRESETS, compute_findings, parse_model
+from depthlab.studies.degradation import PRESETS
+from depthlab.studies.degradation.presets import BASE
 from depthlab.studies.engine import StudyError, apply_preset_overrides, initial_model, read_study, run_study
-from depthlab.studies.stats import error_margin, estimate, gradient_outcome
-from studies import TINY, diag, make_result, make_run, texts, tiny_preset, tiny_study
+from studies import TINY, tiny_preset, tiny_study
 
 STUDY = get_study("degradation")
 
@@ -25,16 +25,23 @@ STUDY = get_study("degradation")
 def test_presets_declare_the_recipes() -> None:
     quick, paper = PRESETS["quick"], PRESETS["paper"]
     assert quick.dataset == "fashion-mnist" and quick.depths == (20, 56) and not quick.augment
-    assert quick.seeds >= 2 and quick.eval_train and quick.test_at_end
-    # The held-out curve has at least 10 points, and the net sees its training subset several times.
-    assert quick.steps // quick.eval_every >= 10
-    assert quick.train_subset is not None and quick.steps * quick.batch_size >= 5 * quick.train_subset
+    assert quick.eval_train and quick.test_at_end
+    # Every preset runs at least 3 seeds (issue 14), and says so.
+    assert all(p.seeds >= 3 for p in PRESETS.values())
+    assert "3 seed(s)" in quick.describe()
+    # Each preset is the base recipe with its changes: the quick preset changes nothing but its name and note.
+    assert dataclasses.replace(quick, name="base", note="") == BASE
+    # The regime: a fixed 2,000-image subset seen 10 times; a held-out curve of at least 5 points; the plateau
+    # window (the last 10% of iterations) starts on a logged row.
+    assert quick.train_subset == 2000 and quick.steps * quick.batch_size // quick.train_subset == 10
+    assert quick.steps // quick.eval_every >= 5
+    assert (quick.steps - round(0.1 * quick.steps)) % quick.log_every == 0
     assert PRESETS["standard"].depths == (20, 32, 44, 56)
     # He et al. 2015 §4.2: batch 128, lr 0.1 ÷10 at 32k and 48k, stop at 64k, wd 1e-4, momentum 0.9, 45k/5k.
     assert (paper.dataset, paper.batch_size, paper.lr, paper.steps) == ("cifar10", 128, 0.1, 64000)
     assert (paper.schedule, paper.milestones) == ("step", (32000.0, 48000.0))
     assert (paper.weight_decay, paper.momentum, paper.val_size, paper.augment) == (1e-4, 0.9, 5000, True)
-    assert 110 in paper.depths and paper.normalize == "pixel"
+    assert 110 in paper.depths and paper.normalize == "pixel" and paper.train_subset is None
     config = paper.train_config("plain56", 3)
     assert (config.steps, config.epochs, config.seed, config.label_smoothing) == (64000, None, 3, 0.0)
     assert config.model_kwargs == {}  # CIFAR nets default to option-A shortcuts, as in the paper
@@ -87,6 +94,13 @@ def test_study_directory_and_results_schema() -> None:
             4
         ]  # the test split only at the end
     assert results["findings"] == [e["text"] for e in results["evidence"]]
+    # Every comparison is keyed (for `depthlab replicate`) and filed under a question the study answers.
+    questions = {a["id"] for a in results["answers"]} | {"degradation", "vanishing", "shortcuts", "test_error",
+                                                          "shattered", "responses"}  # fmt: skip
+    for e in results["evidence"]:
+        assert e["key"] and e["question"] in questions
+        assert e["outcome"] in (None, "higher", "lower", "not resolved", "equivalent", "unknown")
+    assert len({e["key"] for e in results["evidence"]}) == len(results["evidence"])
     for model in ("plain20", "resnet20"):
         diags = json.loads((root / "runs" / f"{model}-s0" / "diagnostics.json").read_text())
         assert set(diags) == {"init", "steps", "end"}
@@ -96,7 +110,7 @@ def test_study_directory_and_results_schema() -> None:
     assert any("training for 4 iterations" in line for line in lines)
 
 
-def test_no_bn_twins_are_bn_free_and_skipinit_only_for_resnets() -> None:
+def test_no_bn_twins_are_bn_free_with_live_rescaled_branches() -> None:
     root, _, _ = tiny_study()
     for model in ("plain20", "resnet20"):
         d = json.loads((root / "runs" / f"{model}-s0" / "diagnostics.json").read_text())["init"]
@@ -104,13 +118,20 @@ def test_no_bn_twins_are_bn_free_and_skipinit_only_for_resnets() -> None:
         assert len(bn["layers"]) == len(nobn["layers"]) == 20
         # Without batch norm the loss and every gradient differ from the BN net built from the same seed.
         assert nobn["loss"] != bn["loss"]
-        # SkipInit only for the ResNet: its branches start at exactly 0 (‖F(x)‖/‖x‖ = 0); the plain twin has
-        # no branch ratio and is unchanged.
+        # The ResNet twin's branches are live at init (scaled by 1/√9, not SkipInit's 0); the plain twin has
+        # no branch ratio.
         ratios = [b["branch_ratio"] for b in nobn["blocks"]]
-        assert ratios == ([0.0] * 9 if model == "resnet20" else [None] * 9)
-    net = initial_model(dataclasses.replace(tiny_preset().train_config("resnet20", 0), model_kwargs={"norm": None, "skipinit": True}),
-                        _bundle())  # fmt: skip
+        if model == "resnet20":
+            assert len(ratios) == 9 and all(r > 0.01 for r in ratios)
+        else:
+            assert ratios == [None] * 9
+    twin = dataclasses.replace(tiny_preset().train_config("resnet20", 0),
+                               model_kwargs={"norm": None, "branch_scale": "1/sqrt(blocks)"})  # fmt: skip
+    net = initial_model(twin, _bundle())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    shattered = json.loads((root / "analysis" / "shattered.json").read_text())
+    assert "1/√blocks" in shattered["settings"]["no_bn"]
+    assert {"lag1_autocorrelation", "depth", "residual", "bn"} <= set(shattered["results"][0])
 
 
 def _bundle():
@@ -201,163 +222,3 @@ def test_unknown_study_and_analysis_are_user_errors(tmp_path: Path) -> None:
         get_study("degredation")
     with pytest.raises(StudyError, match="unknown analysis 'lesions'"):
         run_study(STUDY, tiny_preset(), tmp_path, analyses=["lesions"])
-
-
-# ------------------------------------------------------------------------------------------- margins
-def test_error_margin_is_the_largest_of_floor_seed_spread_and_sampling_error() -> None:
-    # Two binomial standard errors of the difference at 2,560 images each:
-    # 2·sqrt(.142·.858/2560 + .155·.845/2560) = 0.0199.
-    a, b = estimate([0.142], 2560), estimate([0.155], 2560)
-    assert error_margin(a, b) == pytest.approx(0.0199, abs=5e-4)  # type: ignore[arg-type]
-    # Seed spread: stdev(.10, .20) + stdev(.18, .22) = .0707 + .0283.
-    a, b = estimate([0.10, 0.20]), estimate([0.18, 0.22])
-    assert error_margin(a, b) == pytest.approx(0.0990, abs=1e-4)  # type: ignore[arg-type]
-    assert error_margin(estimate([0.5]), estimate([0.5])) == 0.01  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("ratios", "outcome"),
-    [
-        ([0.05, 0.02], "vanishing"),
-        ([1e3, 2e4], "exploding"),
-        ([0.5, 3.0], "neither"),
-        ([float("nan"), 1.0], "unknown"),
-        ([float("inf")], "unknown"),
-        ([0.0], "unknown"),
-        ([0.05, 0.5], "unknown"),  # seeds on different sides of a threshold
-    ],
-)
-def test_gradient_outcomes(ratios: list[float], outcome: str) -> None:
-    assert gradient_outcome(ratios) == outcome
-
-
-# ------------------------------------------------------------------------------ findings from data
-def _four(plain56_grads: list[float], *, plain56_during: list[float] | None = None, no_bn: list[float] | None = None,
-          plain56_train: tuple[float, float] = (0.20, 0.21)):  # fmt: skip
-    """Plain/ResNet at 20 and 56, two seeds; plain-56's block gradients at init are ``plain56_grads``."""
-    runs = []
-    for seed in (0, 1):
-        p56 = {"init": {"train": diag(plain56_grads), "no_bn": diag(no_bn or [0.01, 1.0])}}
-        if plain56_during is not None:
-            p56["steps"] = {str(s): {"train": diag(plain56_during)} for s in (20, 40, 60)}
-        r56 = {"init": {"train": diag([2.0, 1.0]), "no_bn": diag([1.0, 1.0])}}
-        runs += [
-            make_run("plain20", 0.02 + 0.001 * seed, 0.12, seed=seed),
-            make_run("plain56", plain56_train[seed], 0.25, seed=seed, diagnostics=p56),
-            make_run("resnet20", 0.01, 0.11, seed=seed),
-            make_run("resnet56", 0.012, 0.11, seed=seed, diagnostics=r56),
-        ]
-    return make_result(runs)
-
-
-def test_degradation_is_stated_with_numbers_and_margin() -> None:
-    found = texts(_four([1e3, 1.0]))
-    assert (
-        "plain-56 ends with higher training error than plain-20 (20.5% ± 0.7 vs 2.1% ± 0.1, 2 seeds): 18.5 "
-        "points, beyond the 1.4-point margin." in found
-    )
-    assert any(
-        s.startswith("ResNet-56 and ResNet-20 end with the same training error within the margin")
-        for s in found
-    )
-    assert any(s.startswith("ResNet-56 ends with lower training error than plain-56") for s in found)
-    assert any(s.startswith("plain-56's higher training error is not overfitting") for s in found)
-
-
-def test_exploding_gradient_is_named_explosion_and_rules_out_vanishing() -> None:
-    found = " ".join(texts(_four([1e3, 1.0], plain56_during=[30.0, 1.0])))
-    assert "plain-56's gradient at the first block's output is 1e+03, 1e+03× that at the last block" in found
-    assert "exploding: the gradient grows toward the input" in found
-    assert "Vanishing gradients do not explain plain-56's higher training error than plain-20" in found
-    assert "undiminished" not in found and "consistent with the vanishing-gradient explanation" not in found
-    # Without batch norm the same architecture's gradient vanishes, and the finding says so.
-    assert "Without batch norm the same architecture's gradient does vanish at initialisation" in found
-
-
-def test_vanishing_gradient_at_init_and_during_training_supports_vanishing() -> None:
-    found = " ".join(texts(_four([0.01, 1.0], plain56_during=[0.02, 1.0])))
-    assert "vanishing (below 0.1 for every seed)" in found
-    assert (
-        "consistent with the vanishing-gradient explanation of its higher training error than plain-20"
-        in found
-    )
-
-
-def test_a_converged_checkpoint_alone_never_decides_the_verdict() -> None:
-    """The end-of-training ratio is not evidence about why optimisation was slow: with an exploding init
-    and no probes during training, a vanishing *end* ratio must not produce a vanishing verdict."""
-    result = _four([1e3, 1.0])
-    runs = [
-        dataclasses.replace(r, diagnostics={**r.diagnostics, "end": {"train": diag([1e-4, 1.0])}})
-        for r in result.runs
-    ]
-    found = " ".join(texts(dataclasses.replace(result, runs=tuple(runs))))
-    assert "consistent with the vanishing-gradient explanation" not in found
-    assert "Vanishing gradients do not explain" in found
-
-
-def test_neither_and_non_finite_outcomes() -> None:
-    found = " ".join(texts(_four([2.0, 1.0], plain56_during=[1.5, 1.0])))
-    assert "neither vanishing nor exploding (between 0.1 and 10 for every seed)" in found
-    assert "Vanishing gradients do not explain" in found
-    found = " ".join(texts(_four([float("nan"), 1.0])))
-    assert "unknown (a non-finite or zero norm" in found
-    assert "cannot be decided from these runs" in found
-
-
-def test_within_the_margin_says_so_and_draws_no_verdict() -> None:
-    found = texts(_four([1e3, 1.0], plain56_train=(0.02, 0.03)))
-    assert any(
-        s.startswith("plain-56 and plain-20 end with the same training error within the margin")
-        for s in found
-    )
-    assert "there is no degradation here for the gradient measurements to explain" in " ".join(found)
-    assert not any("not overfitting" in s for s in found)
-
-
-def test_sampling_error_decides_what_counts_as_an_effect() -> None:
-    # 2,560 images behind each training error: the 2.0-point margin swallows a 1.3-point difference.
-    runs = [make_run("plain20", 0.142, 0.15, images=2560), make_run("plain56", 0.155, 0.16, images=2560)]
-    found = texts(make_result(runs))
-    assert (
-        "plain-56 and plain-20 end with the same training error within the margin (15.5% vs 14.2%, 1 seed): the "
-        "1.3-point difference is inside the 2.0-point margin." in found
-    )
-
-
-def test_responses_compare_with_a_seed_margin() -> None:
-    runs = []
-    for seed, (p, r) in enumerate(((1.0, 0.5), (1.1, 0.55))):
-        runs.append(
-            make_run(
-                "plain56", 0.2, 0.2, seed=seed, diagnostics={"end": {"eval": diag([1, 1], responses=[p, p])}}
-            )
-        )
-        runs.append(
-            make_run(
-                "resnet56", 0.1, 0.1, seed=seed, diagnostics={"end": {"eval": diag([1, 1], responses=[r, r])}}
-            )
-        )
-    found = " ".join(texts(make_result(runs)))
-    assert (
-        "ResNet-56's 3×3 layers respond more weakly than plain-56's (mean response std 0.525 vs 1.05" in found
-    )
-    assert "as in the paper" in found
-
-
-def test_shattered_findings_read_the_analysis(tmp_path: Path) -> None:
-    data = {"settings": {"points": 64, "depths": [56], "seeds": 2}, "results": []}
-    for residual, corr in ((False, [0.05, 0.07]), (True, [0.6, 0.62])):
-        for seed, c in enumerate(corr):
-            data["results"].append({"label": "x", "seed": seed, "points": 64, "directional": [0.0] * 64,
-                                    "neighbour_correlation": c, "lag1_autocorrelation": c, "spectral_slope": -1.0,
-                                    "depth": 56, "residual": residual, "bn": True})  # fmt: skip
-    (tmp_path / "analysis").mkdir()
-    (tmp_path / "analysis" / "shattered.json").write_text(json.dumps(data))
-    result = make_result([make_run("plain56", 0.2, 0.2)], root=tmp_path)
-    found = " ".join(texts(result))
-    assert "ResNet-56's neighbouring input gradients correlate more than plain-56's (0.61 vs 0.06" in found
-
-
-def test_compute_findings_is_the_registered_one() -> None:
-    assert STUDY.findings is compute_findings and parse_model("plain110") == (110, False)

@@ -69,14 +69,10 @@ __all__ = [
     # legacy margin rule — being removed
     "MIN_EFFECT",
     "MIN_LOG_EFFECT",
-    "VANISH",
-    "EXPLODE",
-    "GRADIENT_OUTCOMES",
     "Comparison",
     "error_margin",
     "compare",
     "legacy_compare_log",
-    "gradient_outcome",
 ]
 
 LEVEL = 0.95
@@ -510,9 +506,6 @@ def slope(x: Sequence[float], y: Sequence[float], *, level: float = LEVEL) -> Sl
 # ====================================================================================================
 MIN_EFFECT = 0.01  # one percentage point
 MIN_LOG_EFFECT = 0.1  # log10 units
-VANISH = 0.1  # a first/last gradient ratio below this (for every seed) is "vanishing"
-EXPLODE = 10.0  # above this (for every seed) "exploding": the gradient grows toward the input
-GRADIENT_OUTCOMES = ("vanishing", "exploding", "neither", "unknown")
 
 
 def error_margin(a: Estimate, b: Estimate) -> float:
@@ -569,11 +562,3 @@ def legacy_compare_log(a_label: str, a: Estimate, b_label: str, b: Estimate) -> 
     """Legacy: two positive ratios compared as log10 values: ``a``/``b`` hold log10(ratio) per seed."""
     margin = max(MIN_LOG_EFFECT, (a.std or 0.0) + (b.std or 0.0))
     return Comparison(a_label, b_label, a, b, a.mean - b.mean, margin)
-
-
-def gradient_outcome(ratios: Sequence[float]) -> str:
-    """Legacy: one of :data:`GRADIENT_OUTCOMES` for a first/last gradient-norm ratio measured once per seed."""
-    if not ratios or any(not math.isfinite(r) or r <= 0 for r in ratios):
-        return "unknown"
-    names = {"vanishing" if r < VANISH else "exploding" if r > EXPLODE else "neither" for r in ratios}
-    return names.pop() if len(names) == 1 else "unknown"

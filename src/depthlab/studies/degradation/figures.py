@@ -1,30 +1,34 @@
-"""Figures of the degradation study, drawn from what its runs recorded (never retrains).
+"""Figures and report sections of the degradation study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.studies.engine.ReportFigure` objects with a caption saying what
-is plotted, on what data and in which mode. Figures a reader compares share axes and scales.
+Each figure has a caption saying what is plotted, on what data and in which mode; figures a reader compares
+share axes and scales. Gradients are per element (RMS), as in the findings (:mod:`.evidence`).
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Sequence
-from typing import Any
 
 import matplotlib.pyplot as plt
 
+from depthlab.report.format import pct, sci
 from depthlab.report.plots import Curve, Series, _colours, plot_error_curves, plot_responses, png_bytes
-from depthlab.report.types import ReportFigure
-from depthlab.studies.engine import StudyResult
+from depthlab.report.types import ReportFigure, ReportTable, Section
+from depthlab.studies.degradation.evidence import (
+    EXPLODE,
+    PLATEAU_FRACTION,
+    VANISH,
+    GradientMeasure,
+    conditions,
+    during_probes,
+    gradient_evidence,
+    shattered_evidence,
+    train_split,
+)
+from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey
+from depthlab.studies.engine import Condition, StudyResult
 
-__all__ = ["error_figures", "gradient_figures", "shattered_figures", "response_figures"]
-
-
-def _key(c: Any) -> tuple[int, bool]:
-    from depthlab.studies.degradation import parse_model
-
-    if "depth" in c.factors:
-        return int(c.factors["depth"]), bool(c.factors["residual"])
-    return parse_model(c.runs[0].model)
+__all__ = ["error_figures", "gradient_figures", "shattered_figures", "response_figures", "report_sections"]
 
 
 def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[tuple[int, float], ...]:
@@ -37,101 +41,121 @@ def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[tuple[
     return tuple((s, 100 * sum(m[s] for m in maps) / len(maps)) for s in sorted(common))
 
 
+def _seeds(c: Condition) -> str:
+    return f" ({c.seeds} seed{'s' if c.seeds != 1 else ''})"
+
+
+# ------------------------------------------------------------------------------------------------- errors
 def error_figures(result: StudyResult) -> list[ReportFigure]:
-    conditions = result.conditions()
-    if not conditions:
+    by = conditions(result)
+    if not by:
         return []
-    eval_train = all("train_eval" in r.curves for c in conditions for r in c.runs)
-    held = "val" if all("val" in r.curves for c in conditions for r in c.runs) else "test"
-    curves = []
-    for c in conditions:
-        depth, residual = _key(c)
-        seeds = f" ({c.seeds} seeds)" if c.seeds > 1 else ""
-        train_split = "train_eval" if eval_train else "train"
-        curves.append(
-            Curve(
-                c.name + seeds, depth, residual,
-                _mean_curve([r.curves.get(train_split, ()) for r in c.runs]),
-                _mean_curve([r.curves.get(held, ()) for r in c.runs]),
-            )
-        )  # fmt: skip
+    eval_train = train_split(by) == "train_eval"
+    held = "val" if all("val" in r.curves for c in by.values() for r in c.runs) else "test"
+    train = "train_eval" if eval_train else "train"
+    curves = [
+        Curve(c.name + _seeds(c), k.depth, k.residual, _mean_curve([r.curves.get(train, ()) for r in c.runs]),
+              _mean_curve([r.curves.get(held, ()) for r in c.runs]))
+        for k, c in by.items()
+    ]  # fmt: skip
     points = min((len(x.held_out) for x in curves), default=0)
     name = {"val": "held-out validation subset", "test": "test"}[held]
-    fig = plot_error_curves(curves, held_out_name=name)
     train_what = (
         "dashed: training error in eval mode over the training images the net fits (intermediate points on a "
         "fixed subset of them, the last on all)"
         if eval_train
         else "dashed: running training error of the batches since the previous row"
     )
-    caption = (
-        f"Mean over seeds. {train_what}; bold: {name} error ({points} points; intermediate points on a fixed "
-        f"subset, the last on the whole split). Plain networks left, residual right, same y-axis; colours follow "
-        f"depth."
-    )
     out = [
         ReportFigure(
             "Training and held-out error vs iterations (ResNet paper Fig. 6)",
-            caption,
-            png_bytes(fig),
+            f"Mean over seeds. {train_what}; bold: {name} error ({points} points; intermediate points on a fixed "
+            "subset, the last on the whole split), eval mode. Plain networks left, residual right, same y-axis; "
+            "colours follow depth.",
+            png_bytes(plot_error_curves(curves, held_out_name=name)),
             "fig6_error_curves",
         )
     ]
-    if eval_train and all("train" in r.curves for c in conditions for r in c.runs):
-        running = [
-            Curve(c.name, *_key(c), _mean_curve([r.curves.get("train", ()) for r in c.runs]), ())
-            for c in conditions
-        ]
-        fig = plot_error_curves(running, held_out_name="—")
-        out.append(
-            ReportFigure(
-                "Running training error (the paper's on-the-fly measure)",
-                "Mean over seeds of the error of the training batches since the previous logged row, in training "
-                "mode (BN on batch statistics), as the ResNet paper plots it; plain left, residual right, same "
-                "y-axis.",
-                png_bytes(fig),
-                "running_train_error",
-            )
-        )
+    if all("train" in r.curves for c in by.values() for r in c.runs):
+        out.append(_running_figure(result, by))
     return out
 
 
-def _first_seed_diag(c: Any, moment: str, key: str, step: int | None = None) -> Any:
+def _running_figure(result: StudyResult, by: dict[ConditionKey, Condition]) -> ReportFigure:
+    colours = _colours([k.depth for k in by])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    steps = max((int(r.config.get("steps") or r.step) for c in by.values() for r in c.runs), default=0)
+    for ax, residual, title in ((axes[0], False, "plain networks"), (axes[1], True, "residual networks")):
+        for k, c in by.items():
+            if k.residual != residual:
+                continue
+            curve = _mean_curve([r.curves.get("train", ()) for r in c.runs])
+            if curve:
+                xs, ys = zip(*curve, strict=True)
+                ax.plot(xs, ys, color=colours[k.depth], lw=1.4, label=c.name + _seeds(c))
+        if steps:
+            ax.axvspan((1 - PLATEAU_FRACTION) * steps, steps, color="grey", alpha=0.15, lw=0)
+        ax.set_title(title)
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    axes[0].set_ylabel("running training error (%)")
+    fig.tight_layout()
+    return ReportFigure(
+        "Running training error (the paper's on-the-fly measure)",
+        "Mean over seeds of the error of the training batches since the previous logged row, in training mode "
+        f"(BN on batch statistics), as the ResNet paper plots it. Shaded: the last {100 * PLATEAU_FRACTION:.0f}% "
+        "of iterations, the window of the plateau check. Plain left, residual right, same y-axis.",
+        png_bytes(fig),
+        "running_train_error",
+    )
+
+
+# ---------------------------------------------------------------------------------------------- gradients
+def _first_seed(c: Condition, moment: str, key: str) -> Series | None:
     from depthlab.analysis.gradients import Diagnostics
 
     for r in c.runs:
-        entry = r.diagnostics.get(moment) if step is None else r.diagnostics.get("steps", {}).get(str(step))
+        entry = r.diagnostics.get(moment)
         if isinstance(entry, dict) and key in entry:
-            return Diagnostics.from_dict(entry[key])
+            d = Diagnostics.from_dict(entry[key])
+            pairs = [(b.index, b.grad_rms) for b in d.blocks if b.grad_rms > 0 and math.isfinite(b.grad_rms)]
+            return _series(c, pairs)
     return None
 
 
-def _mid_step(c: Any) -> int | None:
-    steps = sorted(int(s) for s in c.runs[0].diagnostics.get("steps", {})) if c.runs else []
-    last = int(c.runs[0].config.get("steps") or 0) if c.runs else 0
-    steps = [s for s in steps if s < last]
-    return steps[len(steps) // 2] if steps else None
+def _series(c: Condition, pairs: Sequence[tuple[int, float]]) -> Series | None:
+    from depthlab.studies.degradation.grid import parse_model
+
+    if not pairs:
+        return None
+    depth, residual = (
+        (int(c.factors["depth"]), bool(c.factors["residual"]))
+        if "depth" in c.factors
+        else (parse_model(c.runs[0].model))
+    )
+    return Series(c.name, depth, residual, tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
+
+
+def _mid_series(c: Condition) -> Series | None:
+    for r in c.runs:
+        probes = during_probes(r)
+        if probes:
+            _, d = probes[len(probes) // 2]
+            pairs = [(b.index, b.grad_rms) for b in d.blocks if b.grad_rms > 0 and math.isfinite(b.grad_rms)]
+            return _series(c, pairs)
+    return None
 
 
 def gradient_figures(result: StudyResult) -> list[ReportFigure]:
-    conditions = sorted(result.conditions(), key=lambda c: (_key(c)[1], _key(c)[0]))
+    by = dict(sorted(conditions(result).items(), key=lambda kv: (kv[0].residual, kv[0].depth)))
     panels: list[tuple[str, list[Series]]] = []
-    for title, moment, key, mid in (
-        ("init, BN (training mode)", "init", "train", False),
-        ("mid-training, BN", None, "train", True),
-        ("init, no BN (ResNets: SkipInit)", "init", "no_bn", False),
+    for title, pick in (
+        ("init, BN (training mode)", lambda c: _first_seed(c, "init", "train")),
+        ("middle probe during training, BN", _mid_series),
+        (f"init, {NO_BN_TWIN}", lambda c: _first_seed(c, "init", "no_bn")),
     ):
-        series = []
-        for c in conditions:
-            depth, residual = _key(c)
-            d = _first_seed_diag(c, "steps", key, _mid_step(c)) if mid else _first_seed_diag(c, moment, key)
-            if d is None or not d.blocks:
-                continue
-            pairs = [(b.index, b.output_grad_norm) for b in d.blocks if b.output_grad_norm > 0]
-            if pairs:
-                series.append(
-                    Series(c.name, depth, residual, tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
-                )
+        series = [s for s in (pick(c) for c in by.values()) if s is not None]
         if series:
             panels.append((title, series))
     out = []
@@ -140,87 +164,82 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), sharey=True, squeeze=False)
         for ax, (title, series) in zip(axes[0], panels, strict=True):
             for s in series:
-                ax.plot(
-                    s.index,
-                    s.values,
-                    color=colours[s.depth],
-                    ls="-" if s.residual else "--",
-                    marker=".",
-                    lw=1.4,
-                    label=s.label,
-                )
+                ax.plot(s.index, s.values, color=colours[s.depth], ls="-" if s.residual else "--", marker=".",
+                        lw=1.4, label=s.label)  # fmt: skip
             ax.set_yscale("log")
-            ax.set_title(title, fontsize=10)
+            ax.set_title(title, fontsize=9)
             ax.set_xlabel("block index (input → output)")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
-        axes[0][0].set_ylabel("‖∂L/∂y‖ at the block output (log)")
+        axes[0][0].set_ylabel("RMS of ∂L/∂y per element at the block output (log)")
         fig.tight_layout()
         out.append(
             ReportFigure(
-                "One gradient measure for every condition: ‖∂L/∂y‖ at each block's output",
-                "First seed of each condition, on the study's diagnostics batch of held-out images, cross-entropy "
-                "loss. Left: at initialisation with BN in training mode; middle: at the middle probe during "
-                "training; right: the same architecture built without BN from the same seed (ResNets with "
-                "SkipInit), untrained. Dashed: plain, solid: ResNet; shared log y-axis. A line falling toward "
-                "block 1 is a vanishing gradient, rising an exploding one.",
+                "One gradient measure for every condition: the per-element (RMS) gradient at each block's output",
+                "‖∂L/∂y‖/√(elements) — per element, because the blocks' outputs differ in size — for the first seed "
+                "of each condition, on the study's diagnostics batch of held-out images, cross-entropy loss. Left: "
+                "at initialisation with BN in training mode; middle: at the middle probe during training (BN, "
+                f"training mode); right: the same architecture at initialisation {NO_BN_TWIN}, same seed. Dashed: "
+                "plain, solid: ResNet; shared log y-axis. A line falling toward block 1 is a vanishing gradient, "
+                "rising an exploding one.",
                 png_bytes(fig),
                 "gradient_blocks",
             )
         )
-    # The ratio over training.
-    lines = []
-    for c in conditions:
-        depth, residual = _key(c)
-        for r in c.runs[:1]:
-            pts = []
-            from depthlab.analysis.gradients import Diagnostics
-
-            init = r.diagnostics.get("init", {})
-            if "train" in init:
-                pts.append((0, Diagnostics.from_dict(init["train"]).block_grad_ratio()))
-            for s, v in sorted(r.diagnostics.get("steps", {}).items(), key=lambda kv: int(kv[0])):
-                if "train" in v:
-                    pts.append((int(s), Diagnostics.from_dict(v["train"]).block_grad_ratio()))
-            pts = [(s, v) for s, v in pts if v > 0 and v == v and v != float("inf")]
-            if pts:
-                lines.append((c.name, depth, residual, pts))
-    if lines:
-        from depthlab.studies.stats import EXPLODE, VANISH
-
-        colours = _colours([d for _, d, _, _ in lines])
-        fig, ax = plt.subplots(figsize=(8, 4))
-        for name, depth, residual, pts in lines:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, color=colours[depth], ls="-" if residual else "--", marker=".", label=name)
-        ax.axhline(VANISH, color="grey", lw=0.8, ls=":")
-        ax.axhline(EXPLODE, color="grey", lw=0.8, ls=":")
-        ax.set_yscale("log")
-        ax.set_xlabel("iterations")
-        ax.set_ylabel("‖∂L/∂y₁‖ ÷ ‖∂L/∂y_last‖ (log)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        out.append(
-            ReportFigure(
-                "First/last block gradient ratio during training",
-                f"First seed of each condition, BN in training mode, on the diagnostics batch at initialisation "
-                f"(iteration 0) and at every evaluation step. Dotted lines: the outcome thresholds {VANISH:g} "
-                f"(below: vanishing) and {EXPLODE:g} (above: exploding).",
-                png_bytes(fig),
-                "gradient_ratio_during",
-            )
-        )
+    ratio = _ratio_figure(by)
+    if ratio is not None:
+        out.append(ratio)
     return out
 
 
+def _ratio_figure(by: dict[ConditionKey, Condition]) -> ReportFigure | None:
+    from depthlab.analysis.gradients import Diagnostics
+
+    lines = []
+    for k, c in by.items():
+        for r in c.runs[:1]:
+            pts = []
+            init = r.diagnostics.get("init", {})
+            if "train" in init:
+                pts.append((0, Diagnostics.from_dict(init["train"]).block_grad_ratio()))
+            pts += [(s, d.block_grad_ratio()) for s, d in during_probes(r)]
+            pts = [(s, v) for s, v in pts if v > 0 and math.isfinite(v)]
+            if pts:
+                lines.append((c.name, k, pts))
+    if not lines:
+        return None
+    colours = _colours([k.depth for _, k, _ in lines])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, k, pts in lines:
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(xs, ys, color=colours[k.depth], ls="-" if k.residual else "--", marker=".", label=name)
+    ax.axhline(VANISH, color="grey", lw=0.8, ls=":")
+    ax.axhline(EXPLODE, color="grey", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("RMS ∂L/∂y, first block ÷ last (log)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ReportFigure(
+        "First/last block gradient ratio (per element) during training",
+        "First seed of each condition, BN in training mode, on the diagnostics batch: at initialisation (iteration "
+        "0) and at every probe during training (evaluation steps before the last). Dotted lines: the outcome "
+        f"thresholds {VANISH:g} (below: vanishing) and {EXPLODE:g} (above: exploding).",
+        png_bytes(fig),
+        "gradient_ratio_during",
+    )
+
+
+# --------------------------------------------------------------------------------------------- shattered
 def shattered_figures(result: StudyResult) -> list[ReportFigure]:
+    ev = shattered_evidence(result)
     data = result.analysis("shattered")
-    if not data or not data.get("results"):
+    if ev is None or not data:
         return []
-    rows = [r for r in data["results"] if r["seed"] == 0]
-    depths = sorted({r["depth"] for r in rows})
-    colours = _colours(depths)
+    first_seed = min(int(r["seed"]) for r in data["results"])
+    rows = [r for r in data["results"] if int(r["seed"]) == first_seed]
+    colours = _colours(sorted({int(r["depth"]) for r in rows}))
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), squeeze=False)
     for col, bn in enumerate((True, False)):
         ax = axes[0][col]
@@ -228,55 +247,38 @@ def shattered_figures(result: StudyResult) -> list[ReportFigure]:
             g = r["directional"]
             scale = max(abs(v) for v in g) or 1.0
             t = [i / (len(g) - 1) for i in range(len(g))]
-            ax.plot(t, [v / scale for v in g], color=colours[r["depth"]], ls="-" if r["residual"] else "--", lw=0.9,
-                    label=r["label"].split(",")[0])  # fmt: skip
-        ax.set_title("with BN" if bn else "without BN (ResNets: SkipInit)", fontsize=10)
+            ax.plot(t, [v / scale for v in g], color=colours[int(r["depth"])], ls="-" if r["residual"] else "--",
+                    lw=0.9, label=r["label"].split(",")[0])  # fmt: skip
+        ax.set_title("with BN" if bn else NO_BN_TWIN, fontsize=9)
         ax.set_xlabel("position t on the line between two images")
         ax.set_ylabel("∂logit/∂t (scaled to max 1)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    ax = axes[1][0]
-    names, corr, err = [], [], []
-    groups: dict[tuple[int, bool, bool], list[float]] = {}
-    for r in data["results"]:
-        groups.setdefault((r["depth"], r["residual"], r["bn"]), []).append(r["neighbour_correlation"])
-    for (depth, residual, bn), vals in sorted(
-        groups.items(), key=lambda kv: (not kv[0][2], kv[0][1], kv[0][0])
-    ):
-        names.append(f"{'ResNet' if residual else 'plain'}-{depth}\n{'BN' if bn else 'no BN'}")
-        corr.append(statistics.fmean(vals))
-        err.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
-    ax.bar(
-        range(len(names)), corr, yerr=err, color=["#4c72b0" if "ResNet" in n else "#dd8452" for n in names]
-    )
-    ax.set_xticks(range(len(names)), names, fontsize=7)
-    ax.set_ylabel("neighbour gradient correlation")
-    ax.set_ylim(min(0.0, min(corr) - 0.05), 1.0)
-    ax.grid(alpha=0.3, axis="y")
-    ax = axes[1][1]
-    slopes: dict[tuple[int, bool, bool], list[float]] = {}
-    for r in data["results"]:
-        slopes.setdefault((r["depth"], r["residual"], r["bn"]), []).append(r["spectral_slope"])
-    keys = sorted(slopes, key=lambda k: (not k[2], k[1], k[0]))
-    ax.bar(range(len(keys)), [statistics.fmean(slopes[k]) for k in keys],
-           color=["#4c72b0" if k[1] else "#dd8452" for k in keys])  # fmt: skip
-    ax.axhline(0, color="grey", lw=0.8, ls=":")
-    ax.axhline(-2, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(
-        range(len(keys)),
-        [f"{'ResNet' if k[1] else 'plain'}-{k[0]}\n{'BN' if k[2] else 'no BN'}" for k in keys],
-        fontsize=7,
-    )
-    ax.set_ylabel("spectral slope β (0 white, −2 brown)")
-    ax.grid(alpha=0.3, axis="y")
+    order = sorted(ev.conditions, key=lambda kb: (not kb[1], kb[0].residual, kb[0].depth))
+    names = [f"{k.label}\n{'BN' if bn else 'no BN'}" for k, bn in order]
+    colour = ["#4c72b0" if k.residual else "#dd8452" for k, _ in order]
+    for ax, measure, ylabel in ((axes[1][0], "lag1", "lag-1 autocorrelation of ∂logit/∂t"),
+                                (axes[1][1], "slope", "spectral slope β (0 white, −2 brown)")):  # fmt: skip
+        means, lows, highs = [], [], []
+        for kb in order:
+            e = getattr(ev.conditions[kb], measure)
+            ci = e.ci()
+            means.append(e.mean)
+            lows.append(e.mean - ci.low if ci is not None else 0.0)
+            highs.append(ci.high - e.mean if ci is not None else 0.0)
+        ax.bar(range(len(order)), means, yerr=[lows, highs], color=colour, capsize=3)
+        ax.set_xticks(range(len(order)), names, fontsize=7)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.axhline(0, color="grey", lw=0.8, ls=":")
+    axes[1][1].axhline(-2, color="grey", lw=0.8, ls=":")
     fig.tight_layout()
     caption = (
-        f"At initialisation: the derivative of the logit of the first image's class along a "
-        f"{data['settings']['points']}-point straight line between two held-out images (top; seed 0; dashed plain, "
-        f"solid ResNet); bottom left: mean correlation of the full input gradients at neighbouring points (mean ± "
-        f"std over {data['settings']['seeds']} seeds); bottom right: slope of the power spectrum of the top "
-        f"signal (0 = white noise, −2 = brown noise). BN normalises with the statistics of a held-out batch (eval "
-        f"mode with those statistics)."
+        f"At initialisation: the derivative of the logit of the first image's class along a {ev.points}-point "
+        f"straight line between two held-out images (top; seed {first_seed}; dashed plain, solid ResNet); bottom "
+        f"left: its lag-1 autocorrelation (≈ 0 white noise, → 1 smooth), bottom right: the slope of its power "
+        f"spectrum (0 white, −2 brown); bars: mean over {ev.seeds} seeds with the 95% t interval. With BN, BN "
+        f"normalises with the statistics of a held-out batch (eval mode with those statistics); no BN: {NO_BN_TWIN}."
     )
     return [
         ReportFigure(
@@ -285,21 +287,19 @@ def shattered_figures(result: StudyResult) -> list[ReportFigure]:
     ]
 
 
+# --------------------------------------------------------------------------------------------- responses
 def response_figures(result: StudyResult) -> list[ReportFigure]:
+    from depthlab.analysis.gradients import Diagnostics
+
     series = []
-    for c in sorted(result.conditions(), key=lambda c: (_key(c)[1], _key(c)[0])):
-        d = _first_seed_diag(c, "end", "eval")
-        if d is not None and d.responses:
-            depth, residual = _key(c)
-            series.append(
-                Series(
-                    c.name,
-                    depth,
-                    residual,
-                    tuple(s.index for s in d.responses),
-                    tuple(s.std for s in d.responses),
-                )
-            )
+    for k, c in sorted(conditions(result).items(), key=lambda kv: (kv[0].residual, kv[0].depth)):
+        for r in c.runs[:1]:
+            entry = r.diagnostics.get("end", {})
+            if "eval" in entry:
+                d = Diagnostics.from_dict(entry["eval"])
+                if d.responses:
+                    series.append(Series(c.name, k.depth, k.residual, tuple(s.index for s in d.responses),
+                                         tuple(s.std for s in d.responses)))  # fmt: skip
     if not series:
         return []
     return [
@@ -312,3 +312,76 @@ def response_figures(result: StudyResult) -> list[ReportFigure]:
             "fig7_responses",
         )
     ]
+
+
+# ------------------------------------------------------------------------------------------------ report
+def _measure_cell(m: GradientMeasure) -> str:
+    if m.ratio is None:
+        return "—"
+    return f"{', '.join(sci(v) for v in m.ratio.values)} ({m.outcome})"
+
+
+def _growth_cell(m: GradientMeasure) -> str:
+    if m.growth is None:
+        return "—"
+    ci = m.growth.ci()
+    return f"{m.growth.mean:+.3f}" + (f" [{ci.low:+.3f}, {ci.high:+.3f}]" if ci is not None else "")
+
+
+def report_sections(result: StudyResult) -> list[Section]:
+    by = conditions(result)
+    split = train_split(by)
+    rows = []
+    for depth in sorted({k.depth for k in by}):
+        cells = [str(depth)]
+        for residual in (False, True):
+            c = by.get(ConditionKey(depth, residual))
+            for s in (split, "test"):
+                e = c.error(s) if c else None
+                ci = e.ci() if e else None
+                cells.append(
+                    pct(e.mean) + (f" [{100 * ci.low:.1f}, {100 * ci.high:.1f}]" if ci else "") if e else "—"
+                )
+        rows.append(tuple(cells))
+    measure = (
+        "eval-mode error over the training (sub)set each net fits"
+        if split == "train_eval"
+        else "running error of the last logged batches"
+    )
+    table = ReportTable(
+        "Final error by depth",
+        ("depth", "plain train", "plain test", "residual train", "residual test"),
+        tuple(rows),
+        f"Train: {measure}, at the last step; test: the full test split at the end. Mean over seeds [95% t interval].",
+    )
+    out = [Section("results", "Final error by depth", tables=(table,), figures=tuple(error_figures(result)))]
+    ev_rows = []
+    for k, c in by.items():
+        g = gradient_evidence(c, k)
+        ev_rows.append((c.name, _measure_cell(g.init_bn), _growth_cell(g.init_bn), _measure_cell(g.during_bn),
+                        _measure_cell(g.init_no_bn), _growth_cell(g.init_no_bn)))  # fmt: skip
+    gtable = ReportTable(
+        "Gradient measurements (per element)",
+        (
+            "condition",
+            "RMS grad first ÷ last, init, BN",
+            "growth per block [95% CI]",
+            "… during training (median)",
+            "… init, no BN",
+            "growth per block, no BN",
+        ),  # fmt: skip
+        tuple(ev_rows),
+        "One ratio per seed; growth: the slope of log10 RMS gradient per block toward the input, mean over seeds "
+        f"with its 95% t interval. Outcomes from the 95% interval of the log10 ratio against {VANISH:g} "
+        f"(vanishing) and {EXPLODE:g} (exploding). BN in training mode on the diagnostics batch; no BN: the same "
+        f"net {NO_BN_TWIN}, same seed, untrained.",
+    )
+    out.append(Section("gradients", "Gradients: vanishing, exploding or neither?", tables=(gtable,),
+                       figures=tuple(gradient_figures(result))))  # fmt: skip
+    shat = shattered_figures(result)
+    if shat:
+        out.append(Section("shattered", "Shattered gradients at initialisation", figures=tuple(shat)))
+    resp = response_figures(result)
+    if resp:
+        out.append(Section("responses", "Layer responses (Fig. 7)", figures=tuple(resp)))
+    return out

@@ -1,0 +1,173 @@
+"""The degradation study's questions, each answered from its findings (read by key, never re-derived).
+
+A verdict is about the claim in ``paper``: ``supported`` or ``contradicted`` only from resolved comparisons
+(or, for the vanishing-gradient question, resolved gradient outcomes), otherwise ``not resolved``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from depthlab.report.format import difference_ci
+from depthlab.studies.engine import Answer, Finding, StudyResult
+
+__all__ = ["answers"]
+
+
+def _line(f: Finding | None, scale: float = 100.0, unit: str = "points", digits: int = 1) -> str:
+    """ "a − b +x.x points, 95% CI [a, b] (outcome, n seeds)" from a comparison finding's numbers."""
+    if f is None:
+        return ""
+    n = f.numbers
+    ci = n.get("ci") or {}
+    seeds = f"{n.get('a_seeds')} vs {n.get('b_seeds')} seeds"
+    text = difference_ci(float(n["difference"]), ci.get("low"), ci.get("high"), scale=scale, unit=unit,
+                         digits=digits)  # fmt: skip
+    return f"{n['a']} − {n['b']}: {text.removeprefix('difference ')} ({f.outcome}, {seeds})"
+
+
+def _by_key(findings: Sequence[Finding]) -> Mapping[str, Finding]:
+    return {f.key: f for f in findings if f.key}
+
+
+def _find(by: Mapping[str, Finding], prefix: str) -> Finding | None:
+    """The comparison whose key starts with ``prefix`` and names the most distant depths (the last listed)."""
+    hits = [f for k, f in by.items() if k.startswith(prefix)]
+    return hits[-1] if hits else None
+
+
+def _deepest_pair(by: Mapping[str, Finding], kind: str, a: str, b: str) -> Finding | None:
+    """The ``kind`` comparison of family ``a``'s deepest net with family ``b``'s (deepest or shallowest)."""
+    keys = [k for k in by if k.startswith(f"{kind}:{a}-")]
+    matches = [k for k in keys if k.split(":")[2].startswith(f"{b}-")]
+    if not matches:
+        return None
+
+    def depths(k: str) -> tuple[int, int]:
+        _, x, y = k.split(":")
+        return int(x.split("-")[1]), -int(y.split("-")[1])
+
+    return by[max(matches, key=depths)]
+
+
+def _verdict(outcome: str | None, expected: str) -> str:
+    if outcome == expected:
+        return "supported"
+    if outcome in ("higher", "lower"):
+        return "contradicted"
+    return "not resolved"
+
+
+def _degradation(by: Mapping[str, Finding]) -> Answer | None:
+    f = _deepest_pair(by, "train_error", "plain", "plain")
+    if f is None:
+        return None
+    plateaus = [g for k, g in by.items() if k.startswith("plateau:")]
+    still = [g.key.split(":")[1] for g in plateaus if g.outcome == "lower"]
+    numbers = _line(f) + (f"; still falling over the last 10%: {', '.join(still)}" if still else "")
+    return Answer("degradation", "Does depth raise training error in plain nets?", _verdict(f.outcome, "higher"),
+                  numbers, "He et al. 2015 (Fig. 6 left, Table 6): yes — plain-56 ends above plain-20 on training "
+                  "error (the degradation problem)", (f.key, *(g.key for g in plateaus)))  # fmt: skip
+
+
+def _vanishing(by: Mapping[str, Finding]) -> Answer | None:
+    verdict_f = next((f for k, f in by.items() if k.startswith("vanishing:")), None)
+    if verdict_f is None:
+        return None
+    outcomes: dict[str, Any] = dict(verdict_f.numbers.get("outcomes", {}))
+    known = [o for o in outcomes.values() if o is not None]
+    deg = _deepest_pair(by, "train_error", "plain", "plain")
+    if (
+        deg is None
+        or deg.outcome != "higher"
+        or not known
+        or any(o in ("unknown", "not resolved") for o in known)
+    ):
+        verdict = "not resolved"
+    elif all(o == "vanishing" for o in known):
+        verdict = "supported"
+    elif not any(o == "vanishing" for o in known):
+        verdict = "contradicted"
+    else:
+        verdict = "not resolved"
+    name = verdict_f.key.split(":", 1)[1]
+    growth = [f for k, f in by.items() if k.startswith("grad_growth:") and k.endswith(f":{name}")]
+    parts = [f"{name} with BN: {', '.join(f'{k} {v}' for k, v in outcomes.items() if v is not None)}"]
+    for g in growth:
+        ci = g.numbers.get("ci") or {}
+        setting = g.key.split(":")[1]
+        if ci:
+            parts.append(f"growth per block {setting} {g.numbers['difference']:+.3f} log10, 95% CI "
+                         f"[{ci['low']:+.3f}, {ci['high']:+.3f}]")  # fmt: skip
+    return Answer("vanishing", "Do vanishing gradients explain the degradation (nets with BN)?", verdict,
+                  "; ".join(parts), "Lecture notes: yes. He et al. 2015 (§4.1): unlikely — with BN the forward and "
+                  "backward signals are healthy. The verdict is about the lecture notes' claim.",
+                  (verdict_f.key, *(g.key for g in growth)))  # fmt: skip
+
+
+def _shortcuts(by: Mapping[str, Finding]) -> Answer | None:
+    fix = _deepest_pair(by, "train_error", "ResNet", "plain")
+    if fix is None:
+        return None
+    deeper = _deepest_pair(by, "train_error", "ResNet", "ResNet")
+    contradicted = fix.outcome == "higher" or (deeper is not None and deeper.outcome == "higher")
+    if fix.outcome == "lower" and deeper is not None and deeper.outcome in ("lower", "equivalent"):
+        verdict = "supported"
+    elif contradicted:
+        verdict = "contradicted"
+    else:
+        verdict = "not resolved"
+    numbers = _line(fix) + (f"; {_line(deeper)}" if deeper is not None else "")
+    evidence = (fix.key,) + ((deeper.key,) if deeper is not None else ())
+    return Answer("shortcuts", "Do shortcuts fix it: does the deepest ResNet end below its plain twin on training "
+                  "error, and not above the shallowest ResNet?", verdict, numbers,
+                  "He et al. 2015 (Fig. 6 right): yes — ResNet-56 below plain-56, and deeper ResNets reach lower "
+                  "training error", evidence)  # fmt: skip
+
+
+def _test_error(by: Mapping[str, Finding]) -> Answer | None:
+    f = _deepest_pair(by, "test_error", "ResNet", "ResNet")
+    if f is None:
+        return None
+    other = _deepest_pair(by, "test_error", "ResNet", "plain")
+    numbers = _line(f) + (f"; {_line(other)}" if other is not None else "")
+    evidence = (f.key,) + ((other.key,) if other is not None else ())
+    return Answer("test_error", "Does the deeper ResNet end below the shallower one on test error?",
+                  _verdict(f.outcome, "lower"), numbers,
+                  "He et al. 2015 (Table 6, CIFAR-10): yes — ResNet-56 6.97% vs ResNet-20 8.75% test error",
+                  evidence)  # fmt: skip
+
+
+def _shattered(by: Mapping[str, Finding]) -> Answer | None:
+    f = _find(by, "shattered:bn:")
+    if f is None:
+        return None
+    twin = _find(by, "shattered:no_bn:")
+    numbers = _line(f, scale=1.0, unit="", digits=2) + (
+        f"; BN-free twins: {_line(twin, scale=1.0, unit='', digits=2)}" if twin is not None else ""
+    )
+    evidence = (f.key,) + ((twin.key,) if twin is not None else ())
+    return Answer("shattered", "Are residual gradients less shattered at initialisation (lag-1 autocorrelation "
+                  "along a line of inputs, with BN)?", _verdict(f.outcome, "higher"), numbers,
+                  "Balduzzi et al. 2017: yes — a plain net's gradients decorrelate with depth like white noise, a "
+                  "ResNet's stay correlated", evidence)  # fmt: skip
+
+
+def _responses(by: Mapping[str, Finding]) -> Answer | None:
+    f = _deepest_pair(by, "response", "ResNet", "plain")
+    if f is None:
+        return None
+    numbers = _line(f, scale=1.0, unit="in log10", digits=2)
+    return Answer("responses", "Do residual layers respond more weakly than plain ones after training (Fig. 7)?",
+                  _verdict(f.outcome, "lower"), numbers,
+                  "He et al. 2015 (Fig. 7): yes — ResNets' layer responses have smaller std than plain nets'",
+                  (f.key,))  # fmt: skip
+
+
+def answers(result: StudyResult, findings: Sequence[Finding]) -> list[Answer]:
+    """The study's questions, in order, answered from ``findings``; a question whose evidence is missing is
+    left out."""
+    by = _by_key(findings)
+    out = [a(by) for a in (_degradation, _vanishing, _shortcuts, _test_error, _shattered, _responses)]
+    return [a for a in out if a is not None]

@@ -1,0 +1,648 @@
+"""The degradation study's findings, in two stages: comparisons, then sentences.
+
+Stage 1 (``compare_*``) turns the typed evidence of :mod:`.evidence` into
+:class:`~depthlab.studies.stats.Difference` objects: Welch t intervals across seeds (paired t for the
+plateau check, whose two windows come from the same runs), McNemar attached where per-image results exist
+for both sides, TOST where a sentence would say "the same". Stage 2 (``_*_text`` templates) writes each as
+one sentence that says the outcome, the difference with its 95% CI, the method and the seeds; "as/unlike
+the paper" only when resolved; "unknown" for non-finite evidence.
+
+Every comparison finding carries a stable ``key`` (the same in every directory of the study, for
+``depthlab replicate``) and the ``question`` (:mod:`.answers`) it is evidence for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from depthlab.report.format import difference_ci, pct, sci
+from depthlab.studies.degradation.evidence import (
+    EXPLODE,
+    PLATEAU_FRACTION,
+    VANISH,
+    ErrorEvidence,
+    GradientEvidence,
+    GradientMeasure,
+    Plateau,
+    conditions,
+    correct,
+    error_evidence,
+    gradient_evidence,
+    plateau,
+    response_estimate,
+    shattered_evidence,
+)
+from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey
+from depthlab.studies.engine import Condition, Finding, StudyResult
+from depthlab.studies.stats import (
+    Difference,
+    Equivalence,
+    Estimate,
+    compare_log,
+    equivalence,
+    mcnemar,
+    paired,
+    welch,
+    with_paired_test,
+)
+
+__all__ = [
+    "QUESTIONS",
+    "ERROR_BOUND",
+    "PLATEAU_BOUND",
+    "RESPONSE_BOUND",
+    "Comparison",
+    "compare_errors",
+    "compare_plateau",
+    "compare_growth",
+    "growth_vs_zero",
+    "compare_responses",
+    "compute_findings",
+    "degraded",
+]
+
+# The questions (ids of :mod:`.answers`) findings are grouped under.
+QUESTIONS = ("degradation", "vanishing", "shortcuts", "test_error", "shattered", "responses")
+
+# Equivalence bounds (TOST): "the same" is said only within these, and the sentence states them.
+ERROR_BOUND = 0.02  # 2 points of error: a tenth of plain-56's degradation in the quick preset
+PLATEAU_BOUND = 0.02  # 2 points of running training error between the last two 10% windows
+RESPONSE_BOUND = math.log10(1.25)  # response std within a factor 1.25
+
+
+# -------------------------------------------------------------------------------- stage 1: comparisons
+@dataclass(frozen=True)
+class Comparison:
+    """A difference with what its sentence needs: the measure's name, how values are written, and an
+    equivalence test when one was made."""
+
+    difference: Difference
+    noun: str
+    kind: str  # "error" (fractions, in points), "log" (log10 ratios, as factors), "value" (raw)
+    equivalence: Equivalence | None = None
+
+    @property
+    def outcome(self) -> str:
+        d = self.difference
+        if not (d.a.finite and d.b.finite and math.isfinite(d.difference)):
+            return "unknown"
+        if d.outcome == "not resolved" and self.equivalence is not None and self.equivalence.equivalent:
+            return "equivalent"
+        return d.outcome
+
+    def numbers(self) -> dict[str, object]:
+        out = self.difference.to_dict()
+        out["outcome"] = self.outcome
+        if self.equivalence is not None:
+            out["equivalence"] = self.equivalence.to_dict()
+        return out
+
+
+def compare_errors(
+    a: ErrorEvidence, b: ErrorEvidence, split: str, bound: float | None = None
+) -> Comparison | None:
+    """``a − b`` of the final error of ``split`` ("train" or "test"): Welch over seeds, with McNemar over
+    seed-matched per-image results when both sides have them for the same seeds; TOST against ``bound``
+    when given."""
+    ea, eb = (a.train, b.train) if split == "train" else (a.test, b.test)
+    if ea is None or eb is None:
+        return None
+    d = welch(a.label, ea, b.label, eb)
+    noun = (
+        ("training error" if a.split == "train_eval" else "running training error")
+        if split == "train"
+        else "test error"
+    )
+    return Comparison(d, noun, "error", equivalence(d, bound) if bound is not None else None)
+
+
+def with_mcnemar(c: Comparison, a_correct: Sequence[np.ndarray] | None, b_correct: Sequence[np.ndarray] | None
+                 ) -> Comparison:  # fmt: skip
+    """``c`` with McNemar's test attached when both sides have per-image results for the same seeds."""
+    if not a_correct or not b_correct or len(a_correct) != len(b_correct):
+        return c
+    test = mcnemar(a_correct, b_correct)
+    return Comparison(with_paired_test(c.difference, test), c.noun, c.kind, c.equivalence)
+
+
+def compare_plateau(p: Plateau) -> Comparison:
+    """Running training error over the last 10% of iterations − over the 10% before, paired by seed."""
+    d = paired(f"{p.key.label} (last 10%)", p.after, f"{p.key.label} (the 10% before)", p.before)
+    return Comparison(d, "running training error", "error", equivalence(d, PLATEAU_BOUND))
+
+
+def growth_vs_zero(m: GradientMeasure) -> Comparison | None:
+    """The growth per block toward the input against 0 (no growth): a one-sample t interval over seeds,
+    written as the difference from a condition whose every seed is 0."""
+    if m.growth is None:
+        return None
+    zero = Estimate(tuple(0.0 for _ in m.growth.values))
+    return Comparison(welch(m.condition, m.growth, "no growth", zero), "growth per block", "value")
+
+
+def compare_growth(a: GradientMeasure, b: GradientMeasure) -> Comparison | None:
+    if a.growth is None or b.growth is None:
+        return None
+    return Comparison(welch(a.condition, a.growth, b.condition, b.growth), "growth per block", "value")
+
+
+def compare_responses(a_label: str, a: Estimate, b_label: str, b: Estimate) -> Comparison:
+    d = compare_log(a_label, a, b_label, b)
+    return Comparison(d, "mean response std", "log", equivalence(d, RESPONSE_BOUND))
+
+
+# ---------------------------------------------------------------------------------- stage 2: templates
+def _seeds(d: Difference) -> str:
+    if d.a.seeds == d.b.seeds:
+        return f"{d.a.seeds} seed{'s' if d.a.seeds != 1 else ''} each"
+    return f"{d.a.seeds} and {d.b.seeds} seeds"
+
+
+def _value(kind: str, e: Estimate) -> str:
+    if kind == "error":
+        return pct(e.mean)
+    if kind == "log":
+        return sci(10**e.mean) if math.isfinite(e.mean) else "non-finite"
+    return f"{e.mean:+.3f}" if math.isfinite(e.mean) else "non-finite"
+
+
+def _interval(c: Comparison) -> str:
+    d = c.difference
+    low, high = (d.ci.low, d.ci.high) if d.ci is not None else (None, None)
+    if c.kind == "error":
+        text = difference_ci(d.difference, low, high)
+    elif c.kind == "log":
+        text = difference_ci(d.difference, low, high, scale=1.0, unit="in log10", digits=2)
+        text += f" (a factor {sci(10**d.difference)})" if math.isfinite(d.difference) else ""
+    else:
+        text = difference_ci(d.difference, low, high, scale=1.0, unit="", digits=3)
+    text += f", {d.method}, {_seeds(d)}"
+    if d.paired_test is not None:
+        t = d.paired_test
+        text += f"; {t.method} p = {t.p:.2g} ({t.a_only} vs {t.b_only} discordant images)"
+    return text
+
+
+def _bound_text(c: Comparison) -> str:
+    e = c.equivalence
+    if e is None or e.ci is None:
+        return ""
+    if c.kind == "error":
+        return f"±{100 * e.bound:.0f} points, TOST 90% CI [{100 * e.ci.low:+.1f}, {100 * e.ci.high:+.1f}]"
+    if c.kind == "log":
+        return f"a factor {10**e.bound:.2f}, TOST 90% CI [{e.ci.low:+.2f}, {e.ci.high:+.2f}] in log10"
+    return f"±{e.bound:g}, TOST 90% CI [{e.ci.low:+.3f}, {e.ci.high:+.3f}]"
+
+
+def comparison_text(c: Comparison, *, expected: str | None = None, paper: str = "He et al.",
+                    words: Mapping[str, str] | None = None) -> str:  # fmt: skip
+    """One sentence: "{a} has higher {noun} than {b} ({a} vs {b}; difference, CI, method, seeds)" — or
+    "not resolved", "equivalent within …", "unknown". ``expected``: the outcome ``paper`` reports for a − b;
+    a resolved sentence then adds "as … report" or "unlike …"."""
+    d = c.difference
+    words = {"higher": "higher", "lower": "lower", **(words or {})}
+    values = f"{_value(c.kind, d.a)} vs {_value(c.kind, d.b)}"
+    outcome = c.outcome
+    if outcome == "unknown":
+        return (
+            f"{d.a_label} vs {d.b_label}, {c.noun}: unknown — a non-finite value ({values}, {_seeds(d)}), so no "
+            "comparison is drawn."
+        )
+    if outcome in ("higher", "lower"):
+        text = f"{d.a_label} has {words[outcome]} {c.noun} than {d.b_label} ({values}; {_interval(c)})"
+        if expected is not None:
+            text += f", as {paper} report" if outcome == expected else f", unlike {paper}"
+        return text + "."
+    if outcome == "equivalent":
+        return (
+            f"{d.a_label} and {d.b_label} have equivalent {c.noun} within {_bound_text(c)} ({values}; "
+            f"{_interval(c)})."
+        )
+    tail = f"; not equivalent within {_bound_text(c)} either" if _bound_text(c) else ""
+    return f"{d.a_label} vs {d.b_label}, {c.noun}: not resolved ({values}; {_interval(c)}{tail})."
+
+
+def _finding(c: Comparison, text: str, topic: str, when: str, key: str, question: str) -> Finding:
+    return Finding(text, topic, when, c.numbers(), outcome=c.outcome, key=key, question=question)
+
+
+# ------------------------------------------------------------------------------------------ the errors
+def _errors(result: StudyResult) -> list[Finding]:
+    ev = error_evidence(result)
+    out = [_method(ev)]
+    by = conditions(result)
+    for key in ev:
+        p = plateau(by[key], key)
+        if p is not None:
+            out.append(_plateau_finding(p))
+    for residual in (False, True):
+        keys = [k for k in ev if k.residual == residual and ev[k].train is not None]
+        question = "shortcuts" if residual else "degradation"
+        expected = "lower" if residual else "higher"  # Fig. 6: deeper plain nets higher, deeper ResNets lower
+        pairs = list(zip(keys, keys[1:], strict=False))
+        if len(keys) > 2:
+            pairs.append((keys[0], keys[-1]))
+        for shallow, deep in pairs:
+            c = _train(ev, deep, shallow, result, bound=ERROR_BOUND)
+            if c is not None:
+                key = f"train_error:{deep.label}:{shallow.label}"
+                out.append(_finding(c, comparison_text(c, expected=expected), "error", "end", key, question))
+    for k in ev:
+        twin = ConditionKey(k.depth, True)
+        if not k.residual and twin in ev:
+            c = _train(ev, twin, k, result)
+            if c is not None:
+                key = f"train_error:{twin.label}:{k.label}"
+                text = comparison_text(c, expected="lower")
+                out.append(_finding(c, text, "error", "end", key, "shortcuts"))
+    out += _test_errors(ev, result)
+    out += _overfitting(ev)
+    return out
+
+
+def _train(ev: Mapping[ConditionKey, ErrorEvidence], a: ConditionKey, b: ConditionKey, result: StudyResult,
+           bound: float | None = None) -> Comparison | None:  # fmt: skip
+    c = compare_errors(ev[a], ev[b], "train", bound)
+    if c is None:
+        return None
+    by = conditions(result)
+    split = ev[a].split
+    return with_mcnemar(c, _matched(by[a], by[b], split), _matched(by[b], by[a], split))
+
+
+def _matched(a: Condition, b: Condition, split: str) -> list[np.ndarray] | None:
+    """Per-image results of ``a`` when ``a`` and ``b`` ran the same seeds (McNemar pairs seeds by position)."""
+    if [r.seed for r in a.runs] != [r.seed for r in b.runs]:
+        return None
+    return correct(a, split)
+
+
+def _test_errors(ev: Mapping[ConditionKey, ErrorEvidence], result: StudyResult) -> list[Finding]:
+    by = conditions(result)
+    keys = [k for k in ev if ev[k].test is not None]
+    if not keys:
+        return []
+    deepest = max(k.depth for k in keys)
+    shallowest = min(k.depth for k in keys)
+    pairs = []
+    # The paper's other half (Table 6 / Fig. 6 right): the deeper ResNet ends lower on test error.
+    if deepest != shallowest:
+        pairs.append((ConditionKey(deepest, True), ConditionKey(shallowest, True), "lower"))
+        pairs.append((ConditionKey(deepest, False), ConditionKey(shallowest, False), "higher"))
+    pairs.append((ConditionKey(deepest, True), ConditionKey(deepest, False), "lower"))
+    out = []
+    for a, b, expected in pairs:
+        if a not in ev or b not in ev or ev[a].test is None or ev[b].test is None:
+            continue
+        c = compare_errors(ev[a], ev[b], "test", ERROR_BOUND)
+        if c is None:
+            continue
+        c = with_mcnemar(c, _matched(by[a], by[b], "test"), _matched(by[b], by[a], "test"))
+        key = f"test_error:{a.label}:{b.label}"
+        out.append(_finding(c, comparison_text(c, expected=expected), "error", "end", key, "test_error"))
+    return out
+
+
+def _method(ev: Mapping[ConditionKey, ErrorEvidence]) -> Finding:
+    split = next(iter(ev.values())).split if ev else "train"
+    train_images = max((e.train.images for e in ev.values() if e.train is not None), default=0)
+    test_images = max((e.test.images for e in ev.values() if e.test is not None), default=0)
+    seeds = sorted({s for e in ev.values() for s in e.seeds})
+    measure = (
+        f"Training error is measured in eval mode over all {train_images:,} training images each net fits, at the "
+        "last step"
+        if split == "train_eval"
+        else f"These runs did not record the eval-mode training error, so the running error of the last logged "
+        f"training batches ({train_images:,} images) stands in for it"
+    )
+    return Finding(
+        f"{measure}; test error over the {test_images:,} test images. Seeds {', '.join(map(str, seeds))}. Each "
+        "comparison gives the difference of the means with its 95% Welch t interval across seeds (McNemar's test "
+        "over seed-matched images where both sides saw the same images and recorded them), and is higher, lower "
+        "or not resolved (the interval includes 0); 'equivalent' only from two one-sided tests against the bound "
+        "the sentence states.",
+        "method",
+        "end",
+        {"train_images": train_images, "test_images": test_images, "split": split, "seeds": seeds},
+        key="method:errors",
+        question="degradation",
+    )
+
+
+def _plateau_finding(p: Plateau) -> Finding:
+    c = compare_plateau(p)
+    a, b, end = p.window
+    d = c.difference
+    head = (
+        f"Plateau check, {p.key.label}: the running training error (training mode) over iterations {b + 1}–{end} "
+        f"(the last {100 * PLATEAU_FRACTION:.0f}%) is {pct(p.after.mean)} vs {pct(p.before.mean)} over "
+        f"{a + 1}–{b} ({_interval(c)})"
+    )
+    outcome = c.outcome
+    if outcome == "equivalent":
+        tail = f": it has plateaued (equivalent within {_bound_text(c)})."
+    elif outcome == "lower":
+        tail = ": still falling at the end of training, so this net had not converged."
+    elif outcome == "higher":
+        tail = ": rising at the end of training."
+    elif outcome == "unknown":
+        tail = ": unknown (a non-finite value)."
+    else:
+        tail = (
+            f": not resolved, and not equivalent within {_bound_text(c)} either."
+            if d.ci is not None
+            else (": not resolved (one seed, no CI).")
+        )
+    return _finding(c, head + tail, "plateau", "end", f"plateau:{p.key.label}", "degradation")
+
+
+def _overfitting(ev: Mapping[ConditionKey, ErrorEvidence]) -> list[Finding]:
+    """The deeper plain net's higher training error is not overfitting when it fits its own training images
+    worse (resolved) — overfitting would lower the error on the images a net fits."""
+    plain = [k for k in ev if not k.residual and ev[k].train is not None and ev[k].test is not None]
+    if len(plain) < 2 or ev[plain[0]].split != "train_eval":
+        return []
+    shallow, deep = ev[plain[0]], ev[plain[-1]]
+    c = compare_errors(deep, shallow, "train")
+    if c is None or c.outcome != "higher":
+        return []
+    assert (
+        deep.train is not None
+        and deep.test is not None
+        and shallow.train is not None
+        and shallow.test is not None
+    )
+    gap_deep, gap_shallow = deep.test.mean - deep.train.mean, shallow.test.mean - shallow.train.mean
+    return [
+        Finding(
+            f"{deep.label}'s higher training error is not overfitting: overfitting would lower the error on the "
+            f"images a net fits, and {deep.label} fits its own training images worse (resolved above); its "
+            f"test − train gap is {100 * gap_deep:.1f} points vs {100 * gap_shallow:.1f} for {shallow.label} "
+            f"(means of {deep.train.seeds} and {shallow.train.seeds} seeds).",
+            "error",
+            "end",
+            {"gap_deep": gap_deep, "gap_shallow": gap_shallow},
+            key=f"overfitting:{deep.label}",
+            question="degradation",
+        )
+    ]
+
+
+def degraded(result: StudyResult) -> tuple[ErrorEvidence, ErrorEvidence, Comparison] | None:
+    """(deepest plain, shallowest plain, their training-error comparison), or ``None`` with < 2 plain depths."""
+    ev = error_evidence(result)
+    plain = [k for k in ev if not k.residual and ev[k].train is not None]
+    if len(plain) < 2:
+        return None
+    c = compare_errors(ev[plain[-1]], ev[plain[0]], "train")
+    return (ev[plain[-1]], ev[plain[0]], c) if c is not None else None
+
+
+# ------------------------------------------------------------------------------------------ the gradients
+def _ratio_text(m: GradientMeasure) -> str:
+    return ", ".join(sci(v) for v in m.ratio.values) if m.ratio is not None else "—"
+
+
+def _growth_text(m: GradientMeasure) -> str:
+    if m.growth is None:
+        return "no growth measured"
+    ci = m.growth.ci()
+    interval = f", 95% CI [{ci.low:+.3f}, {ci.high:+.3f}]" if ci is not None else ", no CI"
+    return f"{m.growth.mean:+.3f} log10 per block toward the input{interval}"
+
+
+_OUTCOME_PHRASE: dict[str, str] = {
+    "vanishing": f"vanishing (the 95% CI of the log10 ratio lies below log10 {VANISH:g})",
+    "exploding": f"exploding: it grows toward the input (the 95% CI of the log10 ratio lies above log10 {EXPLODE:g})",
+    "neither": f"neither vanishing nor exploding (the 95% CI of the log10 ratio lies between log10 {VANISH:g} and "
+    f"log10 {EXPLODE:g})",
+    "not resolved": f"not resolved against the thresholds {VANISH:g} and {EXPLODE:g} (the 95% CI of the log10 ratio "
+    "straddles one, or one seed)",
+    "unknown": "unknown (a non-finite or zero gradient)",
+}
+
+
+def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting_text: str) -> Finding | None:
+    c = growth_vs_zero(m)
+    if c is None or m.ratio is None:
+        return None
+    probes = f" (median of {m.probes} probes per seed before the last step)" if moment == "during" else ""
+    text = (
+        f"{setting_text}, {m.condition}'s per-element (RMS) gradient at the first block's output is "
+        f"{_ratio_text(m)}× that at the last block (one value per seed{probes}): {_OUTCOME_PHRASE[m.outcome]}; "
+        f"growth {_growth_text(m)}"
+    )
+    outcome = c.outcome
+    if outcome == "higher":
+        text += " — resolved: it grows toward the input."
+    elif outcome == "lower":
+        text += " — resolved: it shrinks toward the input."
+    elif outcome == "unknown":
+        text += " — unknown (non-finite)."
+    else:
+        text += " — the sign of the growth is not resolved."
+    numbers = {**c.numbers(), "ratio_first_last": list(m.ratio.values), "gradient_outcome": m.outcome}
+    if m.forward is not None:
+        numbers["forward_growth"] = list(m.forward.values)
+    setting = {"init": "init_bn", "during": "during_bn", "init_no_bn": "init_no_bn"}[moment]
+    return Finding(text, "gradient", "during" if moment == "during" else "init", numbers, outcome=outcome,
+                   key=f"grad_growth:{setting}:{key.label}", question="vanishing")  # fmt: skip
+
+
+def _gradients(result: StudyResult) -> list[Finding]:
+    by = conditions(result)
+    if not by:
+        return []
+    deep = max(k.depth for k in by)
+    ev = {k: gradient_evidence(c, k) for k, c in by.items() if k.depth == deep}
+    out: list[Finding] = []
+    for k, g in ev.items():
+        for moment, m, setting in (
+            ("init", g.init_bn, "At initialisation with BN (training mode)"),
+            ("during", g.during_bn, "During training with BN"),
+            ("init_no_bn", g.init_no_bn, f"At initialisation {NO_BN_TWIN}"),
+        ):
+            f = _measure_finding(m, k, moment, setting)
+            if f is not None:
+                out.append(f)
+        if g.init_no_bn.forward is not None and g.init_bn.forward is not None:
+            out.append(_forward_finding(g))
+    plain, res = ConditionKey(deep, False), ConditionKey(deep, True)
+    if plain in ev and res in ev:
+        c = compare_growth(ev[plain].init_bn, ev[res].init_bn)
+        if c is not None:
+            text = (
+                "At initialisation with BN, the growth of the RMS gradient per block toward the input: "
+                + (comparison_text(c))
+            )
+            out.append(_finding(c, text, "gradient", "init", f"grad_growth:init_bn:{plain.label}:{res.label}",
+                                "vanishing"))  # fmt: skip
+    if plain in ev and ev[plain].stage_init is not None:
+        s = ev[plain].stage_init
+        assert s is not None
+        out.append(
+            Finding(
+                f"The effective step ‖∂L/∂W‖/‖W‖ of {plain.label}'s first stage is "
+                f"{', '.join(sci(v) for v in s.values)}× that of its last stage at initialisation (one value per "
+                "seed; with BN this, not ‖∂L/∂W‖, is how far an SGD step moves a layer).",
+                "gradient",
+                "init",
+                {"init": list(s.values)},
+                key=f"effective_step:{plain.label}",
+                question="vanishing",
+            )
+        )
+    out += _verdict(result, ev.get(plain))
+    return out
+
+
+def _forward_finding(g: GradientEvidence) -> Finding:
+    nb, bn = g.init_no_bn.forward, g.init_bn.forward
+    assert nb is not None and bn is not None
+    return Finding(
+        f"Forward signal at initialisation, {g.init_bn.condition}: the per-element (RMS) signal at the last block's "
+        f"output is {', '.join(sci(v) for v in nb.values)}× that at the first {NO_BN_TWIN} (with BN: "
+        f"{', '.join(sci(v) for v in bn.values)}×; one value per seed).",
+        "gradient",
+        "init",
+        {"forward_growth_no_bn": list(nb.values), "forward_growth_bn": list(bn.values)},
+        key=f"forward:{g.key.label}",
+        question="vanishing",
+    )
+
+
+def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
+    """Whether vanishing gradients explain the degradation, from the deepest plain net's outcomes with BN at
+    initialisation and during training (never from the trained net alone)."""
+    if g is None or g.init_bn.ratio is None:
+        return []
+    deg = degraded(result)
+    during = g.during_bn.ratio is not None
+    outcomes = {"init": g.init_bn.outcome, "during": g.during_bn.outcome if during else None}
+    numbers = {"outcomes": outcomes, "init_ratio": list(g.init_bn.ratio.values),
+               "during_ratio": list(g.during_bn.ratio.values) if g.during_bn.ratio else []}  # fmt: skip
+    name = g.init_bn.condition
+    states = f"{outcomes['init']} at initialisation" + (
+        f" and {outcomes['during']} during training" if during else ""
+    )
+    if deg is None or deg[2].outcome != "higher":
+        text = (
+            f"{name} does not end with a resolved higher training error than the shallowest plain net here, so there "
+            f"is no degradation for the gradient measurements to explain (its gradient with BN is {states})."
+        )
+    elif "unknown" in outcomes.values() or "not resolved" in outcomes.values():
+        text = (
+            f"Whether vanishing gradients explain {name}'s higher training error cannot be decided from these runs: "
+            f"the gradient outcome with BN is {states}."
+        )
+    elif all(o == "vanishing" for o in outcomes.values() if o is not None):
+        text = (
+            f"With BN, {name}'s gradient vanishes toward the input ({states}): consistent with the vanishing-gradient "
+            f"explanation of its higher training error than {deg[1].label}."
+        )
+    elif not any(o == "vanishing" for o in outcomes.values() if o is not None):
+        text = (
+            f"Vanishing gradients do not explain {name}'s higher training error than {deg[1].label}: with BN its "
+            f"per-element gradient does not vanish toward the input ({states}), as He et al. argue (§4.1), against "
+            "the lecture-note explanation; these measurements do not show what the cause is."
+        )
+    else:
+        text = (
+            f"The gradient outcome of {name} with BN changes between initialisation and training ({states}), so no "
+            "single gradient explanation of its higher training error fits these runs."
+        )
+    if g.init_no_bn.outcome == "vanishing":
+        text += (
+            f" {NO_BN_TWIN.capitalize()}, the same plain architecture's gradient does vanish at initialisation "
+            "(the setting where the vanishing-gradient account applies)."
+        )
+    return [Finding(text, "verdict", "init+during" if during else "init", numbers, key=f"vanishing:{name}",
+                    question="vanishing")]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- shattered gradients
+def _shattered(result: StudyResult) -> list[Finding]:
+    from depthlab.analysis.shattered import compare, condition_text
+
+    ev = shattered_evidence(result)
+    if ev is None:
+        return []
+    out = []
+    for bn in (True, False):
+        parts = [condition_text(c) for (k, b), c in ev.conditions.items() if b == bn]
+        if parts:
+            setting = "with BN (statistics of a held-out batch)" if bn else NO_BN_TWIN
+            out.append(
+                Finding(
+                    f"Shattered gradients at initialisation, {setting}, on a {ev.points}-point line between two "
+                    f"held-out images: {'; '.join(parts)}. Lag-1 autocorrelation ≈ 0 is white noise (shattered), → 1 "
+                    "a smooth gradient.",
+                    "shattered",
+                    "init",
+                    {c.label: c.to_dict() for (k, b), c in ev.conditions.items() if b == bn},
+                    key=f"shattered_values:{'bn' if bn else 'no_bn'}",
+                    question="shattered",
+                )
+            )
+    deep = max((k.depth for k, _ in ev.conditions), default=None)
+    for bn in (True, False):
+        a, b = (
+            ev.conditions.get((ConditionKey(deep or 0, True), bn)),
+            ev.conditions.get((ConditionKey(deep or 0, False), bn)),
+        )
+        if a is None or b is None:
+            continue
+        d = compare(a, b)
+        c = Comparison(d, "lag-1 autocorrelation of the gradient along the line", "value")
+        setting = "with BN" if bn else NO_BN_TWIN
+        text = f"Shattered gradients at initialisation, {setting}: " + comparison_text(
+            c, expected="higher", paper="Balduzzi et al.",
+        )  # fmt: skip
+        key = f"shattered:{'bn' if bn else 'no_bn'}:{a.label.split(',')[0]}:{b.label.split(',')[0]}"
+        out.append(_finding(c, text, "shattered", "init", key, "shattered"))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- responses
+def _responses(result: StudyResult) -> list[Finding]:
+    by = conditions(result)
+    out = []
+    for depth in sorted({k.depth for k in by}):
+        p, r = ConditionKey(depth, False), ConditionKey(depth, True)
+        if p not in by or r not in by:
+            continue
+        ep, er = response_estimate(by[p]), response_estimate(by[r])
+        if ep is None or er is None:
+            continue
+        c = compare_responses(r.label, er, p.label, ep)
+        text = (
+            "After training (eval mode, Fig. 7), the mean std of the 3×3 layers' responses: "
+            + comparison_text(
+                c, expected="lower", words={"lower": "weaker (lower)", "higher": "stronger (higher)"}
+            )
+        )
+        out.append(_finding(c, text, "response", "end", f"response:{r.label}:{p.label}", "responses"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ all
+def compute_findings(result: StudyResult) -> list[Finding]:
+    """The study's findings, in reading order: status, errors (with the plateau check), gradients and the
+    verdict, shattering, responses."""
+    if not any(r.final for r in result.runs):
+        return [Finding("No run has logged an error yet, so there is nothing to compare.", "status", "end",
+                        key="status")]  # fmt: skip
+    out: list[Finding] = []
+    unfinished = [r for r in result.runs if not r.completed]
+    if unfinished:
+        names = ", ".join(f"{r.condition} (seed {r.seed}, {r.status}, step {r.step})" for r in unfinished)
+        out.append(Finding(f"Not every run has completed: {names}; their numbers are from where they stopped.",
+                           "status", "end", key="status"))  # fmt: skip
+    sections: Sequence[Callable[[StudyResult], list[Finding]]] = (_errors, _gradients, _shattered, _responses)
+    for make in sections:
+        out += make(result)
+    return out
