@@ -1,31 +1,46 @@
-"""The inception-aux study: presets, grid, the one-forward-pass gradient measure (against a second method),
-findings from hand-made runs, and (slow) a tiny study end to end with its report."""
+"""The inception-aux study: presets, grid, the trainer's aux loss and the probe's gradients against hand
+computations, findings and answers from hand-made runs with known effects (and none), and (slow) a tiny study
+end to end with its report."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from depthlab import create_model
-from depthlab.analysis.gradients import output_gradients
 from depthlab.models.base import aux_logits, main_logits
 from depthlab.models.googlenet import aux_pool_output_size
 from depthlab.studies import get_study
-from depthlab.studies.engine import StudyError, apply_preset_overrides
-from depthlab.studies.inception_aux import PRESETS, TAPS
-from studies import make_result, study_run, texts, tiny_aux_study
+from depthlab.studies.engine import Finding, ProbeContext, StudyError, apply_preset_overrides
+from depthlab.studies.inception_aux import LOWER_TAPS, PRESETS, TAPS
+from depthlab.studies.inception_aux.evidence import early_mean
+from depthlab.studies.inception_aux.findings import compute_findings
+from depthlab.studies.inception_aux.presets import BASE
+from depthlab.studies.inception_aux.probe import AuxGradients, TapGradient, aux_gradients, probe, tap_label
+from studies import make_result, study_run, tiny_aux_study
 
 STUDY = get_study("inception-aux")
+RETHINKING = "Szegedy et al. 2015 (Rethinking the Inception Architecture, §4)"
 
 
-def test_presets() -> None:
+# ---------------------------------------------------------------------------------------- presets, grid
+def test_presets_are_differences_from_one_base() -> None:
     quick, paper = PRESETS["quick"], PRESETS["paper"]
-    assert quick.aux_weights == (0.3, 0.0) and quick.no_heads and quick.seeds >= 2
+    assert quick.aux_weights == (0.3, 0.0) and quick.seeds >= 3 and paper.seeds >= 3
+    assert quick.width < 1 and paper.width == 1
+    # Every evaluation covers the whole training subset, so the plateau check compares the same images.
+    assert quick.eval_subset is None and quick.eval_train
+    for p in (quick, paper):  # what a preset does not change is the base's
+        for key in ("norm", "schedule", "aux_pool", "error_bound", "share_bound", "test_at_end"):
+            assert getattr(p, key) == getattr(BASE, key), key
     assert quick.image_size >= create_model("googlenet", num_classes=10, in_channels=1).min_input_size
     assert quick.early_step % quick.log_every == 0 and quick.early_step < quick.steps
     # The paper preset's input makes the paper's 5×5/3 aux pool give exactly the 4×4 grid; the quick one's
@@ -35,35 +50,78 @@ def test_presets() -> None:
         apply_preset_overrides(quick, ["early_step=33"])
     with pytest.raises(StudyError, match="aux_weights must be non-negative"):
         apply_preset_overrides(quick, ["aux_weights=-0.3"])
+    with pytest.raises(StudyError, match="error_bound must be a positive number"):
+        apply_preset_overrides(quick, ["error_bound=0"])
 
 
 def test_grid_pairs_conditions_by_seed() -> None:
-    specs = STUDY.grid(PRESETS["quick"], range(2), "cpu", None)
-    assert [s.name for s in specs] == ["aux0.3-s0", "aux0-s0", "noaux-s0", "aux0.3-s1", "aux0-s1", "noaux-s1"]
+    specs = STUDY.grid(PRESETS["quick"], range(3, 5), "cpu", None)
+    assert [s.name for s in specs] == ["aux0.3-s3", "aux0-s3", "aux0.3-s4", "aux0-s4"]
     by = {s.name: s for s in specs}
-    a, z, n = by["aux0.3-s1"].config, by["aux0-s1"].config, by["noaux-s1"].config
-    assert (a.aux_weight, z.aux_weight, a.seed, z.seed, n.seed) == (0.3, 0.0, 1, 1, 1)
+    a, z = by["aux0.3-s4"].config, by["aux0-s4"].config
+    assert (a.aux_weight, z.aux_weight, a.seed, z.seed) == (0.3, 0.0, 4, 4)
     assert (
-        a.model_kwargs == z.model_kwargs and a.model_kwargs["aux_logits"] and not n.model_kwargs["aux_logits"]
+        a.model_kwargs == z.model_kwargs and a.model_kwargs["aux_logits"] and a.model_kwargs["width"] == 0.25
     )
-    assert a.model_kwargs["norm"] == "batch" and a.model_kwargs["aux_pool"] == "paper"
     # Apart from the aux weight, weight 0.3 and weight 0 train the same configuration.
     assert {k for k in a.__dataclass_fields__ if getattr(a, k) != getattr(z, k)} == {"aux_weight"}
+    with_heads_removed = apply_preset_overrides(PRESETS["quick"], ["no_heads=true"])
+    n = {s.name: s for s in STUDY.grid(with_heads_removed, range(1), "cpu", None)}["noaux-s0"].config
+    assert not n.model_kwargs["aux_logits"] and n.aux_weight == 0.0
 
 
+# ------------------------------------------------------------------------------ the trainer's aux loss
+def test_trainer_loss_sums_both_aux_heads(
+    tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logged loss of the first step equals L_main + 0.3·(L_aux1 + L_aux2), computed by hand from the
+    outputs of that step's forward pass (dropout masks included) and its labels."""
+    from depthlab.train import TrainConfig, loop, train
+
+    seen: dict[str, Any] = {}
+    build = loop.build_model
+
+    def recording_build_model(config: Any, bundle: Any) -> Any:
+        model = build(config, bundle)
+
+        def hook(module: Any, inputs: Any, output: Any) -> None:
+            if module.training and "out" not in seen:
+                seen["out"] = [t.detach().clone() for t in (output.logits, output.aux1, output.aux2)]
+
+        model.register_forward_hook(hook)
+        return model
+
+    cross_entropy = F.cross_entropy
+
+    def recording_cross_entropy(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+        if "out" in seen and "y" not in seen:  # the first loss after the first training forward pass
+            seen["y"] = target.clone()
+        return cross_entropy(input, target, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "build_model", recording_build_model)
+    monkeypatch.setattr(F, "cross_entropy", recording_cross_entropy)
+    config = TrainConfig(
+        model="googlenet", model_kwargs={"width": 0.25, "norm": "batch"}, data="synthetic:channels=1,size=32,train=64,test=16,classes=4",
+        val_size=0, epochs=None, steps=1, batch_size=16, log_every=1, aux_weight=0.3, label_smoothing=0.1, precision="fp32",
+        device="cpu", augment=False, workers=0,
+    )  # fmt: skip
+    train(config, tmp_path / "run")
+    logged = next(r for r in map(json.loads, (tmp_path / "run/metrics.jsonl").read_text().splitlines())
+                  if r.get("split") == "train" and r["step"] == 1)  # fmt: skip
+    main, aux1, aux2 = seen["out"]
+    y = seen["y"]
+
+    def ce(logits: torch.Tensor) -> float:
+        return float(cross_entropy(logits.float(), y, label_smoothing=0.1))
+
+    assert logged["loss"] == pytest.approx(ce(main) + 0.3 * (ce(aux1) + ce(aux2)), rel=1e-5)
+    assert abs(ce(aux2)) > 0.1  # a loss missing the second head would differ by 0.3 × this
+
+
+# ----------------------------------------------------------------------------- the probe's gradients
 def _googlenet(norm: str | None = "batch") -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_model("googlenet", num_classes=4, in_channels=1, norm=norm)
-
-
-def _losses(w: float) -> dict[str, Any]:
-    def main(out: Any, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(main_logits(out), y)
-
-    def aux(out: Any, y: torch.Tensor) -> torch.Tensor:
-        return sum(F.cross_entropy(a, y) for a in aux_logits(out))  # type: ignore[return-value]
-
-    return {"main": main, "aux": aux, "train": lambda o, y: main(o, y) + w * aux(o, y)}
+    return create_model("googlenet", num_classes=4, in_channels=1, norm=norm, width=0.25)
 
 
 def _keep(output: torch.Tensor, name: str, store: dict[str, torch.Tensor]) -> None:
@@ -71,122 +129,276 @@ def _keep(output: torch.Tensor, name: str, store: dict[str, torch.Tensor]) -> No
     store[name] = output
 
 
-def test_output_gradients_match_separate_backward_passes(one_thread: None) -> None:
-    model = _googlenet()
-    x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 3])
+def _by_hand(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Any) -> dict[str, torch.Tensor]:
+    """∂loss/∂y at every tap from a fresh forward and backward pass, the probe's dropout masks (seed 0), and
+    the BN statistics put back."""
+    named = dict(model.named_modules())
     buffers = {k: b.clone() for k, b in model.named_buffers()}
-    torch.manual_seed(7)
-    got = output_gradients(model, x, y, TAPS, _losses(0.3))
+    outs: dict[str, torch.Tensor] = {}
+    handles = [named[t].register_forward_hook(lambda m, i, o, n=t, d=outs: _keep(o, n, d)) for t in TAPS]
+    model.train()
+    torch.manual_seed(0)
+    loss(model(x), y).backward()
+    for h in handles:
+        h.remove()
+    grads = {t: outs[t].grad.clone() if outs[t].grad is not None else torch.zeros_like(outs[t]) for t in TAPS}
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for k, b in model.named_buffers():
+            b.copy_(buffers[k])
+    return grads
+
+
+def test_probe_gradients_match_separate_backward_passes_with_both_heads_summed(one_thread: None) -> None:
+    model = _googlenet()
+    x, y = torch.randn(6, 1, 32, 32), torch.tensor([0, 1, 2, 3, 0, 1])
+    buffers = {k: b.clone() for k, b in model.named_buffers()}
+    got = aux_gradients(model, x, y)
     assert all(torch.equal(b, buffers[k]) for k, b in model.named_buffers())  # BN statistics restored
     assert all(p.grad is None for p in model.parameters())
-    # Second method: one fresh forward and backward per loss, with the same dropout masks (same seed),
-    # reading each output's .grad.
-    named = dict(model.named_modules())
-    grads: dict[str, dict[str, torch.Tensor]] = {}
-    for name, fn in _losses(0.3).items():
-        outs: dict[str, torch.Tensor] = {}
-        handles = [named[t].register_forward_hook(lambda m, i, o, n=t, d=outs: _keep(o, n, d)) for t in TAPS]
-        model.train()
-        torch.manual_seed(7)
-        fn(model(x), y).backward()
-        for h in handles:
-            h.remove()
-        grads[name] = {t: outs[t].grad.clone() if outs[t].grad is not None else torch.zeros(1) for t in TAPS}
-        model.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                b.copy_(buffers[k])
-    for name in ("main", "aux", "train"):
-        for t in TAPS:
-            assert got.grad[name][t] == pytest.approx(float(grads[name][t].norm()), rel=1e-4), (name, t)
-    # The aux heads read 4a and 4d: their losses send nothing to 4e, 5a, 5b, and something to the stem.
-    assert [got.grad["aux"][t] for t in TAPS[-3:]] == [0.0, 0.0, 0.0] and got.grad["aux"]["stem"] > 0
-    # The training loss's gradient is the sum of the two, as vectors.
-    for t in TAPS:
-        expected = float((grads["main"][t] + 0.3 * grads["aux"][t]).norm()) if t not in TAPS[-3:] else None
-        if expected is not None:
-            assert got.grad["train"][t] == pytest.approx(expected, rel=1e-4)
-        else:
-            assert got.grad["train"][t] == pytest.approx(got.grad["main"][t], rel=1e-6)
+    main = _by_hand(model, x, y, lambda out, t: F.cross_entropy(main_logits(out), t))
+    # The paper's aux loss is the two heads' losses summed (each weighted by 0.3), not their mean.
+    aux = _by_hand(model, x, y, lambda out, t: sum(F.cross_entropy(a, t) for a in aux_logits(out)))
+    for tap in TAPS:
+        g = got.at(tap)
+        assert g is not None and g.elements == main[tap].numel()
+        m, a = main[tap].double(), aux[tap].double()
+        assert g.main == pytest.approx(float(m.norm()), rel=1e-4), tap
+        assert g.aux == pytest.approx(float(a.norm()), rel=1e-4, abs=1e-12), tap
+        assert g.dot == pytest.approx(float((m * a).sum()), rel=1e-3, abs=1e-9), tap
+        # The training loss's gradient is the vector sum: its norm from the stored dot product.
+        assert g.train_norm(0.3) == pytest.approx(float((m + 0.3 * a).norm()), rel=1e-4), tap
+        assert g.main_rms == pytest.approx(float(m.pow(2).mean().sqrt()), rel=1e-4)
+    # The heads read 4a and 4d: nothing reaches 4e, 5a, 5b; something reaches the stem.
+    assert [got.at(t).aux for t in TAPS[-3:]] == [0.0, 0.0, 0.0]  # type: ignore[union-attr]
+    assert math.isnan(got.at(TAPS[-1]).cosine)  # type: ignore[union-attr]
+    stem = got.at("stem")
+    assert stem is not None and stem.aux is not None and stem.aux > 0
+    assert set(got.losses) == {"main", "aux1", "aux2"}
 
 
 def test_probe_reseeds_so_conditions_share_dropout_masks(one_thread: None) -> None:
-    """Weight 0.3 and weight 0 share initial weights; at init their main-loss gradients must be identical."""
-    from depthlab.studies.engine import ProbeContext
-    from depthlab.studies.inception_aux import probe
-
+    """Weight 0.3 and weight 0 share initial weights; at init their probes must be identical whatever the
+    global RNG, and a model without heads measures the main gradient only."""
     specs = {s.name: s for s in STUDY.grid(PRESETS["quick"], range(1), "cpu", None)}
     x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 3])
     out = {}
-    for name in ("aux0.3-s0", "aux0-s0"):
+    for name, seed in (("aux0.3-s0", 456), ("aux0-s0", 123)):
         model = _googlenet()
-        torch.manual_seed(123 if name == "aux0-s0" else 456)  # the global RNG must not matter
-        out[name] = probe(ProbeContext(model, x, y, "init", 0, specs[name], None))["grad"]["grad"]
-    assert out["aux0.3-s0"]["main"] == out["aux0-s0"]["main"]
-    assert out["aux0-s0"]["train"] == out["aux0-s0"]["main"]  # weight 0: the training loss is the main loss
-    assert out["aux0.3-s0"]["train"]["stem"] != out["aux0.3-s0"]["main"]["stem"]
+        torch.manual_seed(seed)  # the global RNG must not matter
+        out[name] = probe(ProbeContext(model, x, y, "init", 0, specs[name], None))["aux_grad"]
+    assert out["aux0.3-s0"] == out["aux0-s0"]
+    torch.manual_seed(0)
+    headless = create_model(
+        "googlenet", num_classes=4, in_channels=1, norm="batch", width=0.25, aux_logits=False
+    )
+    g = AuxGradients.from_dict(
+        probe(ProbeContext(headless, x, y, "init", 0, specs["aux0-s0"], None))["aux_grad"]
+    )
+    assert set(g.losses) == {"main"} and all(t.aux is None and math.isnan(t.share(0.3)) for t in g.taps)
 
 
-# ------------------------------------------------------------------------------- findings, hand-made runs
-def _grad(ratio: float) -> dict[str, Any]:
-    """Probe output with ‖∂L_train/∂y‖ = ratio × ‖∂L_main/∂y‖ at every tap."""
-    main = {t: 1.0 for t in TAPS}
-    return {"grad": {"mode": "train", "batch_size": 8, "modules": list(TAPS), "loss": {"main": 1.0},
-                     "grad": {"main": main, "aux": main, "train": {t: ratio for t in TAPS}}}}  # fmt: skip
+def test_aux_share_sees_an_orthogonal_contribution_that_the_norm_ratio_hides() -> None:
+    """Issue 14: ‖g_main + 0.3·g_aux‖ ÷ ‖g_main‖ is √1.09 = 1.044 for orthogonal gradients of equal norm;
+    the share is 0.3 and the cosine 0 — checked against real orthogonal vectors."""
+    gen = torch.Generator().manual_seed(0)
+    m = torch.randn(1000, generator=gen, dtype=torch.float64)
+    a = torch.randn(1000, generator=gen, dtype=torch.float64)
+    a = a - (a @ m) / (m @ m) * m
+    a = a * m.norm() / a.norm()
+    t = TapGradient("stem", 1000, float(m.norm()), float(a.norm()), float(m @ a))
+    assert (
+        t.train_norm(0.3) / t.main
+        == pytest.approx(math.sqrt(1.09))
+        == pytest.approx(float((m + 0.3 * a).norm() / m.norm()))
+    )
+    assert t.share(0.3) == pytest.approx(0.3) and t.cosine == pytest.approx(0.0, abs=1e-12)
 
 
-def _run(weight: float | None, seed: int, early: float, train: float, test: float, ratio: float = 1.0) -> Any:
-    """A run whose running training error is ``early`` ± 0.05 (mean ``early``) over iterations 1–100 and
-    0.99 after (which the early measure must ignore)."""
+# -------------------------------------------------------------------------------- hand-made runs
+W = 0.3
+
+
+def _probe(share: float, cosine: float) -> dict[str, Any]:
+    """A probe with aux share ``share`` (at weight 0.3) and cosine ``cosine`` at every tap the heads reach."""
+    taps = []
+    for t in TAPS:
+        reached = t not in TAPS[-3:]
+        aux = share / W if reached else 0.0
+        taps.append(TapGradient(t, 64, 1.0, aux, cosine * aux if reached else 0.0))
+    return {"aux_grad": AuxGradients(8, {"main": 1.0, "aux1": 1.0, "aux2": 1.0}, tuple(taps)).to_dict()}
+
+
+def _run(
+    weight: float | None, seed: int, *, early: float = 0.4, train: float = 0.0, test: float = 0.2,
+    before: float | None = None, share: float = 0.5, cosine: float = 0.0, steps: int = 200,
+) -> Any:  # fmt: skip
+    """A completed run: running training error ``early`` ± 0.05 over iterations 1–100 (mean ``early``) and
+    0.99 after (which the early measure must ignore); eval-mode training error ``before`` (default ``train``)
+    at iteration 180 and ``train`` at 200; probes at init, during (100, 150) and at the end."""
     name = "no aux heads" if weight is None else f"aux {weight:g}"
     factors = {"aux_weight": weight or 0.0, "aux_heads": weight is not None}
-    diags = {"init": _grad(ratio), "steps": {"100": _grad(ratio)}} if weight is not None else {}
+    p = _probe(share, cosine)
+    diags = {"init": p, "steps": {"100": p, "150": p, "200": _probe(99.0, -1.0)}, "end": p}
     running = ((50, early + 0.05), (100, early - 0.05), (150, 0.99), (200, 0.99))
+    evals = ((100, 0.5), (180, train if before is None else before), (200, train))
     run = study_run(
         f"{name}-{seed}", name, factors, seed=seed, final={"train_eval": train, "test": test},
-        images={"train_eval": 1000, "test": 2000},
-        curves={"train": running, "train_eval": ((200, train),), "test": ((200, test),)}, diagnostics=diags,
+        images={"train_eval": 1000, "test": 2000}, curves={"train": running, "train_eval": evals, "test": ((200, test),)},
+        diagnostics=diags if weight is not None else {}, steps=steps,
     )  # fmt: skip
     return dataclasses.replace(run, config={**run.config, "batch_size": 32})
 
 
-def test_early_speed_up_and_final_errors_are_named_with_margins() -> None:
+def _findings(runs: list[Any], **kw: Any) -> dict[str, Finding]:
+    return {f.key: f for f in compute_findings(make_result(runs, study="inception-aux"), **kw) if f.key}
+
+
+def _answers(runs: list[Any]) -> dict[str, Any]:
+    result = make_result(runs, study="inception-aux")
+    return {a.id: a for a in STUDY.answers(result, compute_findings(result))}  # type: ignore[misc]
+
+
+def test_early_window_covers_iterations_1_to_step_exactly() -> None:
+    """Rows logged every iteration with error = step/100: the mean over 1…5 is 3/100. A window shifted by one
+    step (0…4, 2…6, or dropping the row at 5) gives 2.5, 4 or 2.5/100."""
+    curve = tuple((s, s / 100) for s in range(1, 11))
+    run = study_run("r", "aux 0.3", {}, final={"train": 0.1}, images={}, curves={"train": curve}, steps=10)
+    assert early_mean(run, 5) == pytest.approx(0.03)
     runs = [
-        _run(0.3, 0, 0.30, 0.10, 0.20, ratio=2.0),
-        _run(0.3, 1, 0.31, 0.11, 0.21, ratio=2.0),
-        _run(0.0, 0, 0.50, 0.10, 0.205),
-        _run(0.0, 1, 0.52, 0.11, 0.215),
+        dataclasses.replace(_run(w, s), curves={**_run(w, s).curves, "train": tuple((k, (k + off) / 100) for k in range(1, 11))})
+        for w, off in ((0.3, 0.0), (0.0, 1.0)) for s in range(3)
+    ]  # fmt: skip
+    found = _findings(runs)["early_train_error:aux 0.3:aux 0"]
+    # Preset-less: early step = half the run (100 of 200), so every logged row 1…10 is in the window.
+    assert found.numbers["a_values"] == pytest.approx([0.055] * 3) and found.numbers[
+        "b_values"
+    ] == pytest.approx([0.065] * 3)
+
+
+def test_known_effects_are_resolved_with_keys_and_paper_clauses() -> None:
+    runs = [_run(0.3, s, early=0.30 + 0.005 * s, test=0.20 + 0.002 * s) for s in range(3)]
+    runs += [_run(0.0, s, early=0.50 + 0.005 * s, test=0.25 + 0.002 * s) for s in range(3)]
+    found = _findings(runs)
+    early = found["early_train_error:aux 0.3:aux 0"]
+    assert early.outcome == "lower" and early.question == "early"
+    assert "sped up early training here, unlike " + RETHINKING in early.text and "3 seeds each" in early.text
+    # 30.5% vs 50.5%: difference −20.0 points; CI from Welch with equal spreads (s = 0.5 points per side).
+    half = 2.776 * math.sqrt(2 * 0.005**2 / 3) * 100  # t(0.975, 4): Welch's df is 4 for equal spreads
+    assert f"difference -20.0 points, 95% CI [{-20 - half:+.1f}, {-20 + half:+.1f}]" in early.text
+    test = found["test_error:aux 0.3:aux 0"]
+    assert test.outcome == "lower" and "as " + RETHINKING + " found" in test.text
+    answers = _answers(runs)
+    assert answers["early"].verdict == "contradicted" and answers["final"].verdict == "supported"
+    assert "95% CI" in answers["final"].numbers and answers["final"].evidence[0] == "test_error:aux 0.3:aux 0"
+
+
+def test_no_effect_is_the_same_only_by_equivalence_and_noise_is_not_resolved() -> None:
+    tight = [_run(w, s, early=0.40 + 0.001 * s) for w in (0.3, 0.0) for s in range(3)]
+    early = _findings(tight)["early_train_error:aux 0.3:aux 0"]
+    assert early.outcome == "equivalent" and "within ±2 points" in early.text
+    assert "did not speed up early training, as " + RETHINKING in early.text
+    assert _answers(tight)["early"].verdict == "supported"
+    # Noise of ±10 points, no effect: neither a difference nor "the same", and no word about the paper.
+    noisy = [_run(w, s, early=0.40 + 0.1 * (s - 1) * (1 if w else -1)) for w in (0.3, 0.0) for s in range(3)]
+    early = _findings(noisy)["early_train_error:aux 0.3:aux 0"]
+    assert early.outcome == "not resolved" and "is not resolved" in early.text and "95% CI [" in early.text
+    assert "Szegedy" not in early.text and "same" not in early.text.split("nor are they")[0]
+    assert _answers(noisy)["early"].verdict == "not resolved"
+
+
+def test_test_error_needs_mcnemar_to_agree_when_per_image_results_exist() -> None:
+    """Welch alone resolves 20% vs 25%; with per-image results McNemar must agree: the same images right
+    on both sides (no discordant pair) leave it not resolved; aux right on 60 more images resolves it."""
+    runs = [_run(0.3, s, test=0.20 + 0.0001 * s) for s in range(3)] + [
+        _run(0.0, s, test=0.25 + 0.0001 * s) for s in range(3)
     ]
-    found = texts(make_result(runs, study="inception-aux"), "inception-aux")
-    # Early (no preset: iterations 1-100, half the run): 30.5% vs 51.0% over 100 x 32 images per seed; stds
-    # 0.7 and 1.4 points; two binomial SEs at 6,400 images each: 2·sqrt(.305·.695 + .51·.49)/80 = 1.7 points;
-    # the margin is the seed spread, 2.1 points.
-    early = next(t for t in found if t.startswith("Over iterations 1–100"))
-    assert "aux 0.3 has lower mean running training error than aux 0" in early
-    assert "20.5 points, beyond the 2.1-point margin" in early
-    assert "sped up early training here, unlike Szegedy et al. 2015 (Rethinking" in early
-    # Test error: 20.5% vs 21.0%, 2,000 images x 2 seeds each: margin = 2 binomial SEs = 1.8 points.
-    test = next(t for t in found if "test error" in t and t.startswith("At the end"))
-    assert "same test error within the margin" in test and "margin 1.8" in test
-    assert "not resolved at this scale" in test
-    # Gradient: the training loss's gradient is 2x the main loss's at the stem, 3a and 3b.
-    grad = next(t for t in found if t.startswith("At initialisation, ‖∂L_train/∂y‖"))
-    assert "stem 2, 2; 3a 2, 2; 3b 2, 2" in grad and "by a factor of 2.00 or more" in grad
+    assert _findings(runs)["test_error:aux 0.3:aux 0"].outcome == "lower"
+    base = np.ones(2000, dtype=bool)
+    base[:400] = False
+
+    def same(run_dir: Any, split: str) -> np.ndarray:
+        return base.copy()
+
+    found = _findings(runs, load=same)["test_error:aux 0.3:aux 0"]
+    assert found.outcome == "not resolved" and "McNemar p = 1" in found.text and "Szegedy" not in found.text
+
+    def better(run_dir: Any, split: str) -> np.ndarray:
+        c = base.copy()
+        if "aux 0.3" in str(run_dir):
+            c[:20] = True  # 20 images per seed right only with the aux losses
+        return c
+
+    found = _findings(runs, load=better)["test_error:aux 0.3:aux 0"]
+    assert found.outcome == "lower" and found.numbers["paired_test"]["a_only"] == 60
+    assert found.numbers["paired_test"]["b_only"] == 0
 
 
-def test_no_effect_agrees_with_the_paper() -> None:
-    runs = [_run(w, s, 0.40 + 0.001 * s, 0.10, 0.20) for w in (0.3, None) for s in (0, 1)]
-    found = texts(make_result(runs, study="inception-aux"), "inception-aux")
-    early = next(t for t in found if t.startswith("Over iterations 1–100"))
-    assert "same mean running training error within the margin" in early
-    assert "did not speed up early training, as Szegedy et al. 2015 (Rethinking" in early
-    grad = next(t for t in found if t.startswith("At initialisation, ‖∂L_train/∂y‖"))
-    assert "do not change the gradient that reaches the lower layers" in grad
+def test_non_finite_evidence_gives_unknown_and_no_verdict() -> None:
+    runs = [_run(0.3, s, test=math.nan if s == 0 else 0.2, share=math.inf) for s in range(3)]
+    runs += [_run(0.0, s, test=0.3) for s in range(3)]
+    found = _findings(runs)
+    test = found["test_error:aux 0.3:aux 0"]
+    assert test.outcome == "unknown" and "unknown" in test.text and "Szegedy" not in test.text
+    share = found["aux_share:stem:during"]
+    assert share.outcome == "unknown" and "bound" not in share.text
+    answers = _answers(runs)
+    assert answers["final"].verdict == "not resolved" and answers["gradient"].verdict == "not resolved"
+
+
+@pytest.mark.parametrize(("share", "cosine", "share_outcome", "cosine_outcome", "verdict"), [
+    (0.5, 0.0, "higher", "equivalent", "supported"),
+    (0.01, 0.6, "lower", "higher", "contradicted"),
+])  # fmt: skip
+def test_gradient_findings_compare_the_aux_share_with_its_bound(
+    share: float, cosine: float, share_outcome: str, cosine_outcome: str, verdict: str
+) -> None:
+    runs = [_run(0.3, s, share=share * (1 + 0.02 * s), cosine=cosine + 0.005 * s) for s in range(3)]
+    runs += [_run(0.0, s) for s in range(3)]
+    found = _findings(runs)
+    for tap in LOWER_TAPS:
+        for moment in ("init", "during"):
+            f = found[f"aux_share:{tap_label(tap)}:{moment}"]
+            assert f.outcome == share_outcome and f.question == "gradient" and "3 seeds" in f.text
+            assert found[f"aux_cosine:{tap_label(tap)}:{moment}"].outcome == cosine_outcome
+    # The probe at the last step (share 99) is not "during training": the median over 100 and 150 is.
+    during = found["aux_share:stem:during"]
+    assert 10 ** during.numbers["a_mean"] == pytest.approx(share * (1.02 * 1.04) ** (1 / 3), rel=1e-6)
+    assert "per seed the median over its 2 probes" in during.text
+    assert _answers(runs)["gradient"].verdict == verdict
+
+
+def test_plateau_is_reported_and_a_falling_error_leaves_the_final_answer_open() -> None:
+    flat = [
+        _run(w, s, train=0.01 * s, test=0.2 + (0.0 if w else 0.05) + 0.001 * s)
+        for w in (0.3, 0.0)
+        for s in range(3)
+    ]
+    found = _findings(flat)
+    p = found["plateau:aux 0.3"]
+    assert p.outcome == "equivalent" and "(180 → 200)" in p.text and "reached a plateau" in p.text
+    assert _answers(flat)["final"].verdict == "supported"
+    falling = [_run(w, s, train=0.01 * s, before=0.08 + 0.011 * s, test=0.2 + (0.0 if w else 0.05) + 0.001 * s)
+               for w in (0.3, 0.0) for s in range(3)]  # fmt: skip
+    found = _findings(falling)
+    assert found["plateau:aux 0.3"].outcome == "lower" and "still falling" in found["plateau:aux 0.3"].text
+    assert found["test_error:aux 0.3:aux 0"].outcome == "lower"
+    assert _answers(falling)["final"].verdict == "not resolved"
+
+
+def test_keys_are_the_same_for_fresh_seeds() -> None:
+    def keys(seeds: range) -> list[str]:
+        runs = [_run(w, s) for w in (0.3, 0.0, None) for s in seeds]
+        return [f.key for f in compute_findings(make_result(runs, study="inception-aux")) if f.key]
+
+    first = keys(range(3))
+    assert first == keys(range(3, 6)) and len(first) == len(set(first))
+    assert "test_error:aux 0:no aux heads" in first
 
 
 # ----------------------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_tiny_study_end_to_end_and_report(tmp_path) -> None:
+def test_tiny_study_end_to_end_and_report(tmp_path: Path) -> None:
     from depthlab.report import build_report
 
     root, lines = tiny_aux_study()
@@ -194,16 +406,17 @@ def test_tiny_study_end_to_end_and_report(tmp_path) -> None:
     assert results["study"] == "inception-aux"
     assert [r["name"] for r in results["runs"]] == ["aux0.3-s0", "aux0-s0", "noaux-s0"]
     assert results["findings"] and results["findings"] == [e["text"] for e in results["evidence"]]
+    assert {a["id"] for a in results["answers"]} <= {"final", "gradient", "early"}
     diags = json.loads((root / "runs/aux0.3-s0/diagnostics.json").read_text())
     assert set(diags) == {"init", "steps", "end"} and sorted(diags["steps"], key=int) == ["2", "4"]
-    assert set(diags["init"]["grad"]["grad"]) == {"main", "aux", "train"}
+    assert set(diags["init"]["aux_grad"]["losses"]) == {"main", "aux1", "aux2"}
     nohead = json.loads((root / "runs/noaux-s0/diagnostics.json").read_text())
-    assert set(nohead["init"]["grad"]["grad"]) == {"main"}
+    assert set(nohead["init"]["aux_grad"]["losses"]) == {"main"}
     # The test split is the fixed 32-image subset.
     assert {r["final_error"]["test"] * 32 % 1 for r in results["runs"]} == {0.0}
     report = build_report(root)
     assert report.figures == (
         "Error vs iterations with and without the auxiliary losses",
-        "Gradient at the stem and inception outputs, with and without the auxiliary losses",
+        "Aux and main gradients at the stem and inception outputs",
     )
-    assert "Aux contribution to the gradient of the lower layers" in report.html
+    assert "Aux share and direction of the gradient" in report.html

@@ -1,6 +1,12 @@
-"""The inception-aux study: GoogLeNet with and without its auxiliary classifiers.
+"""The inception-aux study: GoogLeNet with and without its auxiliary losses (Szegedy et al. 2015).
 
-``study`` declares and registers the study; ``figures`` draws its report figures."""
+Importing the package registers the study. ``presets`` (one base, each preset as its changes), ``grid``,
+``probe`` (the gradients measured on the diagnostics batch), ``evidence`` (typed readings of the runs),
+``findings``, ``answers``, ``figures``; ``study`` declares it."""
 
-from depthlab.studies.inception_aux.study import *  # noqa: F403
-from depthlab.studies.inception_aux.study import STUDY, __all__  # noqa: F401
+from depthlab.studies.inception_aux.grid import label
+from depthlab.studies.inception_aux.presets import PRESETS, InceptionAuxPreset
+from depthlab.studies.inception_aux.probe import LOWER_TAPS, TAPS
+from depthlab.studies.inception_aux.study import STUDY
+
+__all__ = ["STUDY", "PRESETS", "InceptionAuxPreset", "TAPS", "LOWER_TAPS", "label"]

@@ -1,11 +1,12 @@
 """Figures of the inception-aux study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.studies.engine.ReportFigure` objects with a caption saying what
-is plotted, on what data and in which mode. Panels a reader compares share their y-axis.
+Each function returns :class:`~depthlab.report.types.ReportFigure` objects with a caption saying what is
+plotted, on what data and in which mode. Panels a reader compares share their y-axis.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -13,10 +14,26 @@ import matplotlib.pyplot as plt
 from depthlab.report.plots import png_bytes
 from depthlab.report.types import ReportFigure
 from depthlab.studies.engine import Condition, StudyResult
+from depthlab.studies.inception_aux.evidence import (
+    MOMENTS,
+    PLATEAU_FRACTION,
+    early_step,
+    gradient_reading,
+    groups,
+    main_rms,
+    preset_of,
+    probe_at,
+    probes_during,
+)
+from depthlab.studies.inception_aux.findings import COSINE_BOUND
+from depthlab.studies.inception_aux.probe import LOWER_TAPS, TAPS, tap_label
+from depthlab.studies.stats import Estimate, estimate
 
 __all__ = ["error_figures", "gradient_figures"]
 
 STYLE = {"aux": ("#c44e52", "-"), "zero": ("#4c72b0", "--"), "none": ("#55a868", ":")}
+MOMENT_STYLE = {"init": ("#8c8c8c", "s"), "during": ("#c44e52", "o"), "end": ("#4c72b0", "^")}
+AUX_TAPS = TAPS[:-3]  # the aux heads read 4a and 4d: 4e, 5a and 5b get no aux gradient
 
 
 def _style(c: Condition) -> tuple[str, str]:
@@ -36,16 +53,16 @@ def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[list[i
 
 
 def error_figures(result: StudyResult) -> list[ReportFigure]:
-    from depthlab.studies.inception_aux import early_step
-
     conditions = result.conditions()
     if not conditions:
         return []
     held = "val" if all("val" in r.curves for c in conditions for r in c.runs) else "test"
+    last = max((int(r.config.get("steps") or r.step) for r in result.runs), default=0)
+    step = early_step(result)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for ax, split, title in (
         (axes[0], "train", "running training error (training mode)"),
-        (axes[1], "train_eval", "training error (eval mode, fixed training subset)"),
+        (axes[1], "train_eval", "training error (eval mode, whole fixed training subset)"),
         (axes[2], held, f"{'validation' if held == 'val' else 'test'} error (eval mode)"),
     ):
         for c in conditions:
@@ -53,10 +70,11 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
             if xs:
                 colour, ls = _style(c)
                 ax.plot(xs, ys, color=colour, ls=ls, marker="." if split != "train" else None, lw=1.5,
-                        label=f"{c.name} ({c.seeds} seeds)")  # fmt: skip
-        step = early_step(result)
+                        label=f"{c.name} ({c.seeds} seed{'s' if c.seeds != 1 else ''})")  # fmt: skip
         if step is not None:
             ax.axvline(step, color="grey", lw=0.8, ls=":")
+        if last:
+            ax.axvspan(last * (1 - PLATEAU_FRACTION), last, color="grey", alpha=0.12, lw=0)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)
@@ -68,76 +86,131 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
             "Error vs iterations with and without the auxiliary losses",
             "Mean over seeds. Left: running training error of the main classifier on the batches being trained on "
             "(training mode; the early-training finding averages it up to the dotted line); middle: eval-mode "
-            "error on the fixed training subset the nets fit (intermediate points on its first images, the last "
-            "on all of it); right: held-out error (intermediate points on a fixed subset, the last on the whole "
-            "split). With batch norm the eval-mode curves jump early in training, while the running statistics "
-            "lag the weights. Same y-axis.",
+            "error on the whole fixed training subset the nets fit; right: held-out error (eval mode). The shaded "
+            "band is the last 10% of iterations, over which the plateau finding measures the change of the "
+            "middle curve. Same y-axis.",
             png_bytes(fig),
             "aux_error_curves",
         )
     ]
 
 
-def gradient_figures(result: StudyResult) -> list[ReportFigure]:
-    from depthlab.studies.inception_aux import TAPS, _grads, contribution, groups, tap_label
+def _log_summary(e: Estimate | None) -> tuple[float, float, float]:
+    """Geometric mean and its 95% CI (from the t interval of the log10 values); NaN where undefined."""
+    if e is None:
+        return math.nan, math.nan, math.nan
+    logs = estimate([math.log10(v) for v in e.values if v > 0 and math.isfinite(v)])
+    if logs is None:
+        return math.nan, math.nan, math.nan
+    ci = logs.ci()
+    return 10**logs.mean, 10 ** (ci.low if ci else logs.mean), 10 ** (ci.high if ci else logs.mean)
 
+
+def _summary(e: Estimate | None) -> tuple[float, float, float]:
+    if e is None or not e.finite:
+        return math.nan, math.nan, math.nan
+    ci = e.ci()
+    return e.mean, ci.low if ci else e.mean, ci.high if ci else e.mean
+
+
+def _errorbar(
+    ax: plt.Axes, xs: Sequence[float], rows: Sequence[tuple[float, float, float]], *, color: str, marker: str,
+    ls: str, label: str,
+) -> None:  # fmt: skip
+    """Points with asymmetric error bars (mean, low, high); rows with a NaN mean are left out."""
+    pts = [(x, m, lo, hi) for x, (m, lo, hi) in zip(xs, rows, strict=True) if math.isfinite(m)]
+    if not pts:
+        return
+    x, m, lo, hi = (list(v) for v in zip(*pts, strict=True))
+    below = [a - b for a, b in zip(m, lo, strict=True)]
+    above = [b - a for a, b in zip(m, hi, strict=True)]
+    ax.errorbar(
+        x, m, yerr=[below, above], capsize=3, ms=4, lw=1.2, color=color, marker=marker, ls=ls, label=label
+    )
+
+
+def gradient_figures(result: StudyResult) -> list[ReportFigure]:
     g = groups(result)
-    if g.aux is None:
+    if g.aux is None or not any(probe_at(r, "init") is not None for r in g.aux.runs):
         return []
-    first = next((r for r in g.aux.runs if _grads(r.diagnostics.get("init")) is not None), None)
-    if first is None:
-        return []
-    init = _grads(first.diagnostics["init"])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    ax = axes[0]
-    xs = list(range(len(TAPS)))
-    for key, colour, ls, name in (
-        ("main", "#4c72b0", "--", "L_main"),
-        ("aux", "#dd8452", ":", "L_aux1 + L_aux2"),
-        ("train", "#c44e52", "-", f"L_train = L_main + {float(g.aux.factors['aux_weight']):g}·L_aux"),
-    ):
-        if key in init.grad:
-            vals = [init.grad[key][t] for t in TAPS]
-            pts = [(x, v) for x, v in zip(xs, vals, strict=True) if v > 0]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), color=colour, ls=ls, marker="o", ms=3, label=name)
-    ax.set_xticks(xs, [tap_label(t) for t in TAPS], fontsize=8)
-    ax.set_yscale("log")
-    ax.set_xlabel("output of (input → output)")
-    ax.set_ylabel("‖∂L/∂y‖ (log)")
-    ax.set_title(f"at initialisation, {g.aux.name}, seed {first.seed}", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax = axes[1]
+    bound = preset_of(result).share_bound
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.4))
+    xs = list(range(len(AUX_TAPS)))
+    labels = [tap_label(t) for t in AUX_TAPS]
+    ax_share, ax_cos, ax_time, ax_rms = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
+    for k, moment in enumerate(MOMENTS):
+        colour, marker = MOMENT_STYLE[moment]
+        readings = [gradient_reading(g.aux, t, moment) for t in AUX_TAPS]
+        offset = [x + 0.12 * (k - 1) for x in xs]
+        _errorbar(ax_share, offset, [_log_summary(r.share if r else None) for r in readings], color=colour,
+                  marker=marker, ls="-", label=moment)  # fmt: skip
+        _errorbar(ax_cos, offset, [_summary(r.cosine if r else None) for r in readings], color=colour,
+                  marker=marker, ls="-", label=moment)  # fmt: skip
+    w = float(g.aux.factors.get("aux_weight", 0))
+    ax_share.axhline(bound, color="black", lw=0.8, ls=":", label=f"bound {bound:g}")
+    ax_share.set_yscale("log")
+    ax_share.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
+    ax_share.set_title(f"aux share of the training gradient, {g.aux.name}", fontsize=10)
+    ax_cos.axhline(0.0, color="black", lw=0.8)
+    ax_cos.axhspan(-COSINE_BOUND, COSINE_BOUND, color="grey", alpha=0.15, lw=0)
+    ax_cos.set_ylim(-1.05, 1.05)
+    ax_cos.set_ylabel("cos(∂L_aux/∂y, ∂L_main/∂y)")
+    ax_cos.set_title(f"direction of the aux gradient, {g.aux.name}", fontsize=10)
+    for ax in (ax_share, ax_cos):
+        ax.set_xticks(xs, labels, fontsize=8)
+        ax.set_xlabel("output of (input → output)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
     colours = ("#c44e52", "#8172b3", "#937860")
-    for k, tap in enumerate(TAPS[:3]):
-        for r in g.aux.runs:
+    styles = ("-", "--", ":", "-.")
+    for k, tap in enumerate(LOWER_TAPS):
+        for j, r in enumerate(g.aux.runs):
             pts = []
-            x0 = _grads(r.diagnostics.get("init"))
-            if x0 is not None:
-                pts.append((0, contribution(x0, tap)))
-            for s, v in sorted(r.diagnostics.get("steps", {}).items(), key=lambda kv: int(kv[0])):
-                pts.append((int(s), contribution(_grads(v), tap)))
-            pts = [(s, v) for s, v in pts if v == v]
+            init = probe_at(r, "init")
+            if init is not None and (t := init.at(tap)) is not None:
+                pts.append((0, t.share(w)))
+            pts += [(s, t.share(w)) for s, p in probes_during(r) if (t := p.at(tap)) is not None]
+            end = probe_at(r, "end")
+            if end is not None and (t := end.at(tap)) is not None:
+                pts.append((int(r.config.get("steps") or r.step), t.share(w)))
+            pts = [(s, v) for s, v in pts if v > 0 and math.isfinite(v)]
             if pts:
-                ax.plot(*zip(*pts, strict=True), color=colours[k], ls="-" if r.seed == 0 else "--", marker=".",
-                        label=f"{tap_label(tap)}, seed {r.seed}")  # fmt: skip
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("‖∂L_train/∂y‖ ÷ ‖∂L_main/∂y‖")
-    ax.set_title(f"aux contribution during training, {g.aux.name}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+                ax_time.plot(*zip(*pts, strict=True), color=colours[k], ls=styles[j % len(styles)], marker=".",
+                             label=f"{tap_label(tap)}, seed {r.seed}")  # fmt: skip
+    ax_time.axhline(bound, color="black", lw=0.8, ls=":")
+    ax_time.set_yscale("log")
+    ax_time.set_xlabel("iterations")
+    ax_time.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
+    ax_time.set_title(f"aux share at the lower layers during training, {g.aux.name}", fontsize=10)
+    ax_time.grid(alpha=0.3, which="both")
+    ax_time.legend(fontsize=7, ncol=len(LOWER_TAPS))
+    all_x = list(range(len(TAPS)))
+    for c in (g.aux, *g.baselines):
+        colour, ls = _style(c)
+        _errorbar(ax_rms, all_x, [_log_summary(main_rms(c, t, "end")) for t in TAPS], color=colour, marker="o",
+                  ls=ls, label=f"{c.name}, end")  # fmt: skip
+    _errorbar(ax_rms, all_x, [_log_summary(main_rms(g.aux, t, "init")) for t in TAPS], color="#8c8c8c", marker="s",
+              ls="-", label=f"{g.aux.name}, init")  # fmt: skip
+    ax_rms.set_yscale("log")
+    ax_rms.set_xticks(all_x, [tap_label(t) for t in TAPS], fontsize=8)
+    ax_rms.set_xlabel("output of (input → output)")
+    ax_rms.set_ylabel("RMS of ∂L_main/∂y per element (log)")
+    ax_rms.set_title("main-loss gradient per element", fontsize=10)
+    ax_rms.grid(alpha=0.3, which="both")
+    ax_rms.legend(fontsize=8)
     fig.tight_layout()
     return [
         ReportFigure(
-            "Gradient at the stem and inception outputs, with and without the auxiliary losses",
-            "Training mode (dropout on, the same masks for every loss and condition) on the study's diagnostics "
-            "batch of held-out images; one forward pass, one backward pass per loss. Left: ‖∂L/∂y‖ at the output "
-            "of the stem and of every inception module at initialisation (first seed; the aux losses do not reach "
-            "4e, 5a, 5b, which lie after both heads). Right: the ratio of the training loss's to the main loss's "
-            "gradient at the stem, 3a and 3b outputs, at initialisation and at every evaluation step (1 = the aux "
-            "losses add nothing).",
+            "Aux and main gradients at the stem and inception outputs",
+            "Training mode (dropout on, the same masks for every condition and moment) on the study's diagnostics "
+            "batch of held-out images; one forward pass, a backward pass for the main loss and one for the two aux "
+            "losses summed. Top left: the aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ at each output the aux heads "
+            "reach (stem to 4d), geometric mean over seeds with its 95% CI, at initialisation, during training "
+            "(per seed the median over its probes) and at the end; dotted: the bound the findings test against. "
+            "Top right: the cosine between the two gradients, mean over seeds with its 95% CI; shaded: "
+            f"±{COSINE_BOUND:g}, called orthogonal. Bottom left: the aux share at the stem, 3a and 3b at every "
+            "probe, one line per seed. Bottom right: the main loss's gradient per element (RMS) at every output, "
+            "geometric mean over seeds with its 95% CI, for each condition at the end and at initialisation.",
             png_bytes(fig),
             "aux_gradients",
         )

@@ -1,0 +1,144 @@
+"""The inception-aux study's presets: one :data:`BASE` and each preset as the changes it makes to it.
+
+Inputs. The paper's aux head average-pools the 14×14 map of 4a/4d with a 5×5/3 window to 4×4; that is exact
+at 224×224 inputs (the ``paper`` preset). The CPU ``quick`` preset resizes Fashion-MNIST to 32×32 (the
+paper variant's smallest input is 31): the 4a/4d map is 2×2, too small for the 5×5 window, so the head pools
+adaptively to 4×4 (each of the 2×2 values repeated) — the documented adaptation of
+:class:`depthlab.models.googlenet.AuxPool`; ``--set aux_pool=fixed`` insists on the paper's pool alone (it
+refuses inputs other than 223–270 px), ``adaptive`` is torchvision's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from depthlab.studies.engine import Recipe, StudyError
+
+__all__ = ["PAPER_WEIGHT", "InceptionAuxPreset", "BASE", "QUICK", "PAPER", "PRESETS"]
+
+PAPER_WEIGHT = 0.3  # GoogLeNet §5: the aux losses are added to the total loss with weight 0.3
+
+
+@dataclass(frozen=True)
+class InceptionAuxPreset(Recipe):
+    """A :class:`Recipe` plus the study's factors and the bounds its sentences state.
+
+    ``aux_weights``: the weights of the aux losses trained with the heads on (0.3 is the paper's);
+    ``no_heads``: also train with the heads removed. ``variant``: the zoo GoogLeNet variant; ``norm``: its
+    normalisation (``None``: the 2015 paper's, none; ``"batch"``: BN after every conv). ``aux_pool``: the aux
+    head's pooling (``paper``, ``fixed`` or ``adaptive``: see :mod:`depthlab.models.googlenet`). ``width``:
+    the channel multiplier (1: the paper's widths). ``early_step``: early training is the mean running
+    training error over iterations 1 … ``early_step`` (a multiple of ``log_every``).
+    ``error_bound``: the equivalence (TOST) bound, a fraction, under which two errors are called "the same".
+    ``share_bound``: the aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ above which the aux losses are said to change
+    a layer's gradient (and below which they are said not to).
+    """
+
+    aux_weights: tuple[float, ...] = (PAPER_WEIGHT, 0.0)
+    no_heads: bool = True
+    variant: str = "paper"
+    norm: str | None = None
+    aux_pool: str = "paper"
+    width: float = 1.0
+    early_step: int = 100
+    error_bound: float = 0.02
+    share_bound: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.aux_weights or any(not math.isfinite(w) or w < 0 for w in self.aux_weights):
+            raise StudyError(f"aux_weights must be non-negative numbers, got {list(self.aux_weights)}")
+        if len(set(self.aux_weights)) != len(self.aux_weights):
+            raise StudyError(f"aux_weights must not repeat, got {list(self.aux_weights)}")
+        if self.early_step < 1 or self.early_step >= self.steps or self.early_step % self.log_every:
+            raise StudyError(
+                f"early_step must be a multiple of log_every ({self.log_every}) below steps ({self.steps}), "
+                f"got {self.early_step}"
+            )
+        for key in ("error_bound", "share_bound"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value <= 0:
+                raise StudyError(f"{key} must be a positive number, got {value!r}")
+
+    def describe(self) -> str:
+        weights = ", ".join(f"{w:g}" for w in self.aux_weights)
+        heads = " and without aux heads" if self.no_heads else ""
+        size = f"{self.image_size}×{self.image_size} inputs" if self.image_size else "native-size inputs"
+        width = f", width {self.width:g}" if self.width != 1 else ""
+        norm = ", batch norm" if self.norm else ""
+        return (
+            f"GoogLeNet ({self.variant}{width}{norm}, {size}) with aux weight {weights}{heads}; "
+            + super().describe()
+        )
+
+
+# What every preset shares: the paper's weight against weight 0; batch norm (as in the nets of Rethinking
+# the Inception Architecture; the 2015 GoogLeNet has none and did not leave chance level in the 100
+# iterations of an earlier CPU preset); eval-mode training error on the whole fixed training subset at every
+# evaluation (so the last 10% of iterations can be compared on the same images); test error at the end only.
+BASE = InceptionAuxPreset(
+    name="base",
+    dataset="fashion-mnist",
+    norm="batch",
+    schedule="cosine",
+    momentum=0.9,
+    weight_decay=5e-4,
+    eval_train=True,
+    eval_subset=None,
+    test_at_end=True,
+    seeds=3,
+)
+
+QUICK_NOTE = (
+    "sized for a 2-core CPU: GoogLeNet at width 0.25 (every channel count ÷ 4, rounded to a multiple of 8; "
+    "674k parameters with the aux heads) on Fashion-MNIST resized to 32×32 (the paper variant's smallest "
+    "input; the 4a/4d maps are 2×2, so the aux head pools adaptively to 4×4 instead of the paper's 5×5/3 "
+    "window), a fixed 2,000-image training subset fitted over 19 passes (600 iterations of batch 64) to the "
+    "end of a cosine schedule, early training compared over the first 10% of iterations, held-out curves on 2,000 validation images, test error on all 10,000 test images. Only weight 0.3 vs "
+    "weight 0: both build the same network from the same seed (weight 0's heads run but get no gradient), "
+    "so they differ in the aux losses alone; --set no_heads=true adds the net without heads"
+)
+QUICK = dataclasses.replace(
+    BASE,
+    name="quick",
+    image_size=32,
+    width=0.25,
+    no_heads=False,
+    train_subset=2000,
+    val_size=2000,
+    test_subset=None,
+    steps=600,
+    batch_size=64,
+    lr=0.1,
+    eval_every=60,
+    log_every=10,
+    diag_batch=128,
+    early_step=60,
+    note=QUICK_NOTE,
+)
+
+PAPER = dataclasses.replace(
+    BASE,
+    name="paper",
+    image_size=224,
+    steps=20000,
+    batch_size=128,
+    lr=0.04,
+    weight_decay=2e-4,
+    augment=True,
+    val_size=5000,
+    eval_every=1000,
+    log_every=100,
+    diag_batch=64,
+    early_step=3000,
+    note="for a GPU: Fashion-MNIST resized to 224×224, where the aux head's 5×5/3 average pool on the 14×14 "
+    "4a/4d maps gives exactly the paper's 4×4; the paper's full width; all 55,000 training images, ~47 "
+    "epochs, crop + flip. Deviations: batch norm after every conv (as in the nets of Rethinking the "
+    "Inception Architecture; --set norm=none for the 2015 GoogLeNet); SGD momentum 0.9 with a cosine "
+    "schedule (the paper: asynchronous SGD, lr −4% every 8 epochs, Polyak averaging), one GPU, "
+    "Fashion-MNIST instead of ImageNet",
+)
+
+PRESETS: dict[str, InceptionAuxPreset] = {p.name: p for p in (QUICK, PAPER)}
