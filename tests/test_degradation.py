@@ -205,7 +205,7 @@ def test_the_last_step_probe_is_not_counted_as_during_training() -> None:
     plain = _grads([2.0, 1.0], during={120: [2.0, 1.0], 240: [1e-4, 1.0]})
     f = _findings(_result(diagnostics={"plain56": plain}))["grad_growth:during_bn:plain-56"]
     assert f.numbers["ratio_first_last"] == pytest.approx([2.0, 2.2, 1.8])  # the step-120 values alone
-    assert "median of 1 probes per seed before the last step" in f.text
+    assert "per seed the median of 1 probe before the last step" in f.text
 
 
 def test_non_finite_gradients_give_unknown_never_a_verdict() -> None:

@@ -33,8 +33,14 @@ def difference_ci(
 ) -> str:
     """ "difference +x.x points, 95% CI [a, b]" (signed; ``scale`` 100 writes fractions as points, 1 keeps
     the value); without a CI (fewer than 2 seeds) "difference +x.x points, no CI"."""
+
+    def signed(x: float) -> str:
+        return (
+            f"{round(scale * x, digits) + 0.0:+.{digits}f}"  # + 0.0: no "-0.0" for a value that rounds to 0
+        )
+
     unit = f" {unit}" if unit else ""
-    head = f"difference {scale * difference:+.{digits}f}{unit}"
+    head = f"difference {signed(difference)}{unit}"
     if low is None or high is None:
         return f"{head}, no CI"
-    return f"{head}, {100 * level:.0f}% CI [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
+    return f"{head}, {100 * level:.0f}% CI [{signed(low)}, {signed(high)}]"

@@ -21,7 +21,8 @@ def _line(f: Finding | None, scale: float = 100.0, unit: str = "points", digits:
         return ""
     n = f.numbers
     ci = n.get("ci") or {}
-    seeds = f"{n.get('a_seeds')} vs {n.get('b_seeds')} seeds"
+    a, b = n.get("a_seeds"), n.get("b_seeds")
+    seeds = f"{a} seeds each" if a == b else f"{a} and {b} seeds"
     text = difference_ci(float(n["difference"]), ci.get("low"), ci.get("high"), scale=scale, unit=unit,
                          digits=digits)  # fmt: skip
     return f"{n['a']} − {n['b']}: {text.removeprefix('difference ')} ({f.outcome}, {seeds})"
@@ -92,14 +93,16 @@ def _vanishing(by: Mapping[str, Finding]) -> Answer | None:
     else:
         verdict = "not resolved"
     name = verdict_f.key.split(":", 1)[1]
-    growth = [f for k, f in by.items() if k.startswith("grad_growth:") and k.endswith(f":{name}")]
-    parts = [f"{name} with BN: {', '.join(f'{k} {v}' for k, v in outcomes.items() if v is not None)}"]
+    settings = {"init_bn": "at init", "during_bn": "during training"}
+    growth = [by[k] for k in (f"grad_growth:{s}:{name}" for s in settings) if k in by]
+    states = [f"{v} {w}" for w, v in (("at init", outcomes.get("init")), ("during training", outcomes.get("during")))
+              if v]  # fmt: skip
+    parts = [f"{name} with BN: gradient {', '.join(states)}"]
     for g in growth:
         ci = g.numbers.get("ci") or {}
-        setting = g.key.split(":")[1]
         if ci:
-            parts.append(f"growth per block {setting} {g.numbers['difference']:+.3f} log10, 95% CI "
-                         f"[{ci['low']:+.3f}, {ci['high']:+.3f}]")  # fmt: skip
+            parts.append(f"growth toward the input {settings[g.key.split(':')[1]]} {g.numbers['difference']:+.3f} "
+                         f"log10 per block, 95% CI [{ci['low']:+.3f}, {ci['high']:+.3f}]")  # fmt: skip
     return Answer("vanishing", "Do vanishing gradients explain the degradation (nets with BN)?", verdict,
                   "; ".join(parts), "Lecture notes: yes. He et al. 2015 (§4.1): unlikely — with BN the forward and "
                   "backward signals are healthy. The verdict is about the lecture notes' claim.",

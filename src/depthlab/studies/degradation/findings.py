@@ -430,10 +430,14 @@ def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting
     c = growth_vs_zero(m)
     if c is None or m.ratio is None:
         return None
-    probes = f" (median of {m.probes} probes per seed before the last step)" if moment == "during" else ""
+    per_seed = (
+        f"per seed the median of {m.probes} probe{'s' if m.probes != 1 else ''} before the last step"
+        if moment == "during"
+        else "one value per seed"
+    )
     text = (
         f"{setting_text}, {m.condition}'s per-element (RMS) gradient at the first block's output is "
-        f"{_ratio_text(m)}× that at the last block (one value per seed{probes}): {_OUTCOME_PHRASE[m.outcome]}; "
+        f"{_ratio_text(m)}× that at the last block ({per_seed}): {_OUTCOME_PHRASE[m.outcome]}; "
         f"growth {_growth_text(m)}"
     )
     outcome = c.outcome
@@ -557,7 +561,7 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
         )
     if g.init_no_bn.outcome == "vanishing":
         text += (
-            f" {NO_BN_TWIN.capitalize()}, the same plain architecture's gradient does vanish at initialisation "
+            f" {NO_BN_TWIN[0].upper()}{NO_BN_TWIN[1:]}, the same plain architecture's gradient does vanish at initialisation "
             "(the setting where the vanishing-gradient account applies)."
         )
     return [Finding(text, "verdict", "init+during" if during else "init", numbers, key=f"vanishing:{name}",
