@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from depthlab.analysis.gradients import Diagnostics
-from depthlab.studies.degradation.grid import ConditionKey, label, parse_model
+from depthlab.studies.degradation.grid import ConditionKey, parse_model
 from depthlab.studies.engine import Condition, StudyError, StudyResult, StudyRun
 from depthlab.studies.stats import Estimate, estimate, slope
 
@@ -297,7 +297,7 @@ def shattered_evidence(result: StudyResult) -> ShatteredEvidence | None:
         groups.setdefault((ConditionKey(int(r["depth"]), bool(r["residual"])), bool(r["bn"])), []).append(r)
     out = {}
     for (key, bn), rs in sorted(groups.items()):
-        c = condition(f"{label(key.depth, key.residual)}, {'BN' if bn else 'no BN'}", rs)
+        c = condition(key.label, rs)  # the setting (BN or the BN-free twin) is named by each sentence
         if c is not None:
             out[(key, bn)] = c
     seeds = data["settings"].get("seeds", [])

@@ -606,7 +606,7 @@ def _shattered(result: StudyResult) -> list[Finding]:
         text = f"Shattered gradients at initialisation, {setting}: " + comparison_text(
             c, expected="higher", paper="Balduzzi et al.",
         )  # fmt: skip
-        key = f"shattered:{'bn' if bn else 'no_bn'}:{a.label.split(',')[0]}:{b.label.split(',')[0]}"
+        key = f"shattered:{'bn' if bn else 'no_bn'}:{a.label}:{b.label}"
         out.append(_finding(c, text, "shattered", "init", key, "shattered"))
     return out
 
