@@ -62,6 +62,7 @@ __all__ = [
     "growth_vs_zero",
     "compare_responses",
     "compute_findings",
+    "Degradation",
     "degraded",
 ]
 
@@ -370,19 +371,17 @@ def _overfitting(ev: Mapping[ConditionKey, ErrorEvidence]) -> list[Finding]:
     c = compare_errors(deep, shallow, "train")
     if c is None or c.outcome != "higher":
         return []
-    assert (
-        deep.train is not None
-        and deep.test is not None
-        and shallow.train is not None
-        and shallow.test is not None
-    )
-    gap_deep, gap_shallow = deep.test.mean - deep.train.mean, shallow.test.mean - shallow.train.mean
+    d = c.difference  # a: the deep net's training error, b: the shallow one's
+    deep_test, shallow_test = deep.test, shallow.test
+    if deep_test is None or shallow_test is None:
+        return []
+    gap_deep, gap_shallow = deep_test.mean - d.a.mean, shallow_test.mean - d.b.mean
     return [
         Finding(
             f"{deep.label}'s higher training error is not overfitting: overfitting would lower the error on the "
             f"images a net fits, and {deep.label} fits its own training images worse (resolved above); its "
             f"test − train gap is {100 * gap_deep:.1f} points vs {100 * gap_shallow:.1f} for {shallow.label} "
-            f"(means of {deep.train.seeds} and {shallow.train.seeds} seeds).",
+            f"(means of {d.a.seeds} and {d.b.seeds} seeds).",
             "error",
             "end",
             {"gap_deep": gap_deep, "gap_shallow": gap_shallow},
@@ -392,14 +391,23 @@ def _overfitting(ev: Mapping[ConditionKey, ErrorEvidence]) -> list[Finding]:
     ]
 
 
-def degraded(result: StudyResult) -> tuple[ErrorEvidence, ErrorEvidence, Comparison] | None:
-    """(deepest plain, shallowest plain, their training-error comparison), or ``None`` with < 2 plain depths."""
+@dataclass(frozen=True)
+class Degradation:
+    """The deepest plain net's training error against the shallowest's."""
+
+    deep: ErrorEvidence
+    shallow: ErrorEvidence
+    comparison: Comparison
+
+
+def degraded(result: StudyResult) -> Degradation | None:
+    """The deepest vs the shallowest plain net on training error, or ``None`` with < 2 plain depths."""
     ev = error_evidence(result)
     plain = [k for k in ev if not k.residual and ev[k].train is not None]
     if len(plain) < 2:
         return None
     c = compare_errors(ev[plain[-1]], ev[plain[0]], "train")
-    return (ev[plain[-1]], ev[plain[0]], c) if c is not None else None
+    return Degradation(ev[plain[-1]], ev[plain[0]], c) if c is not None else None
 
 
 # ------------------------------------------------------------------------------------------ the gradients
@@ -474,7 +482,7 @@ def _gradients(result: StudyResult) -> list[Finding]:
             if f is not None:
                 out.append(f)
         if g.init_no_bn.forward is not None and g.init_bn.forward is not None:
-            out.append(_forward_finding(g))
+            out.append(_forward_finding(g, g.init_no_bn.forward, g.init_bn.forward))
     plain, res = ConditionKey(deep, False), ConditionKey(deep, True)
     if plain in ev and res in ev:
         c = compare_growth(ev[plain].init_bn, ev[res].init_bn)
@@ -485,9 +493,8 @@ def _gradients(result: StudyResult) -> list[Finding]:
             )
             out.append(_finding(c, text, "gradient", "init", f"grad_growth:init_bn:{plain.label}:{res.label}",
                                 "vanishing"))  # fmt: skip
-    if plain in ev and ev[plain].stage_init is not None:
-        s = ev[plain].stage_init
-        assert s is not None
+    s = ev[plain].stage_init if plain in ev else None
+    if s is not None:
         out.append(
             Finding(
                 f"The effective step ‖∂L/∂W‖/‖W‖ of {plain.label}'s first stage is "
@@ -504,9 +511,8 @@ def _gradients(result: StudyResult) -> list[Finding]:
     return out
 
 
-def _forward_finding(g: GradientEvidence) -> Finding:
-    nb, bn = g.init_no_bn.forward, g.init_bn.forward
-    assert nb is not None and bn is not None
+def _forward_finding(g: GradientEvidence, nb: Estimate, bn: Estimate) -> Finding:
+    """The forward signal growth of the BN-free twin (``nb``) and of the BN net (``bn``) at init."""
     return Finding(
         f"Forward signal at initialisation, {g.init_bn.condition}: the per-element (RMS) signal at the last block's "
         f"output is {', '.join(sci(v) for v in nb.values)}× that at the first {NO_BN_TWIN} (with BN: "
@@ -533,7 +539,7 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
     states = f"{outcomes['init']} at initialisation" + (
         f" and {outcomes['during']} during training" if during else ""
     )
-    if deg is None or deg[2].outcome != "higher":
+    if deg is None or deg.comparison.outcome != "higher":
         text = (
             f"{name} does not end with a resolved higher training error than the shallowest plain net here, so there "
             f"is no degradation for the gradient measurements to explain (its gradient with BN is {states})."
@@ -546,11 +552,11 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
     elif all(o == "vanishing" for o in outcomes.values() if o is not None):
         text = (
             f"With BN, {name}'s gradient vanishes toward the input ({states}): consistent with the vanishing-gradient "
-            f"explanation of its higher training error than {deg[1].label}."
+            f"explanation of its higher training error than {deg.shallow.label}."
         )
     elif not any(o == "vanishing" for o in outcomes.values() if o is not None):
         text = (
-            f"Vanishing gradients do not explain {name}'s higher training error than {deg[1].label}: with BN its "
+            f"Vanishing gradients do not explain {name}'s higher training error than {deg.shallow.label}: with BN its "
             f"per-element gradient does not vanish toward the input ({states}), as He et al. argue (§4.1), against "
             "the lecture-note explanation; these measurements do not show what the cause is."
         )
