@@ -88,10 +88,13 @@ class Comparison:
 
     @property
     def outcome(self) -> str:
+        """``unknown`` for non-finite values; ``equivalent`` when the TOST passes (a difference inside the
+        bound, even one whose CI excludes 0, is stated as equivalent within the bound: so a small true effect
+        gets the same outcome on every replication); else the difference's higher/lower/not resolved."""
         d = self.difference
         if not (d.a.finite and d.b.finite and math.isfinite(d.difference)):
             return "unknown"
-        if d.outcome == "not resolved" and self.equivalence is not None and self.equivalence.equivalent:
+        if self.equivalence is not None and self.equivalence.equivalent:
             return "equivalent"
         return d.outcome
 
