@@ -402,7 +402,9 @@ def test_sanity_findings_give_intervals_over_images_and_verdicts():
     assert "still correlated with the original map (interval above 0) — these reflect the image more than " \
         "the weights: saliency (absolute)" in text  # fmt: skip
     assert "correlation not resolved from 0: Grad-CAM, saliency (signed)" in text
-    assert "Unlike Adebayo et al." in text and "saliency (absolute) keep a resolved correlation" in text
+    assert (
+        "Unlike Adebayo et al." in text and "a resolved correlation remains for saliency (absolute)" in text
+    )
     paired_ci = scipy.stats.ttest_rel(kept, gone).confidence_interval(0.95)
     assert f"95% CI [{paired_ci.low:+.2f}, {paired_ci.high:+.2f}], paired t over 8 images" in text
     assert AttributionResult.from_dict(result.to_dict()) == result

@@ -295,9 +295,8 @@ class AttributionResult:
         kept = [r for r in last if r.outcome == "still correlated" and r.method in ("gradcam", "saliency")]
         if kept:
             text += (
-                " Unlike Adebayo et al., who found Grad-CAM and gradient maps sensitive to the weights, "
-                + ", ".join(r.title for r in kept)
-                + " keep a resolved correlation."
+                " Unlike Adebayo et al., who found Grad-CAM and gradient maps sensitive to the weights, a "
+                "resolved correlation remains for " + ", ".join(r.title for r in kept) + "."
             )
         else:
             text += " (Adebayo et al. found Grad-CAM and gradient maps sensitive to the weights.)"

@@ -169,6 +169,7 @@ def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
     axes[2].set_title(f"total gradient magnitude (shaded: {100 * items[0][1].mass:.0f}% range)")
     axes[2].set_ylabel("share of Σ P(k)·|g_k| (dotted: share of paths, P(k))")
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("path length k (residual branches on the path)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
