@@ -179,15 +179,17 @@ def study_run(
     diagnostics: Mapping[str, Any] | None = None,
     steps: int = 200,
     model: str = "model",
+    data: Mapping[str, Any] | None = None,
 ) -> StudyRun:
     """A completed run of any study as read back: final errors by split, the images behind them, curves
-    (default: only the final points) and diagnostics."""
+    (default: only the final points), diagnostics and the summary's ``data`` (e.g. ``num_classes``)."""
     return StudyRun(
         run_dir=Path(f"/x/{name}"), name=name, model=model, condition=condition, factors=dict(factors), seed=seed,
         status="completed", step=steps,
         curves=dict(curves) if curves is not None else {k: ((steps, v),) for k, v in final.items()},
         final=dict(final), images=dict(images), wall_seconds=1.0, diagnostics=dict(diagnostics or {}),
-        config={"model": model, "steps": steps, "seed": seed}, environment={}, data={}, images_per_s=0.0,
+        config={"model": model, "steps": steps, "seed": seed}, environment={}, data=dict(data or {}),
+        images_per_s=0.0,
     )  # fmt: skip
 
 
