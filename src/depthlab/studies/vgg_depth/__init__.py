@@ -1,6 +1,10 @@
-"""The vgg-depth study: VGG configurations A–E (Simonyan & Zisserman 2014, Table 3).
+"""The vgg-depth study: VGG configurations A–E (Simonyan & Zisserman 2015, Table 3).
 
-``study`` declares and registers the study; ``figures`` draws its report figures."""
+Importing the package registers the study. ``presets`` (one base, each preset as its changes), ``grid``,
+``evidence`` (typed readings of the runs), ``findings``, ``answers``, ``figures``; ``study`` declares it."""
 
-from depthlab.studies.vgg_depth.study import *  # noqa: F403
-from depthlab.studies.vgg_depth.study import STUDY, __all__  # noqa: F401
+from depthlab.studies.vgg_depth.grid import label
+from depthlab.studies.vgg_depth.presets import DEPTH, MODELS, PRESETS, TABLE3, VGGDepthPreset
+from depthlab.studies.vgg_depth.study import STUDY
+
+__all__ = ["STUDY", "PRESETS", "VGGDepthPreset", "TABLE3", "MODELS", "DEPTH", "label"]

@@ -1,0 +1,186 @@
+"""The vgg-depth study's presets: one :data:`BASE` (the paper's optimisation recipe) and each preset as the
+changes it makes to it.
+
+Iterations are optimizer steps of ``batch_size`` images. Every preset runs 3 seeds by default (issue 14);
+``--seeds`` and ``--seed-offset`` change that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from depthlab.studies.engine import Recipe, StudyError
+
+__all__ = [
+    "TABLE3",
+    "TABLE3_SOURCE",
+    "MODELS",
+    "DEPTH",
+    "DEPTH_LADDER",
+    "WARM_LAYERS",
+    "INITS",
+    "VGGDepthPreset",
+    "BASE",
+    "QUICK",
+    "PAPER",
+    "PRESETS",
+]
+
+# Simonyan & Zisserman 2015 (arXiv:1409.1556), Table 3: ILSVRC-2012 validation top-1 error (%), single-scale
+# evaluation, training scale S = 256 (C and D also list other scales; these are the S = 256 rows).
+TABLE3: dict[str, float] = {"A": 29.6, "A-LRN": 29.7, "B": 28.7, "C": 28.1, "D": 27.0, "E": 27.3}
+TABLE3_SOURCE = "Simonyan & Zisserman 2015 (arXiv:1409.1556), Table 3, top-1 error, single scale, S = 256"
+MODELS: dict[str, str] = {
+    "A": "vgg11",
+    "A-LRN": "vgg11_lrn",
+    "B": "vgg13",
+    "C": "vgg16c",
+    "D": "vgg16",
+    "E": "vgg19",
+}
+DEPTH: dict[str, int] = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}  # weight layers
+DEPTH_LADDER = ("A", "B", "D", "E")  # the 3×3-only, LRN-free configurations, by depth
+# The paper's warm start (§3.1): "we initialised the first four convolutional layers and the last three
+# fully-connected layers with the layers of net A (the intermediate layers were initialised randomly)". A's
+# first four convs are conv1_1, conv2_1, conv3_1 and conv3_2; the deeper nets have layers of those names and
+# shapes, and the head is the same in every configuration. Tensors are copied where name and shape match
+# (TrainConfig.init_from_layers), BN's parameters and statistics included.
+WARM_LAYERS = (
+    "stages.0.conv1_1.*",
+    "stages.1.conv2_1.*",
+    "stages.2.conv3_1.*",
+    "stages.2.conv3_2.*",
+    "head.*",
+)
+INITS = ("model", "glorot", "kaiming")  # TrainConfig.init
+
+
+@dataclass(frozen=True)
+class VGGDepthPreset(Recipe):
+    """A :class:`Recipe` plus the study's factors and the bounds its sentences state.
+
+    ``plain``/``bn``: the configurations trained without and with batch norm after every conv. ``head``:
+    ``small`` (global pooling and a 2-layer classifier, for 28/32-pixel inputs) or ``imagenet``. ``width``:
+    the channel multiplier (1: the paper's widths; see :mod:`depthlab.models.vgg`). ``init``: ``model`` (the
+    zoo's He fan-out convs and N(0, 0.01) linear layers), ``glorot`` (the paper's footnote) or ``kaiming``.
+    ``warm_start``: every configuration deeper than A starts from the ``last`` weights of A's run with the
+    same seed and normalisation, layers :data:`WARM_LAYERS` (the paper's §3.1); the others start from
+    ``init``. ``error_bound``: the equivalence (TOST) bound, a fraction, under which two errors are called
+    "the same". ``chance_margin``: a run whose final eval-mode training error is at least chance (1 − 1/classes)
+    minus this did not train.
+    """
+
+    plain: tuple[str, ...] = ("A", "A-LRN", "B", "C", "D", "E")
+    bn: tuple[str, ...] = ("A", "B", "C", "D", "E")
+    head: str = "small"
+    optimizer: str = "sgd"
+    width: float = 1.0
+    init: str = "model"
+    warm_start: bool = False
+    error_bound: float = 0.02
+    chance_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("plain", "bn"):
+            bad = [c for c in getattr(self, key) if c not in MODELS]
+            if bad:
+                raise StudyError(
+                    f"unknown VGG configuration {bad[0]!r} in {key}; choose from: {', '.join(MODELS)}"
+                )
+        if not self.plain and not self.bn:
+            raise StudyError("plain and bn are both empty: nothing to train")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise StudyError(f"unknown optimizer {self.optimizer!r}; choose from: sgd, adamw")
+        if self.head not in ("small", "imagenet"):
+            raise StudyError(f"unknown head {self.head!r}; choose from: small, imagenet")
+        if self.init not in INITS:
+            raise StudyError(f"unknown init {self.init!r}; choose from: {', '.join(INITS)}")
+        if not math.isfinite(self.width) or self.width <= 0:
+            raise StudyError(f"width must be a positive number, got {self.width!r}")
+        if self.warm_start and any("A" not in group for group in (self.plain, self.bn) if group):
+            raise StudyError("warm_start starts the deeper nets from A: include A in plain and in bn (or set "
+                             "warm_start=false)")  # fmt: skip
+        for key in ("error_bound", "chance_margin"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or not 0 < value < 1:
+                raise StudyError(f"{key} must be a fraction between 0 and 1, got {value!r}")
+
+    def describe(self) -> str:
+        width = f", width {self.width:g}" if self.width != 1 else ""
+        start = f"{self.init} initialisation" + (
+            "; the deeper nets warm-started from A (§3.1)" if self.warm_start else ""
+        )
+        return (
+            f"VGG {'/'.join(self.plain) or '—'} without BN and {'/'.join(self.bn) or '—'} with BN ({self.head} "
+            f"head{width}), {self.optimizer}, {start}; " + super().describe()
+        )
+
+
+# The paper's optimisation recipe (§3.1): SGD with momentum 0.9, weight decay 5e-4, dropout 0.5 in the first
+# FC layers (the zoo's default), the learning rate divided by 10 twice (the paper: three times, each when
+# the validation accuracy stopped improving; here at fixed points, 50% and 75% of the run). Eval-mode training
+# error on the whole fixed training subset at every evaluation (so the last 10% of iterations can be compared
+# on the same images); the test error at the end only.
+BASE = VGGDepthPreset(
+    name="base",
+    dataset="fashion-mnist",
+    optimizer="sgd",
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=5e-4,
+    schedule="step",  # no milestones: TrainConfig's default, ÷10 at 50% and 75% of the run
+    eval_train=True,
+    eval_subset=None,
+    test_at_end=True,
+    seeds=3,
+)
+
+QUICK_NOTE = (
+    "sized for a 2-core CPU: VGG at width 0.125 (every channel count ÷ 8, rounded to a multiple of 8) with the "
+    "small head, on Fashion-MNIST at its native 28×28 (stages at 28, 14, 7, 3 and 1 pixels, so C's 1×1 convs "
+    "differ from D's 3×3 in stages 3 and 4 and are equivalent on stage 5's 1×1 map); a fixed 1,000-image "
+    "training subset fitted over many passes; the paper's SGD recipe; test error on all 10,000 test images. "
+    "Batch norm only for A, D and E: the depth questions need the ladder with and without it; A-LRN and C "
+    "answer the paper's LRN and 1×1 questions on its own, BN-free nets"
+)
+QUICK = dataclasses.replace(
+    BASE,
+    name="quick",
+    plain=("A", "A-LRN", "C", "D", "E"),
+    bn=("A", "D", "E"),
+    width=0.125,
+    init="kaiming",
+    train_subset=1000,
+    val_size=0,
+    test_subset=None,
+    steps=300,
+    batch_size=64,
+    lr=0.02,
+    eval_every=30,
+    log_every=10,
+    note=QUICK_NOTE,
+)
+
+PAPER = dataclasses.replace(
+    BASE,
+    name="paper",
+    dataset="cifar10",
+    steps=40000,
+    batch_size=128,
+    lr=0.02,
+    augment=True,
+    val_size=5000,
+    eval_every=2000,
+    log_every=100,
+    note="for a GPU: every configuration with and without BN on CIFAR-10 (45k/5k split, crop + flip), "
+    "~114 epochs of batch 128, momentum 0.9, weight decay 5e-4 and dropout 0.5 as in the paper, lr ÷10 "
+    "twice. Deviations: 32-pixel inputs and the small head instead of 224-pixel ImageNet crops and fc6/fc7; "
+    "the zoo's He initialisation for every net (--set warm_start=true starts the deeper nets from A as the "
+    "paper did, --set init=glorot uses the initialisation its footnote says works without it); lr 0.02 (the "
+    "paper: 0.01, batch 256)",
+)
+
+PRESETS: dict[str, VGGDepthPreset] = {p.name: p for p in (QUICK, PAPER)}
