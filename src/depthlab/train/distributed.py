@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from depthlab.train.config import ConfigError
+from depthlab.runtime import select_device
 
 __all__ = ["DistContext", "setup", "teardown", "all_reduce_sum", "resolve_device"]
 
@@ -36,12 +36,9 @@ class DistContext:
 
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA device is available; use --device cpu or auto")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error
+    (:func:`depthlab.runtime.select_device`, shared with the study engine)."""
+    return select_device(preference, local_rank)
 
 
 def setup(preference: str) -> DistContext:

@@ -1,21 +1,32 @@
-"""The training loop: ``train(config, out_dir, resume=False, callback=None) -> RunSummary``.
+"""The training loop: ``train(config, out_dir, resume=False, callback=None, monitor=None) -> RunSummary``.
 
-Order of work at the end of step s (s = optimizer steps done):
+Set-up, in order (each a method of ``_Trainer`` called once from its constructor):
+  1. data — refuse an unknown model or a run directory that cannot be written or resumed, then
+     :func:`prepare_bundle` (the splits, fixed subsets, normalisation);
+  2. model — seeded, :func:`build_model`, :func:`preflight`, the device and memory format, the optimizer;
+  3. loaders — training batches, full evaluation splits, and the ``eval_subset`` parts;
+  then the :class:`~depthlab.train.optim.Schedule` (length, lr, periods) and the one :class:`TrainState`,
+  fresh or restored from the ``last`` checkpoint.
+
+Each step: lr = ``schedule.lr_at(step)``; forward and backward; update. Then,
+each asking ``due(step, every, total)`` (:func:`depthlab.train.optim.due`; everything is due after the last
+step):
   1. non-finite check — every step on a single CPU process (free: the loss is already on the host), else
      at every row/eval/checkpoint boundary (one reduction, so all ranks decide together);
   2. a ``train`` row every ``log_every`` steps;
   3. evaluation on val and test every ``eval_every`` steps (default: each epoch), then the ``best``
      checkpoint when validation error improved;
-  4. the ``last`` checkpoint every ``checkpoint_every`` steps (default: each epoch), on Ctrl-C, and at the
+  4. the ``monitor`` at every evaluation step;
+  5. the ``last`` checkpoint every ``checkpoint_every`` steps (default: each epoch), on Ctrl-C, and at the
      end — only after checking every parameter is finite, so a diverged run never overwrites good weights.
 
 Resuming loads the ``last`` checkpoint, drops metrics rows after its step and continues; because data
 order and augmentation are stateless functions of (seed, epoch, batch) (see :mod:`depthlab.data.loader`)
 and every RNG state is restored, a resumed CPU run ends with bit-identical weights.
 
-Devices: CPU trains in fp32 with channels-last tensors; CUDA adds bf16 autocast and cudnn.benchmark;
-``compile=True`` applies ``torch.compile``. Progress is reported through ``callback(TrainEvent)`` (the
-CLI prints; this module never does).
+Devices: CPU trains in fp32 with channels-last tensors; CUDA adds bf16 autocast, cudnn.benchmark and TF32;
+``compile=True`` applies ``torch.compile``. Progress is reported through ``callback(TrainEvent)`` (the CLI prints; this module never
+does).
 """
 
 from __future__ import annotations
@@ -24,7 +35,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import random
 import signal
 import threading
 import time
@@ -33,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +50,7 @@ from torch import nn
 from depthlab.data import Augment, DataBundle, Loader, StreamLoader, load_data, make_loader
 from depthlab.errors import CheckpointError, DepthlabError, MissingFileError, UsageTypeError
 from depthlab.models.base import aux_logits, main_logits
+from depthlab.runtime import seed_everything, select_device, write_json_atomic
 from depthlab.train import distributed
 from depthlab.train.checkpoint import (
     Pointer,
@@ -54,19 +64,20 @@ from depthlab.train.checkpoint import (
     save_checkpoint,
 )
 from depthlab.train.config import ConfigError, TrainConfig, config_to_dict
-from depthlab.train.optim import build_optimizer, lr_factor
+from depthlab.train.optim import Schedule, build_optimizer, due
 from depthlab.train.rundir import (
     MetricsLog,
     RunSummary,
     environment_info,
     load_run_config,
     read_metrics,
-    write_json,
 )
 
 __all__ = [
+    "Evaluation",
     "Monitor",
     "TrainEvent",
+    "TrainState",
     "TrainingDivergedError",
     "train",
     "evaluate",
@@ -108,17 +119,14 @@ Monitor = Callable[[nn.Module, int], None]
 
 
 # ------------------------------------------------------------------------------------------ pre-flight
-def build_model(config: TrainConfig, bundle: DataBundle) -> nn.Module:
-    """``create_model`` with the dataset's classes and channels (model_kwargs may override both)."""
-    from depthlab import create_model
-
-    kwargs = dict(config.model_kwargs)
-    num_classes = kwargs.pop("num_classes", bundle.num_classes)
-    in_channels = kwargs.pop("in_channels", bundle.in_channels)
-    return create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
+SUBSET_SEED = 0x5EED  # which images train_subset / test_subset keep: fixed, independent of the training seed
 
 
-SUBSET_SEED = 0x5EED  # which images train_subset keeps: fixed, independent of the training seed
+def _fixed_subset(n: int, keep: int) -> torch.Tensor:
+    """``keep`` of ``n`` indices, a seeded random choice independent of the training seed, sorted (so the
+    subset stays in dataset order)."""
+    generator = torch.Generator().manual_seed(SUBSET_SEED)
+    return torch.randperm(n, generator=generator)[:keep].sort().values
 
 
 def prepare_bundle(config: TrainConfig) -> DataBundle:
@@ -135,13 +143,10 @@ def prepare_bundle(config: TrainConfig) -> DataBundle:
             raise ConfigError(
                 f"train_subset={config.train_subset} is larger than the training split ({n} images)"
             )
-        generator = torch.Generator().manual_seed(SUBSET_SEED)
-        keep = torch.randperm(n, generator=generator)[: config.train_subset].sort().values
-        bundle = dataclasses.replace(bundle, train=bundle.train.subset(keep))
+        bundle = dataclasses.replace(bundle, train=bundle.train.subset(_fixed_subset(n, config.train_subset)))
     if config.test_subset is not None and bundle.test is not None and config.test_subset < len(bundle.test):
-        # A fixed random choice of test images, the same for every run (the test split itself is never shuffled).
-        generator = torch.Generator().manual_seed(SUBSET_SEED)
-        keep = torch.randperm(len(bundle.test), generator=generator)[: config.test_subset].sort().values
+        # The test split itself is never shuffled: the subset keeps dataset order.
+        keep = _fixed_subset(len(bundle.test), config.test_subset)
         bundle = dataclasses.replace(bundle, test=bundle.test.subset(keep))
     if config.normalize == "pixel":
         if bundle.streamed:
@@ -149,6 +154,17 @@ def prepare_bundle(config: TrainConfig) -> DataBundle:
         pixel_mean = bundle.train.images.double().mean(0).div(255).float()  # C×H×W
         bundle = dataclasses.replace(bundle, pixel_mean=pixel_mean)
     return bundle
+
+
+def build_model(config: TrainConfig, bundle: DataBundle) -> nn.Module:
+    """``create_model`` with the dataset's classes and channels (model_kwargs may override both). Seed
+    first (:func:`depthlab.runtime.seed_everything`) for a run's step-0 weights."""
+    from depthlab import create_model
+
+    kwargs = dict(config.model_kwargs)
+    num_classes = kwargs.pop("num_classes", bundle.num_classes)
+    in_channels = kwargs.pop("in_channels", bundle.in_channels)
+    return create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 def _model_attr(model: nn.Module, name: str, default: Any) -> Any:
@@ -186,13 +202,22 @@ def preflight(model: nn.Module, bundle: DataBundle, model_name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ evaluation
+@dataclass(frozen=True)
+class Evaluation:
+    """Plain cross-entropy and top-1 error over ``images`` images."""
+
+    loss: float
+    error: float
+    images: int
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: Loader,
     ctx: distributed.DistContext,
     autocast: contextlib.AbstractContextManager,
-) -> dict[str, float]:
+) -> Evaluation:
     """Plain cross-entropy and top-1 error over every image of ``loader`` (summed across ranks)."""
     was_training = model.training
     model.eval()
@@ -208,18 +233,12 @@ def evaluate(
         sums[2] += y.numel()
     model.train(was_training)
     loss, errors, n = distributed.all_reduce_sum(ctx, sums).tolist()
-    return {"loss": loss / max(n, 1), "error": errors / max(n, 1), "images": int(n)}
+    return Evaluation(loss / max(n, 1), errors / max(n, 1), int(n))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _round(value: float) -> float:
@@ -248,6 +267,7 @@ class _Interrupt:
 
 
 def _check_resume(config: TrainConfig, run_dir: Path) -> TrainConfig:
+    """The stored config of the run in ``run_dir``, after checking ``config`` asks for the same run."""
     if not (run_dir / "config.json").is_file():
         raise MissingFileError(f"cannot resume: {run_dir} is not a run directory (no config.json)")
     stored = load_run_config(run_dir)
@@ -256,7 +276,7 @@ def _check_resume(config: TrainConfig, run_dir: Path) -> TrainConfig:
     if differ:
         shown = ", ".join(f"{k}: {a[k]!r} → {b[k]!r}" for k in differ)
         raise ConfigError(f"cannot resume {run_dir} with a different configuration ({shown})")
-    return config
+    return stored
 
 
 # ------------------------------------------------------------------------------------------------- train
@@ -272,8 +292,9 @@ def train(
     ``resume=True`` continues the run in ``out_dir`` from its last checkpoint (``config`` must match the
     stored one except for :data:`RESUMABLE_CHANGES`). Returns the summary; status ``interrupted`` after
     Ctrl-C (a resumable checkpoint is saved). ``monitor(model, step)`` is called at every evaluation step
-    (see :data:`Monitor`): studies use it to record diagnostics during training. Raises :class:`TrainingDivergedError` on a NaN/Inf loss, and
-    ``ConfigError``/``ValueError``/``DataError`` before training for anything that cannot work.
+    (see :data:`Monitor`): studies use it to record diagnostics during training. Raises
+    :class:`TrainingDivergedError` on a NaN/Inf loss, and ``ConfigError``/``ValueError``/``DataError``
+    before training for anything that cannot work.
     """
     if not isinstance(config, TrainConfig):
         raise UsageTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -284,7 +305,42 @@ def train(
         distributed.teardown(ctx)
 
 
+@dataclass
+class TrainState:
+    """Everything that changes while a run trains: created once, before any set-up, and updated in place.
+
+    ``step`` … ``images_seen`` are saved in every ``last`` checkpoint and restored by a resume; the rest
+    describe this session. ``running`` holds the sums since the last training row (loss sum, errors,
+    images; after a resume, rank 0 carries the sum over ranks). ``elapsed`` is wall time of earlier
+    sessions; ``train_time`` the seconds spent in training steps (not evaluation or checkpoints).
+    """
+
+    running: torch.Tensor
+    step: int = 0
+    best: dict[str, float] | None = None
+    elapsed: float = 0.0
+    train_time: float = 0.0
+    images_seen: int = 0
+    session_start: float = field(default_factory=time.perf_counter)
+    final: dict[str, float] = field(default_factory=dict)  # the newest value of each split's loss and error
+    last_row_time: float = 0.0
+    last_row_images: int = 0
+    skipped_steps: int = 0  # steps whose streamed batch had no decodable image (this session)
+    last_good: Pointer | None = None  # the newest checkpoint written or loaded: a resume's fallback
+    failed_everywhere: list[str] = field(default_factory=list)  # every rank's decode failures, at the end
+
+
+@dataclass(frozen=True)
+class _Loaders:
+    train: Loader
+    full: dict[str, Loader]  # every image of each evaluated split: the last step's evaluation
+    partial: dict[str, Loader]  # the first eval_subset images, for evaluations before the last step
+
+
 class _Trainer:
+    """One training session of a run. The constructor does the whole set-up (module docstring), so every
+    attribute exists from then on; :meth:`run` trains."""
+
     def __init__(
         self,
         config: TrainConfig,
@@ -294,23 +350,43 @@ class _Trainer:
         ctx: distributed.DistContext,
         monitor: Monitor | None = None,
     ) -> None:
-        self.config, self.run_dir, self.resume, self.ctx = config, run_dir, resume, ctx
+        self.state = TrainState(running=torch.zeros(3, dtype=torch.float64, device=ctx.device))
+        self.run_dir, self.ckpt_dir, self.resume, self.ctx = run_dir, run_dir / "checkpoints", resume, ctx
         self.monitor = monitor if ctx.is_main else None
         self.callback = callback if (callback is not None and ctx.is_main) else None
-        self.ckpt_dir = run_dir / "checkpoints"
-        self.last_good: Pointer | None = None  # the newest checkpoint written or loaded: a resume's fallback
-        self.skipped_steps = 0  # steps whose streamed batch had no decodable image (this session)
-        self.failed_everywhere: list[str] = []  # decode failures of every rank, gathered at the end
+        self.device = ctx.device
+        self.config = config
+        self._check_run_dir(config)
+        self.bundle = prepare_bundle(config)
+        self.model, self.optimizer = self._prepare_model()
+        self.loaders = self._prepare_loaders()
+        self.schedule = Schedule.of(config, len(self.loaders.train))
+        self.autocast: Any = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", ctx.is_main)
+        if resume:
+            self._load_last()
+        elif ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(run_dir / "config.json", config_to_dict(config))
+            (run_dir / "metrics.jsonl").write_text("")
+        if ctx.is_main:
+            write_json_atomic(run_dir / "environment.json", environment_info(self.device, ctx.world_size))
+        self.net, self.eval_net = self._wrap(self.model)
 
     def emit(self, kind: str, values: dict[str, Any] | None = None, message: str = "") -> None:
         if self.callback is not None:
-            epoch = _round(self.step / self.steps_per_epoch) if hasattr(self, "steps_per_epoch") else 0.0
-            total = getattr(self, "total_steps", 0)
-            self.callback(TrainEvent(kind, getattr(self, "step", 0), total, epoch, values or {}, message))
+            step = self.state.step
+            self.callback(
+                TrainEvent(kind, step, self.schedule.total_steps, self._epoch(), values or {}, message)
+            )
 
     # ---------------------------------------------------------------------------------------- set-up
-    def _prepare(self) -> None:
-        config, ctx = self.config, self.ctx
+    def _check_run_dir(self, config: TrainConfig) -> None:
+        """Refuse an unknown model, a resume that does not match its run, or a new run over an old one."""
         from depthlab import model_info
 
         model_info(config.model)  # unknown names fail before any data is read
@@ -321,11 +397,26 @@ class _Trainer:
                 f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose "
                 f"another --out"
             )
-        distributed.barrier(ctx)  # every rank has checked before rank 0 writes config.json
-        self.bundle = bundle = prepare_bundle(config)
-        _seed_everything(config.seed)
+        distributed.barrier(self.ctx)  # every rank has checked before rank 0 writes config.json
+
+    def _prepare_model(self) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """The model with its step-0 weights (seeded build), on the device, and its
+        optimizer. The unwrapped module: its state_dict is what checkpoints hold."""
+        config, bundle, ctx = self.config, self.bundle, self.ctx
+        seed_everything(config.seed)
         model = build_model(config, bundle)
         preflight(model, bundle, config.model)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        model = model.to(device=self.device, memory_format=torch.channels_last)
+        if ctx.distributed and config.sync_bn and self.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model, build_optimizer(model, config)
+
+    def _prepare_loaders(self) -> _Loaders:
+        config, bundle, ctx = self.config, self.bundle, self.ctx
         if config.batch_size % ctx.world_size:
             raise ConfigError(
                 f"batch_size {config.batch_size} must be divisible by the {ctx.world_size} processes"
@@ -335,87 +426,40 @@ class _Trainer:
                 f"batch_size {config.batch_size} is larger than the training split ({len(bundle.train)} images)"
             )
 
-        self.device = device = ctx.device
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        model = model.to(device=device, memory_format=torch.channels_last)
-        if ctx.distributed and config.sync_bn and self.cuda:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model  # the unwrapped module: its state_dict is what checkpoints hold
-        self.optimizer = build_optimizer(model, config)
+        def loader(split: Any, **kwargs: Any) -> Loader:
+            return make_loader(
+                bundle, split, device=self.device, rank=ctx.rank, world_size=ctx.world_size,
+                workers=config.workers, strict=config.strict_data, **kwargs,
+            )  # fmt: skip
 
         augment = Augment(config.crop_padding, flip=True) if config.augment else None
-        common = dict(
-            device=device,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            workers=config.workers,
-            strict=config.strict_data,
+        batches = loader(
+            bundle.train, batch_size=config.batch_size, train=True, augment=augment, seed=config.seed
         )
-        self.train_loader = make_loader(
-            bundle,
-            bundle.train,
-            batch_size=config.batch_size,
-            train=True,
-            augment=augment,
-            seed=config.seed,
-            **common,
-        )  # type: ignore[arg-type]
-        eval_splits = [("val", bundle.val), ("test", bundle.test)]
+        splits = [("val", bundle.val), ("test", bundle.test)]
         if config.eval_train:
-            eval_splits.insert(0, ("train_eval", bundle.train))
-        self.eval_loaders: dict[str, Loader] = {
-            name: make_loader(bundle, split, batch_size=config.eval_batch_size, **common)  # type: ignore[arg-type]
-            for name, split in eval_splits
-            if split is not None
-        }
-        # Intermediate evaluations on a fixed subset (the first eval_subset images of each split).
-        self.partial_loaders: dict[str, Loader] = {}
-        if config.eval_subset is not None:
-            for name, split in eval_splits:
-                if split is not None and len(split) > config.eval_subset:
-                    part = split.subset(torch.arange(config.eval_subset))
-                    self.partial_loaders[name] = make_loader(
-                        bundle, part, batch_size=config.eval_batch_size, **common
-                    )  # type: ignore[arg-type]
-        self.steps_per_epoch = len(self.train_loader)
-        self.total_steps = config.steps if config.steps is not None else config.epochs * self.steps_per_epoch  # type: ignore[operator]
-        self.eval_every = config.eval_every or self.steps_per_epoch
-        self.checkpoint_every = config.checkpoint_every or self.steps_per_epoch
-        self.autocast: Any = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
-        )
+            splits.insert(0, ("train_eval", bundle.train))
+        full = {name: loader(s, batch_size=config.eval_batch_size) for name, s in splits if s is not None}
+        partial: dict[str, Loader] = {}
+        if config.eval_subset is not None:  # a fixed held-out part: the first eval_subset images
+            for name, s in splits:
+                if s is not None and len(s) > config.eval_subset:
+                    part = s.subset(torch.arange(config.eval_subset))
+                    partial[name] = loader(part, batch_size=config.eval_batch_size)
+        return _Loaders(batches, full, partial)
 
-        self.step = 0
-        self.running = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, errors, images
-        self.best: dict[str, float] | None = None
-        self.elapsed = 0.0  # wall seconds of earlier sessions of this run
-        self.train_time = 0.0  # seconds spent in training steps (excluding eval and checkpoints)
-        self.images_seen = 0
-        self.last_row_time = 0.0
-        self.last_row_images = 0
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", ctx.is_main)
-        if self.resume:
-            self._load_last()
-        elif ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "config.json", config_to_dict(config))
-            (self.run_dir / "metrics.jsonl").write_text("")
-        if ctx.is_main:
-            write_json(self.run_dir / "environment.json", environment_info(device, ctx.world_size))
-
+    def _wrap(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """(the module a training step calls, the one evaluation calls): compiled if asked; training goes
+        through DDP under torchrun, evaluation bypasses it (ranks hold shards of different sizes, and DDP's
+        forward would broadcast buffers once per batch)."""
         net: nn.Module = model
-        if config.compile:
+        if self.config.compile:
             net = torch.compile(net)  # type: ignore[assignment]
-        # Evaluation bypasses DDP: ranks hold shards of different sizes, and DDP's forward would
-        # broadcast buffers once per batch.
-        self.eval_net = net
-        if ctx.distributed:
-            net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if self.cuda else None)
-        self.net = net
+        eval_net = net
+        if self.ctx.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        return net, eval_net
 
     def _read_checkpoint(self, pointer: Pointer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Weights and trainer state of ``pointer``, checked against each other and this run's model."""
@@ -461,8 +505,8 @@ class _Trainer:
         candidate: Pointer | None = pointer
         while candidate is not None:
             try:
-                weights, state = self._read_checkpoint(candidate)
-                self._apply_checkpoint(candidate, weights, state)
+                weights, saved = self._read_checkpoint(candidate)
+                self._apply_checkpoint(candidate, weights, saved)
                 break
             except CheckpointError as exc:
                 errors.append(exc)
@@ -477,49 +521,51 @@ class _Trainer:
                 f"the newest checkpoint (step {pointer.step}) is damaged: {first_error}; resuming from the "
                 f"previous one (step {candidate.step})",
             )
-        self.last_good = candidate
-        self.step = int(state["step"])
+        state = self.state
+        state.last_good = candidate
+        state.step = int(saved["step"])
         if self.ctx.is_main:
-            self.running = state["running"].to(self.device)
-        self.elapsed = float(state["elapsed_s"])
-        self.train_time = float(state["train_time_s"])
-        self.images_seen = int(state["images_seen"])
-        self.last_row_time, self.last_row_images = self.train_time, self.images_seen
-        rng = state["rng"]
+            state.running = saved["running"].to(self.device)
+        state.elapsed = float(saved["elapsed_s"])
+        state.train_time = float(saved["train_time_s"])
+        state.images_seen = int(saved["images_seen"])
+        state.last_row_time, state.last_row_images = state.train_time, state.images_seen
+        rng = saved["rng"]
         restore_rng(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
-        self.best = dict(best.extra["record"]) if best is not None and "record" in best.extra else None
-        self.metrics.truncate_after(self.step)
+        state.best = dict(best.extra["record"]) if best is not None and "record" in best.extra else None
+        self.metrics.truncate_after(state.step)
         if self.ctx.is_main:
             for row in read_metrics(self.run_dir):
-                self.final[f"{row['split']}_loss"] = row["loss"]
-                self.final[f"{row['split']}_error"] = row["error"]
+                state.final[f"{row['split']}_loss"] = row["loss"]
+                state.final[f"{row['split']}_error"] = row["error"]
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _gather_rng(self) -> list[dict[str, Any]]:
-        state = capture_rng()
+        rng = capture_rng()
         if not self.ctx.distributed:
-            return [state]
+            return [rng]
         gathered: list[Any] = [None] * self.ctx.world_size
-        torch.distributed.all_gather_object(gathered, state)
+        torch.distributed.all_gather_object(gathered, rng)
         return gathered
 
     def _save_last(self) -> None:
         rng = self._gather_rng()
         running = self._reduce_running()  # the sum over ranks; rank 0 carries it after a resume
+        state = self.state
         if self.ctx.is_main:
             self.metrics.sync()
-            state = {
-                "step": self.step,
+            saved = {
+                "step": state.step,
                 "optimizer": self.optimizer.state_dict(),
-                "scheduler": {"name": self.config.schedule, "step": self.step},
+                "scheduler": {"name": self.config.schedule, "step": state.step},
                 "running": running,
-                "elapsed_s": self.elapsed + (time.perf_counter() - self.session_start),
-                "train_time_s": self.train_time,
-                "images_seen": self.images_seen,
+                "elapsed_s": state.elapsed + (time.perf_counter() - state.session_start),
+                "train_time_s": state.train_time,
+                "images_seen": state.images_seen,
                 "rng": rng,
             }
-            self.last_good = save_checkpoint(
-                self.ckpt_dir, "last", self.step, model_state(self.model), state, previous=self.last_good
+            state.last_good = save_checkpoint(
+                self.ckpt_dir, "last", state.step, model_state(self.model), saved, previous=state.last_good
             )
             self.emit("checkpoint", {"path": str(self.ckpt_dir)})
         distributed.barrier(self.ctx)
@@ -527,16 +573,16 @@ class _Trainer:
     def _save_best(self, record: dict[str, float]) -> None:
         if self.ctx.is_main:
             save_checkpoint(
-                self.ckpt_dir, "best", self.step, model_state(self.model), None, {"record": record}
+                self.ckpt_dir, "best", self.state.step, model_state(self.model), None, {"record": record}
             )
         distributed.barrier(self.ctx)
 
     # ---------------------------------------------------------------------------------------- metrics
     def _epoch(self) -> float:
-        return _round(self.step / self.steps_per_epoch)
+        return _round(self.schedule.epoch(self.state.step))
 
     def _reduce_running(self) -> torch.Tensor:
-        return distributed.all_reduce_sum(self.ctx, self.running).cpu()
+        return distributed.all_reduce_sum(self.ctx, self.state.running).cpu()
 
     def _check_finite(self, sums: torch.Tensor | None = None) -> None:
         loss_sum = (sums if sums is not None else self._reduce_running())[0].item()
@@ -551,8 +597,8 @@ class _Trainer:
             else "no checkpoint had been written yet"
         )
         message = (
-            f"training diverged: the loss became NaN or Inf by step {self.step} (epoch {self._epoch():.2f}); "
-            f"{kept}. Lower the learning rate (lr={self.config.lr}) or set clip_grad"
+            f"training diverged: the loss became NaN or Inf by step {self.state.step} (epoch "
+            f"{self._epoch():.2f}); {kept}. Lower the learning rate (lr={self.config.lr}) or set clip_grad"
         )
         summary = self._summary("diverged", message)
         raise TrainingDivergedError(message, summary)
@@ -560,17 +606,18 @@ class _Trainer:
     def _train_row(self, lr: float) -> dict[str, Any] | None:
         """The training row since the previous one; ``None`` if every step since then was skipped (its
         streamed batches failed to decode), as there is no loss to report."""
+        state = self.state
         sums = self._reduce_running()
         self._check_finite(sums)
         loss, errors, n = sums.tolist()
         if n == 0:
             return None
-        span_time = self.train_time - self.last_row_time
-        span_images = self.images_seen - self.last_row_images
-        self.last_row_time, self.last_row_images = self.train_time, self.images_seen
-        self.running.zero_()
+        span_time = state.train_time - state.last_row_time
+        span_images = state.images_seen - state.last_row_images
+        state.last_row_time, state.last_row_images = state.train_time, state.images_seen
+        state.running.zero_()
         return {
-            "step": self.step,
+            "step": state.step,
             "epoch": self._epoch(),
             "split": "train",
             "loss": _round(loss / max(n, 1)),
@@ -580,20 +627,21 @@ class _Trainer:
         }
 
     def _evaluate(self, final: bool) -> list[dict[str, Any]]:
+        """One row per evaluated split; ``final`` (the last step): every image."""
         rows = []
-        for name, full in self.eval_loaders.items():
+        for name, full in self.loaders.full.items():
             if name == "test" and self.config.test_at_end and not final:
                 continue
-            loader = full if final else self.partial_loaders.get(name, full)
+            loader = full if final else self.loaders.partial.get(name, full)
             result = evaluate(self.eval_net, loader, self.ctx, self.autocast)
             rows.append(
                 {
-                    "step": self.step,
+                    "step": self.state.step,
                     "epoch": self._epoch(),
                     "split": name,
-                    "loss": _round(result["loss"]),
-                    "error": _round(result["error"]),
-                    "images": result["images"],
+                    "loss": _round(result.loss),
+                    "error": _round(result.error),
+                    "images": result.images,
                 }
             )
         return rows
@@ -603,40 +651,40 @@ class _Trainer:
         val = by_split.get("val")
         if val is None:
             return
-        if self.best is None or val["error"] < self.best["val_error"]:
+        state = self.state
+        if state.best is None or val["error"] < state.best["val_error"]:
             record = {
-                "step": self.step,
+                "step": state.step,
                 "epoch": self._epoch(),
                 "val_loss": val["loss"],
                 "val_error": val["error"],
             }
             if "test" in by_split:
                 record.update(test_loss=by_split["test"]["loss"], test_error=by_split["test"]["error"])
-            self.best = record
+            state.best = record
             self._save_best(record)
 
     # ---------------------------------------------------------------------------------------- summary
     def _failed_images(self) -> list[str]:
         """Distinct image files that failed to decode in this session, in the order first met."""
-        seen = dict.fromkeys(self.failed_everywhere)
-        for loader in (getattr(self, "train_loader", None), *getattr(self, "eval_loaders", {}).values()):
+        seen = dict.fromkeys(self.state.failed_everywhere)
+        for loader in (self.loaders.train, *self.loaders.full.values()):
             seen.update(dict.fromkeys(getattr(loader, "failed", [])))
         return list(seen)
 
     def _summary(self, status: str, message: str = "") -> RunSummary:
-        final = dict(self.final)
-        bundle = self.bundle
+        state, bundle = self.state, self.bundle
         summary = RunSummary(
             run_dir=str(self.run_dir),
             status=status,
-            step=self.step,
-            total_steps=self.total_steps,
+            step=state.step,
+            total_steps=self.schedule.total_steps,
             epoch=self._epoch(),
-            wall_time_s=round(self.elapsed + (time.perf_counter() - self.session_start), 2),
-            train_time_s=round(self.train_time, 2),
-            images_per_s=round(self.images_seen / self.train_time, 1) if self.train_time > 0 else 0.0,
-            final=final,
-            best=self.best,
+            wall_time_s=round(state.elapsed + (time.perf_counter() - state.session_start), 2),
+            train_time_s=round(state.train_time, 2),
+            images_per_s=round(state.images_seen / state.train_time, 1) if state.train_time > 0 else 0.0,
+            final=dict(state.final),
+            best=state.best,
             data={
                 "name": bundle.name,
                 "num_classes": _model_attr(self.model, "num_classes", bundle.num_classes),
@@ -654,21 +702,23 @@ class _Trainer:
             message=message,
         )
         if self.ctx.is_main:
-            write_json(self.run_dir / "summary.json", summary.to_dict())
+            write_json_atomic(self.run_dir / "summary.json", summary.to_dict())
         return summary
 
     # ------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        while self.step < self.total_steps:
-            epoch, start = divmod(self.step, self.steps_per_epoch)
-            for batch in self.train_loader.epoch(epoch, start):
+        state, schedule = self.state, self.schedule
+        while state.step < schedule.total_steps:
+            epoch, start = divmod(state.step, schedule.steps_per_epoch)
+            for batch in self.loaders.train.epoch(epoch, start):
                 yield batch
-                if self.step >= self.total_steps:
+                if state.step >= schedule.total_steps:
                     return
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
-        config = self.config
-        lr = config.lr * lr_factor(config, self.step, self.total_steps, self.steps_per_epoch)
+        """One update at ``schedule.lr_at(step)``; returns (loss, lr)."""
+        config, state = self.config, self.state
+        lr = self.schedule.lr_at(state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.autocast:
@@ -687,17 +737,13 @@ class _Trainer:
         self.optimizer.step()
         with torch.no_grad():
             n = y.numel()
-            self.running[0] += loss.detach().double() * n
-            self.running[1] += (logits.detach().argmax(1) != y).sum()
-            self.running[2] += n
+            state.running[0] += loss.detach().double() * n
+            state.running[1] += (logits.detach().argmax(1) != y).sum()
+            state.running[2] += n
         return loss, lr
 
     def run(self) -> RunSummary:
-        self.session_start = time.perf_counter()
-        self.final: dict[str, float] = {}
-        self._prepare()
-        config, ctx = self.config, self.ctx
-        bundle = self.bundle
+        config, ctx, bundle, state = self.config, self.ctx, self.bundle, self.state
         self.emit(
             "start",
             {
@@ -709,12 +755,12 @@ class _Trainer:
                 "val": len(bundle.val) if bundle.val is not None else 0,
                 "test": len(bundle.test) if bundle.test is not None else 0,
                 "skipped": list(bundle.skipped),
-                "steps_per_epoch": self.steps_per_epoch,
-                "resumed_from": self.step if self.resume else None,
+                "steps_per_epoch": self.schedule.steps_per_epoch,
+                "resumed_from": state.step if self.resume else None,
                 "run_dir": str(self.run_dir),
             },
         )
-        if self.step >= self.total_steps:  # resuming a run that had finished
+        if state.step >= self.schedule.total_steps:  # resuming a run that had finished
             summary = self._summary("completed")
             self.emit("end", summary.to_dict())
             return summary
@@ -726,24 +772,24 @@ class _Trainer:
         except Exception as exc:  # record why the run stopped, then let the caller see the error
             self._summary("failed", f"{type(exc).__name__}: {exc}")
             raise
-        if self.ctx.distributed:  # each rank decoded its own share: count every rank's failures
-            gathered: list[Any] = [None] * self.ctx.world_size
+        if ctx.distributed:  # each rank decoded its own share: count every rank's failures
+            gathered: list[Any] = [None] * ctx.world_size
             torch.distributed.all_gather_object(gathered, self._failed_images())
-            self.failed_everywhere = [path for part in gathered for path in part]
+            state.failed_everywhere = [path for part in gathered for path in part]
         failed = self._failed_images()
-        if failed or self.skipped_steps:
+        if failed or state.skipped_steps:
             empty = (
-                f"; {self.skipped_steps} step(s) had no decodable image and made no update"
-                if self.skipped_steps
+                f"; {state.skipped_steps} step(s) had no decodable image and made no update"
+                if state.skipped_steps
                 else ""
             )
             self.emit(
                 "warning",
-                {"failed": failed, "skipped_steps": self.skipped_steps},
+                {"failed": failed, "skipped_steps": state.skipped_steps},
                 f"{len(failed)} image(s) failed to decode and were skipped{empty}",
             )
         message = (
-            f"interrupted at step {self.step}; resume with --resume {self.run_dir}"
+            f"interrupted at step {state.step}; resume with --resume {self.run_dir}"
             if status == "interrupted"
             else ""
         )
@@ -761,31 +807,30 @@ class _Trainer:
         ranks first agree (one small all-reduce, streamed data only) and skip the update together when any
         rank's share is empty.
         """
-        ctx = self.ctx
+        ctx, state = self.ctx, self.state
         check_every_step = self.device.type == "cpu" and not ctx.distributed
-        streamed = isinstance(self.train_loader, StreamLoader)
+        streamed = isinstance(self.loaders.train, StreamLoader)
         status = "completed"
         self.net.train()
         with _Interrupt() as interrupt:
             step_start = time.perf_counter()
             for x, y in self._batches():
                 if streamed and not self._all_ranks_have_images(y.numel()):
-                    config = self.config
-                    lr = config.lr * lr_factor(config, self.step, self.total_steps, self.steps_per_epoch)
-                    self.skipped_steps += 1
-                    self.step += 1
+                    lr = self.schedule.lr_at(state.step)
+                    state.skipped_steps += 1
+                    state.step += 1
                 else:
                     loss, lr = self._train_step(x, y)
-                    self.step += 1
+                    state.step += 1
                     if check_every_step and not math.isfinite(loss.item()):
                         self._diverged()
-                    self.images_seen += y.numel() * ctx.world_size
-                self.train_time += time.perf_counter() - step_start
+                    state.images_seen += y.numel() * ctx.world_size
+                state.train_time += time.perf_counter() - step_start
                 stop = self._stop_requested(interrupt.requested)
-                if self.callback is not None and self.train_time > 0:
-                    self.emit("step", {"images_per_s": self.images_seen / self.train_time, "lr": lr})
+                if self.callback is not None and state.train_time > 0:
+                    self.emit("step", {"images_per_s": state.images_seen / state.train_time, "lr": lr})
                 self._boundaries(lr, stop)
-                if stop and self.step < self.total_steps:
+                if stop and state.step < self.schedule.total_steps:
                     status = "interrupted"
                     break
                 step_start = time.perf_counter()
@@ -804,29 +849,32 @@ class _Trainer:
         return bool(distributed.all_reduce_sum(self.ctx, flag).item() > 0)
 
     def _boundaries(self, lr: float, stop: bool) -> None:
-        """Rows, evaluation, best and last checkpoints due after the step just taken."""
-        step, last = self.step, self.step >= self.total_steps
+        """The periodic actions due after the step just taken, each asking :func:`due`: the training row,
+        the evaluation (and the best checkpoint), the monitor, the last checkpoint (also on a stop)."""
+        state, schedule = self.state, self.schedule
+        step, total = state.step, schedule.total_steps
         rows: list[dict[str, Any]] = []
-        if step % self.config.log_every == 0 or last:
+        if due(step, schedule.log_every, total):
             row = self._train_row(lr)
             if row is not None:
                 rows.append(row)
+        evaluating = due(step, schedule.eval_every, total)
         eval_rows: list[dict[str, Any]] = []
-        if step % self.eval_every == 0 or last:
+        if evaluating:
             self._check_finite()
-            eval_rows = self._evaluate(final=last)
+            eval_rows = self._evaluate(final=step >= total)
             rows.extend(eval_rows)
         self.metrics.write(rows)
         for row in rows:
-            self.final[f"{row['split']}_loss"] = row["loss"]
-            self.final[f"{row['split']}_error"] = row["error"]
+            state.final[f"{row['split']}_loss"] = row["loss"]
+            state.final[f"{row['split']}_error"] = row["error"]
             self.emit("train" if row["split"] == "train" else "eval", row)
         if eval_rows:
             self._update_best(eval_rows)
-        if self.monitor is not None and (step % self.eval_every == 0 or last):
+        if self.monitor is not None and evaluating:
             # Before the checkpoint: a kill in between repeats this step, and the monitor rewrites its record.
             self.monitor(self.model, step)
-        if step % self.checkpoint_every == 0 or last or stop:
+        if due(step, schedule.checkpoint_every, total) or stop:
             self._check_finite()
             self._save_last()
 
@@ -865,7 +913,7 @@ def evaluate_run(
     if bundle.test is None:
         raise ConfigError(f"{name} has no test split (an image folder needs a test/ subfolder)")
     preflight(model, bundle, config.model)
-    ctx = distributed.DistContext(0, 1, 0, distributed.resolve_device(device), owns_group=False)
+    ctx = distributed.DistContext(0, 1, 0, select_device(device), owns_group=False)
     model = model.to(device=ctx.device, memory_format=torch.channels_last)
     stats = DataBundle(
         name=bundle.name, train=bundle.test, val=None, test=bundle.test, num_classes=bundle.num_classes,
@@ -885,10 +933,10 @@ def evaluate_run(
         "step": pointer.step,
         "data": name,
         "split": "test",
-        "loss": _round(result["loss"]),
-        "error": _round(result["error"]),
-        "accuracy": _round(1 - result["error"]),
-        "images": result["images"],
+        "loss": _round(result.loss),
+        "error": _round(result.error),
+        "accuracy": _round(1 - result.error),
+        "images": result.images,
     }
     MetricsLog(folder / "eval.jsonl", True).write([row])
     return row

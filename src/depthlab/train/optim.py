@@ -1,20 +1,26 @@
-"""Optimizers and learning-rate schedules.
+"""Optimizers, learning-rate schedules, and when periodic actions are due.
 
 A schedule is a pure function of the step: ``lr_factor(config, step, total_steps, steps_per_epoch)``
-multiplies the peak ``lr``. The trainer sets each parameter group's lr from it before every step, so the
-scheduler's whole state is the step counter (saved in every checkpoint).
+multiplies the peak ``lr``, and :meth:`Schedule.lr_at` is the lr itself. The trainer sets each parameter
+group's lr from it before every step, so the scheduler's whole state is the step counter (saved in every
+checkpoint).
+
+Every periodic action of the trainer (a training row, an evaluation, the monitor, a checkpoint) asks one
+rule, :func:`due`: after ``step`` completed steps an action repeated ``every`` steps is due when ``step`` is
+a multiple of ``every``, and every action is due after the last step (big_vision's ``itstime``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from depthlab.train.config import TrainConfig
 
-__all__ = ["build_optimizer", "lr_factor", "parameter_groups"]
+__all__ = ["Schedule", "build_optimizer", "due", "lr_factor", "parameter_groups"]
 
 ONECYCLE_START = 1 / 25  # torch.optim.lr_scheduler.OneCycleLR's default div_factor
 ONECYCLE_WARMUP = 0.25  # fraction of training spent rising when warmup is not given
@@ -64,3 +70,45 @@ def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
     passed = sum(step >= m for m in _milestone_steps(config, total_steps, steps_per_epoch))
     return 0.1**passed
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Whether an action repeated every ``every`` steps is due after ``step`` completed steps of ``total``:
+    at each multiple of ``every``, and always after the last step (so a run ends evaluated and saved)."""
+    return step % every == 0 or step >= total
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A run's length and the periods of its actions, fixed once the training loader is built.
+
+    ``total_steps``: ``config.steps``, else ``config.epochs`` × ``steps_per_epoch``. ``eval_every`` and
+    ``checkpoint_every`` default to one epoch. All in optimizer steps.
+    """
+
+    config: TrainConfig
+    steps_per_epoch: int
+    total_steps: int
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+
+    @classmethod
+    def of(cls, config: TrainConfig, steps_per_epoch: int) -> Schedule:
+        total = config.steps if config.steps is not None else int(config.epochs or 0) * steps_per_epoch
+        return cls(
+            config=config,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total,
+            log_every=config.log_every,
+            eval_every=config.eval_every or steps_per_epoch,
+            checkpoint_every=config.checkpoint_every or steps_per_epoch,
+        )
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of the optimizer step that follows ``step`` completed steps."""
+        return self.config.lr * lr_factor(self.config, step, self.total_steps, self.steps_per_epoch)
+
+    def epoch(self, step: int) -> float:
+        """Epochs done after ``step`` steps (fractional)."""
+        return step / self.steps_per_epoch
