@@ -89,12 +89,14 @@ def test_equal_errors_are_equivalent_only_within_the_stated_bound() -> None:
     f = _findings(result)["train_error:ResNet-56:ResNet-20"]
     assert f.outcome == "equivalent" and "within ±2 points, TOST 90% CI" in f.text
     assert f.numbers["equivalence"]["bound"] == 0.02
+    assert _answers(result)["deeper_resnet"].verdict == "supported"
     assert _answers(result)["shortcuts"].verdict == "supported"
     # The same means with a wide seed spread are not resolved, and not equivalent either.
     wide = _result(resnet56=(0.001, 0.06, 0.0))
     g = _findings(wide)["train_error:ResNet-56:ResNet-20"]
     assert g.outcome == "not resolved" and "not equivalent within ±2 points" in g.text
-    assert _answers(wide)["shortcuts"].verdict == "not resolved"
+    assert _answers(wide)["deeper_resnet"].verdict == "not resolved"
+    assert _answers(wide)["shortcuts"].verdict == "supported"  # ResNet-56 is still far below plain-56
 
 
 def test_test_error_compares_the_deeper_resnet_with_the_shallower() -> None:
@@ -203,6 +205,9 @@ def test_ratios_are_per_element_not_frobenius() -> None:
     f = _findings(_result(diagnostics={"plain56": plain}))["grad_growth:init_bn:plain-56"]
     assert f.numbers["ratio_first_last"] == pytest.approx([5.0, 5.5, 4.5])
     assert f.numbers["gradient_outcome"] == "neither"
+    # Its growth, log10 5 ≈ 0.70 per block over 2 blocks, is inside the bound that compounds to the thresholds'
+    # factor 10 (1.0 per block here): equivalent to no growth, the bound stated.
+    assert f.outcome == "equivalent" and "within ±1.000 log10 per block (a factor 10 over its 2 blocks" in f.text
 
 
 def test_the_last_step_probe_is_not_counted_as_during_training() -> None:

@@ -95,7 +95,8 @@ def test_study_directory_and_results_schema() -> None:
         ]  # the test split only at the end
     assert results["findings"] == [e["text"] for e in results["evidence"]]
     # Every comparison is keyed (for `depthlab replicate`) and filed under a question the study answers.
-    questions = {a["id"] for a in results["answers"]} | {"degradation", "vanishing", "shortcuts", "test_error",
+    questions = {a["id"] for a in results["answers"]} | {"degradation", "vanishing", "shortcuts", "deeper_resnet",
+                                                          "test_error",
                                                           "shattered", "responses"}  # fmt: skip
     for e in results["evidence"]:
         assert e["key"] and e["question"] in questions

@@ -189,6 +189,7 @@ class GradientMeasure:
     growth: Estimate | None
     forward: Estimate | None
     probes: int = 1  # probes per seed behind each value
+    blocks: int = 0  # blocks of the net (the growth's bound compounds over them)
 
     @property
     def outcome(self) -> str:
@@ -232,9 +233,9 @@ def _measure(condition: str, setting: str, readings: Sequence[Sequence[GradientR
         return estimate([statistics.median(getattr(r, field) for r in rs) for rs in seeds])
 
     probes = max((len(rs) for rs in seeds), default=0)
-    return GradientMeasure(
-        condition, setting, per_seed("ratio"), per_seed("growth"), per_seed("forward"), probes
-    )
+    blocks = max((r.blocks for rs in seeds for r in rs), default=0)
+    return GradientMeasure(condition, setting, per_seed("ratio"), per_seed("growth"), per_seed("forward"), probes,
+                           blocks)  # fmt: skip
 
 
 def _stage_ratio(d: Diagnostics) -> float:

@@ -59,6 +59,7 @@ __all__ = [
     "compare_errors",
     "compare_plateau",
     "compare_growth",
+    "growth_bound",
     "growth_vs_zero",
     "compare_responses",
     "compute_findings",
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 # The questions (ids of :mod:`.answers`) findings are grouped under.
-QUESTIONS = ("degradation", "vanishing", "shortcuts", "test_error", "shattered", "responses")
+QUESTIONS = ("degradation", "vanishing", "shortcuts", "deeper_resnet", "test_error", "shattered", "responses")
 
 # Equivalence bounds (TOST): "the same" is said only within these, and the sentence states them.
 ERROR_BOUND = 0.02  # 2 points of error: a tenth of plain-56's degradation in the quick preset
@@ -139,13 +140,21 @@ def compare_plateau(p: Plateau) -> Comparison:
     return Comparison(d, "running training error", "error", equivalence(d, PLATEAU_BOUND))
 
 
+def growth_bound(blocks: int) -> float:
+    """The growth per block (log10) that compounds to the outcome thresholds' factor 10 over ``blocks``
+    blocks: the equivalence bound of "no growth"."""
+    return math.log10(EXPLODE) / max(1, blocks - 1)
+
+
 def growth_vs_zero(m: GradientMeasure) -> Comparison | None:
     """The growth per block toward the input against 0 (no growth): a one-sample t interval over seeds,
-    written as the difference from a condition whose every seed is 0."""
+    written as the difference from a condition whose every seed is 0; equivalent to no growth when the TOST
+    keeps it within :func:`growth_bound` (less than a factor 10 over the whole net)."""
     if m.growth is None:
         return None
     zero = Estimate(tuple(0.0 for _ in m.growth.values))
-    return Comparison(welch(m.condition, m.growth, "no growth", zero), "growth per block", "value")
+    d = welch(m.condition, m.growth, "no growth", zero)
+    return Comparison(d, "growth per block", "value", equivalence(d, growth_bound(m.blocks)))
 
 
 def compare_growth(a: GradientMeasure, b: GradientMeasure) -> Comparison | None:
@@ -199,7 +208,7 @@ def _bound_text(c: Comparison) -> str:
         return f"±{100 * e.bound:.0f} points, TOST 90% CI [{100 * e.ci.low:+.1f}, {100 * e.ci.high:+.1f}]"
     if c.kind == "log":
         return f"a factor {10**e.bound:.2f}, TOST 90% CI [{e.ci.low:+.2f}, {e.ci.high:+.2f}] in log10"
-    return f"±{e.bound:g}, TOST 90% CI [{e.ci.low:+.3f}, {e.ci.high:+.3f}]"
+    return f"±{e.bound:.3f}, TOST 90% CI [{e.ci.low:+.3f}, {e.ci.high:+.3f}]"
 
 
 def comparison_text(c: Comparison, *, expected: str | None = None, paper: str = "He et al.",
@@ -245,7 +254,7 @@ def _errors(result: StudyResult) -> list[Finding]:
             out.append(_plateau_finding(p))
     for residual in (False, True):
         keys = [k for k in ev if k.residual == residual and ev[k].train is not None]
-        question = "shortcuts" if residual else "degradation"
+        question = "deeper_resnet" if residual else "degradation"
         expected = "lower" if residual else "higher"  # Fig. 6: deeper plain nets higher, deeper ResNets lower
         pairs = list(zip(keys, keys[1:], strict=False))
         if len(keys) > 2:
@@ -452,14 +461,22 @@ def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting
         f"growth {_growth_text(m)}"
     )
     outcome = c.outcome
+    bound = growth_bound(m.blocks)
     if outcome == "higher":
-        text += " — resolved: it grows toward the input."
+        text += f" — resolved: it grows toward the input (and is not equivalent to no growth within ±{bound:.3f})."
     elif outcome == "lower":
-        text += " — resolved: it shrinks toward the input."
+        text += f" — resolved: it shrinks toward the input (and is not equivalent to no growth within ±{bound:.3f})."
+    elif outcome == "equivalent":
+        text += (
+            f" — equivalent to no growth within ±{bound:.3f} log10 per block (a factor 10 over its {m.blocks} "
+            f"blocks; TOST 90% CI [{c.equivalence.ci.low:+.3f}, {c.equivalence.ci.high:+.3f}])."
+            if c.equivalence is not None and c.equivalence.ci is not None
+            else f" — equivalent to no growth within ±{bound:.3f} log10 per block."
+        )
     elif outcome == "unknown":
         text += " — unknown (non-finite)."
     else:
-        text += " — the sign of the growth is not resolved."
+        text += f" — not resolved, and not equivalent to no growth within ±{bound:.3f} per block."
     numbers = {**c.numbers(), "ratio_first_last": list(m.ratio.values), "gradient_outcome": m.outcome}
     if m.forward is not None:
         numbers["forward_growth"] = list(m.forward.values)
