@@ -8,6 +8,7 @@ standard library (``depthlab experiment --help`` stays fast); torch is imported 
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICES", "seed_everything", "select_device", "write_json_atomic"]
+__all__ = ["DEVICES", "seed_everything", "select_device", "strict_json", "write_json_atomic"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -41,7 +42,20 @@ def write_json_atomic(path: str | Path, values: Any) -> None:
     atomic-write primitive). Missing parent folders are created."""
     from depthlab.train.checkpoint import atomic_write_text
 
-    atomic_write_text(Path(path), json.dumps(values, indent=1) + "\n")
+    atomic_write_text(Path(path), json.dumps(strict_json(values), indent=1, allow_nan=False) + "\n")
+
+
+def strict_json(values: Any) -> Any:
+    """``values`` with every non-finite float (NaN, ±inf) replaced by ``None``: JSON has no such numbers, and
+    Python's ``NaN``/``Infinity`` extensions are rejected by strict parsers (``jq``, browsers, other
+    languages). A reader sees ``null`` where a diverged run's loss was NaN."""
+    if isinstance(values, float):
+        return values if math.isfinite(values) else None
+    if isinstance(values, dict):
+        return {k: strict_json(v) for k, v in values.items()}
+    if isinstance(values, (list, tuple)):
+        return [strict_json(v) for v in values]
+    return values
 
 
 def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:

@@ -21,9 +21,13 @@ Layout of a study directory::
 Running: every run of the grid is trained (or resumed from its last checkpoint, or skipped when finished)
 by an *executor*: ``local`` runs them one after another in this process; ``ray`` submits each run as a Ray
 task (``pip install depthlab[ray]``) with its CPU/GPU request — the study directory must be on a path every
-node sees, and a failed task is retried from its checkpoint. Ctrl-C stops after the current run's
-checkpoint; running the same command again resumes. results.json is rebuilt from the run directories
-every time (nothing else is stored).
+node sees, and a failed task is retried from its checkpoint. Several processes may work on one study
+directory at once (the same command started N times, on one machine or on machines sharing the file
+system): each run is locked by the process training it (:mod:`depthlab.train.runlock`), a local worker
+trains the runs nobody holds and then waits for the others (taking over any whose holder died), and the
+study-level steps (study.json, ``prepare``, results.json, analyses) run under a study lock, one worker at a
+time. Ctrl-C stops after the current run's checkpoint; running the same command again resumes.
+results.json is rebuilt from the run directories every time (nothing else is stored).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 
 from depthlab.errors import DepthlabError
 from depthlab.report.types import ReportFigure, ReportTable, Section
+from depthlab.runtime import seed_everything, select_device, write_json_atomic
 from depthlab.studies.stats import Estimate, estimate
 from depthlab.train.config import parse_value
 
@@ -67,9 +72,17 @@ __all__ = [
     "train_command",
     "initial_model",
     "EXECUTORS",
+    "HELD",
+    "RunState",
+    "study_status",
+    "PlannedRun",
+    "StepTiming",
+    "StudyPlan",
+    "plan_study",
 ]
 
 FINISHED = ("completed", "diverged")  # a re-run skips these (a diverged run would diverge again)
+HELD = "held"  # run_one(wait=False): another live process is training the run
 EXECUTORS = ("local", "ray")
 
 
@@ -407,7 +420,7 @@ def read_run(run_dir: str | Path, spec: RunSpec | None = None) -> StudyRun:
     curves: dict[str, dict[int, float]] = {}
     images: dict[str, int] = {}
     for r in rows:
-        if "error" in r and "split" in r:
+        if r.get("error") is not None and "split" in r:  # a non-finite error is written as null
             curves.setdefault(r["split"], {})[int(r["step"])] = float(r["error"])
             if "images" in r:
                 images[r["split"]] = int(r["images"])
@@ -634,7 +647,8 @@ Progress = Callable[[str], None]
 
 
 def _check_study_file(
-    root: Path, study: Study, preset: Recipe, seeds: int, overrides: Sequence[str], seed_offset: int = 0
+    root: Path, study: Study, preset: Recipe, seeds: int, overrides: Sequence[str], seed_offset: int = 0,
+    write: bool = True,
 ) -> None:
     path = root / "study.json"
     record = {
@@ -661,19 +675,13 @@ def _check_study_file(
                 f"{root} already holds a study with different settings ({', '.join(diff)}); "
                 f"use another --out, or the same preset and --set values"
             )
-    _write_json(path, record)
+    if write:
+        write_json_atomic(path, record)
 
 
 def write_json(path: Path, values: Any) -> None:
     """Write ``values`` as JSON to ``path`` atomically (a reader never sees half a file)."""
-    _write_json(path, values)
-
-
-def _write_json(path: Path, values: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(values, indent=1) + "\n")
-    tmp.replace(path)
+    write_json_atomic(path, values)
 
 
 def _status(run_dir: Path) -> str:
@@ -683,18 +691,14 @@ def _status(run_dir: Path) -> str:
 
 def initial_model(config: Any, bundle: Any) -> Any:
     """The model a run starts from: seeded and built exactly as :func:`depthlab.train.train` does, so its
-    weights equal the run's step-0 weights (a test checks this against the trainer)."""
-    import random
+    weights equal the run's step-0 weights, warm start included (a test checks this against the trainer)."""
+    from depthlab.train.loop import build_model, warm_start
 
-    import numpy as np
-    import torch
-
-    from depthlab.train.loop import build_model
-
-    random.seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    torch.manual_seed(config.seed)
-    return build_model(config, bundle)
+    seed_everything(config.seed)
+    model = build_model(config, bundle)
+    if config.init_from is not None:
+        warm_start(model, config)
+    return model
 
 
 def diagnostics_batch(preset: Recipe, bundle: Any, device: Any) -> tuple[Any, Any]:
@@ -708,12 +712,6 @@ def diagnostics_batch(preset: Recipe, bundle: Any, device: Any) -> tuple[Any, An
     return next(iter(loader.epoch()))
 
 
-def _device(device: str) -> Any:
-    import torch
-
-    return torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-
-
 def run_one(
     study: Study,
     preset: Recipe,
@@ -723,8 +721,43 @@ def run_one(
     device: str = "auto",
     say: Progress | None = None,
     tag: str = "",
+    wait: bool = True,
+    threads: Any = None,
 ) -> str:
-    """Train (or resume, or skip) one run of the grid with its probes; returns its final status."""
+    """Train (or resume, or skip) one run of the grid with its probes, holding the run's lock
+    (:mod:`depthlab.train.runlock`); returns its final status.
+
+    ``wait``: when another live process holds the run, wait for it (``True``; a holder that dies is taken
+    over) or return :data:`HELD` at once (``False``). ``threads``: a
+    :class:`~depthlab.train.runlock.ThreadShare`; once the run's lock is held, torch takes this process's
+    share of the machine's cores. An error of the environment (full disk, ...) is raised as an
+    :class:`~depthlab.errors.EnvironmentFault` naming the file and the run's last good checkpoint.
+    """
+    from depthlab.train.runlock import acquire_run, environment_errors, took_over_message, try_acquire_run
+
+    say = say or (lambda line: None)
+    tag = tag or spec.name
+    run_dir = root / "runs" / spec.name
+    held = acquire_run(run_dir, wait=True) if wait else try_acquire_run(run_dir)
+    if held is None:
+        return HELD
+    with held, environment_errors(run_dir, held):
+        if held.took_over is not None:
+            say(f"{tag}: warning: {took_over_message(run_dir, held.took_over)}")
+        if threads is not None:
+            import torch
+
+            before = torch.get_num_threads()
+            count, trainers, cores = threads.apply()
+            if count != before:
+                say(f"{tag}: {count} torch thread(s), a share of {cores} cores among {trainers} training processes")
+        return _train_one(study, preset, spec, root, device=device, say=say, tag=tag)
+
+
+def _train_one(
+    study: Study, preset: Recipe, spec: RunSpec, root: Path, *, device: str, say: Progress, tag: str
+) -> str:
+    """The body of :func:`run_one`, under the run's lock."""
     import torch
 
     from depthlab.train import TrainingDivergedError, load_run_model, train
@@ -736,7 +769,7 @@ def run_one(
     diag_path = run_dir / "diagnostics.json"
     diags: dict[str, Any] = _read_json(diag_path) if diag_path.is_file() else {}
     status = _status(run_dir)
-    dev = _device(device)
+    dev = select_device(device)
     bundle = images = labels = None
 
     def batch() -> tuple[Any, Any, Any]:
@@ -760,14 +793,14 @@ def run_one(
         if study_probe is not None and "init" not in diags:
             b, _, _ = batch()
             diags["init"] = probe(initial_model(spec.config, b).to(dev), "init", 0)
-            _write_json(diag_path, diags)
+            write_json_atomic(diag_path, diags)
         resume = (run_dir / "checkpoints" / "last.json").is_file()
         if not resume:
             _clear_unstarted(run_dir)
 
         def monitor(model: Any, step: int) -> None:
             diags.setdefault("steps", {})[str(step)] = probe(model, "step", step)
-            _write_json(diag_path, diags)
+            write_json_atomic(diag_path, diags)
 
         say(f"{tag}: {'resuming' if resume else 'training'} for {spec.config.steps} iterations")
         try:
@@ -787,7 +820,7 @@ def run_one(
     if study_probe is not None and _status(run_dir) == "completed" and "end" not in diags:
         trained = load_run_model(run_dir, "last").to(dev)
         diags["end"] = probe(trained, "end", int(spec.config.steps))
-        _write_json(diag_path, diags)
+        write_json_atomic(diag_path, diags)
     return _status(run_dir)
 
 
@@ -862,27 +895,22 @@ def run_study(
     missing = sorted({s.config.model for s in specs} - set(list_models()))
     if missing:
         raise StudyError(f"the {study.name} study needs models that are not registered: {', '.join(missing)}")
-    _check_study_file(root, study, preset, seeds, overrides, seed_offset)
+    from depthlab.train.runlock import study_lock
 
-    if study.prepare is not None:
-        from depthlab.train.loop import prepare_bundle
+    # Several workers may share the directory: study-level steps run one worker at a time (the first
+    # computes, the others find the result in place), runs are split by their locks.
+    with study_lock(root):
+        _check_study_file(root, study, preset, seeds, overrides, seed_offset)
+        if study.prepare is not None:
+            from depthlab.train.loop import prepare_bundle
 
-        bundle = prepare_bundle(specs[0].config)
-        images, labels = diagnostics_batch(preset, bundle, _device(device))
-        say("study-level analyses at initialisation")
-        study.prepare(preset, root, bundle, images, labels, seed_list(seeds, seed_offset))
+            bundle = prepare_bundle(specs[0].config)
+            images, labels = diagnostics_batch(preset, bundle, select_device(device))
+            say("study-level analyses at initialisation")
+            study.prepare(preset, root, bundle, images, labels, seed_list(seeds, seed_offset))
 
     if executor == "local":
-        interrupted = False
-        for k, spec in enumerate(specs, start=1):
-            status = run_one(
-                study, preset, spec, root, device=device, say=say, tag=f"[{k}/{len(specs)}] {spec.name}"
-            )
-            if status == "interrupted":
-                say("interrupted: run the same command again to resume")
-                interrupted = True
-                break
-        if interrupted:
+        if _run_local(study, preset, specs, root, device=device, say=say) == "interrupted":
             return _write_results(root)
     else:
         from depthlab.studies.executors import run_on_ray
@@ -890,14 +918,281 @@ def run_study(
         run_on_ray(study, preset, specs, root, seeds=seeds, overrides=overrides, device=device,
                    data_dir=data_dir, address=address, say=say, seed_offset=seed_offset)  # fmt: skip
 
-    result = _write_results(root)
-    for name in analyses:
-        say(f"analysis: {name}")
-        study.analyses[name](result)
-    return _write_results(root) if analyses else result
+    with study_lock(root):
+        result = _write_results(root)
+        for name in analyses:
+            say(f"analysis: {name}")
+            study.analyses[name](result)
+        return _write_results(root) if analyses else result
+
+
+WAIT_POLL_S = 1.0  # how often a worker whose remaining runs are all held tries them again
+
+
+def _run_local(study: Study, preset: Recipe, specs: Sequence[RunSpec], root: Path, *, device: str,
+               say: Progress) -> str:  # fmt: skip
+    """The local executor, safe to run as several workers on one directory: train, in grid order, every run
+    nobody holds, skipping held ones; then come back for those, polling until each is finished — by its
+    holder, or by this worker when the holder died (its lock is taken over and the run resumes). Each run
+    takes this process's share of the machine's cores. Returns ``"interrupted"`` (Ctrl-C) or ``"done"``."""
+    import torch
+
+    from depthlab.train.runlock import ThreadShare
+
+    threads = torch.get_num_threads()
+    share = ThreadShare(threads)
+    try:
+        return _work_through(study, preset, specs, root, device=device, say=say, share=share)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, whatever the shares were
+
+
+def _work_through(study: Study, preset: Recipe, specs: Sequence[RunSpec], root: Path, *, device: str,
+                  say: Progress, share: Any) -> str:  # fmt: skip
+    import time
+
+    from depthlab.train.runlock import lock_status
+
+    tags = {s.name: f"[{k}/{len(specs)}] {s.name}" for k, s in enumerate(specs, start=1)}
+    pending, told = list(specs), False
+    while True:
+        held = []
+        for spec in pending:
+            status = run_one(study, preset, spec, root, device=device, say=say, tag=tags[spec.name],
+                             wait=False, threads=share)  # fmt: skip
+            if status == "interrupted":
+                say("interrupted: run the same command again to resume")
+                return "interrupted"
+            if status == HELD:
+                held.append(spec)
+                if not told:
+                    holder = lock_status(root / "runs" / spec.name).holder
+                    who = holder.describe() if holder is not None else "another process"
+                    say(f"{tags[spec.name]}: being trained by {who}; skipped for now")
+        if not held:
+            return "done"
+        if not told:
+            say(f"waiting for {len(held)} run(s) that other workers are training: {', '.join(s.name for s in held)}")
+            told = True
+        time.sleep(WAIT_POLL_S)
+        pending = held
 
 
 def _write_results(root: Path) -> StudyResult:
-    result = read_study(root)
-    _write_json(root / "results.json", results_json(result))
+    """Read the study back and write results.json, under the study lock: with several workers, each
+    writes it when it finishes, one at a time, so the last one to finish leaves it complete."""
+    from depthlab.train.runlock import study_lock
+
+    with study_lock(root):
+        result = read_study(root)
+        write_json_atomic(root / "results.json", results_json(result))
     return result
+
+
+# --------------------------------------------------------------------------------------- status and plan
+@dataclass(frozen=True)
+class RunState:
+    """Where one run of a study stands (:func:`study_status`).
+
+    ``state``: ``done`` (finished: completed or diverged), ``running`` (a live process holds its lock;
+    ``holder`` names it, ``None`` for a holder that left no record) or ``waiting`` (nobody holds it: a worker
+    will take it). ``status``: its summary.json status (``missing`` before it starts). ``step``: the step of
+    its last metrics row; ``checkpoint``: the step of its last good checkpoint (``None``: none).
+    """
+
+    name: str
+    state: str
+    status: str
+    step: int
+    total_steps: int
+    checkpoint: int | None
+    holder: Any = None  # depthlab.train.runlock.Holder
+
+
+def study_status(
+    study: Study,
+    preset: Recipe,
+    out_dir: str | Path,
+    *,
+    seeds: int | None = None,
+    seed_offset: int = 0,
+    data_dir: str | None = None,
+) -> list[RunState]:
+    """Every run of the grid as done, running (by whom) or waiting, read from ``out_dir`` without writing
+    to it. A directory holding another study, or this one with other settings, is a :class:`StudyError`
+    as for :func:`run_study`."""
+    from depthlab.train.rundir import last_good_step
+    from depthlab.train.runlock import lock_status
+
+    seeds = preset.seeds if seeds is None else seeds
+    root = Path(out_dir)
+    if (root / "study.json").is_file():
+        _check_study_file(root, study, preset, seeds, (), seed_offset, write=False)
+    states = []
+    for spec in study.grid(preset, seed_list(seeds, seed_offset), "auto", data_dir):
+        run_dir = root / "runs" / spec.name
+        status = _status(run_dir)
+        holder, state = None, "done"
+        if status not in FINISHED:
+            lock = lock_status(run_dir)
+            state, holder = ("running", lock.holder) if lock.held else ("waiting", None)
+        states.append(RunState(spec.name, state, status, _last_step(run_dir), int(spec.config.steps),
+                               last_good_step(run_dir), holder))  # fmt: skip
+    return states
+
+
+def _last_step(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    for line in reversed(path.read_text().splitlines()):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
+            continue
+    return 0
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a dry run: ``variant`` names its model and options (what a step's cost depends on)."""
+
+    name: str
+    model: str
+    variant: str
+    steps: int
+    batch_size: int
+
+    @property
+    def images(self) -> int:
+        """Images the run trains on: steps × batch (an image seen twice counts twice)."""
+        return self.steps * self.batch_size
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """A variant's training step as measured on this machine: ``timed`` steps after ``warmup``."""
+
+    variant: str
+    batch_size: int
+    seconds_per_step: float
+    device: str
+    precision: str
+    threads: int
+    timed: int
+    warmup: int
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What ``depthlab experiment … --dry-run`` reports: the grid, the images it trains on and an
+    estimate of the time its training steps take here (evaluations, probes and checkpoints not included)."""
+
+    runs: tuple[PlannedRun, ...]
+    timings: Mapping[str, StepTiming]  # by variant
+
+    @property
+    def total_images(self) -> int:
+        return sum(r.images for r in self.runs)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(r.steps for r in self.runs)
+
+    def estimated_seconds(self) -> float:
+        """Σ over runs of steps × the measured seconds per step of the run's variant."""
+        return sum(r.steps * self.timings[r.variant].seconds_per_step for r in self.runs)
+
+
+def _variant(config: Any) -> str:
+    kwargs = dict(config.model_kwargs)
+    return config.model + (f" {json.dumps(kwargs, sort_keys=True)}" if kwargs else "")
+
+
+def plan_study(
+    study: Study,
+    preset: Recipe,
+    *,
+    seeds: int | None = None,
+    seed_offset: int = 0,
+    device: str = "auto",
+    data_dir: str | None = None,
+    timed: int = 3,
+    warmup: int = 1,
+) -> StudyPlan:
+    """The grid of ``study`` under ``preset`` and, for each distinct model variant, ``timed`` training
+    steps measured after ``warmup`` untimed ones on this machine (its device, the run's precision, this
+    process's torch threads). Nothing is written; the dataset is loaded to build the batches."""
+    from depthlab.train.loop import prepare_bundle
+
+    if timed < 1 or warmup < 0:
+        raise StudyError(f"timed must be ≥ 1 and warmup ≥ 0, got timed={timed}, warmup={warmup}")
+    seeds = preset.seeds if seeds is None else seeds
+    specs = study.grid(preset, seed_list(seeds, seed_offset), device, data_dir)
+    runs = tuple(
+        PlannedRun(s.name, s.config.model, _variant(s.config), int(s.config.steps), int(s.config.batch_size))
+        for s in specs
+    )
+    dev = select_device(device)
+    bundles: dict[str, Any] = {}
+    timings: dict[str, StepTiming] = {}
+    for spec in specs:
+        variant = _variant(spec.config)
+        if variant in timings:
+            continue
+        c = spec.config
+        data_key = json.dumps([c.data, c.data_dir, c.image_size, c.val_size, c.train_subset, c.normalize])
+        if data_key not in bundles:
+            bundles[data_key] = prepare_bundle(c)
+        timings[variant] = _time_steps(c, bundles[data_key], dev, variant, timed, warmup)
+    return StudyPlan(runs, timings)
+
+
+def _time_steps(config: Any, bundle: Any, dev: Any, variant: str, timed: int, warmup: int) -> StepTiming:
+    """Seconds per training step of ``config``'s model: forward, loss (with auxiliary heads), backward and
+    the optimizer's update on one training batch, as the trainer does them."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from depthlab.data import make_loader
+    from depthlab.models.base import aux_logits, main_logits
+    from depthlab.train.loop import build_model
+    from depthlab.train.optim import build_optimizer
+    from depthlab.train.precision import autocast, resolve_precision
+
+    precision = resolve_precision(config.precision, dev).used
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = build_model(config, bundle).to(device=dev, memory_format=torch.channels_last).train()
+        optimizer = build_optimizer(model, config)
+        loader = make_loader(bundle, bundle.train, batch_size=config.batch_size, device=dev, train=True,
+                             seed=config.seed)  # fmt: skip
+        x, y = next(iter(loader.epoch(0)))
+
+        def step() -> None:
+            with autocast(precision, dev):
+                out = model(x)
+                loss = F.cross_entropy(main_logits(out).float(), y)
+                if config.aux_weight > 0:
+                    for aux in aux_logits(out):
+                        loss = loss + config.aux_weight * F.cross_entropy(aux.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        for _ in range(warmup):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        start = time.perf_counter()
+        for _ in range(timed):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = (time.perf_counter() - start) / timed
+    return StepTiming(variant, int(config.batch_size), seconds, str(dev), precision, torch.get_num_threads(),
+                      timed, warmup)  # fmt: skip
+
+

@@ -17,6 +17,7 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -29,7 +30,8 @@ from typing import Any
 
 import torch
 
-from depthlab.errors import CheckpointError, MissingFileError, UsageError
+from depthlab.errors import CheckpointError, DepthlabError, EnvironmentFault, MissingFileError, UsageError
+from depthlab.runtime import strict_json
 from depthlab.train.checkpoint import atomic_write_text, fit_weights, load_pointer, load_weights
 from depthlab.train.config import ConfigError, TrainConfig, config_from_dict
 
@@ -44,6 +46,11 @@ __all__ = [
     "load_run_config",
     "read_run_json",
     "STATUSES",
+    "ENVIRONMENT_ERRNOS",
+    "environment_cause",
+    "environment_fault",
+    "environment_message",
+    "last_good_step",
 ]
 
 STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
@@ -66,6 +73,8 @@ class RunSummary:
     best: dict[str, float] | None = None
     data: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    # A warm start (TrainConfig.init_from): source, step, tensors_copied, tensors_total, copied (names).
+    warm_start: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,7 +85,7 @@ class RunSummary:
 
 
 def write_json(path: Path, values: Any) -> None:
-    atomic_write_text(path, json.dumps(values, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(strict_json(values), indent=1, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -104,11 +113,24 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append ``rows``: all of them or, when the OS refuses (a full disk), none — the file is cut back
+        to its length before the call, so every row written earlier stays and no torn row is left."""
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        data = "".join(json.dumps(strict_json(row), allow_nan=False) + "\n" for row in rows).encode("utf-8")
+        # Opened even with nothing to write: in a deleted run directory this fails instead of training on.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.fstat(fd).st_size
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                os.ftruncate(fd, start)
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        finally:
+            os.close(fd)
 
     def sync(self) -> None:
         if self.enabled and self.path.exists():
@@ -265,3 +287,122 @@ def load_run_model(run_dir: str | os.PathLike[str], checkpoint: str = "last") ->
     weights, _ = load_weights(path, named_by=f"{checkpoint}.json")
     fit_weights(model, weights, path, f"{config.model} ({num_classes} classes, {in_channels} channels)")
     return model.eval()
+
+
+# -------------------------------------------------------------------------------- errors of the environment
+# OSErrors that describe the machine, not the input and not a bug: a full disk or quota, permission denied,
+# a read-only file system. (A deleted run directory is the fourth case; it shows as ENOENT, recognised by
+# the run directory being gone.)
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def environment_cause(exc: BaseException, *, deleted: bool = False) -> OSError | None:
+    """The OSError of the environment behind ``exc``, or ``None`` when ``exc`` is something else.
+
+    ``exc`` must itself be an :class:`OSError` (a depthlab input error that mentions one, such as an
+    unreadable checkpoint, stays what it is). Its chain is read as failures: an exception raised while
+    handling another (``__context__``) is a later failure — a trainer that fails to write a checkpoint on a
+    full disk then fails to write its summary too — and the earliest one is reported; ``raise … from``
+    (``__cause__``) restates the same failure, and the outermost statement is kept (it names the file).
+    ``deleted``: the run directory is known to be gone, so "no such file or directory" counts too.
+    """
+    if not isinstance(exc, OSError) or (
+        isinstance(exc, DepthlabError) and not isinstance(exc, EnvironmentFault)
+    ):
+        return None
+    failures: list[list[BaseException]] = [[]]
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        failures[-1].append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+            continue
+        current = None if current.__suppress_context__ else current.__context__
+        failures.append([])
+    for failure in reversed(failures):  # the earliest failure first
+        for candidate in failure:  # its outermost statement first
+            if isinstance(candidate, OSError) and not isinstance(candidate, EnvironmentFault):
+                if candidate.errno in ENVIRONMENT_ERRNOS or (deleted and candidate.errno == errno.ENOENT):
+                    return candidate
+    return None
+
+
+def last_good_step(run_dir: Path) -> int | None:
+    """The step of the checkpoint ``last.json`` names (``None``: none, or a pointer that cannot be read)."""
+    try:
+        pointer = load_pointer(run_dir / "checkpoints", "last")
+    except (CheckpointError, OSError):
+        return None
+    return pointer.step if pointer is not None else None
+
+
+def _remedy(code: int | None, where: str) -> str:
+    if code == errno.ENOSPC:
+        return f"free space on the file system of {where}"
+    if code == errno.EDQUOT:
+        return f"free space, or raise your disk quota, for {where}"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"give this user write access to {where} (or use another directory)"
+    if code == errno.EROFS:
+        return f"{where} is on a read-only file system: remount it read-write (or use another directory)"
+    return f"check {where}"
+
+
+def environment_message(
+    cause: OSError,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    step: int | None = None,
+    deleted: bool = False,
+    command: str | None = None,
+) -> str:
+    """One line: the file, what the OS said, and what to do.
+
+    Without ``run_dir``: "run the command again". With it (a run was being trained): ``command`` is what
+    continues it — by default ``depthlab train --resume RUN_DIR``; a study passes its own command, which
+    resumes (or restarts) the run itself — and ``step`` the last good checkpoint it continues from.
+    """
+    filename = cause.filename if cause.filename is not None else "(a file the OS did not name)"
+    said = f"{filename}: {cause.strerror or os.strerror(cause.errno or 0)}"
+    if run_dir is None:
+        where = str(Path(str(filename)).parent) if cause.filename is not None else "the output directory"
+        return f"{said}; {_remedy(cause.errno, where)}, then run the command again"
+    run = Path(run_dir)
+    if deleted:
+        again = (
+            f"run `{command}` again: it trains {run.name} from the start"
+            if command
+            else f"start the run again with --out {run}"
+        )
+        return f"{run}: the run directory was deleted while it was being trained ({said}); its checkpoints went with it: {again}"
+    remedy = _remedy(cause.errno, str(run))
+    if step is not None:
+        if command:
+            return f"{said}; {remedy} and run `{command}` again: it resumes {run.name} from its last good checkpoint, step {step}"
+        return f"{said}; {remedy} and run `depthlab train --resume {run}`; the last good checkpoint is step {step}"
+    if command:
+        return f"{said}; {remedy} and run `{command}` again: it starts {run.name} over (it had no checkpoint yet)"
+    if (run / "config.json").is_file():
+        return f"{said}; {remedy}, then remove {run} and start the run again (it had no checkpoint yet)"
+    return f"{said}; {remedy}, then run the command again (the run had not started)"
+
+
+def environment_fault(
+    exc: BaseException, run_dir: str | os.PathLike[str], *, deleted: bool = False, command: str | None = None
+) -> EnvironmentFault | None:
+    """``exc`` as an :class:`EnvironmentFault` of training ``run_dir`` (see :func:`environment_message`),
+    or ``None`` when it is not an error of the environment."""
+    if isinstance(exc, EnvironmentFault):  # reworded for another command
+        cause: OSError | None = exc
+        deleted = deleted or exc.deleted
+    else:
+        cause = environment_cause(exc, deleted=deleted)
+    if cause is None:
+        return None
+    folder = Path(run_dir)
+    step = None if deleted else last_good_step(folder)
+    message = environment_message(cause, run_dir=folder, step=step, deleted=deleted, command=command)
+    return EnvironmentFault(message, errno=cause.errno, strerror=cause.strerror, filename=cause.filename,
+                            run_dir=str(folder), step=step, deleted=deleted)  # fmt: skip
