@@ -450,10 +450,11 @@ def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting
     c = growth_vs_zero(m)
     if c is None or m.ratio is None:
         return None
+    seeds = m.ratio.seeds
     per_seed = (
-        f"per seed the median of {m.probes} probe{'s' if m.probes != 1 else ''} before the last step"
+        f"{seeds} seeds, per seed the median of {m.probes} probe{'s' if m.probes != 1 else ''} before the last step"
         if moment == "during"
-        else "one value per seed"
+        else f"one value per seed, {seeds} seeds"
     )
     text = (
         f"{setting_text}, {m.condition}'s per-element (RMS) gradient at the first block's output is "
@@ -519,7 +520,7 @@ def _gradients(result: StudyResult) -> list[Finding]:
             Finding(
                 f"The effective step ‖∂L/∂W‖/‖W‖ of {plain.label}'s first stage is "
                 f"{', '.join(sci(v) for v in s.values)}× that of its last stage at initialisation (one value per "
-                "seed; with BN this, not ‖∂L/∂W‖, is how far an SGD step moves a layer).",
+                f"seed, {s.seeds} seeds; with BN this, not ‖∂L/∂W‖, is how far an SGD step moves a layer).",
                 "gradient",
                 "init",
                 {"init": list(s.values)},
@@ -536,7 +537,7 @@ def _forward_finding(g: GradientEvidence, nb: Estimate, bn: Estimate) -> Finding
     return Finding(
         f"Forward signal at initialisation, {g.init_bn.condition}: the per-element (RMS) signal at the last block's "
         f"output is {', '.join(sci(v) for v in nb.values)}× that at the first {NO_BN_TWIN} (with BN: "
-        f"{', '.join(sci(v) for v in bn.values)}×; one value per seed).",
+        f"{', '.join(sci(v) for v in bn.values)}×; one value per seed, {nb.seeds} seeds).",
         "gradient",
         "init",
         {"forward_growth_no_bn": list(nb.values), "forward_growth_bn": list(bn.values)},
@@ -556,8 +557,10 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
     numbers = {"outcomes": outcomes, "init_ratio": list(g.init_bn.ratio.values),
                "during_ratio": list(g.during_bn.ratio.values) if g.during_bn.ratio else []}  # fmt: skip
     name = g.init_bn.condition
-    states = f"{outcomes['init']} at initialisation" + (
-        f" and {outcomes['during']} during training" if during else ""
+    states = (
+        f"{outcomes['init']} at initialisation"
+        + (f" and {outcomes['during']} during training" if during else "")
+        + f", {g.init_bn.ratio.seeds} seeds"
     )
     if deg is None or deg.comparison.outcome != "higher":
         text = (
