@@ -3,28 +3,36 @@
 Each command group lives in its own module exposing ``add_parser(subparsers)``; a command's ``func(args)``
 returns the exit code.
 
-Exit codes: 0 success; 2 an error caused by the user's input — a :class:`~depthlab.errors.DepthlabError`
-raised where the input is validated, or an operating-system refusal on a named path (permission denied,
-disk full, read-only file system) — printed as one line on stderr; 1 anything else, which is a bug in
-depthlab: its traceback is printed, followed by a line asking to report it; 130 Ctrl-C.
+Exit codes:
+
+* 0 — success;
+* 2 — an error caused by the user's input: a :class:`~depthlab.errors.DepthlabError` raised where the input
+  is validated (including a run another process is training, :class:`~depthlab.errors.RunHeldError`),
+  printed as one line on stderr;
+* 3 — an error of the environment: the operating system refused a file operation (disk full or over
+  quota, permission denied, read-only file system, a run directory deleted while training): one line
+  naming the file, what the OS said and what to do (:class:`~depthlab.errors.EnvironmentFault`, or any
+  :class:`OSError` with one of those errnos);
+* 1 — anything else, which is a bug in depthlab: its traceback is printed, followed by a line asking to
+  report it;
+* 130 — Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
 
 from depthlab import __version__
-from depthlab.errors import DepthlabError
+from depthlab.errors import DepthlabError, EnvironmentFault
 
 # Command-group modules, in the order their commands appear in --help.
 COMMAND_MODULES = ("models", "analysis", "train", "study", "why")
-# OSErrors that describe the user's environment, not a bug: shown as one line when they name a path.
-ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+EXIT_BUG, EXIT_INPUT, EXIT_ENVIRONMENT = 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def error(message: str) -> int:
+def error(message: str, code: int = EXIT_INPUT) -> int:
     print(f"depthlab: error: {message}", file=sys.stderr)
-    return 2
+    return code
+
+
+def environment_error(exc: OSError, argv: Sequence[str], command: str) -> str:
+    """The one line of an error of the environment. A fault met while training a run says how to continue
+    it; for any command but ``train`` that is the command as typed (it resumes the run itself)."""
+    from depthlab.train.rundir import environment_message
+
+    if isinstance(exc, EnvironmentFault):
+        if command == "train" or exc.run_dir is None:
+            return one_line(exc)
+        again = shlex.join(["depthlab", *argv])
+        return environment_message(
+            exc, run_dir=exc.run_dir, step=exc.step, deleted=exc.deleted, command=again
+        )
+    return environment_message(exc)
 
 
 def one_line(exc: BaseException) -> str:
@@ -64,14 +87,20 @@ def bug(exc: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except EnvironmentFault as exc:
+        return error(environment_error(exc, argv, args.command), EXIT_ENVIRONMENT)
     except DepthlabError as exc:
         return error(one_line(exc))
     except OSError as exc:
-        if exc.filename is not None and exc.errno in ENVIRONMENT_ERRNOS:
-            return error(f"{exc.filename}: {exc.strerror}")
+        from depthlab.train.rundir import environment_cause
+
+        cause = environment_cause(exc)
+        if cause is not None:
+            return error(environment_error(cause, argv, args.command), EXIT_ENVIRONMENT)
         if isinstance(exc, BrokenPipeError):
             # `depthlab compare --json | head`: the reader left; silence the flush at exit too.
             sys.stdout = None  # type: ignore[assignment]

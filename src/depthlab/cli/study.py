@@ -41,7 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "experiment",
         help="run a declared study (" + ", ".join(list_studies()) + ")",
         description="Train every run of the study's grid in its own run directory (re-running skips finished "
-        "runs and resumes unfinished ones), then write results.json with computed findings.",
+        "runs and resumes unfinished ones), then write results.json with computed findings. The same command "
+        "started several times on one directory (on one machine, or on machines sharing the file system) "
+        "splits the grid: each run is locked by the worker training it.",
     )
     p.add_argument("study", choices=list_studies(), help="the study to run")
     p.add_argument("--preset", default="quick", help="budget: quick, standard, paper, … (default: quick)")
@@ -72,6 +74,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="",
         metavar="A,B",
         help="after training, run these analyses on the study's runs (e.g. lesion,landscape,attribute)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--status",
+        action="store_true",
+        help="list each run of the study directory as done, running (host and pid of its worker) or waiting",
+    )
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the grid, the images it trains on and an estimated wall time from a few timed steps of "
+        "each model on this machine; trains nothing",
     )
     p.set_defaults(func=run_experiment)
 
@@ -170,6 +184,10 @@ def run_experiment(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]{study.title}[/bold], preset {preset.name}: {preset.describe()}\nstudy directory: {out}"
     )
+    if args.status:
+        return print_status(console, study, preset, out, args)
+    if args.dry_run:
+        return print_plan(console, study, preset, args)
     analyses = [a.strip() for a in args.analyses.split(",") if a.strip()]
     result = run_study(
         study,
@@ -219,6 +237,79 @@ def grouped_findings(result: Any) -> list[tuple[str, list[Any]]]:
     from depthlab.report.answers import group_findings
 
     return group_findings(result.answers, result.findings)
+
+
+def print_status(console: Console, study: Any, preset: Any, out: Path, args: argparse.Namespace) -> int:
+    """``--status``: one line per run — done, running (its worker and heartbeat) or waiting — then the counts.
+    Plain lines, not a table: a worker's description is long and a table would wrap it."""
+    import time
+
+    from depthlab.studies.engine import study_status
+
+    states = study_status(study, preset, out, seeds=args.seeds, seed_offset=args.seed_offset,
+                          data_dir=args.data_dir)  # fmt: skip
+    width = max(len(s.name) for s in states)
+    now = time.time()
+    for s in states:
+        state = f"done ({s.status})" if s.state == "done" else s.state
+        where = f"step {s.step}/{s.total_steps}" + (f", checkpoint at {s.checkpoint}" if s.checkpoint else "")
+        worker = ""
+        if s.state == "running":
+            worker = (
+                f"  by {s.holder.describe()}, heartbeat {now - s.holder.heartbeat:.0f} s ago"
+                if s.holder is not None
+                else "  by a process that left no record"
+            )
+        print(f"{s.name:<{width}}  {state:<16}  {where}{worker}")
+    counts = {k: sum(s.state == k for s in states) for k in ("done", "running", "waiting")}
+    results = out / "results.json"
+    written = ""
+    if results.is_file():
+        written = f"; results.json written {time.strftime('%Y-%m-%d %H:%M', time.localtime(results.stat().st_mtime))}"
+    print(", ".join(f"{n} {k}" for k, n in counts.items()) + written)
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespace) -> int:
+    """``--dry-run``: the grid, the images it trains on, and the estimated time of its training steps."""
+    from depthlab.studies.engine import plan_study
+
+    plan = plan_study(study, preset, seeds=args.seeds, seed_offset=args.seed_offset, device=args.device,
+                      data_dir=args.data_dir)  # fmt: skip
+    table = Table(title=f"the grid: {len(plan.runs)} runs")
+    for col in ("run", "model", "steps", "batch", "images"):
+        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+    for r in plan.runs:
+        table.add_row(r.name, r.variant, f"{r.steps:,}", str(r.batch_size), f"{r.images:,}")
+    console.print(table)
+    console.print(
+        f"{len(plan.runs)} runs, {plan.total_steps:,} training steps, {plan.total_images:,} training images "
+        f"(steps × batch, summed over runs)",
+        highlight=False,
+    )
+    timing = Table(title="measured training step (this machine)")
+    for col in ("model", "ms / step", "images / s", "device", "precision", "threads"):
+        timing.add_column(col, justify="left" if col == "model" else "right")
+    for t in plan.timings.values():
+        timing.add_row(t.variant, f"{1000 * t.seconds_per_step:.1f}", f"{t.batch_size / t.seconds_per_step:,.0f}",
+                       t.device, t.precision, str(t.threads))  # fmt: skip
+    console.print(timing)
+    first = next(iter(plan.timings.values()))
+    console.print(
+        f"estimated wall time of the training steps: ~{_duration(plan.estimated_seconds())} — an estimate "
+        f"from {first.timed} timed steps of each model after {first.warmup} warm-up, in one process here; "
+        f"evaluations, probes and checkpoints come on top, and other work on the machine slows it down",
+        highlight=False,
+    )
+    return 0
 
 
 # --------------------------------------------------------------------------------------------- report

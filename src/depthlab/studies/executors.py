@@ -21,7 +21,8 @@ Contract:
   checkpointed. A run that the trainer stopped early (status ``interrupted``, e.g. the worker got SIGINT)
   raises :class:`RunNotFinished` so it is retried the same way.
 * The study directory must be on a path every node sees (a shared filesystem); each task writes only its
-  own ``runs/NAME`` directory.
+  own ``runs/NAME`` directory, holding its lock (``run_one``): a run that another process trains — a
+  local ``depthlab experiment`` worker on the same directory — is waited for, then skipped or resumed.
 * Ctrl-C in the driver cancels the outstanding tasks (each stops at its next step with a checkpoint);
   running the same command again resumes.
 * Without a running cluster (``address=None``) a local Ray instance is started and stopped again; its

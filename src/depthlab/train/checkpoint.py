@@ -24,6 +24,8 @@ state, weights of a different model, a pointer that is not valid JSON), and read
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -80,20 +82,31 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` through ``write(binary file)`` via a temporary file in the same directory."""
+    """Write ``path`` through ``write(binary file)`` via a temporary file in the same directory.
+
+    On any failure the temporary file is removed and ``path`` is left as it was. An :class:`OSError` of
+    the file system (a full disk, a read-only file system, ...) is raised again naming ``path``: a failed
+    ``write()`` or ``fsync()`` names no file, and the temporary name means nothing to a reader.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; run directories are meant to be shared
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):  # e.g. the directory itself was deleted
+                os.unlink(tmp)
     _fsync_dir(path.parent)
 
 
@@ -175,23 +188,40 @@ def save_checkpoint(
     checkpoint known to be good, kept as the fallback of a resume (ignored unless older than ``step``).
     Returns the new pointer.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    # A run directory deleted under the trainer must not come back holding a lone checkpoint: its
+    # config.json, written when the run started, is the sign that the directory is still the run's.
+    if not (folder.parent / "config.json").is_file():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(folder.parent / "config.json"))
+    folder.mkdir(exist_ok=True)
     base = _name(step, "step" if kind == "last" else kind)
     weights_file = f"{base}.safetensors"
     blob = save_safetensors(weights, metadata={"step": str(step)})
-    atomic_write(folder / weights_file, lambda f: f.write(blob))
-    state_file = None
-    if trainer_state is not None:
-        state_file = f"{base}.state.pt"
-        atomic_write(folder / state_file, lambda f: torch.save(trainer_state, f))
+    state_file = f"{base}.state.pt" if trainer_state is not None else None
+    # Serialised before any file is opened, so the only thing that can fail on disk is a plain write.
+    state_blob = _torch_bytes(trainer_state) if trainer_state is not None else b""
     if previous is not None and (kind != "last" or previous.step >= step):
         previous = None
     if previous is not None:
         previous = Pointer(previous.step, previous.weights, previous.state, {})
     pointer = Pointer(step, weights_file, state_file, dict(extra or {}), previous)
-    atomic_write_text(folder / f"{kind}.json", json.dumps(pointer.to_dict(), indent=1) + "\n")
+    try:
+        atomic_write(folder / weights_file, lambda f: f.write(blob))
+        if state_file is not None:
+            atomic_write(folder / state_file, lambda f: f.write(state_blob))
+        atomic_write_text(folder / f"{kind}.json", json.dumps(pointer.to_dict(), indent=1) + "\n")
+    except BaseException:
+        # The pointer still names the previous checkpoint; files of this one that made it to disk go.
+        with contextlib.suppress(OSError):
+            prune(folder)
+        raise
     prune(folder)
     return pointer
+
+
+def _torch_bytes(values: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(values, buffer)
+    return buffer.getvalue()
 
 
 def prune(folder: Path) -> None:
