@@ -312,8 +312,16 @@ def run_train(args: argparse.Namespace) -> int:
         for c in callbacks:
             c(event)
 
+    from depthlab.train.runlock import guard_run
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
     try:
-        summary = train(config, out, resume=bool(args.resume), callback=callback)
+        # The run's lock (one trainer per run directory; rank 0 holds it for all ranks), and errors of the
+        # environment (a full disk, ...) as one line that names the last good checkpoint.
+        with guard_run(out, lock=is_main, warn=warn):
+            summary = train(config, out, resume=bool(args.resume), callback=callback)
     finally:
         for c in callbacks:
             if hasattr(c, "close"):
