@@ -347,3 +347,28 @@ def test_tiny_study_end_to_end_and_report() -> None:
     assert report.figures == ("Final error vs depth, without and with batch norm, beside VGG Table 3",
                               "Training error vs iterations")  # fmt: skip
     assert "Final error by configuration" in report.html
+
+
+@pytest.mark.slow
+def test_warm_start_copies_the_papers_layers_from_a_of_the_same_seed(tmp_path: Path) -> None:
+    """--set warm_start=true: D starts from A's run of the same seed (a path inside the study directory),
+    copying exactly A's first four convs and the head (the paper's §3.1), nothing else."""
+    import fnmatch
+
+    from depthlab.train import load_run_model
+    from studies import TINY_VGG, run_tiny
+
+    overrides = [
+        *[o for o in TINY_VGG if not o.startswith(("plain=", "bn="))],
+        "plain=A,D",
+        "bn=A",
+        "warm_start=true",
+    ]
+    root, _ = run_tiny("vgg-depth", overrides, tmp_path / "study")
+    summary = json.loads((root / "runs" / "vgg16-s0" / "summary.json").read_text())
+    record = summary["warm_start"]
+    assert Path(record["source"]) == root / "runs" / "vgg11-s0" and record["step"] == 4
+    a = load_run_model(root / "runs" / "vgg11-s0", "last").state_dict()
+    expected = {n for n in a if any(fnmatch.fnmatchcase(n, p) for p in WARM_LAYERS)}
+    assert set(record["copied"]) == expected and "stages.3.conv4_1.conv.weight" not in expected
+    assert json.loads((root / "runs" / "vgg11-s0" / "summary.json").read_text()).get("warm_start") is None

@@ -754,6 +754,15 @@ def run_one(
         return _train_one(study, preset, spec, root, device=device, say=say, tag=tag)
 
 
+def _in_study(spec: RunSpec, root: Path) -> RunSpec:
+    """``spec`` with a relative warm-start source (``config.init_from``) resolved inside the study directory:
+    a grid names another run of its study as ``runs/NAME`` (it does not know where the directory is)."""
+    source = getattr(spec.config, "init_from", None)
+    if source is None or Path(source).is_absolute():
+        return spec
+    return dataclasses.replace(spec, config=dataclasses.replace(spec.config, init_from=str(root / source)))
+
+
 def _train_one(
     study: Study, preset: Recipe, spec: RunSpec, root: Path, *, device: str, say: Progress, tag: str
 ) -> str:
@@ -762,6 +771,8 @@ def _train_one(
 
     from depthlab.train import TrainingDivergedError, load_run_model, train
     from depthlab.train.loop import prepare_bundle
+
+    spec = _in_study(spec, root)
 
     say = say or (lambda line: None)
     tag = tag or spec.name
