@@ -207,7 +207,9 @@ def test_ratios_are_per_element_not_frobenius() -> None:
     assert f.numbers["gradient_outcome"] == "neither"
     # Its growth, log10 5 ≈ 0.70 per block over 2 blocks, is inside the bound that compounds to the thresholds'
     # factor 10 (1.0 per block here): equivalent to no growth, the bound stated.
-    assert f.outcome == "equivalent" and "within ±1.000 log10 per block (a factor 10 over its 2 blocks" in f.text
+    assert (
+        f.outcome == "equivalent" and "within ±1.000 log10 per block (a factor 10 over its 2 blocks" in f.text
+    )
 
 
 def test_the_last_step_probe_is_not_counted_as_during_training() -> None:
@@ -235,7 +237,9 @@ def test_non_finite_gradients_give_unknown_never_a_verdict() -> None:
         ([0.05, 0.02, 0.03], "vanishing"),
         ([1e3, 2e4, 5e3], "exploding"),
         ([0.5, 2.0, 1.0], "neither"),
-        ([0.05, 0.5, 0.2], "not resolved"),  # the interval straddles the vanishing threshold
+        ([0.05, 0.5, 0.2], "not exploding"),  # the interval straddles the vanishing threshold only
+        ([1.1, 8.45, 3.74], "not vanishing"),  # … the exploding threshold only (the quick run's plain-56)
+        ([0.01, 50.0, 1.0], "not resolved"),  # … both
         ([0.01], "not resolved"),  # one seed: no interval
         ([float("nan"), 1.0, 1.0], "unknown"),
         ([float("inf"), 1.0, 1.0], "unknown"),

@@ -10,13 +10,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthlab.report.format import difference_ci
+from depthlab.studies.degradation.findings import NOT_VANISHING
 from depthlab.studies.engine import Answer, Finding, StudyResult
 
 __all__ = ["answers"]
 
 
-def _line(f: Finding | None, scale: float = 100.0, unit: str = "points", digits: int = 1) -> str:
-    """ "a − b +x.x points, 95% CI [a, b] (outcome, n seeds)" from a comparison finding's numbers."""
+def _line(
+    f: Finding | None, scale: float = 100.0, unit: str = "points", digits: int = 1, log: bool = False
+) -> str:
+    """ "a x vs b y: +d points, 95% CI [l, h] (outcome, n seeds each; McNemar p)" from a comparison finding's
+    numbers (``scale`` 100: fractions written as percentages and points)."""
     if f is None:
         return ""
     n = f.numbers
@@ -25,7 +29,18 @@ def _line(f: Finding | None, scale: float = 100.0, unit: str = "points", digits:
     seeds = f"{a} seeds each" if a == b else f"{a} and {b} seeds"
     text = difference_ci(float(n["difference"]), ci.get("low"), ci.get("high"), scale=scale, unit=unit,
                          digits=digits)  # fmt: skip
-    return f"{n['a']} − {n['b']}: {text.removeprefix('difference ')} ({f.outcome}, {seeds})"
+
+    def value(x: float) -> str:
+        if log:  # the comparison is of log10 values: write the geometric means
+            return f"{10**x:.3g}"
+        return f"{scale * x:.{digits}f}%" if scale == 100.0 else f"{x:.{max(digits, 2)}f}"
+
+    test = n.get("paired_test")
+    mcnemar = (f"; McNemar p = {test['p']:.2g}" if test["p"] > 0 else "; McNemar p < 1e-300") if test else ""
+    return (
+        f"{n['a']} {value(float(n['a_mean']))} vs {n['b']} {value(float(n['b_mean']))}: "
+        f"{text.removeprefix('difference ')} ({f.outcome}, {seeds}{mcnemar})"
+    )
 
 
 def _by_key(findings: Sequence[Finding]) -> Mapping[str, Finding]:
@@ -79,16 +94,11 @@ def _vanishing(by: Mapping[str, Finding]) -> Answer | None:
     outcomes: dict[str, Any] = dict(verdict_f.numbers.get("outcomes", {}))
     known = [o for o in outcomes.values() if o is not None]
     deg = _deepest_pair(by, "train_error", "plain", "plain")
-    if (
-        deg is None
-        or deg.outcome != "higher"
-        or not known
-        or any(o in ("unknown", "not resolved") for o in known)
-    ):
-        verdict = "not resolved"
+    if deg is None or deg.outcome != "higher" or not known:
+        verdict = "not resolved"  # no degradation (or no gradient measured) to explain
     elif all(o == "vanishing" for o in known):
         verdict = "supported"
-    elif not any(o == "vanishing" for o in known):
+    elif all(o in NOT_VANISHING for o in known):
         verdict = "contradicted"
     else:
         verdict = "not resolved"
@@ -171,7 +181,7 @@ def _responses(by: Mapping[str, Finding]) -> Answer | None:
     f = _deepest_pair(by, "response", "ResNet", "plain")
     if f is None:
         return None
-    numbers = _line(f, scale=1.0, unit="in log10", digits=2)
+    numbers = _line(f, scale=1.0, unit="in log10", digits=2, log=True)
     return Answer("responses", "Do residual layers respond more weakly than plain ones after training (Fig. 7)?",
                   _verdict(f.outcome, "lower"), numbers,
                   "He et al. 2015 (Fig. 7): yes — ResNets' layer responses have smaller std than plain nets'",

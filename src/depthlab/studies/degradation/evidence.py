@@ -5,9 +5,12 @@ dataclasses, one value per seed (an :class:`~depthlab.studies.stats.Estimate`) w
 
 Gradient outcomes (this study's thresholds): the per-element first/last block gradient ratio r is
 ``vanishing`` when the 95% t interval of the mean log10 r over seeds lies below log10 :data:`VANISH`,
-``exploding`` when it lies above log10 :data:`EXPLODE`, ``neither`` when it lies between them, ``not
-resolved`` when it straddles a threshold (or there is one seed, so no interval), and ``unknown`` when any
-seed's ratio is non-finite or not positive — non-finite evidence never gives an outcome.
+``exploding`` when it lies above log10 :data:`EXPLODE`, ``neither`` when it lies between them; when it
+straddles one threshold only, ``not vanishing`` (above log10 VANISH, straddling log10 EXPLODE) or ``not
+exploding`` (below log10 EXPLODE, straddling log10 VANISH) — what the vanishing-gradient question needs is
+resolved even when the rest is not; ``not resolved`` when it straddles both (or there is one seed, so no
+interval), and ``unknown`` when any seed's ratio is non-finite or not positive — non-finite evidence never
+gives an outcome.
 """
 
 from __future__ import annotations
@@ -51,7 +54,15 @@ __all__ = [
 
 VANISH = 0.1  # a first/last per-element gradient ratio below this is "vanishing"
 EXPLODE = 10.0  # above this "exploding": the gradient grows toward the input
-GRADIENT_OUTCOMES = ("vanishing", "exploding", "neither", "not resolved", "unknown")
+GRADIENT_OUTCOMES = (
+    "vanishing",
+    "exploding",
+    "neither",
+    "not vanishing",
+    "not exploding",
+    "not resolved",
+    "unknown",
+)
 PLATEAU_FRACTION = 0.1  # the plateau check compares the last 10% of iterations with the 10% before
 
 
@@ -70,6 +81,10 @@ def gradient_outcome(ratios: Estimate | None) -> str:
         return "exploding"
     if ci.low > lo and ci.high < hi:
         return "neither"
+    if ci.low > lo:
+        return "not vanishing"
+    if ci.high < hi:
+        return "not exploding"
     return "not resolved"
 
 

@@ -52,6 +52,7 @@ from depthlab.studies.stats import (
 
 __all__ = [
     "QUESTIONS",
+    "NOT_VANISHING",
     "ERROR_BOUND",
     "PLATEAU_BOUND",
     "RESPONSE_BOUND",
@@ -69,6 +70,9 @@ __all__ = [
 
 # The questions (ids of :mod:`.answers`) findings are grouped under.
 QUESTIONS = ("degradation", "vanishing", "shortcuts", "deeper_resnet", "test_error", "shattered", "responses")
+
+# Gradient outcomes that rule vanishing out (resolved above the vanishing threshold).
+NOT_VANISHING = ("exploding", "neither", "not vanishing")
 
 # Equivalence bounds (TOST): "the same" is said only within these, and the sentence states them.
 ERROR_BOUND = 0.02  # 2 points of error: a tenth of plain-56's degradation in the quick preset
@@ -440,8 +444,12 @@ _OUTCOME_PHRASE: dict[str, str] = {
     "exploding": f"exploding: it grows toward the input (the 95% CI of the log10 ratio lies above log10 {EXPLODE:g})",
     "neither": f"neither vanishing nor exploding (the 95% CI of the log10 ratio lies between log10 {VANISH:g} and "
     f"log10 {EXPLODE:g})",
+    "not vanishing": f"not vanishing (the 95% CI of the log10 ratio lies above log10 {VANISH:g}; whether it explodes "
+    f"beyond {EXPLODE:g} is not resolved)",
+    "not exploding": f"not exploding (the 95% CI of the log10 ratio lies below log10 {EXPLODE:g}; whether it vanishes "
+    f"below {VANISH:g} is not resolved)",
     "not resolved": f"not resolved against the thresholds {VANISH:g} and {EXPLODE:g} (the 95% CI of the log10 ratio "
-    "straddles one, or one seed)",
+    "straddles both, or one seed)",
     "unknown": "unknown (a non-finite or zero gradient)",
 }
 
@@ -567,17 +575,12 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
             f"{name} does not end with a resolved higher training error than the shallowest plain net here, so there "
             f"is no degradation for the gradient measurements to explain (its gradient with BN is {states})."
         )
-    elif "unknown" in outcomes.values() or "not resolved" in outcomes.values():
-        text = (
-            f"Whether vanishing gradients explain {name}'s higher training error cannot be decided from these runs: "
-            f"the gradient outcome with BN is {states}."
-        )
     elif all(o == "vanishing" for o in outcomes.values() if o is not None):
         text = (
             f"With BN, {name}'s gradient vanishes toward the input ({states}): consistent with the vanishing-gradient "
             f"explanation of its higher training error than {deg.shallow.label}."
         )
-    elif not any(o == "vanishing" for o in outcomes.values() if o is not None):
+    elif all(o in NOT_VANISHING for o in outcomes.values() if o is not None):
         text = (
             f"Vanishing gradients do not explain {name}'s higher training error than {deg.shallow.label}: with BN its "
             f"per-element gradient does not vanish toward the input ({states}), as He et al. argue (§4.1), against "
@@ -585,8 +588,8 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
         )
     else:
         text = (
-            f"The gradient outcome of {name} with BN changes between initialisation and training ({states}), so no "
-            "single gradient explanation of its higher training error fits these runs."
+            f"Whether vanishing gradients explain {name}'s higher training error cannot be decided from these runs: "
+            f"the gradient outcome with BN is {states}."
         )
     if g.init_no_bn.outcome == "vanishing":
         text += (
