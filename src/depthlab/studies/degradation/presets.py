@@ -95,16 +95,17 @@ PRESETS: dict[str, DegradationPreset] = {
             BASE,
             name="standard",
             depths=(20, 32, 44, 56),
-            steps=300,
-            train_subset=8000,
-            eval_every=75,
+            steps=200,
+            train_subset=5000,
+            eval_every=50,
             log_every=10,
-            note="the paper's four CIFAR depths, plain and ResNet, 3 seeds, on a fixed 8,000-image subset of the "
-            "Fashion-MNIST training split: 300 iterations of batch 128 (4.8 passes), the full 10,000-image test "
-            "set. Its question is the paper's other half, whether ResNet-56 ends below ResNet-20 on test error "
-            "(with a CI and McNemar's test over seed-matched images). Sized for about an hour of this 2-core CPU "
-            "in fp32 (`depthlab experiment degradation --preset standard --dry-run` prints the estimate); a study "
-            "resumes, so it may be run in parts",
+            note="the paper's four CIFAR depths, plain and ResNet, 3 seeds, on a fixed 5,000-image subset of the "
+            "Fashion-MNIST training split: 200 iterations of batch 128 (5 passes), the full 10,000-image test "
+            "set. Its question is the paper's other half: does ResNet-56 end below ResNet-20 on test error "
+            "(Welch CI over seeds, McNemar over seed-matched images)? Sized from the quick preset's measured "
+            "step times for about an hour of a 2-core CPU in fp32 (24 runs; `depthlab experiment degradation "
+            "--preset standard --dry-run` prints the estimate for the machine at hand); a study resumes, so it "
+            "may be run in parts",
         ),
         dataclasses.replace(
             BASE,
