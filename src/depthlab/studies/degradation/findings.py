@@ -84,24 +84,39 @@ RESPONSE_BOUND = math.log10(1.25)  # response std within a factor 1.25
 @dataclass(frozen=True)
 class Comparison:
     """A difference with what its sentence needs: the measure's name, how values are written, and an
-    equivalence test when one was made."""
+    equivalence test when one was made.
+
+    The outcome is ``higher``/``lower`` when the 95% CI excludes 0 (and an attached McNemar test agrees), else
+    ``equivalent`` when the TOST keeps the difference inside ±bound, else ``not resolved``.
+
+    ``minimum_effect``: the bound is also the smallest effect that counts (the gradient growth per block, whose
+    bound is the outcome thresholds' rate, and the plateau check): then ``higher``/``lower`` need the CI beyond
+    the bound on one side, so the three resolved regions are separated by an unresolved band and a
+    replication cannot flip between "equivalent" and a direction through a small deviation."""
 
     difference: Difference
     noun: str
     kind: str  # "error" (fractions, in points), "log" (log10 ratios, as factors), "value" (raw)
     equivalence: Equivalence | None = None
+    minimum_effect: bool = False
 
     @property
     def outcome(self) -> str:
-        """``unknown`` for non-finite values; ``equivalent`` when the TOST passes (a difference inside the
-        bound, even one whose CI excludes 0, is stated as equivalent within the bound: so a small true effect
-        gets the same outcome on every replication); else the difference's higher/lower/not resolved."""
+        """``unknown`` for non-finite values; otherwise see the class docstring."""
         d = self.difference
         if not (d.a.finite and d.b.finite and math.isfinite(d.difference)):
             return "unknown"
-        if self.equivalence is not None and self.equivalence.equivalent:
-            return "equivalent"
-        return d.outcome
+        e = self.equivalence
+        if e is None:
+            return d.outcome
+        if self.minimum_effect:
+            if e.equivalent:
+                return "equivalent"
+            beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
+            return d.outcome if beyond else "not resolved"
+        if d.outcome != "not resolved":
+            return d.outcome
+        return "equivalent" if e.equivalent else "not resolved"
 
     def numbers(self) -> dict[str, object]:
         out = self.difference.to_dict()
@@ -141,7 +156,9 @@ def with_mcnemar(c: Comparison, a_correct: Sequence[np.ndarray] | None, b_correc
 def compare_plateau(p: Plateau) -> Comparison:
     """Running training error over the last 10% of iterations − over the 10% before, paired by seed."""
     d = paired(f"{p.key.label} (last 10%)", p.after, f"{p.key.label} (the 10% before)", p.before)
-    return Comparison(d, "running training error", "error", equivalence(d, PLATEAU_BOUND))
+    return Comparison(
+        d, "running training error", "error", equivalence(d, PLATEAU_BOUND), minimum_effect=True
+    )
 
 
 def growth_bound(blocks: int) -> float:
@@ -158,7 +175,9 @@ def growth_vs_zero(m: GradientMeasure) -> Comparison | None:
         return None
     zero = Estimate(tuple(0.0 for _ in m.growth.values))
     d = welch(m.condition, m.growth, "no growth", zero)
-    return Comparison(d, "growth per block", "value", equivalence(d, growth_bound(m.blocks)))
+    return Comparison(
+        d, "growth per block", "value", equivalence(d, growth_bound(m.blocks)), minimum_effect=True
+    )
 
 
 def compare_growth(a: GradientMeasure, b: GradientMeasure) -> Comparison | None:
@@ -363,14 +382,14 @@ def _plateau_finding(p: Plateau) -> Finding:
     if outcome == "equivalent":
         tail = f": it has plateaued (equivalent within {_bound_text(c)})."
     elif outcome == "lower":
-        tail = ": still falling at the end of training, so this net had not converged."
+        tail = f": still falling by more than the bound ({_bound_text(c)}), so this net had not converged."
     elif outcome == "higher":
-        tail = ": rising at the end of training."
+        tail = f": rising by more than the bound ({_bound_text(c)}) at the end of training."
     elif outcome == "unknown":
         tail = ": unknown (a non-finite value)."
     else:
         tail = (
-            f": not resolved, and not equivalent within {_bound_text(c)} either."
+            f": not resolved, neither within nor beyond the equivalence bound ({_bound_text(c)})."
             if d.ci is not None
             else (": not resolved (one seed, no CI).")
         )
@@ -472,9 +491,9 @@ def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting
     outcome = c.outcome
     bound = growth_bound(m.blocks)
     if outcome == "higher":
-        text += f" — resolved: it grows toward the input (and is not equivalent to no growth within ±{bound:.3f})."
+        text += f" — resolved: it grows toward the input faster than ±{bound:.3f} per block (the rate that compounds to a factor 10)."
     elif outcome == "lower":
-        text += f" — resolved: it shrinks toward the input (and is not equivalent to no growth within ±{bound:.3f})."
+        text += f" — resolved: it shrinks toward the input faster than ±{bound:.3f} per block (the rate that compounds to a factor 10)."
     elif outcome == "equivalent":
         text += (
             f" — equivalent to no growth within ±{bound:.3f} log10 per block (a factor 10 over its {m.blocks} "
@@ -485,7 +504,7 @@ def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting
     elif outcome == "unknown":
         text += " — unknown (non-finite)."
     else:
-        text += f" — not resolved, and not equivalent to no growth within ±{bound:.3f} per block."
+        text += f" — not resolved: neither within nor beyond ±{bound:.3f} per block (the rate that compounds to a factor 10)."
     numbers = {**c.numbers(), "ratio_first_last": list(m.ratio.values), "gradient_outcome": m.outcome}
     if m.forward is not None:
         numbers["forward_growth"] = list(m.forward.values)
