@@ -42,6 +42,7 @@ the blocks are the replicates):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -301,7 +302,13 @@ def _raises(s: SingleLesion) -> bool:
 def _k_slope(intact: float, rows: Sequence[KLesion]) -> Slope | None:
     xs = [0.0] + [float(r.k) for r in rows for _ in r.errors]
     ys = [intact] + [e for r in rows for e in r.errors]
-    return slope(xs, ys) if len(set(xs)) >= 2 and len(xs) >= 3 else None
+    if len(set(xs)) < 2 or len(xs) < 3:
+        return None
+    fit = slope(xs, ys)
+    # Errors that do not vary at all leave linregress no standard error (NaN): no interval rather than NaN.
+    if fit.ci is not None and not (math.isfinite(fit.ci.low) and math.isfinite(fit.ci.high)):
+        fit = dataclasses.replace(fit, ci=None)
+    return fit
 
 
 def _ci_pts(ci: Interval | None) -> str:

@@ -190,6 +190,9 @@ class PathResult:
             if len({k for k, _ in points}) >= 2
             else None
         )
+        # An exactly constant magnitude leaves linregress no standard error (NaN): no interval rather than NaN.
+        if decay is not None and decay.ci is not None and not math.isfinite(decay.ci.high - decay.ci.low):
+            decay = dataclasses.replace(decay, ci=None)
         return PathComparison(
             blocks=self.blocks,
             mass=self.mass,
