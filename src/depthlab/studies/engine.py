@@ -289,7 +289,6 @@ class Finding:
     topic: str
     when: str
     numbers: Mapping[str, Any] = field(default_factory=dict)
-    within_margin: bool | None = None  # legacy margin rule: removed once every study reports an outcome
     outcome: str | None = None
     key: str = ""
     question: str = ""
@@ -647,7 +646,12 @@ Progress = Callable[[str], None]
 
 
 def _check_study_file(
-    root: Path, study: Study, preset: Recipe, seeds: int, overrides: Sequence[str], seed_offset: int = 0,
+    root: Path,
+    study: Study,
+    preset: Recipe,
+    seeds: int,
+    overrides: Sequence[str],
+    seed_offset: int = 0,
     write: bool = True,
 ) -> None:
     path = root / "study.json"
@@ -750,7 +754,9 @@ def run_one(
             before = torch.get_num_threads()
             count, trainers, cores = threads.apply()
             if count != before:
-                say(f"{tag}: {count} torch thread(s), a share of {cores} cores among {trainers} training processes")
+                say(
+                    f"{tag}: {count} torch thread(s), a share of {cores} cores among {trainers} training processes"
+                )
         return _train_one(study, preset, spec, root, device=device, say=say, tag=tag)
 
 
@@ -983,7 +989,9 @@ def _work_through(study: Study, preset: Recipe, specs: Sequence[RunSpec], root: 
         if not held:
             return "done"
         if not told:
-            say(f"waiting for {len(held)} run(s) that other workers are training: {', '.join(s.name for s in held)}")
+            say(
+                f"waiting for {len(held)} run(s) that other workers are training: {', '.join(s.name for s in held)}"
+            )
             told = True
         time.sleep(WAIT_POLL_S)
         pending = held
@@ -1205,5 +1213,3 @@ def _time_steps(config: Any, bundle: Any, dev: Any, variant: str, timed: int, wa
         seconds = (time.perf_counter() - start) / timed
     return StepTiming(variant, int(config.batch_size), seconds, str(dev), precision, torch.get_num_threads(),
                       timed, warmup)  # fmt: skip
-
-

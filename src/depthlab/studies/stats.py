@@ -66,13 +66,6 @@ __all__ = [
     "slope",
     "mean_ci",
     "bootstrap_ci",
-    # legacy margin rule — being removed
-    "MIN_EFFECT",
-    "MIN_LOG_EFFECT",
-    "Comparison",
-    "error_margin",
-    "compare",
-    "legacy_compare_log",
 ]
 
 LEVEL = 0.95
@@ -497,68 +490,3 @@ def slope(x: Sequence[float], y: Sequence[float], *, level: float = LEVEL) -> Sl
         half = _t_half_width(float(res.stderr), n - 2, level)
         ci = Interval(float(res.slope) - half, float(res.slope) + half, level)
     return Slope(float(res.slope), ci, float(res.intercept), n)
-
-
-# ====================================================================================================
-# Legacy margin rule — being removed. Kept unchanged only until the three studies and
-# tests/test_experiment.py are ported to the functions above; do not use in new code.
-# (The old ``compare_log``, which took log10 values, is ``legacy_compare_log``.)
-# ====================================================================================================
-MIN_EFFECT = 0.01  # one percentage point
-MIN_LOG_EFFECT = 0.1  # log10 units
-
-
-def error_margin(a: Estimate, b: Estimate) -> float:
-    """Legacy: max(MIN_EFFECT, s₁ + s₂, 2·sqrt(p₁(1−p₁)/n₁ + p₂(1−p₂)/n₂)), nᵢ the images over all seeds."""
-    margin = max(MIN_EFFECT, (a.std or 0.0) + (b.std or 0.0))
-    na, nb = a.images * a.seeds, b.images * b.seeds
-    if na > 0 and nb > 0:
-        pa, pb = min(max(a.mean, 0.0), 1.0), min(max(b.mean, 0.0), 1.0)
-        margin = max(margin, 2 * math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb))
-    return margin
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Legacy: ``a`` − ``b`` against its margin. ``sign``: +1 (a above b beyond the margin), −1, or 0."""
-
-    a_label: str
-    b_label: str
-    a: Estimate
-    b: Estimate
-    difference: float
-    margin: float
-
-    @property
-    def sign(self) -> int:
-        if abs(self.difference) <= self.margin:
-            return 0
-        return 1 if self.difference > 0 else -1
-
-    @property
-    def within(self) -> bool:
-        return self.sign == 0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "a": self.a_label,
-            "b": self.b_label,
-            "a_values": list(self.a.values),
-            "b_values": list(self.b.values),
-            "a_mean": self.a.mean,
-            "b_mean": self.b.mean,
-            "difference": self.difference,
-            "margin": self.margin,
-            "within_margin": self.within,
-        }
-
-
-def compare(a_label: str, a: Estimate, b_label: str, b: Estimate) -> Comparison:
-    """Legacy: two error rates (fractions) against :func:`error_margin`."""
-    return Comparison(a_label, b_label, a, b, a.mean - b.mean, error_margin(a, b))
-
-
-def legacy_compare_log(a_label: str, a: Estimate, b_label: str, b: Estimate) -> Comparison:
-    """Legacy: two positive ratios compared as log10 values: ``a``/``b`` hold log10(ratio) per seed."""
-    margin = max(MIN_LOG_EFFECT, (a.std or 0.0) + (b.std or 0.0))
-    return Comparison(a_label, b_label, a, b, a.mean - b.mean, margin)
