@@ -13,6 +13,7 @@ Every comparison finding carries a stable ``key`` (the same in every directory o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ def with_mcnemar(c: Comparison, a_correct: Sequence[np.ndarray] | None, b_correc
     if not a_correct or not b_correct or len(a_correct) != len(b_correct):
         return c
     test = mcnemar(a_correct, b_correct)
-    return Comparison(with_paired_test(c.difference, test), c.noun, c.kind, c.equivalence)
+    return dataclasses.replace(c, difference=with_paired_test(c.difference, test))
 
 
 def compare_plateau(p: Plateau) -> Comparison:
