@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,59 +31,7 @@ from depthlab.train.runlock import (
     lock_status,
     try_acquire_run,
 )
-
-HOST = socket.gethostname()
-
-# Locks RUN/.lock (filelock, or flock itself with "fork": then forks a child that inherits the descriptor),
-# writes the holder record depthlab writes, says "held", then sleeps until killed.
-HOLDER = r"""
-import fcntl, json, os, sys, time
-from filelock import FileLock
-run, host, how = sys.argv[1], sys.argv[2], sys.argv[3]
-os.makedirs(run, exist_ok=True)
-if how == "fork":
-    fd = os.open(os.path.join(run, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-else:
-    lock = FileLock(os.path.join(run, ".lock"))
-    lock.acquire(blocking=False)
-record = {"host": host, "pid": os.getpid(), "started": time.time(), "command": "holder", "token": "t"}
-with open(os.path.join(run, ".lock.json"), "w") as f:
-    json.dump(record, f)
-if how == "fork" and os.fork() == 0:
-    print("child", os.getpid(), flush=True)
-    time.sleep(120)
-    os._exit(0)
-print("held", flush=True)
-time.sleep(120)
-"""
-
-
-class Holder:
-    """A process holding a run's lock, as depthlab would; ``kill()`` is ``kill -9`` (and reaps it)."""
-
-    def __init__(self, run: Path, how: str = "filelock", host: str = HOST) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run), host, how],
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
-        self.child: int | None = None
-        line = self.proc.stdout.readline().split()  # type: ignore[union-attr]
-        if line and line[0] == "child":
-            self.child = int(line[1])
-            line = self.proc.stdout.readline().split()  # type: ignore[union-attr]
-        assert line == ["held"], line
-        self.pid = self.proc.pid
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-    def close(self) -> None:
-        self.kill()
-        if self.child is not None:
-            try:
-                os.kill(self.child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+from lockholder import HOST, Holder
 
 
 @pytest.fixture
@@ -119,7 +63,9 @@ def test_train_resume_of_a_held_run_is_one_line_and_exit_2(
 ) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    config = TrainConfig(model="resnet20", data="synthetic:size=8,train=64,test=16,classes=4", epochs=None, steps=4)
+    config = TrainConfig(
+        model="resnet20", data="synthetic:size=8,train=64,test=16,classes=4", epochs=None, steps=4
+    )
     (run / "config.json").write_text(json.dumps(config_to_dict(config)))
     holder = holders(run)
     before = sorted(p.name for p in run.iterdir())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from depthlab.train import (
 )
 from depthlab.train.loop import preflight
 from depthlab.train.optim import lr_factor, parameter_groups
+from depthlab.train.precision import resolve_precision
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 DATA = "synthetic:size=12,train=400,test=100"
@@ -137,7 +139,10 @@ def test_run_directory_is_self_describing(reference):
     assert [r["step"] for r in rows if r["split"] == "val"] == [10, 20, 30, 40]
     assert [r["step"] for r in rows if r["split"] == "test"] == [10, 20, 30, 40]
     config, summary = load_run(reference)
-    assert config == TINY and summary.status == "completed" and summary.step == 40
+    # config.json holds the precision the run used (auto resolved for this CPU), the rest as given
+    used = resolve_precision("auto", "cpu").used
+    assert config == dataclasses.replace(TINY, precision=used) and env["precision"]["used"] == used
+    assert summary.status == "completed" and summary.step == 40
     assert summary.images_per_s > 0 and summary.wall_time_s > 0
     # best: the first evaluation with the lowest validation error, with that evaluation's test numbers
     val = [r for r in rows if r["split"] == "val"]
@@ -423,3 +428,197 @@ def test_auxiliary_losses_are_weighted(tmp_path, monkeypatch):
         (y,) = labels
         expected = cross_entropy(main_bias, y) + weight * cross_entropy(aux_bias, y)
         assert read_metrics(tmp_path / str(weight))[0]["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- initialisation and warm start
+def _fake_finished_run(folder: Path, config: TrainConfig, model: torch.nn.Module) -> Path:
+    """A run directory as a completed run leaves it, holding ``model``'s weights as its last checkpoint
+    (written with the trainer's own checkpoint and summary formats; no training needed)."""
+    from depthlab.train.checkpoint import model_state, save_checkpoint
+    from depthlab.train.rundir import RunSummary, write_json
+
+    folder.mkdir(parents=True)
+    write_json(folder / "config.json", config_to_dict(config))
+    summary = RunSummary(
+        run_dir=str(folder), status="completed", step=1, total_steps=1, epoch=1.0, wall_time_s=1.0,
+        train_time_s=1.0, images_per_s=1.0, data={"num_classes": 10, "in_channels": 1},
+    )  # fmt: skip
+    write_json(folder / "summary.json", summary.to_dict())
+    save_checkpoint(folder / "checkpoints", "last", 1, model_state(model), {"step": 1})
+    return folder
+
+
+def test_warm_start_of_vgg_d_from_a_copies_what_the_docstring_says(tmp_path):
+    """VGG's Table 1: A's eight convs and its head exist by name and shape in D (small head: fc1, fc2), so a
+    plain warm start copies their 20 tensors (weight and bias each) and leaves D's other five convs alone;
+    the paper's choice (first four convs + FC layers, §3.1) copies 12."""
+    from depthlab import create_model
+    from depthlab.train.loop import warm_start
+
+    kwargs = {"head": "small", "num_classes": 10, "in_channels": 1}
+    torch.manual_seed(1)
+    net_a = create_model("vgg11", **kwargs)
+    source = _fake_finished_run(tmp_path / "a", TrainConfig(model="vgg11", model_kwargs=kwargs), net_a)
+    a_convs = ["conv1_1", "conv2_1", "conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1", "conv5_2"]
+    stage = {c: int(c[4]) - 1 for c in a_convs}
+
+    def names(convs: list[str]) -> set[str]:
+        return {f"stages.{stage[c]}.{c}.conv.{p}" for c in convs for p in ("weight", "bias")} | {
+            f"head.fc{i}.{p}" for i in (1, 2) for p in ("weight", "bias")
+        }
+
+    torch.manual_seed(2)
+    net_d = create_model("vgg16", **kwargs)
+    before = {k: v.clone() for k, v in net_d.state_dict().items()}
+    config = TrainConfig(model="vgg16", model_kwargs=kwargs, init_from=str(source))
+    record = warm_start(net_d, config)
+    assert set(record.copied) == names(a_convs) and len(record.copied) == 20
+    assert record.total == len(before) and record.step == 1 and record.source == str(source)
+    for key, value in net_d.state_dict().items():
+        expected = net_a.state_dict()[key] if key in record.copied else before[key]
+        assert torch.equal(value, expected), key
+
+    paper = ("stages.0.conv1_1.*", "stages.1.conv2_1.*", "stages.2.conv3_1.*", "stages.2.conv3_2.*", "head.*")
+    net_e = create_model("vgg19", **kwargs)
+    record = warm_start(net_e, dataclasses.replace(config, model="vgg19", init_from_layers=paper))
+    assert set(record.copied) == names(a_convs[:4]) and len(record.copied) == 12
+
+    # same names, another shape: a 7-class D takes everything but A's 10-class output layer
+    seven = create_model("vgg16", **{**kwargs, "num_classes": 7})
+    record = warm_start(seven, dataclasses.replace(config, model_kwargs={**kwargs, "num_classes": 7}))
+    assert set(record.copied) == names(a_convs) - {"head.fc2.weight", "head.fc2.bias"}
+
+    with pytest.raises(ConfigError, match="none of its 20 tensors"):  # nothing of vgg11 fits a ResNet
+        warm_start(
+            create_model("resnet20", num_classes=10, in_channels=1),
+            dataclasses.replace(config, model="resnet20"),
+        )
+
+
+def test_warm_start_refuses_an_unfinished_or_missing_run(tmp_path, reference):
+    from depthlab import create_model
+    from depthlab.errors import MissingFileError
+    from depthlab.train.loop import warm_start
+
+    model = create_model("resnet32", num_classes=10, in_channels=3)
+    with pytest.raises(MissingFileError, match="not a run directory"):
+        warm_start(model, dataclasses.replace(TINY, init_from=str(tmp_path / "nowhere")))
+    running = tmp_path / "running"
+    shutil.copytree(reference, running)
+    summary = json.loads((running / "summary.json").read_text())
+    (running / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    with pytest.raises(ConfigError, match="has not finished \\(interrupted\\)"):
+        warm_start(model, dataclasses.replace(TINY, init_from=str(running)))
+    with pytest.raises(ConfigError, match="init_from_layers limits a warm start"):
+        dataclasses.replace(TINY, init_from_layers=("head.*",))
+
+
+def test_a_warm_started_run_records_it_and_a_resume_does_not_reapply_it(tmp_path, reference):
+    """ResNet-32 warm-started from the finished ResNet-20 reference run: every ResNet-20 tensor has a
+    namesake of the same shape in ResNet-32 (its first three blocks per stage, stem and head). Interrupted,
+    then resumed after the source run is gone (a resume that re-read it would fail; one that re-applied it
+    over the checkpoint would end elsewhere), it ends bit-identical to the uninterrupted run."""
+    from depthlab import create_model
+
+    source = tmp_path / "source"
+    shutil.copytree(reference, source)
+    config = dataclasses.replace(
+        TINY, model="resnet32", steps=6, eval_every=2, checkpoint_every=2, init_from=str(source)
+    )
+    n20 = len(create_model("resnet20", num_classes=10, in_channels=3).state_dict())
+    n32 = len(create_model("resnet32", num_classes=10, in_channels=3).state_dict())
+    whole = train(config, tmp_path / "whole")
+    assert whole.warm_start is not None
+    assert (whole.warm_start["tensors_copied"], whole.warm_start["tensors_total"]) == (n20, n32)
+    assert (
+        json.loads((tmp_path / "whole" / "summary.json").read_text())["warm_start"]["tensors_copied"] == n20
+    )
+
+    def ctrl_c(event) -> None:  # noqa: ANN001
+        if event.kind == "step" and event.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    part = tmp_path / "part"
+    assert train(config, part, callback=ctrl_c).status == "interrupted"
+    shutil.rmtree(source)
+    resumed = train(config, part, resume=True)
+    assert resumed.status == "completed" and resumed.warm_start == whole.warm_start
+    _assert_same_run(part, tmp_path / "whole")
+    cold = train(dataclasses.replace(config, init_from=None), tmp_path / "cold")
+    assert cold.warm_start is None and not torch.equal(
+        _last_weights(tmp_path / "cold")["head.fc.weight"], _last_weights(part)["head.fc.weight"]
+    )
+
+
+@pytest.mark.parametrize("init", ["glorot", "kaiming"])
+def test_init_reinitialises_convs_and_linears_with_the_papers_variances(init):
+    """Glorot & Bengio (2010): Var = 2 / (fan_in + fan_out); He et al. (2015): Var = 2 / fan_in. Measured
+    on ResNet-20's 64→64 3×3 convs (36,864 weights each) and its head; biases 0; zero-initialised BN scales
+    (zero_init_residual) and the other norm parameters are the builder's."""
+    from depthlab.train.loop import build_model
+
+    bundle = load_data(DATA)
+    config = dataclasses.replace(TINY, init=init, model_kwargs={"zero_init_residual": True})
+    torch.manual_seed(0)
+    model = build_model(config, bundle)
+    torch.manual_seed(0)
+    builder = build_model(dataclasses.replace(config, init="model"), bundle)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            w = module.weight
+            fan_in = w[0].numel()
+            fan_out = w.shape[0] * (w[0, 0].numel() if w.dim() > 2 else 1)
+            expected = 2 / (fan_in + fan_out) if init == "glorot" else 2 / fan_in
+            if w.numel() >= 30000:  # enough weights for a 3% estimate of the variance
+                assert w.double().var().item() == pytest.approx(expected, rel=0.03), name
+            if module.bias is not None:
+                assert torch.count_nonzero(module.bias) == 0
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            reference_bn = builder.get_submodule(name)
+            assert torch.equal(module.weight, reference_bn.weight) and torch.equal(
+                module.bias, reference_bn.bias
+            )
+    assert any(
+        torch.count_nonzero(m.weight) == 0 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    )
+
+
+# ----------------------------------------------------------------------------------- per-image correctness
+def test_final_evaluation_writes_per_image_correctness(reference):
+    """correct-<split>.npy: one bool per image in dataset order, equal to an independent evaluation of the
+    last checkpoint (the final evaluation's weights) and to the final error rows."""
+    from depthlab.data import make_loader
+    from depthlab.train import load_correct
+    from depthlab.train.loop import prepare_bundle
+
+    rows = read_metrics(reference)
+    model = load_run_model(reference, "last").to(memory_format=torch.channels_last)  # as trained
+    bundle = prepare_bundle(TINY)
+    for split in ("val", "test"):
+        correct = load_correct(reference, split)
+        assert (
+            correct is not None and correct.dtype == bool and correct.shape == (len(getattr(bundle, split)),)
+        )
+        final = [r for r in rows if r["split"] == split][-1]
+        assert final["step"] == 40 and 1 - correct.mean() == pytest.approx(final["error"], abs=1e-6)
+        loader = make_loader(bundle, getattr(bundle, split), batch_size=TINY.eval_batch_size)
+        with torch.no_grad():
+            mine = torch.cat([model(x).argmax(1) == y for x, y in loader.epoch(0)]).numpy()
+        assert (mine == correct).all()
+    assert load_correct(reference, "train_eval") is None  # not evaluated by this run
+
+
+def test_damaged_correctness_file_is_a_checkpoint_error(tmp_path, reference):
+    import numpy as np
+
+    from depthlab.errors import CheckpointError
+    from depthlab.train import load_correct
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    (run / "correct-test.npy").write_bytes(b"not numpy")
+    with pytest.raises(CheckpointError, match="correct-test.npy: damaged"):
+        load_correct(run, "test")
+    np.save(run / "correct-test.npy", np.arange(3.0))
+    with pytest.raises(CheckpointError, match="not per-image correctness"):
+        load_correct(run, "test")

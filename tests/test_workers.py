@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 from depthlab.cli import main
 from depthlab.studies import get_study
 from depthlab.studies.engine import plan_study, run_study
+from lockholder import HOST, Holder
 from studies import TINY, tiny_preset
-from test_locks import HOST, Holder
 
 STUDY = get_study("degradation")
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from depthlab.train import (
     DEVICES,
+    INITS,
     OPTIMIZERS,
+    PRECISIONS,
     SCHEDULES,
     TrainConfig,
     TrainEvent,
@@ -50,6 +52,9 @@ _FIELDS = {
     "checkpoint_every": "checkpoint_every",
     "seed": "seed",
     "device": "device",
+    "precision": "precision",
+    "init": "init",
+    "init_from": "init_from",
     "workers": "workers",
 }
 
@@ -116,6 +121,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: once per epoch)")
     p.add_argument("--seed", type=int, help=f"(default {d.seed})")
     p.add_argument("--device", choices=DEVICES, help=f"(default {d.device})")
+    p.add_argument(
+        "--precision", choices=PRECISIONS,
+        help="fp32, or bf16 autocast; auto (default): bf16 on CUDA and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX), fp32 elsewhere. The run records what it used",
+    )  # fmt: skip
+    p.add_argument(
+        "--init", choices=INITS,
+        help="model (default): the builder's initialisation; glorot or kaiming re-initialise every conv and "
+        "linear layer",
+    )  # fmt: skip
+    p.add_argument(
+        "--init-from", metavar="RUN_DIR",
+        help="warm start: copy every tensor of a finished run's last weights whose name and shape match "
+        "(--set init_from_layers=PATTERN,... limits it)",
+    )  # fmt: skip
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--workers", type=int, help=f"image-folder decoding processes (default {d.workers})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -187,6 +207,13 @@ def _percent(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def _warm_start_line(record: dict[str, Any]) -> str:
+    return (
+        f"warm start from {record['source']} (step {record['step']}): {record['tensors_copied']} of "
+        f"{record['tensors_total']} tensors copied"
+    )
+
+
 class PlainReporter:
     """Periodic lines for logs and pipes."""
 
@@ -201,9 +228,11 @@ class PlainReporter:
             resumed = f", resumed at step {v['resumed_from']}" if v["resumed_from"] is not None else ""
             print(
                 f"training {v['model']} on {v['data']} ({v['train']} train / {v['val']} val / {v['test']} test) "
-                f"on {v['device']} × {v['processes']}{resumed} → {v['run_dir']}",
+                f"on {v['device']} × {v['processes']} in {v['precision']}{resumed} → {v['run_dir']}",
                 flush=True,
             )
+            if v["warm_start"] is not None:
+                print(_warm_start_line(v["warm_start"]), flush=True)
             if v["skipped"]:
                 print(
                     f"skipped {len(v['skipped'])} unreadable image(s): {', '.join(v['skipped'][:5])}",
@@ -248,8 +277,10 @@ class RichReporter:
         if event.kind == "start":
             self.console.print(
                 f"training [bold]{v['model']}[/] on {v['data']} ({v['train']}/{v['val']}/{v['test']}) on "
-                f"{v['device']} × {v['processes']} → {v['run_dir']}"
+                f"{v['device']} × {v['processes']} in {v['precision']} → {v['run_dir']}"
             )
+            if v["warm_start"] is not None:
+                self.console.print(_warm_start_line(v["warm_start"]))
             self.progress.start()
             self.task = self.progress.add_task(
                 "train", total=event.total_steps, completed=event.step, loss="-", acc="-", ips="-"

@@ -1,5 +1,6 @@
 """Training: ``train(config, out_dir)`` writes a self-describing run directory; ``load_run`` and
-``load_run_model`` read one back; ``evaluate_run`` tests a checkpoint.
+``load_run_model`` read one back; ``evaluate_run`` tests a checkpoint; ``load_correct`` reads which images a
+run's final evaluation got right.
 
 See :mod:`depthlab.train.loop` for the order of work in a step, :mod:`depthlab.train.checkpoint` for the
 checkpoint format and :mod:`depthlab.train.rundir` for the run directory.
@@ -8,7 +9,9 @@ checkpoint format and :mod:`depthlab.train.rundir` for the run directory.
 from depthlab.train.checkpoint import CheckpointError
 from depthlab.train.config import (
     DEVICES,
+    INITS,
     OPTIMIZERS,
+    PRECISIONS,
     SCHEDULES,
     ConfigError,
     TrainConfig,
@@ -16,14 +19,16 @@ from depthlab.train.config import (
     config_from_dict,
     config_to_dict,
 )
-from depthlab.train.loop import TrainEvent, TrainingDivergedError, evaluate_run, train
+from depthlab.train.loop import TrainEvent, TrainingDivergedError, evaluate_run, load_correct, train
 from depthlab.train.rundir import RunSummary, load_run, load_run_model, read_metrics
 
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "DEVICES",
+    "INITS",
     "OPTIMIZERS",
+    "PRECISIONS",
     "SCHEDULES",
     "RunSummary",
     "TrainConfig",
@@ -33,6 +38,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "evaluate_run",
+    "load_correct",
     "load_run",
     "load_run_model",
     "read_metrics",

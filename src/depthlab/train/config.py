@@ -30,6 +30,8 @@ __all__ = [
     "SCHEDULES",
     "DEVICES",
     "NORMALIZATIONS",
+    "PRECISIONS",
+    "INITS",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
@@ -40,6 +42,9 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("channel", "pixel")
+PRECISIONS = ("auto", "fp32", "bf16")  # see depthlab.train.precision
+# "model": the builder's own initialisation; the others re-initialise every Conv2d and Linear layer.
+INITS = ("model", "glorot", "kaiming")
 
 
 class ConfigError(DepthlabError, ValueError):
@@ -78,6 +83,21 @@ class TrainConfig:
     per-channel mean and divides by the std, and crop padding is black (0) before normalising; ``pixel``
     subtracts the per-pixel mean image of the training split and pads *after* normalising, so the pad is
     the mean (He et al. 2015 §4.2).
+
+    Precision: ``precision`` is ``fp32``, ``bf16`` (autocast of each forward pass; parameters, optimizer
+    state and loss stay fp32) or ``auto``: bf16 on CUDA and on a CPU with native bf16 (AVX512-BF16 or AMX),
+    fp32 elsewhere (:mod:`depthlab.train.precision`). A run records the resolved value in ``config.json``.
+
+    Initialisation: ``init`` is ``model`` (the builder's own: He normal for ResNets and VGG convs), or
+    re-initialises every Conv2d and Linear layer after the model is built: ``glorot`` — Glorot & Bengio
+    (2010) uniform weights, U(±√(6/(fan_in + fan_out))), zero biases: what VGG's paper (arXiv:1409.1556 v6,
+    §3.1 footnote) found trains the deep configurations without pre-training; ``kaiming`` — He et al. (2015)
+    normal weights, std √(2/fan_in), zero biases. Norm layers and zero-initialised scales (SkipInit,
+    ``zero_init_residual``) keep the builder's values. ``init_from``: a finished run directory whose ``last``
+    weights warm-start this run before step 0 — every parameter and buffer whose name *and* shape match is
+    copied (VGG's paper initialised D and E from net A, §3.1); ``init_from_layers``, if given, limits the
+    copy to names matching one of these ``fnmatch`` patterns. A resumed run restores its checkpoint and
+    does not warm-start again.
     """
 
     model: str = "resnet20"
@@ -121,17 +141,32 @@ class TrainConfig:
     test_at_end: bool = False
     warmup_lr: float | None = None
     normalize: str = "channel"
+    precision: str = "auto"
+    init: str = "model"
+    init_from: str | None = None
+    init_from_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        object.__setattr__(self, "init_from_layers", tuple(self.init_from_layers))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
         _all_finite(self)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
         _choice("normalize", self.normalize, NORMALIZATIONS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("init", self.init, INITS)
+        if self.init_from is not None and not self.init_from.strip():
+            raise ConfigError("init_from must name a run directory, or be none")
+        if self.init_from_layers and self.init_from is None:
+            raise ConfigError("init_from_layers limits a warm start: set init_from too (or drop it)")
+        if any(not pattern.strip() for pattern in self.init_from_layers):
+            raise ConfigError(
+                f"init_from_layers must be non-empty name patterns, got {self.init_from_layers}"
+            )
         if (self.epochs is None) == (self.steps is None):
             raise ConfigError(
                 f"set exactly one of epochs and steps (got epochs={self.epochs}, steps={self.steps})"
@@ -217,9 +252,12 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     elif hint is str:
         ok = isinstance(value, str)
     elif origin is tuple:
-        ok = isinstance(value, tuple | list) and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
-        )
+        if args[0] is str:
+            ok = isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, tuple | list) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            )
     elif origin is dict:
         ok = isinstance(value, Mapping) and all(isinstance(k, str) for k in value)
     else:
@@ -231,7 +269,8 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
 def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin is tuple:
-        return "a list of numbers (comma-separated)"
+        what = "names" if typing.get_args(hint)[0] is str else "numbers"
+        return f"a list of {what} (comma-separated)"
     if origin is dict:
         return "a mapping"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
@@ -241,6 +280,7 @@ def _type_name(hint: Any) -> str:
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     out = dataclasses.asdict(config)
     out["milestones"] = list(config.milestones)
+    out["init_from_layers"] = list(config.init_from_layers)
     return out
 
 
@@ -251,8 +291,9 @@ def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     if unknown:
         raise ConfigError(_unknown_message(unknown[0], names))
     kwargs = dict(values)
-    if "milestones" in kwargs:
-        kwargs["milestones"] = tuple(kwargs["milestones"])
+    for key in ("milestones", "init_from_layers"):
+        if key in kwargs and isinstance(kwargs[key], list):
+            kwargs[key] = tuple(kwargs[key])
     return TrainConfig(**kwargs)
 
 
@@ -293,7 +334,7 @@ def parse_value(name: str, raw: str, hint: Any) -> Any:
             return text
         if origin is tuple:
             item = typing.get_args(hint)[0]
-            return tuple(item(v) for v in text.split(",") if v.strip())
+            return tuple(item(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: {name} must be {_type_name(hint)}") from None
     raise ConfigError(f"{name} cannot be set from the command line")

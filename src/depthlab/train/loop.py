@@ -3,36 +3,45 @@
 Set-up, in order (each a method of ``_Trainer`` called once from its constructor):
   1. data — refuse an unknown model or a run directory that cannot be written or resumed, then
      :func:`prepare_bundle` (the splits, fixed subsets, normalisation);
-  2. model — seeded, :func:`build_model`, :func:`preflight`, the device and memory format, the optimizer;
+  2. model — seeded, :func:`build_model` (+ ``config.init``), :func:`preflight`, the warm start of
+     ``config.init_from`` (fresh runs only), the device and memory format, the optimizer;
   3. loaders — training batches, full evaluation splits, and the ``eval_subset`` parts;
   then the :class:`~depthlab.train.optim.Schedule` (length, lr, periods) and the one :class:`TrainState`,
   fresh or restored from the ``last`` checkpoint.
 
-Each step: lr = ``schedule.lr_at(step)``; forward and backward; update. Then,
+Each step: lr = ``schedule.lr_at(step)``; forward and backward under the run's precision; update. Then,
 each asking ``due(step, every, total)`` (:func:`depthlab.train.optim.due`; everything is due after the last
 step):
   1. non-finite check — every step on a single CPU process (free: the loss is already on the host), else
      at every row/eval/checkpoint boundary (one reduction, so all ranks decide together);
   2. a ``train`` row every ``log_every`` steps;
   3. evaluation on val and test every ``eval_every`` steps (default: each epoch), then the ``best``
-     checkpoint when validation error improved;
+     checkpoint when validation error improved; the last step's evaluation covers every image and writes
+     ``correct-<split>.npy`` (see :func:`load_correct`);
   4. the ``monitor`` at every evaluation step;
   5. the ``last`` checkpoint every ``checkpoint_every`` steps (default: each epoch), on Ctrl-C, and at the
      end — only after checking every parameter is finite, so a diverged run never overwrites good weights.
 
 Resuming loads the ``last`` checkpoint, drops metrics rows after its step and continues; because data
 order and augmentation are stateless functions of (seed, epoch, batch) (see :mod:`depthlab.data.loader`)
-and every RNG state is restored, a resumed CPU run ends with bit-identical weights.
+and every RNG state is restored, a resumed CPU run ends with bit-identical weights, in fp32 and in bf16.
 
-Devices: CPU trains in fp32 with channels-last tensors; CUDA adds bf16 autocast, cudnn.benchmark and TF32;
-``compile=True`` applies ``torch.compile``. Progress is reported through ``callback(TrainEvent)`` (the CLI prints; this module never
+Precision (:mod:`depthlab.train.precision`): ``fp32``, or ``bf16`` autocast around each training forward
+pass and each evaluation; ``auto`` is bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), fp32
+elsewhere. Parameters, gradients, optimizer state and the loss stay fp32. Everything a study measures is
+fp32: the ``monitor`` (the study engine's gradient diagnostics and probes) is called between steps, outside
+every autocast region, on the fp32 parameters, and analyses load the fp32 checkpoints into fresh models.
+The precision used is written to ``config.json`` (resolved, never ``auto``) and ``environment.json``.
+
+Devices: channels-last tensors everywhere; CUDA adds cudnn.benchmark and TF32; ``compile=True`` applies
+``torch.compile``. Progress is reported through ``callback(TrainEvent)`` (the CLI prints; this module never
 does).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import fnmatch
 import math
 import os
 import signal
@@ -43,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,6 +64,7 @@ from depthlab.runtime import seed_everything, select_device, write_json_atomic
 from depthlab.train import distributed
 from depthlab.train.checkpoint import (
     Pointer,
+    atomic_write,
     capture_rng,
     fit_weights,
     load_pointer,
@@ -65,10 +76,12 @@ from depthlab.train.checkpoint import (
 )
 from depthlab.train.config import ConfigError, TrainConfig, config_to_dict
 from depthlab.train.optim import Schedule, build_optimizer, due
+from depthlab.train.precision import PrecisionInfo, autocast, resolve_precision
 from depthlab.train.rundir import (
     MetricsLog,
     RunSummary,
     environment_info,
+    load_run,
     load_run_config,
     read_metrics,
 )
@@ -79,11 +92,15 @@ __all__ = [
     "TrainEvent",
     "TrainState",
     "TrainingDivergedError",
+    "WarmStart",
     "train",
     "evaluate",
     "preflight",
     "build_model",
     "prepare_bundle",
+    "reinitialise",
+    "warm_start",
+    "load_correct",
 ]
 
 # Fields that may differ between a run and its resumption: they change where or how fast it runs, not what
@@ -113,8 +130,9 @@ class TrainEvent:
 
 
 Callback = Callable[[TrainEvent], None]
-# monitor(model, step): called on the main process at every evaluation step, before the checkpoint; it must
-# not change the model or the RNG streams (wrap random work in torch.random.fork_rng).
+# monitor(model, step): called on the main process at every evaluation step, before the checkpoint, outside
+# any autocast region (fp32, whatever the run's precision); it must not change the model or the RNG streams
+# (wrap random work in torch.random.fork_rng).
 Monitor = Callable[[nn.Module, int], None]
 
 
@@ -156,15 +174,108 @@ def prepare_bundle(config: TrainConfig) -> DataBundle:
     return bundle
 
 
+def reinitialise(model: nn.Module, init: str) -> None:
+    """Re-initialise every Conv and Linear layer of ``model`` in place (``init`` of :class:`TrainConfig`):
+    ``glorot`` — Glorot & Bengio (2010) uniform, U(±√(6/(fan_in + fan_out))); ``kaiming`` — He et al.
+    (2015) normal, std √(2/fan_in); biases 0 in both. ``model`` leaves the builder's initialisation.
+    Norm layers and zero-initialised scales are untouched. Draws from torch's global generator."""
+    if init == "model":
+        return
+    if init not in ("glorot", "kaiming"):
+        raise ConfigError(f"unknown init {init!r}; choose from: model, glorot, kaiming")
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
+            if init == "glorot":
+                nn.init.xavier_uniform_(module.weight)
+            else:
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 def build_model(config: TrainConfig, bundle: DataBundle) -> nn.Module:
-    """``create_model`` with the dataset's classes and channels (model_kwargs may override both). Seed
-    first (:func:`depthlab.runtime.seed_everything`) for a run's step-0 weights."""
+    """``create_model`` with the dataset's classes and channels (model_kwargs may override both), then
+    ``config.init``. Seed first (:func:`depthlab.runtime.seed_everything`) for a run's step-0 weights; the
+    warm start of ``config.init_from`` is :func:`warm_start`, applied after this."""
     from depthlab import create_model
 
     kwargs = dict(config.model_kwargs)
     num_classes = kwargs.pop("num_classes", bundle.num_classes)
     in_channels = kwargs.pop("in_channels", bundle.in_channels)
-    return create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    model = create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    reinitialise(model, config.init)
+    return model
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """What :func:`warm_start` copied: from ``source`` (its ``last`` checkpoint, at ``step``), the tensors
+    named in ``copied`` (parameters and buffers), of the ``total`` in the model's state dict."""
+
+    source: str
+    step: int
+    copied: tuple[str, ...]
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "step": self.step,
+            "tensors_copied": len(self.copied),
+            "tensors_total": self.total,
+            "copied": list(self.copied),
+        }
+
+
+def warm_start(model: nn.Module, config: TrainConfig) -> WarmStart:
+    """Copy into ``model`` every parameter and buffer of ``config.init_from``'s ``last`` weights whose name
+    and shape match (and, when ``config.init_from_layers`` is set, whose name matches one of its patterns).
+
+    Names are the state-dict keys, so what matches depends on the family's naming. VGG names convs by the
+    paper's ``conv{stage}_{index}`` (``stages.{stage-1}.conv{stage}_{index}.conv.weight``) and the head by
+    ``fc6``/``fc7``/``fc8`` (``fc1``/``fc2`` with the small head). A's eight convs (conv1_1, conv2_1,
+    conv3_1, conv3_2, conv4_1, conv4_2, conv5_1, conv5_2) and its FC layers all exist with the same shapes
+    in B, C, D and E of the same width and head (C's 1×1 convs are conv3_3, conv4_3 and conv5_3, which A
+    lacks), so a plain warm start of D from A copies 8 convs and 3 FC layers (with BN, their norm
+    parameters and running statistics too); D's other five convs keep their initialisation. The paper
+    copied only "the first four convolutional layers and the last three fully-connected layers" (§3.1):
+    ``init_from_layers=stages.0.conv1_1.*,stages.1.conv2_1.*,stages.2.conv3_1.*,stages.2.conv3_2.*,head.*``.
+    """
+    if config.init_from is None:
+        raise ConfigError("warm_start needs config.init_from (a finished run directory)")
+    source = Path(config.init_from)
+    if not (source / "config.json").is_file():
+        raise MissingFileError(f"init_from={source}: not a run directory (no config.json)")
+    _, summary = load_run(source)
+    if summary is None or summary.status != "completed":
+        status = summary.status if summary is not None else "no summary.json"
+        raise ConfigError(
+            f"init_from={source}: that run has not finished ({status}); a warm start copies a completed "
+            f"run's last weights"
+        )
+    pointer = load_pointer(source / "checkpoints", "last")
+    if pointer is None:
+        raise CheckpointError(f"{source / 'checkpoints' / 'last.json'}: file is missing (init_from)")
+    weights, _ = load_weights(source / "checkpoints" / pointer.weights, named_by="last.json")
+    patterns = config.init_from_layers
+    ours = model.state_dict()
+    copied = tuple(
+        name
+        for name, tensor in ours.items()
+        if name in weights
+        and tuple(weights[name].shape) == tuple(tensor.shape)
+        and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
+    )
+    if not copied:
+        limited = f" and {', '.join(patterns)}" if patterns else ""
+        raise ConfigError(
+            f"init_from={source}: none of its {len(weights)} tensors matches a parameter or buffer of "
+            f"{config.model} by name and shape{limited}; nothing to warm-start from"
+        )
+    with torch.no_grad():
+        for name in copied:
+            ours[name].copy_(weights[name])
+    return WarmStart(str(source), pointer.step, copied, len(ours))
 
 
 def _model_attr(model: nn.Module, name: str, default: Any) -> Any:
@@ -204,11 +315,13 @@ def preflight(model: nn.Module, bundle: DataBundle, model_name: str) -> None:
 # ------------------------------------------------------------------------------------------ evaluation
 @dataclass(frozen=True)
 class Evaluation:
-    """Plain cross-entropy and top-1 error over ``images`` images."""
+    """Plain cross-entropy and top-1 error over ``images`` images; ``correct`` (when asked for): one bool
+    per image, in the split's order, gathered from every rank."""
 
     loss: float
     error: float
     images: int
+    correct: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -216,24 +329,65 @@ def evaluate(
     model: nn.Module,
     loader: Loader,
     ctx: distributed.DistContext,
-    autocast: contextlib.AbstractContextManager,
+    precision: str = "fp32",
+    *,
+    per_image: bool = False,
 ) -> Evaluation:
-    """Plain cross-entropy and top-1 error over every image of ``loader`` (summed across ranks)."""
+    """Plain cross-entropy and top-1 error over every image of ``loader`` (summed across ranks), the forward
+    pass under ``precision`` (logits are cast to fp32 before the loss). ``per_image``: also return which
+    images were classified correctly (each rank's contiguous shard, concatenated in rank order)."""
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, errors, images
+    correct: list[torch.Tensor] = []
+    context = autocast(precision, ctx.device)
     for x, y in loader.epoch(0):
         if y.numel() == 0:
             continue
-        with autocast:
+        with context:
             logits = main_logits(model(x))
         logits = logits.float()
+        wrong = logits.argmax(1) != y
         sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
-        sums[1] += (logits.argmax(1) != y).sum()
+        sums[1] += wrong.sum()
         sums[2] += y.numel()
+        if per_image:
+            correct.append((~wrong).cpu())
     model.train(was_training)
     loss, errors, n = distributed.all_reduce_sum(ctx, sums).tolist()
-    return Evaluation(loss / max(n, 1), errors / max(n, 1), int(n))
+    flags: np.ndarray | None = None
+    if per_image:
+        local = torch.cat(correct).numpy() if correct else np.zeros(0, dtype=bool)
+        if ctx.distributed:
+            parts: list[Any] = [None] * ctx.world_size
+            torch.distributed.all_gather_object(parts, local)
+            local = np.concatenate(parts)
+        flags = local.astype(bool)
+    return Evaluation(loss / max(n, 1), errors / max(n, 1), int(n), flags)
+
+
+def _correct_path(run_dir: Path, split: str) -> Path:
+    return run_dir / f"correct-{split}.npy"
+
+
+def load_correct(run_dir: str | os.PathLike[str], split: str) -> np.ndarray | None:
+    """Which images of ``split`` (``test``, ``val`` or ``train_eval``) the run's final evaluation got right:
+    one bool per image, in the evaluated split's order (after ``test_subset``), the same order for every run
+    of the same data settings — what a per-image (McNemar) test pairs. ``None`` when the run has not
+    written it (not finished, a split it does not evaluate, or images that failed to decode);
+    :class:`CheckpointError` naming the file when it is damaged."""
+    path = _correct_path(Path(run_dir), split)
+    if not path.is_file():
+        return None
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path}: damaged, not a NumPy array file ({exc})") from None
+    if values.dtype != np.bool_ or values.ndim != 1:
+        raise CheckpointError(
+            f"{path}: not per-image correctness (a {values.dtype} array of shape {values.shape})"
+        )
+    return values
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -267,16 +421,31 @@ class _Interrupt:
 
 
 def _check_resume(config: TrainConfig, run_dir: Path) -> TrainConfig:
-    """The stored config of the run in ``run_dir``, after checking ``config`` asks for the same run."""
+    """The stored config of the run in ``run_dir``, after checking ``config`` asks for the same run.
+
+    ``precision=auto`` accepts the precision the run chose when it started (a run that started in bf16
+    continues in bf16 on any machine); an explicit one must equal it."""
     if not (run_dir / "config.json").is_file():
         raise MissingFileError(f"cannot resume: {run_dir} is not a run directory (no config.json)")
     stored = load_run_config(run_dir)
     a, b = config_to_dict(stored), config_to_dict(config)
+    if b["precision"] == "auto":
+        b["precision"] = a["precision"]
     differ = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
     if differ:
         shown = ", ".join(f"{k}: {a[k]!r} → {b[k]!r}" for k in differ)
         raise ConfigError(f"cannot resume {run_dir} with a different configuration ({shown})")
     return stored
+
+
+def _resolved_precision(requested: str, stored: TrainConfig | None, device: torch.device) -> PrecisionInfo:
+    """The precision of this session: a resumed run keeps the one it started with. Run directories from
+    before precisions were recorded say ``auto``, which then meant bf16 on CUDA and fp32 on every CPU."""
+    if stored is not None and stored.precision == "auto":
+        info = resolve_precision("auto", device)
+        legacy = "bf16" if device.type == "cuda" else "fp32"
+        return dataclasses.replace(info, used=legacy)
+    return resolve_precision(stored.precision if stored is not None else requested, device)
 
 
 # ------------------------------------------------------------------------------------------------- train
@@ -309,7 +478,7 @@ def train(
 class TrainState:
     """Everything that changes while a run trains: created once, before any set-up, and updated in place.
 
-    ``step`` … ``images_seen`` are saved in every ``last`` checkpoint and restored by a resume; the rest
+    ``step`` … ``warm_start`` are saved in every ``last`` checkpoint and restored by a resume; the rest
     describe this session. ``running`` holds the sums since the last training row (loss sum, errors,
     images; after a resume, rank 0 carries the sum over ranks). ``elapsed`` is wall time of earlier
     sessions; ``train_time`` the seconds spent in training steps (not evaluation or checkpoints).
@@ -321,6 +490,7 @@ class TrainState:
     elapsed: float = 0.0
     train_time: float = 0.0
     images_seen: int = 0
+    warm_start: dict[str, Any] | None = None
     session_start: float = field(default_factory=time.perf_counter)
     final: dict[str, float] = field(default_factory=dict)  # the newest value of each split's loss and error
     last_row_time: float = 0.0
@@ -335,6 +505,7 @@ class _Loaders:
     train: Loader
     full: dict[str, Loader]  # every image of each evaluated split: the last step's evaluation
     partial: dict[str, Loader]  # the first eval_subset images, for evaluations before the last step
+    sizes: dict[str, int]  # images in each evaluated split
 
 
 class _Trainer:
@@ -355,17 +526,14 @@ class _Trainer:
         self.monitor = monitor if ctx.is_main else None
         self.callback = callback if (callback is not None and ctx.is_main) else None
         self.device = ctx.device
-        self.config = config
-        self._check_run_dir(config)
+        stored = self._check_run_dir(config)
+        self.precision = _resolved_precision(config.precision, stored, self.device)
+        self.config = config = dataclasses.replace(config, precision=self.precision.used)
         self.bundle = prepare_bundle(config)
         self.model, self.optimizer = self._prepare_model()
         self.loaders = self._prepare_loaders()
         self.schedule = Schedule.of(config, len(self.loaders.train))
-        self.autocast: Any = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.device.type == "cuda"
-            else contextlib.nullcontext()
-        )
+        self.autocast = autocast(self.precision.used, self.device)
         self.metrics = MetricsLog(run_dir / "metrics.jsonl", ctx.is_main)
         if resume:
             self._load_last()
@@ -374,7 +542,9 @@ class _Trainer:
             write_json_atomic(run_dir / "config.json", config_to_dict(config))
             (run_dir / "metrics.jsonl").write_text("")
         if ctx.is_main:
-            write_json_atomic(run_dir / "environment.json", environment_info(self.device, ctx.world_size))
+            environment = environment_info(self.device, ctx.world_size)
+            environment["precision"] = self.precision.to_dict()
+            write_json_atomic(run_dir / "environment.json", environment)
         self.net, self.eval_net = self._wrap(self.model)
 
     def emit(self, kind: str, values: dict[str, Any] | None = None, message: str = "") -> None:
@@ -385,27 +555,32 @@ class _Trainer:
             )
 
     # ---------------------------------------------------------------------------------------- set-up
-    def _check_run_dir(self, config: TrainConfig) -> None:
-        """Refuse an unknown model, a resume that does not match its run, or a new run over an old one."""
+    def _check_run_dir(self, config: TrainConfig) -> TrainConfig | None:
+        """Refuse an unknown model, a resume that does not match its run, or a new run over an old one;
+        returns the stored config of a resumed run."""
         from depthlab import model_info
 
         model_info(config.model)  # unknown names fail before any data is read
+        stored = None
         if self.resume:
-            _check_resume(config, self.run_dir)
+            stored = _check_resume(config, self.run_dir)
         elif (self.run_dir / "config.json").exists():
             raise ConfigError(
                 f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose "
                 f"another --out"
             )
         distributed.barrier(self.ctx)  # every rank has checked before rank 0 writes config.json
+        return stored
 
     def _prepare_model(self) -> tuple[nn.Module, torch.optim.Optimizer]:
-        """The model with its step-0 weights (seeded build), on the device, and its
+        """The model with its step-0 weights (seeded build, ``init``, warm start), on the device, and its
         optimizer. The unwrapped module: its state_dict is what checkpoints hold."""
         config, bundle, ctx = self.config, self.bundle, self.ctx
         seed_everything(config.seed)
         model = build_model(config, bundle)
         preflight(model, bundle, config.model)
+        if config.init_from is not None and not self.resume:  # a resume restores its checkpoint instead
+            self.state.warm_start = warm_start(model, config).to_dict()
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -440,13 +615,14 @@ class _Trainer:
         if config.eval_train:
             splits.insert(0, ("train_eval", bundle.train))
         full = {name: loader(s, batch_size=config.eval_batch_size) for name, s in splits if s is not None}
+        sizes = {name: len(s) for name, s in splits if s is not None}
         partial: dict[str, Loader] = {}
         if config.eval_subset is not None:  # a fixed held-out part: the first eval_subset images
             for name, s in splits:
                 if s is not None and len(s) > config.eval_subset:
                     part = s.subset(torch.arange(config.eval_subset))
                     partial[name] = loader(part, batch_size=config.eval_batch_size)
-        return _Loaders(batches, full, partial)
+        return _Loaders(batches, full, partial, sizes)
 
     def _wrap(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         """(the module a training step calls, the one evaluation calls): compiled if asked; training goes
@@ -529,6 +705,7 @@ class _Trainer:
         state.elapsed = float(saved["elapsed_s"])
         state.train_time = float(saved["train_time_s"])
         state.images_seen = int(saved["images_seen"])
+        state.warm_start = saved.get("warm_start")
         state.last_row_time, state.last_row_images = state.train_time, state.images_seen
         rng = saved["rng"]
         restore_rng(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
@@ -562,6 +739,7 @@ class _Trainer:
                 "elapsed_s": state.elapsed + (time.perf_counter() - state.session_start),
                 "train_time_s": state.train_time,
                 "images_seen": state.images_seen,
+                "warm_start": state.warm_start,
                 "rng": rng,
             }
             state.last_good = save_checkpoint(
@@ -627,13 +805,16 @@ class _Trainer:
         }
 
     def _evaluate(self, final: bool) -> list[dict[str, Any]]:
-        """One row per evaluated split; ``final`` (the last step): every image."""
+        """One row per evaluated split. ``final`` (the last step): every image, and each split's per-image
+        correctness written to ``correct-<split>.npy``."""
         rows = []
         for name, full in self.loaders.full.items():
             if name == "test" and self.config.test_at_end and not final:
                 continue
             loader = full if final else self.loaders.partial.get(name, full)
-            result = evaluate(self.eval_net, loader, self.ctx, self.autocast)
+            result = evaluate(self.eval_net, loader, self.ctx, self.precision.used, per_image=final)
+            if final:
+                self._write_correct(name, result)
             rows.append(
                 {
                     "step": self.state.step,
@@ -645,6 +826,22 @@ class _Trainer:
                 }
             )
         return rows
+
+    def _write_correct(self, split: str, result: Evaluation) -> None:
+        if not self.ctx.is_main or result.correct is None:
+            return
+        size = self.loaders.sizes[split]
+        if result.correct.shape[0] != size:
+            # Streamed images that failed to decode were left out: positions would no longer pair up.
+            self.emit(
+                "warning",
+                {"split": split, "evaluated": int(result.correct.shape[0]), "images": size},
+                f"{_correct_path(self.run_dir, split).name} not written: {size - result.correct.shape[0]} "
+                f"{split} image(s) failed to decode",
+            )
+            return
+        flags = np.ascontiguousarray(result.correct, dtype=bool)
+        atomic_write(_correct_path(self.run_dir, split), lambda f: np.save(f, flags, allow_pickle=False))
 
     def _update_best(self, rows: list[dict[str, Any]]) -> None:
         by_split = {row["split"]: row for row in rows}
@@ -700,6 +897,7 @@ class _Trainer:
                 "skipped": len(set(bundle.skipped) | set(self._failed_images())),
             },
             message=message,
+            warm_start=state.warm_start,
         )
         if self.ctx.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary.to_dict())
@@ -716,7 +914,8 @@ class _Trainer:
                     return
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """One update at ``schedule.lr_at(step)``; returns (loss, lr)."""
+        """One update at ``schedule.lr_at(step)``; returns (loss, lr). The loss is computed in fp32 from the
+        (possibly bf16) logits."""
         config, state = self.config, self.state
         lr = self.schedule.lr_at(state.step)
         for group in self.optimizer.param_groups:
@@ -750,6 +949,7 @@ class _Trainer:
                 "model": config.model,
                 "data": bundle.name,
                 "device": str(self.device),
+                "precision": self.precision.used,
                 "processes": ctx.world_size,
                 "train": len(bundle.train),
                 "val": len(bundle.val) if bundle.val is not None else 0,
@@ -757,6 +957,7 @@ class _Trainer:
                 "skipped": list(bundle.skipped),
                 "steps_per_epoch": self.schedule.steps_per_epoch,
                 "resumed_from": state.step if self.resume else None,
+                "warm_start": state.warm_start,
                 "run_dir": str(self.run_dir),
             },
         )
@@ -873,6 +1074,7 @@ class _Trainer:
             self._update_best(eval_rows)
         if self.monitor is not None and evaluating:
             # Before the checkpoint: a kill in between repeats this step, and the monitor rewrites its record.
+            # Outside the autocast of the step and of evaluation: the monitor measures in fp32.
             self.monitor(self.model, step)
         if due(step, schedule.checkpoint_every, total) or stop:
             self._check_finite()
@@ -891,7 +1093,8 @@ def evaluate_run(
     """Test metrics of a run's ``best`` or ``last`` checkpoint on the test split of ``data`` (default: the
     run's dataset), appended as one row to ``RUN_DIR/eval.jsonl`` and returned.
 
-    Images are resized to the run's image size and normalised with its training statistics.
+    Images are resized to the run's image size and normalised with its training statistics; the forward pass
+    runs in the precision the run trained in.
     """
     from depthlab.train.rundir import load_run, load_run_model
 
@@ -922,17 +1125,14 @@ def evaluate_run(
         pixel_mean=prepare_bundle(config).pixel_mean if config.normalize == "pixel" else None,
     )  # fmt: skip
     loader = make_loader(stats, bundle.test, batch_size=batch_size, device=ctx.device)
-    autocast: Any = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if ctx.device.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    result = evaluate(model, loader, ctx, autocast)
+    precision = _resolved_precision(config.precision, config, ctx.device).used  # the run's own
+    result = evaluate(model, loader, ctx, precision)
     row = {
         "checkpoint": checkpoint,
         "step": pointer.step,
         "data": name,
         "split": "test",
+        "precision": precision,
         "loss": _round(result.loss),
         "error": _round(result.error),
         "accuracy": _round(1 - result.error),

@@ -31,8 +31,16 @@ def _mean_ci(c: Condition, split: str) -> tuple[float, float, float] | None:
     return 100 * e.mean, 100 * (e.mean - low), 100 * (high - e.mean)
 
 
+def _chance(by: dict[Net, Condition]) -> float | None:
+    """1 − 1/classes, from the runs' summaries (``None`` when they do not say)."""
+    classes = {r.data.get("num_classes") for c in by.values() for r in c.runs}
+    k = classes.pop() if len(classes) == 1 else None
+    return 1.0 - 1.0 / k if isinstance(k, int) and k >= 2 else None
+
+
 def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigure:
     margin = preset_of(result).chance_margin
+    chance = _chance(by)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for ax, bn in ((axes[0], False), (axes[1], True)):
         for split, fill in (("train_eval", "none"), ("test", "full")):
@@ -49,8 +57,11 @@ def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigu
                             fillstyle=fill, capsize=3, ls="none",
                             label=f"{c.name} {'test' if split == 'test' else 'train'}"
                             + ("" if trained else " (did not train)"))  # fmt: skip
+        if chance is not None:
+            ax.axhline(100 * chance, color="grey", ls=":", lw=1, label="chance")
         ax.set_title("with batch norm" if bn else "without batch norm (the paper's nets)", fontsize=10)
         ax.set_xlabel("weight layers")
+        ax.set_xticks(sorted(set(DEPTH.values())))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, ncol=2)
@@ -65,6 +76,7 @@ def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigu
                 ls="none", label=config)  # fmt: skip
     ax.set_title("Table 3: ImageNet top-1 (single scale)", fontsize=10)
     ax.set_xlabel("weight layers")
+    ax.set_xticks(sorted(set(DEPTH.values())))
     ax.set_ylabel("top-1 error (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -74,7 +86,7 @@ def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigu
         "Final error vs depth, without and with batch norm, beside VGG Table 3",
         f"Mean over seeds (up to {seeds}) at the last step with its 95% CI (t interval across seeds): hollow markers "
         "the eval-mode error over the fixed training subset, filled markers the test error; a cross marks a "
-        "condition with a seed that did not train. Left and middle share the y-axis. A-LRN and C are drawn "
+        "condition with a seed that did not train; the dotted line is chance. Left and middle share the y-axis. A-LRN and C are drawn "
         f"0.3 layers beside A and D. Right: {TABLE3_SOURCE} (ImageNet; compare directions, not values).",
         png_bytes(fig),
         "vgg_error_vs_depth",
