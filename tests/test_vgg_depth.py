@@ -271,6 +271,16 @@ def test_plateau_check_and_a_net_still_falling_leaves_depth_unresolved() -> None
     assert by["test_error:E:A"].outcome == "lower"
     answer = _answers(falling)["depth"]
     assert answer.verdict == "not resolved" and "still falling: E" in answer.numbers
+    # A resolved but small fall (0.3 points, inside the 1-point bound) is a plateau, not "still falling".
+    small = [*_condition("A", False, 0.02, 0.16, curve=(0.023, 0.02)), *_condition("E", False, 0.01, 0.12)]
+    f = _findings(small)["plateau:A"]
+    assert f.numbers["ci"]["high"] < 0 and f.outcome == "equivalent"
+    # A fall whose CI straddles the bound is neither.
+    straddle = [*_condition("A", False, 0.02, 0.16, spread=(0.0, 0.0, 0.0)),
+                *_condition("E", False, 0.01, 0.12)]  # fmt: skip
+    for i, drop in enumerate((0.004, 0.012, 0.020)):
+        straddle[i] = _run("A", False, i, 0.02, 0.16, curve=(0.02 + drop, 0.02))
+    assert _findings(straddle)["plateau:A"].outcome == "not resolved"
 
 
 def test_bn_changes_the_depth_effect() -> None:

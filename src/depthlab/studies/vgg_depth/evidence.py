@@ -174,22 +174,15 @@ def depth_effect(deep: Condition, shallow: Condition, split: str) -> Estimate | 
 
 
 # ------------------------------------------------------------------------------------ per-image results
-def _default_load() -> LoadCorrect | None:
-    # Looked up by name: runs of a trainer that predates per-image files have none, and neither does the
-    # trainer of a checkout without that feature.
-    import importlib
-
-    return getattr(importlib.import_module("depthlab.train"), "load_correct", None)
-
-
 def test_correct(
     a: Condition, b: Condition, load: LoadCorrect | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
     """Per-image test correctness of ``a`` and ``b``, seed-matched (the seeds both ran), from each run's
     ``correct-test.npy``; ``None`` unless every matched run wrote it, on the same number of images."""
-    load = load or _default_load()
+    if load is None:
+        from depthlab.train import load_correct as load
     seeds = sorted({r.seed for r in a.runs} & {r.seed for r in b.runs})
-    if load is None or not seeds:
+    if not seeds:
         return None
     by_a, by_b = {r.seed: r for r in a.runs}, {r.seed: r for r in b.runs}
     xs = [load(by_a[s].run_dir, "test") for s in seeds]

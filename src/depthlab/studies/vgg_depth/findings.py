@@ -63,11 +63,18 @@ KEY = {"train_eval": "train_error", "test": "test_error"}
 class Compared:
     """``a − b`` (:class:`~depthlab.studies.stats.Difference`), its TOST against ``equivalence.bound``, and
     the conditions of the comparison that did not train in every seed (``untrained``: their
-    :class:`~.evidence.Training`); the finding's outcome."""
+    :class:`~.evidence.Training`); the finding's outcome.
+
+    The outcome is ``higher``/``lower`` when the 95% CI excludes 0 (and an attached McNemar test agrees),
+    else ``equivalent`` when the TOST keeps the difference inside ±bound, else ``not resolved``. With
+    ``minimum_effect`` (the plateau check) the bound is also the smallest change that counts: equivalence
+    first, and a direction only when the CI lies beyond the bound, so that a replication cannot flip between
+    "plateau" and "still falling" through a small deviation."""
 
     difference: Difference
     equivalence: Equivalence | None = None
     untrained: tuple[Training, ...] = ()
+    minimum_effect: bool = False
 
     @property
     def finite(self) -> bool:
@@ -80,11 +87,15 @@ class Compared:
             return "not resolved"
         if not self.finite:
             return "unknown"
-        if self.difference.resolved:
-            return self.difference.outcome
-        if self.equivalence is not None and self.equivalence.equivalent:
-            return "equivalent"
-        return "not resolved"
+        d, e = self.difference, self.equivalence
+        if self.minimum_effect and e is not None:
+            if e.equivalent:
+                return "equivalent"
+            beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
+            return d.outcome if beyond else "not resolved"
+        if d.resolved:
+            return d.outcome
+        return "equivalent" if e is not None and e.equivalent else "not resolved"
 
     def numbers(self) -> dict[str, Any]:
         return {
@@ -133,9 +144,10 @@ def compare_depth_effect(
 
 
 def compare_plateau(p: Plateau, bound: float) -> Compared:
-    """End − start of the last 10% of iterations, paired by seed; TOST against ``bound``."""
+    """End − start of the last 10% of iterations, paired by seed; TOST against ``bound``, which is also the
+    smallest change that counts as still falling (or rising)."""
     d = paired(f"{p.condition} at {p.end}", p.after, f"{p.condition} at {p.start}", p.before)
-    return Compared(d, equivalence(d, bound))
+    return Compared(d, equivalence(d, bound), minimum_effect=True)
 
 
 def depth_pairs(steps: list[Net]) -> list[tuple[Net, Net]]:
@@ -292,10 +304,10 @@ def plateau_sentence(c: Compared, p: Plateau) -> str:
     bound = 100 * (c.equivalence.bound if c.equivalence else 0.0)
     verdict = {
         "equivalent": f"it has reached a plateau (a change within ±{bound:g} points)",
-        "lower": "it was still falling, so the run ended before its plateau",
+        "lower": f"it was still falling by more than {bound:g} points, so the run ended before its plateau",
         "higher": "it rose at the end of the schedule",
         "unknown": "unknown: non-finite values",
-    }.get(c.outcome, f"whether it was still changing is not resolved, nor is it within ±{bound:g} points")
+    }.get(c.outcome, f"whether it has reached a plateau (a change within ±{bound:g} points) is not resolved")
     return f"{head}: {verdict}."
 
 
@@ -464,5 +476,5 @@ def compute_findings(result: StudyResult, load: LoadCorrect | None = None) -> li
     out += depth_findings(by, bound, margin, load)
     out += bn_effect_findings(by, bound, margin)
     out += pair_findings(by, bound, margin, load)
-    out += plateau_findings(by, bound, margin)
+    out += plateau_findings(by, preset.plateau_bound, margin)
     return out

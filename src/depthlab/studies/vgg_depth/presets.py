@@ -68,7 +68,8 @@ class VGGDepthPreset(Recipe):
     ``warm_start``: every configuration deeper than A starts from the ``last`` weights of A's run with the
     same seed and normalisation, layers :data:`WARM_LAYERS` (the paper's §3.1); the others start from
     ``init``. ``error_bound``: the equivalence (TOST) bound, a fraction, under which two errors are called
-    "the same". ``chance_margin``: a run whose final eval-mode training error is at least chance (1 − 1/classes)
+    "the same". ``plateau_bound``: the change of training error over the last 10% of iterations within which
+    a net has reached its plateau (TOST), and beyond which it was still changing. ``chance_margin``: a run whose final eval-mode training error is at least chance (1 − 1/classes)
     minus this did not train.
     """
 
@@ -80,6 +81,7 @@ class VGGDepthPreset(Recipe):
     init: str = "model"
     warm_start: bool = False
     error_bound: float = 0.02
+    plateau_bound: float = 0.01
     chance_margin: float = 0.05
 
     def __post_init__(self) -> None:
@@ -103,7 +105,7 @@ class VGGDepthPreset(Recipe):
         if self.warm_start and any("A" not in group for group in (self.plain, self.bn) if group):
             raise StudyError("warm_start starts the deeper nets from A: include A in plain and in bn (or set "
                              "warm_start=false)")  # fmt: skip
-        for key in ("error_bound", "chance_margin"):
+        for key in ("error_bound", "plateau_bound", "chance_margin"):
             value = getattr(self, key)
             if not math.isfinite(value) or not 0 < value < 1:
                 raise StudyError(f"{key} must be a fraction between 0 and 1, got {value!r}")
