@@ -270,6 +270,21 @@ def test_the_plain_lesion_verdict_against_halfway_to_chance():
     assert "does not fall to near chance, unlike Veit et al." in text and "as Veit" not in text
 
 
+
+def test_a_net_at_chance_gets_no_lesion_verdict():
+    """A net that never trained (intact error at chance) has nothing to lose: neither mode's verdict may be
+    drawn, whatever its lesions did; one image above chance's count on 2,000 is not resolved either."""
+    for mode, rises in (("residual", [0.001, 0.002, 0.0, 0.001]), ("plain", [0.0, 0.001, 0.0, 0.002])):
+        at_chance = _result(mode, rises, [], intact=0.9)
+        text = " ".join(at_chance.findings("net"))
+        assert "did not train, so no lesion verdict" in text
+        assert "Veit et al." not in text and "barely hurt" not in text
+    # Chance is 90% error; 88% error on 2,000 images is 40 images above chance's count: resolved.
+    trained = _result("residual", [0.001, 0.002, 0.004, 0.003], [], intact=0.88)
+    assert trained.above_chance_p() < 0.01
+    assert "did not train" not in " ".join(trained.findings("net"))
+
+
 # ------------------------------------------------------------------------------------------------- paths
 class LinearBlock(nn.Module):
     """x → W x + x: a residual block with a linear branch, identity shortcut, no nonlinearity."""

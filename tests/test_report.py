@@ -37,7 +37,8 @@ window.addEventListener("load", () => {
     widths: imgs.map((i) => i.naturalWidth),
     tables: Array.from(document.querySelectorAll("table[id]")).map((t) => t.id),
     result_rows: document.querySelectorAll("#results-table tbody tr").length,
-    findings: document.querySelectorAll("#findings + ul li").length,
+    findings: document.querySelectorAll("details.findings ul.findings li").length,
+    answers: document.querySelectorAll("#answers-table tbody tr").length,
   };
   const out = document.createElement("pre");
   out.id = "probe";
@@ -161,6 +162,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert probe["images"] == 6 and probe["broken"] == [] and min(probe["widths"]) > 100
     assert {"results-table", "models-table", "runs-table", "gradients-table"} <= set(probe["tables"])
     assert probe["result_rows"] == 1 and probe["findings"] >= 5
+    assert probe["answers"] == len(json.loads((root / "results.json").read_text())["answers"]) >= 1
 
     folder = Path(ARTIFACTS) if ARTIFACTS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)

@@ -224,6 +224,14 @@ class LesionResult:
             swap_slope=_k_slope(self.intact_error, self.swaps),
         )
 
+    def above_chance_p(self) -> float:
+        """One-sided exact binomial p-value of the intact accuracy against chance (1 / classes): small when
+        the net learned something a lesion could destroy."""
+        import scipy.stats
+
+        correct = round((1 - self.intact_error) * self.images)
+        return float(scipy.stats.binomtest(correct, self.images, 1 / self.num_classes, "greater").pvalue)
+
     def findings(self, label: str | None = None) -> list[str]:
         """Sentences comparing the measured numbers with Veit et al.'s pattern, each with its interval."""
         label = label or self.source.get("model", "model")
@@ -234,6 +242,15 @@ class LesionResult:
             f"{pct(self.intact_error)} ± {pct(se)} (binomial SE); chance is {pct(self.chance_error)}."
         ]
         if not self.single:
+            return out
+        p_trained = self.above_chance_p()
+        if p_trained >= 0.05:
+            # A net that never left chance has nothing for a lesion to destroy: any verdict on it would be
+            # read as "the blocks do not matter", which is not what the numbers could show.
+            out.append(
+                f"The intact {label} is not resolved above chance (one-sided exact binomial test, "
+                f"p = {p_trained:.2g}): it did not train, so no lesion verdict is drawn from it."
+            )
             return out
         e = self.evidence()
         if self.mode == "residual" and e.inner_rise is not None:
