@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.depthlab-installed
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo demo-replication publish-demo test test-slow test-gpu lint setup data browser clean
+.PHONY: demo demo-replication publish-demo study publish-study test test-slow test-gpu lint setup data browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -56,8 +56,32 @@ publish-demo:
 	cp runs/demo/figures/*.png results/degradation-quick/figures/
 	cp runs/demo-replication/results.json runs/demo-replication/timing.json results/degradation-quick-replication/
 	cp runs/demo-replication/figures/*.png results/degradation-quick-replication/figures/
-	$(PY) -m depthlab replicate runs/demo runs/demo-replication \
+	$(PY) -m depthlab replicate results/degradation-quick results/degradation-quick-replication \
 	  --out results/degradation-quick-replication/replication.json
+
+# Any study's quick preset and its replication on fresh seeds, e.g. `make study STUDY=vgg-depth`:
+# runs/STUDY-quick (seeds 0-2) and runs/STUDY-quick-replication (seeds 3-5), each with its report, figures
+# and timing.json (the wall time of that study + report). `make publish-study STUDY=...` copies them to
+# results/ (which the README quotes) and records which findings the replication reproduces.
+STUDY ?= vgg-depth
+study: $(STAMP) data
+	@for part in quick:0 quick-replication:3; do \
+	  dir=runs/$(STUDY)-$${part%%:*}; start=$$(date +%s); \
+	  $(PY) -m depthlab experiment $(STUDY) --preset quick --seed-offset $${part##*:} --out $$dir && \
+	  $(PY) -m depthlab report $$dir --out $$dir/report.html --figures $$dir/figures && \
+	  printf '{"command": "make study STUDY=%s (%s)", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
+	    $(STUDY) $$dir $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > $$dir/timing.json \
+	  || exit 1; \
+	done
+
+publish-study:
+	@for part in quick quick-replication; do \
+	  mkdir -p results/$(STUDY)-$$part/figures && \
+	  cp runs/$(STUDY)-$$part/results.json runs/$(STUDY)-$$part/timing.json results/$(STUDY)-$$part/ && \
+	  cp runs/$(STUDY)-$$part/figures/*.png results/$(STUDY)-$$part/figures/ || exit 1; \
+	done
+	$(PY) -m depthlab replicate results/$(STUDY)-quick results/$(STUDY)-quick-replication \
+	  --out results/$(STUDY)-quick-replication/replication.json
 
 test: $(STAMP) data browser
 	$(PY) -m pytest -q

@@ -129,3 +129,39 @@ def test_readme_compare_table_is_current() -> None:
     assert match, "README.md lacks the <!-- compare:start --> block"
     expected = compare_markdown([(name, build_summary(name, None)) for name in CLASSIC_MODELS])
     assert match.group(1).strip() == expected, "regenerate it with `depthlab compare --markdown`"
+
+
+REPLICATION_BLOCK = re.compile(
+    r"<!-- replication:(?P<name>[\w-]+):start -->\n(?P<body>.*?)\n<!-- replication:(?P=name):end -->", re.S
+)
+
+
+def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> None:
+    """results/NAME is committed only with results/NAME-replication: the same study and preset on fresh seeds,
+    its replication.json (`depthlab replicate`) naming exactly the two seed lists, and the README quoting
+    `replication_markdown` of it verbatim."""
+    import json
+
+    from depthlab.report.readme import replication_markdown
+
+    blocks = {m["name"]: m["body"] for m in REPLICATION_BLOCK.finditer(README.read_text())}
+    originals = [
+        p.parent for p in sorted(ROOT.glob("results/*/results.json")) if not p.parent.name.endswith("-replication")
+    ]
+    assert originals, "no study results are committed under results/"
+    for original in originals:
+        name = original.name
+        twin = original.with_name(f"{name}-replication")
+        path = twin / "replication.json"
+        assert path.is_file(), f"results/{name} is committed without {path.relative_to(ROOT)}"
+        record = json.loads(path.read_text())
+        a = json.loads((original / "results.json").read_text())
+        b = json.loads((twin / "results.json").read_text())
+        assert record["fresh_seeds"] and not set(record["seeds_a"]) & set(record["seeds_b"])
+        assert list(record["seeds_a"]) == list(a["seed_list"]) and list(record["seeds_b"]) == list(b["seed_list"])
+        assert record["study"] == a["study"] == b["study"] and record["preset"] == a["preset"] == b["preset"]
+        assert name in blocks, f"README.md lacks the <!-- replication:{name}:start --> block"
+        assert blocks[name].strip() == replication_markdown(record), (
+            f"README replication block {name} differs from {path.relative_to(ROOT)}: regenerate it with "
+            f"`depthlab replicate results/{name} results/{name}-replication --markdown`"
+        )
