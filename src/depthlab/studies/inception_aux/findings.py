@@ -72,10 +72,17 @@ LoadCorrect = Callable[[Any, str], np.ndarray | None]
 @dataclass(frozen=True)
 class Compared:
     """``a − b`` (:class:`~depthlab.studies.stats.Difference`), its TOST against ``equivalence.bound`` where
-    "the same" can be said, and the finding's outcome."""
+    "the same" can be said, and the finding's outcome.
+
+    The outcome is ``higher``/``lower`` when the 95% CI excludes 0, else ``equivalent`` when the TOST keeps
+    the difference inside ±bound, else ``not resolved``. With ``minimum_effect`` (the plateau check, as in the
+    degradation and vgg-depth studies) the bound is also the smallest change that counts: equivalence first,
+    and a direction only when the CI lies beyond the bound, so that a change of 0.2 points cannot be called
+    "still falling" against a ±2-point plateau bound it satisfies."""
 
     difference: Difference
     equivalence: Equivalence | None = None
+    minimum_effect: bool = False
 
     @property
     def finite(self) -> bool:
@@ -86,9 +93,15 @@ class Compared:
     def outcome(self) -> str:
         if not self.finite:
             return "unknown"
-        if self.difference.resolved:
-            return self.difference.outcome
-        if self.equivalence is not None and self.equivalence.equivalent:
+        d, e = self.difference, self.equivalence
+        if self.minimum_effect and e is not None:
+            if e.equivalent:
+                return "equivalent"
+            beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
+            return d.outcome if beyond else "not resolved"
+        if d.resolved:
+            return d.outcome
+        if e is not None and e.equivalent:
             return "equivalent"
         return "not resolved"
 
@@ -145,9 +158,10 @@ def compare_gap(a: Condition, b: Condition, bound: float) -> Compared | None:
 
 
 def compare_plateau(p: Plateau, bound: float) -> Compared:
-    """End − start of the last 10% of iterations, paired by seed; TOST against ``bound``."""
+    """End − start of the last 10% of iterations, paired by seed; TOST against ``bound``, which is also the
+    smallest change that counts as still falling (or rising)."""
     d = paired(f"{p.condition} at {p.end}", p.after, f"{p.condition} at {p.start}", p.before)
-    return Compared(d, equivalence(d, bound))
+    return Compared(d, equivalence(d, bound), minimum_effect=True)
 
 
 def compare_share(r: GradientReading, bound: float) -> Compared:
@@ -247,10 +261,10 @@ def plateau_sentence(c: Compared, p: Plateau) -> str:
     bound = 100 * (c.equivalence.bound if c.equivalence else 0.0)
     verdict = {
         "equivalent": f"it has reached a plateau (a change within ±{bound:g} points)",
-        "lower": "it was still falling, so the run ended before its plateau",
-        "higher": "it rose at the end of the schedule",
+        "lower": f"it was still falling by more than {bound:g} points, so the run ended before its plateau",
+        "higher": f"it rose by more than {bound:g} points at the end of the schedule",
         "unknown": "unknown: non-finite values",
-    }.get(c.outcome, f"whether it was still changing is not resolved, nor is it within ±{bound:g} points")
+    }.get(c.outcome, f"whether it has reached a plateau (a change within ±{bound:g} points) is not resolved")
     return f"{head}: {verdict}."
 
 
