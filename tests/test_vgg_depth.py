@@ -281,6 +281,12 @@ def test_plateau_check_and_a_net_still_falling_leaves_depth_unresolved() -> None
     for i, drop in enumerate((0.004, 0.012, 0.020)):
         straddle[i] = _run("A", False, i, 0.02, 0.16, curve=(0.02 + drop, 0.02))
     assert _findings(straddle)["plateau:A"].outcome == "not resolved"
+    # ... and a net whose plateau is not resolved carries no depth verdict (E is resolved lower than A here).
+    straddle[3:] = _condition("E", False, 0.01, 0.12)
+    assert _findings(straddle)["test_error:E:A"].outcome == "lower"
+    answer = _answers(straddle)["depth"]
+    assert answer.verdict == "not resolved" and "plateau not resolved: A" in answer.numbers
+    assert _answers(flat)["depth"].verdict == "supported"
 
 
 def test_bn_changes_the_depth_effect() -> None:

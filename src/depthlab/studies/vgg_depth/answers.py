@@ -2,7 +2,8 @@
 
 A verdict is about the paper's claim: ``supported`` or ``contradicted`` only from resolved findings, else
 ``not resolved``. A depth answer is not resolved while a net it compares did not train, or while a net was
-still improving at the end (its plateau check resolved a fall). "The same within the bound" does not decide
+not shown to have converged (its plateau check did not find the last 10% of iterations' change within the
+bound: still falling, or not resolved). "The same within the bound" does not decide
 a directional claim whose size on ImageNet says nothing of its size here (depth, 1×1), but it does support
 "LRN does not improve the error". The key numbers come with their 95% CIs across seeds.
 """
@@ -84,8 +85,10 @@ def _depth(by: Mapping[str, Finding], result: StudyResult, bn: bool) -> Answer |
         verdict = "supported"
     elif "higher" in outcomes:
         verdict = "contradicted"
-    if untrained or any(f.outcome == "lower" for f in plateaus):
-        verdict = "not resolved"  # a net at chance, or one still improving, cannot carry a depth verdict
+    if untrained or any(f.outcome != "equivalent" for f in plateaus):
+        # A net at chance, or one whose training error has not been shown to plateau (still falling, or a
+        # change the TOST cannot bound), cannot carry a depth verdict: Table 3 compares converged nets.
+        verdict = "not resolved"
     numbers = "test error: " + "; ".join(_difference(f) for f in (*found, *steps_test))
     numbers += f" (Welch t, {_seeds(found)} seeds)"
     if untrained:
@@ -98,6 +101,8 @@ def _depth(by: Mapping[str, Finding], result: StudyResult, bn: bool) -> Answer |
         flat = sum(f.outcome == "equivalent" for f in plateaus)
         numbers += f"; plateau reached (TOST) by {flat} of {len(plateaus)} trained nets"
         numbers += f", still falling: {', '.join(falling)}" if falling else ""
+        open_ = [str(f.key).split(":", 1)[1] for f in plateaus if f.outcome not in ("equivalent", "lower")]
+        numbers += f", plateau not resolved: {', '.join(open_)}" if open_ else ""
     keys = tuple(f.key for f in (*found, *steps_test, *untrained, *plateaus))
     if bn:
         effects = [f for k, f in by.items() if k.startswith("depth_effect:")]
