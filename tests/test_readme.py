@@ -165,3 +165,16 @@ def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> No
             f"README replication block {name} differs from {path.relative_to(ROOT)}: regenerate it with "
             f"`depthlab replicate results/{name} results/{name}-replication --markdown`"
         )
+
+
+def test_readme_degradation_preset_table_matches_the_presets() -> None:
+    """Each CPU preset's row names its depths, iterations and training-subset size as the code defines them."""
+    from depthlab.studies.degradation.presets import PRESETS
+
+    rows = {line.split("|")[1].strip(): line for line in README.read_text().splitlines() if line.startswith("| ")}
+    for name in ("quick", "standard"):
+        preset = PRESETS[name]
+        cells = [c.strip() for c in rows[name].split("|")[1:-1]]
+        assert cells[2] == ", ".join(map(str, preset.depths)), (name, cells)
+        assert cells[3] == f"{preset.steps:,}", (name, cells)
+        assert f"{preset.train_subset:,}-image training subset" in cells[1], (name, cells)
