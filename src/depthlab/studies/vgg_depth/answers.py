@@ -25,7 +25,7 @@ QUESTIONS = {
     "error, when every net trains?",
     "bn": "With batch norm after every conv, does depth lower the test error — and does batch norm change the "
     "effect of depth?",
-    "lrn": "Does local response normalisation help (A-LRN vs A)?",
+    "lrn": "Does local response normalisation fail to improve the test error (A-LRN vs A)?",
     "1x1": "At equal depth, are 1×1 convs worse than 3×3 (C vs D)?",
 }
 CLAIMS = {
