@@ -51,7 +51,8 @@ def test_each_resolved_finding_gets_the_status_its_outcomes_imply(tmp_path):
                       "k5": "unresolved in A", "k6": "opposite"}  # fmt: skip
     assert "k7" not in status  # a finding that compares nothing has nothing to replicate
     assert rep.fresh and not rep.replicated
-    assert rep.counts() == {"agrees": 1, "not resolved": 1, "opposite": 2, "missing": 1, "unresolved in A": 1}
+    assert rep.counts() == {"agrees": 1, "compatible": 0, "not resolved": 1, "opposite": 2, "missing": 1,
+                            "unresolved in A": 1}  # fmt: skip
     assert [(x.verdict_a, x.verdict_b, x.status) for x in rep.answers] == [
         ("supported", "not resolved", "not resolved")
     ]
@@ -147,3 +148,32 @@ def test_the_html_report_shows_the_answers_before_the_findings_each_under_its_qu
         q < html.index("alpha &lt;b&gt;") < html.index(f"<summary>{OTHER} (1)</summary>") < html.index("beta")
     )
     assert 'class="l verdict supported">supported<' in html
+
+
+def test_equivalence_and_a_difference_inside_its_bound_are_compatible_not_opposite(tmp_path):
+    """ "The same within ±2 points" and "higher by 1.3, CI [+0.3, +2.3]" can both be true of one small effect
+    (the committed vgg-depth replication, D+BN vs A+BN); a CI wholly beyond the bound contradicts it."""
+
+    def with_numbers(path: Path, rows: dict[str, tuple[str, float, float]], seeds: tuple[int, ...]) -> Path:
+        _results(path, {k: o for k, (o, _, _) in rows.items()}, seeds=seeds)
+        data = json.loads((path / "results.json").read_text())
+        for e in data["evidence"]:
+            _, low, high = rows[e["key"]]
+            e["numbers"] = {"ci": {"low": low, "high": high}, "equivalence": {"bound": 0.02}}
+        (path / "results.json").write_text(json.dumps(data))
+        return path
+
+    a = with_numbers(tmp_path / "a", {"inside": ("equivalent", -0.013, 0.020), "beyond": ("equivalent", -0.01, 0.01),
+                                      "dir": ("higher", 0.003, 0.023), "far": ("higher", 0.03, 0.05)}, (0, 1, 2))  # fmt: skip
+    b = with_numbers(tmp_path / "b", {"inside": ("higher", 0.003, 0.023), "beyond": ("higher", 0.025, 0.04),
+                                      "dir": ("equivalent", -0.01, 0.015), "far": ("equivalent", -0.01, 0.01)}, (3, 4, 5))  # fmt: skip
+    rep = replicate(a, b)
+    status = {f.key: f.status for f in rep.findings}
+    assert status == {"inside": "compatible", "beyond": "opposite", "dir": "compatible", "far": "opposite"}
+    assert rep.counts()["compatible"] == 2 and not rep.replicated
+    text = replication_markdown(rep.to_dict())
+    assert "2 agree" not in text and "0 agree, 2 are compatible (the same within a bound in one" in text
+    assert "- compatible in the replication (higher): finding inside" in text
+    # Without the numbers to tell, a mix of equivalent and a direction stays "opposite" (the cautious side).
+    c = _results(tmp_path / "c", {"inside": "higher"}, seeds=(6, 7, 8))
+    assert replicate(_results(tmp_path / "d", {"inside": "equivalent"}), c).findings[0].status == "opposite"

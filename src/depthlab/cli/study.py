@@ -109,7 +109,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="does a study's result replicate? match every resolved finding of DIR_A in DIR_B",
         description="Reads DIR_A/results.json and DIR_B/results.json (the same study and preset, ideally on "
         "fresh seeds: `depthlab experiment … --seed-offset N`) and lists, for every finding A resolved, "
-        "whether B agrees, did not resolve it, found the opposite, or lacks it; then each question's verdict.",
+        "whether B agrees, is compatible (the same within a bound vs a difference inside it), did not resolve it, found the opposite, or lacks it; then each question's verdict.",
     )
     p.add_argument("dir_a", metavar="DIR_A", help="the original study directory (or its results.json)")
     p.add_argument("dir_b", metavar="DIR_B", help="the replication (or its results.json)")

@@ -82,11 +82,14 @@ def replication_markdown(record: Mapping[str, Any]) -> str:
         lines.append("")
     counts = record["counts"]
     resolved = sum(n for s, n in counts.items() if s != "unresolved in A")
+    compatible = counts.get("compatible", 0)
     lines.append(
         f"Of the {resolved} findings the original resolved, {counts['agrees']} agree, "
-        f"{counts['not resolved']} are not resolved, {counts['opposite']} are opposite and "
+        + (f"{compatible} are compatible (the same within a bound in one, a difference inside it in the "
+           "other), " if compatible else "")
+        + f"{counts['not resolved']} are not resolved, {counts['opposite']} are opposite and "
         f"{counts['missing']} are missing in the replication."
-    )
+    )  # fmt: skip
     for f in record["findings"]:
         if f["status"] not in ("agrees", "unresolved in A"):
             lines.append(f"- {f['status']} in the replication ({f['outcome_b'] or '—'}): {f['text_a']}")

@@ -5,7 +5,11 @@ every finding of A, matches B's finding with the same ``key``:
 
 * ``agrees`` — A resolved it (higher, lower or equivalent) and B has the same outcome;
 * ``not resolved`` — A resolved it, B did not (its CI includes 0, or the numbers were non-finite);
-* ``opposite`` — A resolved it one way and B the other way (or one says equivalent, the other a difference);
+* ``compatible`` — one says "the same within ±bound" (TOST) and the other a resolved difference whose 95% CI
+  does not lie wholly beyond that bound: both can be true of one small effect (D+BN − A+BN = +0.3 points,
+  CI [−1.3, +2.0], equivalent within ±2; then +1.3, CI [+0.3, +2.3], higher), so neither contradicts the other;
+* ``opposite`` — A resolved it one way and B the other way, or one says equivalent and the other a
+  difference whose CI lies wholly beyond the bound (or the numbers to tell are missing);
 * ``missing`` — B has no finding with that key;
 * ``unresolved in A`` — A did not resolve it, so there is nothing to replicate (listed, not judged).
 
@@ -26,7 +30,7 @@ from depthlab.studies.engine import StudyError
 
 __all__ = ["Agreement", "AnswerAgreement", "Replication", "replicate", "read_results", "STATUSES"]
 
-STATUSES = ("agrees", "not resolved", "opposite", "missing", "unresolved in A")
+STATUSES = ("agrees", "compatible", "not resolved", "opposite", "missing", "unresolved in A")
 _RESOLVED = ("higher", "lower", "equivalent")
 
 
@@ -89,8 +93,9 @@ class Replication:
 
     @property
     def replicated(self) -> bool:
-        """Every finding A resolved holds in B with the same outcome (none opposite, unresolved or missing)."""
-        return all(f.status in ("agrees", "unresolved in A") for f in self.findings)
+        """Every finding A resolved holds in B with the same outcome, or a compatible one (none opposite, not
+        resolved or missing)."""
+        return all(f.status in ("agrees", "compatible", "unresolved in A") for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,16 +128,45 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _status(a: str | None, b: str | None, *, found: bool) -> str:
+def _bound(numbers: Mapping[str, Any]) -> float | None:
+    eq = numbers.get("equivalence")
+    bound = eq.get("bound") if isinstance(eq, Mapping) else None
+    return float(bound) if isinstance(bound, int | float) else None
+
+
+def _beyond(numbers: Mapping[str, Any], bound: float) -> bool | None:
+    """Whether the 95% CI of the difference lies wholly outside ±``bound`` (None: no CI recorded)."""
+    ci = numbers.get("ci")
+    if not isinstance(ci, Mapping) or not all(isinstance(ci.get(k), int | float) for k in ("low", "high")):
+        return None
+    return bool(ci["low"] > bound or ci["high"] < -bound)
+
+
+def _status(
+    a: str | None,
+    b: str | None,
+    *,
+    found: bool,
+    numbers_a: Mapping[str, Any] | None = None,
+    numbers_b: Mapping[str, Any] | None = None,
+) -> str:
     if a not in _RESOLVED:
         return "unresolved in A"
     if not found:
         return "missing"
     if b == a:
         return "agrees"
-    if b in _RESOLVED:
-        return "opposite"
-    return "not resolved"
+    if b not in _RESOLVED:
+        return "not resolved"
+    if "equivalent" in (a, b):
+        # One bounds the effect, the other resolves its sign: a contradiction only when the direction's CI
+        # lies wholly beyond the bound.
+        eq, direction = (numbers_a, numbers_b) if a == "equivalent" else (numbers_b, numbers_a)
+        bound = _bound(eq or {})
+        beyond = _beyond(direction or {}, bound) if bound is not None else None
+        if beyond is False:
+            return "compatible"
+    return "opposite"
 
 
 def _verdict_status(a: str, b: str | None, *, found: bool) -> str:
@@ -176,7 +210,13 @@ def replicate(dir_a: str | Path, dir_b: str | Path) -> Replication:
             e["text"],
             e.get("outcome"),
             b_by_key[e["key"]].get("outcome") if e["key"] in b_by_key else None,
-            _status(e.get("outcome"), b_by_key.get(e["key"], {}).get("outcome"), found=e["key"] in b_by_key),
+            _status(
+                e.get("outcome"),
+                b_by_key.get(e["key"], {}).get("outcome"),
+                found=e["key"] in b_by_key,
+                numbers_a=e.get("numbers") or {},
+                numbers_b=b_by_key.get(e["key"], {}).get("numbers") or {},
+            ),
         )
         for e in compared
     )
