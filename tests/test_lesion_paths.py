@@ -6,6 +6,7 @@ the ordinary gradient."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -164,7 +165,11 @@ def test_lesion_result_round_trips_and_names_its_margins():
     assert [d.k for d in result.deletions] == list(range(1, 6))
     assert all(len(d.errors) == min(2, math.comb(5, d.k)) for d in result.deletions[1:])
     assert [d.k for d in result.swaps] == [1, 2]
-    text = " ".join(result.findings("tiny"))
+    # This untrained net sits at chance, so it gets no verdict; read as a net with 1/8 intact error (14 of 16
+    # right against chance's 1 in 3), its sentences name their intervals.
+    assert result.above_chance_p() > 0.05 and "did not train" in " ".join(result.findings("tiny"))
+    trained = dataclasses.replace(result, intact_error=0.125)
+    text = " ".join(trained.findings("tiny"))
     assert "binomial SE" in text and "Downsampling" in text and "95% CI" in text
     assert binomial_se(0.1, 100) == pytest.approx(0.03)
 
@@ -268,7 +273,6 @@ def test_the_plain_lesion_verdict_against_halfway_to_chance():
     mild = _result("plain", [0.05, 0.06, 0.04, 0.05], [], intact=0.1)
     text = " ".join(mild.findings("vgg"))
     assert "does not fall to near chance, unlike Veit et al." in text and "as Veit" not in text
-
 
 
 def test_a_net_at_chance_gets_no_lesion_verdict():

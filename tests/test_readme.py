@@ -146,7 +146,9 @@ def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> No
 
     blocks = {m["name"]: m["body"] for m in REPLICATION_BLOCK.finditer(README.read_text())}
     originals = [
-        p.parent for p in sorted(ROOT.glob("results/*/results.json")) if not p.parent.name.endswith("-replication")
+        p.parent
+        for p in sorted(ROOT.glob("results/*/results.json"))
+        if not p.parent.name.endswith("-replication")
     ]
     assert originals, "no study results are committed under results/"
     for original in originals:
@@ -158,7 +160,9 @@ def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> No
         a = json.loads((original / "results.json").read_text())
         b = json.loads((twin / "results.json").read_text())
         assert record["fresh_seeds"] and not set(record["seeds_a"]) & set(record["seeds_b"])
-        assert list(record["seeds_a"]) == list(a["seed_list"]) and list(record["seeds_b"]) == list(b["seed_list"])
+        assert list(record["seeds_a"]) == list(a["seed_list"]) and list(record["seeds_b"]) == list(
+            b["seed_list"]
+        )
         assert record["study"] == a["study"] == b["study"] and record["preset"] == a["preset"] == b["preset"]
         assert name in blocks, f"README.md lacks the <!-- replication:{name}:start --> block"
         assert blocks[name].strip() == replication_markdown(record), (
@@ -171,10 +175,28 @@ def test_readme_degradation_preset_table_matches_the_presets() -> None:
     """Each CPU preset's row names its depths, iterations and training-subset size as the code defines them."""
     from depthlab.studies.degradation.presets import PRESETS
 
-    rows = {line.split("|")[1].strip(): line for line in README.read_text().splitlines() if line.startswith("| ")}
+    rows = {
+        line.split("|")[1].strip(): line for line in README.read_text().splitlines() if line.startswith("| ")
+    }
     for name in ("quick", "standard"):
         preset = PRESETS[name]
         cells = [c.strip() for c in rows[name].split("|")[1:-1]]
         assert cells[2] == ", ".join(map(str, preset.depths)), (name, cells)
         assert cells[3] == f"{preset.steps:,}", (name, cells)
         assert f"{preset.train_subset:,}-image training subset" in cells[1], (name, cells)
+
+
+def test_readme_quotes_the_committed_workers_benchmark() -> None:
+    """The several-workers claim is benchmarks/results/study_workers.json: each run trained once, the same
+    checkpoints and results as one worker, and both wall times."""
+    import json
+
+    record = json.loads((ROOT / "benchmarks" / "results" / "study_workers.json").read_text())
+    assert all(n == 1 for n in record["times_trained"].values()) and record["times_trained"]
+    assert record["weights_identical"] and record["results_equal"]
+    text = " ".join(README.read_text().split())
+    quoted = (
+        f"one worker took {record['one_worker_seconds']} s and {record['workers']} workers "
+        f"{record['workers_seconds']} s ({record['speedup']}×)"
+    )
+    assert quoted in text, f"README must quote benchmarks/results/study_workers.json as '{quoted}'"
