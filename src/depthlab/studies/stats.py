@@ -62,6 +62,7 @@ __all__ = [
     "with_paired_test",
     "Equivalence",
     "equivalence",
+    "bounded_outcome",
     "Slope",
     "slope",
     "mean_ci",
@@ -424,6 +425,24 @@ class Equivalence:
             "p": self.p,
             "ci": self.ci.to_dict() if self.ci else None,
         }
+
+
+def bounded_outcome(d: Difference, e: Equivalence | None, *, minimum_effect: bool = False) -> str:
+    """The outcome of ``d`` read with its TOST ``e``: ``higher``/``lower`` when the CI excludes 0, else
+    ``equivalent`` when ``e`` holds, else ``not resolved``. With ``minimum_effect`` the bound is also the
+    smallest change that counts (the studies' plateau checks): equivalence first, and a direction only when
+    the CI lies wholly beyond ±bound, so that a replication cannot flip between "plateau" and "still falling"
+    through a deviation smaller than the bound."""
+    if e is None:
+        return d.outcome
+    if minimum_effect:
+        if e.equivalent:
+            return "equivalent"
+        beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
+        return d.outcome if beyond else "not resolved"
+    if d.outcome != "not resolved":
+        return d.outcome
+    return "equivalent" if e.equivalent else "not resolved"
 
 
 def equivalence(d: Difference, bound: float, *, alpha: float = 0.05) -> Equivalence:

@@ -43,6 +43,7 @@ from depthlab.studies.stats import (
     Difference,
     Equivalence,
     Estimate,
+    bounded_outcome,
     compare_log,
     equivalence,
     mcnemar,
@@ -107,17 +108,7 @@ class Comparison:
         d = self.difference
         if not (d.a.finite and d.b.finite and math.isfinite(d.difference)):
             return "unknown"
-        e = self.equivalence
-        if e is None:
-            return d.outcome
-        if self.minimum_effect:
-            if e.equivalent:
-                return "equivalent"
-            beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
-            return d.outcome if beyond else "not resolved"
-        if d.outcome != "not resolved":
-            return d.outcome
-        return "equivalent" if e.equivalent else "not resolved"
+        return bounded_outcome(d, self.equivalence, minimum_effect=self.minimum_effect)
 
     def numbers(self) -> dict[str, object]:
         out = self.difference.to_dict()

@@ -36,6 +36,7 @@ from depthlab.studies.stats import (
     Difference,
     Equivalence,
     Estimate,
+    bounded_outcome,
     compare_log,
     equivalence,
     estimate,
@@ -93,17 +94,7 @@ class Compared:
     def outcome(self) -> str:
         if not self.finite:
             return "unknown"
-        d, e = self.difference, self.equivalence
-        if self.minimum_effect and e is not None:
-            if e.equivalent:
-                return "equivalent"
-            beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
-            return d.outcome if beyond else "not resolved"
-        if d.resolved:
-            return d.outcome
-        if e is not None and e.equivalent:
-            return "equivalent"
-        return "not resolved"
+        return bounded_outcome(self.difference, self.equivalence, minimum_effect=self.minimum_effect)
 
     @property
     def seeds(self) -> int:

@@ -20,6 +20,7 @@ from depthlab.studies.engine import Condition, Finding, StudyResult
 from depthlab.studies.stats import (
     Difference,
     Equivalence,
+    bounded_outcome,
     equivalence,
     mcnemar,
     paired,
@@ -87,15 +88,7 @@ class Compared:
             return "not resolved"
         if not self.finite:
             return "unknown"
-        d, e = self.difference, self.equivalence
-        if self.minimum_effect and e is not None:
-            if e.equivalent:
-                return "equivalent"
-            beyond = d.ci is not None and (d.ci.low > e.bound or d.ci.high < -e.bound)
-            return d.outcome if beyond else "not resolved"
-        if d.resolved:
-            return d.outcome
-        return "equivalent" if e is not None and e.equivalent else "not resolved"
+        return bounded_outcome(self.difference, self.equivalence, minimum_effect=self.minimum_effect)
 
     def numbers(self) -> dict[str, Any]:
         return {
