@@ -177,3 +177,86 @@ def test_equivalence_and_a_difference_inside_its_bound_are_compatible_not_opposi
     # Without the numbers to tell, a mix of equivalent and a direction stays "opposite" (the cautious side).
     c = _results(tmp_path / "c", {"inside": "higher"}, seeds=(6, 7, 8))
     assert replicate(_results(tmp_path / "d", {"inside": "equivalent"}), c).findings[0].status == "opposite"
+
+
+# ------------------------------------------------------------------------------------------------ pooling
+def _tiny(root: Path, seeds: int, offset: int, *more: str) -> Path:
+    from depthlab.studies.engine import run_study
+    from studies import TINY, tiny_preset
+
+    overrides = [*TINY, *more]
+    run_study(get_study("degradation"), tiny_preset(*more), root, device="cpu", overrides=overrides,
+              seeds=seeds, seed_offset=offset)  # fmt: skip
+    return root
+
+
+def test_pooling_two_seed_sets_gives_the_study_run_on_all_seeds_at_once(tmp_path):
+    """Independent truth: the same study run in one go on seeds 0-1. The pool of seed 0 and seed 1 (run
+    apart) must read back as that study: the same runs, the same condition estimates, the same findings."""
+    from depthlab.studies.replication import pool_studies
+
+    a = _tiny(tmp_path / "a", 1, 0)
+    b = _tiny(tmp_path / "b", 1, 1)
+    whole = _tiny(tmp_path / "whole", 2, 0)
+    result = pool_studies([a, b], tmp_path / "pooled")
+    assert sorted({r.seed for r in result.runs}) == [0, 1] and all(r.completed for r in result.runs)
+    pooled = json.loads((tmp_path / "pooled" / "results.json").read_text())
+    truth = json.loads((whole / "results.json").read_text())
+    assert pooled["seed_list"] == truth["seed_list"] == [0, 1]
+    assert pooled["conditions"] == truth["conditions"]
+    assert [e["text"] for e in pooled["evidence"]] == [e["text"] for e in truth["evidence"]]
+    assert pooled["answers"] == truth["answers"]
+    # The originals are untouched, and the copies hold no lock of theirs.
+    assert json.loads((a / "results.json").read_text())["seed_list"] == [0]
+    assert not list((tmp_path / "pooled" / "runs").glob("*/.lock*"))
+    # Pooling again only rebuilds results.json.
+    again = pool_studies([a, b], tmp_path / "pooled")
+    assert [r.name for r in again.runs] == [r.name for r in result.runs]
+
+    # replicate --pooled carries what all the seeds say beside each finding and verdict.
+    rep = replicate(a, b, pooled=tmp_path / "pooled")
+    assert rep.seeds_pooled == (0, 1)
+    by_key = {e["key"]: e for e in pooled["evidence"] if e.get("key")}
+    for f in rep.findings:
+        assert f.outcome_pooled == by_key[f.key]["outcome"] and f.text_pooled == by_key[f.key]["text"]
+    record = rep.to_dict()
+    assert record["pooled"] == str(tmp_path / "pooled") and record["seeds_pooled"] == [0, 1]
+    with pytest.raises(StudyError, match="not the union"):
+        replicate(a, b, pooled=whole.parent / "a")
+
+
+def test_pool_refuses_what_cannot_be_one_study(tmp_path):
+    from depthlab.studies.replication import pool_studies
+
+    a = _tiny(tmp_path / "a", 1, 0)
+    with pytest.raises(StudyError, match="share seed"):
+        pool_studies([a, _tiny(tmp_path / "same", 1, 0)], tmp_path / "p1")
+    with pytest.raises(StudyError, match="not consecutive"):
+        pool_studies([a, _tiny(tmp_path / "far", 1, 2)], tmp_path / "p2")
+    with pytest.raises(StudyError, match="different settings"):
+        pool_studies([a, _tiny(tmp_path / "lr", 1, 1, "lr=0.05")], tmp_path / "p3")
+    with pytest.raises(StudyError, match="no study.json"):
+        pool_studies([a, tmp_path], tmp_path / "p4")
+    with pytest.raises(StudyError, match="at least two"):
+        pool_studies([a], tmp_path / "p5")
+    unfinished = _tiny(tmp_path / "b", 1, 1)
+    (unfinished / "runs" / "resnet20-s1" / "summary.json").unlink()
+    with pytest.raises(StudyError, match="not finished"):
+        pool_studies([a, unfinished], tmp_path / "p6")
+    assert not (tmp_path / "p6").exists()  # nothing is written before every check passes
+
+
+def test_replication_markdown_gives_the_pooled_sentence_under_each_finding_that_did_not_agree(tmp_path):
+    a = _results(tmp_path / "a", {"k1": "higher", "k2": "lower"})
+    b = _results(tmp_path / "b", {"k1": "higher", "k2": "not resolved"}, seeds=(3, 4, 5))
+    p = _results(tmp_path / "p", {"k1": "higher", "k2": "lower"}, seeds=(0, 1, 2, 3, 4, 5))
+    text = replication_markdown(replicate(a, b, pooled=p).to_dict())
+    assert "| question | original | replication | status | pooled (seeds 0–5) |" in text
+    assert "| Does it? | supported | supported | agrees | supported |" in text
+    assert "Pooled over seeds 0–5, 2 of the 2 resolve as the original did." in text
+    assert (
+        "- not resolved in the replication (not resolved): finding k2\n  - pooled, seeds 0–5 (lower): finding k2"
+        in text
+    )
+    # Without a pooled study the block is what it was.
+    assert "pooled" not in replication_markdown(replicate(a, b).to_dict()).lower()

@@ -117,7 +117,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--markdown", action="store_true", help="print the comparison as the README quotes it (FILE's text)"
     )
+    p.add_argument(
+        "--pooled",
+        default=None,
+        metavar="DIR",
+        help="a study directory pooling DIR_A's and DIR_B's runs (`depthlab pool`): each finding and verdict "
+        "also shows what all the seeds together say",
+    )
     p.set_defaults(func=run_replicate)
+
+    p = subparsers.add_parser(
+        "pool",
+        help="one study on the seeds of several finished directories of it (no training)",
+        description="Copies the runs of finished study directories (the same study, preset and --set values, "
+        "disjoint consecutive seeds, e.g. an original and its replication) into OUT, computes the "
+        "study-level analyses for all the seeds and writes OUT/results.json: the findings on every seed.",
+    )
+    p.add_argument(
+        "dirs", nargs="+", metavar="DIR", help="study directories written by `depthlab experiment`"
+    )
+    p.add_argument("--out", required=True, metavar="OUT", help="the pooled study directory to write")
+    p.set_defaults(func=run_pool)
 
 
 # ------------------------------------------------------------------------------------------- gradflow
@@ -344,7 +364,7 @@ def run_replicate(args: argparse.Namespace) -> int:
     from depthlab.studies.engine import write_json
     from depthlab.studies.replication import replicate
 
-    rep = replicate(args.dir_a, args.dir_b)
+    rep = replicate(args.dir_a, args.dir_b, pooled=args.pooled)
     record = rep.to_dict()
     if args.out:
         write_json(Path(args.out), record)
@@ -359,19 +379,38 @@ def run_replicate(args: argparse.Namespace) -> int:
     )
     if rep.answers:
         table = Table(title="questions")
-        for col in ("question", "A", "B", "status"):
+        pooled = ("pooled",) if rep.pooled else ()
+        for col in ("question", "A", "B", "status", *pooled):
             table.add_column(col, overflow="fold")
         for a in rep.answers:
-            table.add_row(a.question, a.verdict_a, a.verdict_b or "—", a.status)
+            table.add_row(a.question, a.verdict_a, a.verdict_b or "—", a.status,
+                          *((a.verdict_pooled or "—",) if rep.pooled else ()))  # fmt: skip
         console.print(table)
     table = Table(title="findings A resolved")
-    for col in ("finding (A)", "A", "B", "status"):
+    pooled = (f"pooled (seeds {list(rep.seeds_pooled)})",) if rep.pooled else ()
+    for col in ("finding (A)", "A", "B", "status", *pooled):
         table.add_column(col, overflow="fold")
     for f in rep.findings:
         if f.status != "unresolved in A":
-            table.add_row(f.text_a, f.outcome_a or "—", f.outcome_b or "—", f.status)
+            table.add_row(f.text_a, f.outcome_a or "—", f.outcome_b or "—", f.status,
+                          *((f.outcome_pooled or "—",) if rep.pooled else ()))  # fmt: skip
     console.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in rep.counts().items() if n)
     verdict = "replicated" if rep.replicated else "did not fully replicate"
     console.print(f"{verdict}: {counts}", highlight=False)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- pool
+def run_pool(args: argparse.Namespace) -> int:
+    from depthlab.studies.replication import pool_studies
+
+    console = Console()
+    result = pool_studies(args.dirs, args.out, progress=lambda line: console.print(line, highlight=False))
+    print_answers(console, result)
+    seeds = sorted({r.seed for r in result.runs})
+    console.print(
+        f"pooled {len(result.runs)} runs on seeds {seeds} into {args.out}; wrote {Path(args.out) / 'results.json'}",
+        highlight=False,
+    )
     return 0

@@ -65,18 +65,27 @@ def _cell(text: str) -> str:
 
 def replication_markdown(record: Mapping[str, Any]) -> str:
     """The README block of a replication (``depthlab replicate A B --out FILE``): each question's verdict in
-    both runs, then the count of A's resolved findings that B agrees with, and every one that it does not."""
+    both runs, then the count of A's resolved findings that B agrees with, and every one that it does not.
+    With a pooled study (``--pooled``), each verdict and each finding B did not agree with also gives what
+    all the seeds together say, as the pooled study's own sentence."""
     seeds_a = ", ".join(map(str, record["seeds_a"]))
     seeds_b = ", ".join(map(str, record["seeds_b"]))
+    pooled = record.get("pooled")
+    seeds_p = _seed_range(record.get("seeds_pooled", ()))
     lines = [
         f"Replication of {record['study']} ({record['preset']}): seeds {seeds_a} vs "
         f"{'fresh ' if record['fresh_seeds'] else ''}seeds {seeds_b}.",
         "",
     ]
     if record["answers"]:
-        lines += ["| question | original | replication | status |", "|---|---|---|---|"]
+        extra = f" pooled (seeds {seeds_p}) |" if pooled else ""
+        lines += [
+            f"| question | original | replication | status |{extra}",
+            "|---|---|---|---|" + ("---|" if pooled else ""),
+        ]
         lines += [
             f"| {_cell(a['question'])} | {a['verdict_a']} | {a['verdict_b'] or '—'} | {a['status']} |"
+            + (f" {a.get('verdict_pooled') or '—'} |" if pooled else "")
             for a in record["answers"]
         ]
         lines.append("")
@@ -90,7 +99,23 @@ def replication_markdown(record: Mapping[str, Any]) -> str:
         + f"{counts['not resolved']} are not resolved, {counts['opposite']} are opposite and "
         f"{counts['missing']} are missing in the replication."
     )  # fmt: skip
+    judged = [f for f in record["findings"] if f["status"] != "unresolved in A"]
+    if pooled and judged:
+        same = sum(f.get("outcome_pooled") == f["outcome_a"] for f in judged)
+        lines.append(f"Pooled over seeds {seeds_p}, {same} of the {len(judged)} resolve as the original did.")
     for f in record["findings"]:
         if f["status"] not in ("agrees", "unresolved in A"):
             lines.append(f"- {f['status']} in the replication ({f['outcome_b'] or '—'}): {f['text_a']}")
+            if pooled:
+                lines.append(
+                    f"  - pooled, seeds {seeds_p} ({f.get('outcome_pooled') or '—'}): {f.get('text_pooled') or '—'}"
+                )
     return "\n".join(lines)
+
+
+def _seed_range(seeds: Any) -> str:
+    """``0–5`` for consecutive seeds, else the list."""
+    values = [int(s) for s in seeds]
+    if len(values) > 2 and values == list(range(values[0], values[0] + len(values))):
+        return f"{values[0]}–{values[-1]}"
+    return ", ".join(map(str, values))

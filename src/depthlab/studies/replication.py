@@ -15,20 +15,38 @@ every finding of A, matches B's finding with the same ``key``:
 
 Each question's verdicts are compared the same way. A replication is on *fresh* seeds when the two
 directories share no seed; ``fresh`` says whether they do.
+
+``depthlab pool DIR_A DIR_B --out DIR`` merges two finished directories of one study (same preset and
+``--set`` values, disjoint seeds) into one study on all their seeds, without training: their run
+directories are copied, the study-level analyses at initialisation are computed for the union of seeds,
+and ``results.json`` is rebuilt. ``depthlab replicate DIR_A DIR_B --pooled DIR`` then reports, beside each
+finding of A, what the pooled seeds say: a 95% interval from 3 seeds that only just excludes 0 often fails
+to exclude it on 3 fresh seeds even when the effect is real, so the pooled estimate (twice the seeds) is the better-founded answer
+for a finding that did not re-resolve, and it is reported as such, not as a replication.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from depthlab.studies.engine import StudyError
 
-__all__ = ["Agreement", "AnswerAgreement", "Replication", "replicate", "read_results", "STATUSES"]
+__all__ = [
+    "Agreement",
+    "AnswerAgreement",
+    "Replication",
+    "replicate",
+    "read_results",
+    "pool_studies",
+    "STATUSES",
+]
 
 STATUSES = ("agrees", "compatible", "not resolved", "opposite", "missing", "unresolved in A")
 _RESOLVED = ("higher", "lower", "equivalent")
@@ -41,15 +59,20 @@ class Agreement:
     outcome_a: str | None
     outcome_b: str | None
     status: str
+    outcome_pooled: str | None = None  # the pooled study's outcome for this key (``--pooled``)
+    text_pooled: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "key": self.key,
             "text_a": self.text_a,
             "outcome_a": self.outcome_a,
             "outcome_b": self.outcome_b,
             "status": self.status,
         }
+        if self.text_pooled is not None or self.outcome_pooled is not None:
+            out |= {"outcome_pooled": self.outcome_pooled, "text_pooled": self.text_pooled}
+        return out
 
 
 @dataclass(frozen=True)
@@ -59,15 +82,19 @@ class AnswerAgreement:
     verdict_a: str
     verdict_b: str | None
     status: str  # "agrees", "not resolved", "opposite", "missing", "unresolved in A"
+    verdict_pooled: str | None = None  # the pooled study's verdict (``--pooled``)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "question": self.question,
             "verdict_a": self.verdict_a,
             "verdict_b": self.verdict_b,
             "status": self.status,
         }
+        if self.verdict_pooled is not None:
+            out["verdict_pooled"] = self.verdict_pooled
+        return out
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,8 @@ class Replication:
     seeds_b: tuple[int, ...]
     findings: tuple[Agreement, ...]
     answers: tuple[AnswerAgreement, ...]
+    pooled: str | None = None  # the pooled study (``--pooled``): A's and B's runs on all their seeds
+    seeds_pooled: tuple[int, ...] = ()
 
     @property
     def fresh(self) -> bool:
@@ -110,6 +139,7 @@ class Replication:
             "counts": self.counts(),
             "answers": [a.to_dict() for a in self.answers],
             "findings": [f.to_dict() for f in self.findings],
+            **({"pooled": self.pooled, "seeds_pooled": list(self.seeds_pooled)} if self.pooled else {}),
         }
 
 
@@ -185,8 +215,9 @@ def _seeds(results: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(sorted({int(r["seed"]) for r in results.get("runs", [])}))
 
 
-def replicate(dir_a: str | Path, dir_b: str | Path) -> Replication:
-    """Every finding and answer of ``dir_a`` matched against ``dir_b`` (module docstring)."""
+def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = None) -> Replication:
+    """Every finding and answer of ``dir_a`` matched against ``dir_b`` (module docstring); with ``pooled``
+    (a :func:`pool_studies` directory of exactly A's and B's seeds) each also carries the pooled outcome."""
     ra, rb = read_results(dir_a), read_results(dir_b)
     if ra.get("study") != rb.get("study"):
         raise StudyError(f"{dir_a} holds a {ra.get('study')!r} study and {dir_b} a {rb.get('study')!r} study")
@@ -204,6 +235,21 @@ def replicate(dir_a: str | Path, dir_b: str | Path) -> Replication:
             "re-run its `depthlab experiment` command, which keeps the finished runs and rewrites results.json"
         )
     b_by_key = {e["key"]: e for e in rb["evidence"] if e.get("key")}
+    rp: dict[str, Any] = {}
+    if pooled is not None:
+        rp = read_results(pooled)
+        union = sorted(set(_seeds(ra)) | set(_seeds(rb)))
+        if rp.get("study") != ra.get("study") or rp.get("preset") != ra.get("preset"):
+            raise StudyError(
+                f"{pooled} holds {rp.get('study')!r} ({rp.get('preset')!r}), not {ra.get('study')!r} "
+                f"({ra.get('preset')!r}): pool the two directories with `depthlab pool {dir_a} {dir_b} --out DIR`"
+            )
+        if list(_seeds(rp)) != union:
+            raise StudyError(
+                f"{pooled} ran seeds {list(_seeds(rp))}, not the union of the two directories' seeds {union}: "
+                f"pool them with `depthlab pool {dir_a} {dir_b} --out DIR`"
+            )
+    p_by_key = {e["key"]: e for e in rp.get("evidence", []) if e.get("key")}
     findings = tuple(
         Agreement(
             e["key"],
@@ -217,10 +263,13 @@ def replicate(dir_a: str | Path, dir_b: str | Path) -> Replication:
                 numbers_a=e.get("numbers") or {},
                 numbers_b=b_by_key.get(e["key"], {}).get("numbers") or {},
             ),
+            p_by_key.get(e["key"], {}).get("outcome"),
+            p_by_key.get(e["key"], {}).get("text"),
         )
         for e in compared
     )
     b_answers = {a["id"]: a for a in rb.get("answers", [])}
+    p_answers = {a["id"]: a for a in rp.get("answers", [])}
     answers = tuple(
         AnswerAgreement(
             a["id"],
@@ -230,6 +279,7 @@ def replicate(dir_a: str | Path, dir_b: str | Path) -> Replication:
             _verdict_status(
                 a["verdict"], b_answers.get(a["id"], {}).get("verdict"), found=a["id"] in b_answers
             ),
+            p_answers.get(a["id"], {}).get("verdict"),
         )
         for a in ra.get("answers", [])
     )
@@ -242,4 +292,105 @@ def replicate(dir_a: str | Path, dir_b: str | Path) -> Replication:
         seeds_b=_seeds(rb),
         findings=findings,
         answers=answers,
+        pooled=str(pooled) if pooled is not None else None,
+        seeds_pooled=_seeds(rp) if rp else (),
     )
+
+
+_NOT_COPIED = (".lock", ".lock.json", ".depthlab-lock.guard")  # a run's lock belongs to its own directory
+
+
+def _study_record(directory: Path) -> dict[str, Any]:
+    path = directory / "study.json"
+    if not path.is_file():
+        raise StudyError(
+            f"{directory} is not a study directory (no study.json): pool the directories that "
+            "`depthlab experiment … --out DIR` wrote, not a results/ copy"
+        )
+    try:
+        return dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def pool_studies(
+    dirs: Sequence[str | Path], out: str | Path, *, progress: Callable[[str], None] | None = None
+) -> Any:
+    """One study on the seeds of several finished directories of it (module docstring); returns its
+    :class:`~depthlab.studies.engine.StudyResult`. Nothing is trained: every run of every directory must be
+    finished (completed or diverged), and the directories must share the study, its preset settings and
+    ``--set`` values, with disjoint seeds that together are consecutive (the engine's seed range)."""
+    from depthlab.studies import get_study
+    from depthlab.studies.engine import (
+        FINISHED,
+        _status,
+        preset_from_dict,
+        preset_to_dict,
+        run_study,
+        seed_list,
+    )
+
+    say = progress or (lambda line: None)
+    if len(dirs) < 2:
+        raise StudyError(f"pool needs at least two study directories, got {len(dirs)}")
+    roots = [Path(d) for d in dirs]
+    records = [_study_record(r) for r in roots]
+    first = records[0]
+    study = get_study(str(first.get("study", "degradation")))
+    kind = type(next(iter(study.presets.values())))
+
+    def settings(record: Mapping[str, Any]) -> dict[str, Any]:
+        # Through the preset class, so a key an older depthlab did not write takes its default; the seed
+        # count and the note are not settings of the runs.
+        values = preset_to_dict(preset_from_dict(kind, record.get("preset", {})))
+        return {k: v for k, v in values.items() if k not in ("seeds", "note")}
+
+    seeds_of: list[list[int]] = []
+    for root, record in zip(roots, records, strict=True):
+        if record.get("study", "degradation") != study.name:
+            raise StudyError(
+                f"{root} holds a {record.get('study')!r} study and {roots[0]} a {study.name!r} study"
+            )
+        diff = sorted(k for k, v in settings(record).items() if settings(first).get(k) != v)
+        if diff:
+            raise StudyError(
+                f"{root} and {roots[0]} ran different settings ({', '.join(diff)}): only runs of one recipe pool"
+            )
+        if list(record.get("overrides", ())) != list(first.get("overrides", ())):
+            raise StudyError(
+                f"{root} ran --set {record.get('overrides')} and {roots[0]} --set {first.get('overrides')}: "
+                "only runs of one recipe pool"
+            )
+        seeds_of.append(list(seed_list(int(record["seeds"]), int(record.get("seed_offset", 0)))))
+    every = [s for seeds in seeds_of for s in seeds]
+    shared = sorted({s for s in every if every.count(s) > 1})
+    if shared:
+        raise StudyError(f"the directories share seed(s) {shared}: a pool counts each seed once")
+    union = sorted(every)
+    if union != list(range(union[0], union[0] + len(union))):
+        raise StudyError(f"the seeds {union} are not consecutive: a study runs a range of seeds")
+    preset = dataclasses.replace(preset_from_dict(kind, first["preset"]), seeds=len(union))
+    names: dict[str, Path] = {}
+    for root, seeds in zip(roots, seeds_of, strict=True):
+        for spec in study.grid(preset, seeds, "auto", None):
+            status = _status(root / "runs" / spec.name)
+            if status not in FINISHED:
+                raise StudyError(
+                    f"{root / 'runs' / spec.name} is {status}, not finished: finish the study first (re-run its "
+                    "`depthlab experiment` command, which resumes it)"
+                )
+            names[spec.name] = root / "runs" / spec.name
+    target = Path(out)
+    for name, source in names.items():
+        dest = target / "runs" / name
+        if dest.exists() and _status(dest) in FINISHED:
+            continue  # pooled before: a re-run only rebuilds results.json
+        if dest.exists():
+            shutil.rmtree(dest)
+        say(f"copying {source}")
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_NOT_COPIED))
+    overrides = tuple(first.get("overrides", ()))
+    # Every run is finished, so this trains nothing: it writes study.json, computes the study-level
+    # analyses at initialisation for every seed, and rebuilds results.json from the copied runs.
+    return run_study(study, preset, target, seeds=len(union), seed_offset=union[0], overrides=overrides,
+                     progress=say)  # fmt: skip
