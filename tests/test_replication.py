@@ -219,6 +219,7 @@ def test_pooling_two_seed_sets_gives_the_study_run_on_all_seeds_at_once(tmp_path
     by_key = {e["key"]: e for e in pooled["evidence"] if e.get("key")}
     for f in rep.findings:
         assert f.outcome_pooled == by_key[f.key]["outcome"] and f.text_pooled == by_key[f.key]["text"]
+        assert f.status_pooled is not None
     record = rep.to_dict()
     assert record["pooled"] == str(tmp_path / "pooled") and record["seeds_pooled"] == [0, 1]
     with pytest.raises(StudyError, match="not the union"):
@@ -253,9 +254,22 @@ def test_replication_markdown_gives_the_pooled_sentence_under_each_finding_that_
     text = replication_markdown(replicate(a, b, pooled=p).to_dict())
     assert "| question | original | replication | status | pooled (seeds 0–5) |" in text
     assert "| Does it? | supported | supported | agrees | supported |" in text
-    assert "Pooled over seeds 0–5, 2 of the 2 resolve as the original did." in text
     assert (
-        "- not resolved in the replication (not resolved): finding k2\n  - pooled, seeds 0–5 (lower): finding k2"
+        "Pooled over seeds 0–5, of the same 2: 2 agree, 0 are not resolved, 0 are opposite and 0 are missing."
+        in text
+    )
+    assert (
+        "- not resolved in the replication (not resolved): finding k2\n  - pooled, seeds 0–5, agrees (lower): finding k2"
+        in text
+    )
+    assert "finding k1" not in text  # agreeing in both: counted, not listed
+    # A finding the replication agrees with but the pool does not is listed with the pooled sentence.
+    p2 = _results(tmp_path / "p2", {"k1": "not resolved", "k2": "lower"}, seeds=(0, 1, 2, 3, 4, 5))
+    rep = replicate(a, b, pooled=p2)
+    assert {f.key: f.status_pooled for f in rep.findings} == {"k1": "not resolved", "k2": "agrees"}
+    text = replication_markdown(rep.to_dict())
+    assert (
+        "- agrees in the replication (higher): finding k1\n  - pooled, seeds 0–5, not resolved (not resolved): finding k1"
         in text
     )
     # Without a pooled study the block is what it was.

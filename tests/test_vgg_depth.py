@@ -234,7 +234,7 @@ def test_lrn_same_only_by_equivalence_and_unresolved_says_so() -> None:
     assert (
         "Simonyan" not in f.text
         and "does not help" not in f.text
-        and "nor are they the same within" in f.text
+        and "nor is equivalence within ±2 points shown" in f.text
     )
     assert _answers(noisy)["lrn"].verdict == "not resolved"
     helps = [*_condition("A", False, 0.02, 0.16), *_condition("A-LRN", False, 0.02, 0.12)]

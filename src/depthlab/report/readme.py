@@ -7,6 +7,7 @@ the README's copy equals what this function makes of the committed ``results/NAM
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,8 +67,9 @@ def _cell(text: str) -> str:
 def replication_markdown(record: Mapping[str, Any]) -> str:
     """The README block of a replication (``depthlab replicate A B --out FILE``): each question's verdict in
     both runs, then the count of A's resolved findings that B agrees with, and every one that it does not.
-    With a pooled study (``--pooled``), each verdict and each finding B did not agree with also gives what
-    all the seeds together say, as the pooled study's own sentence."""
+    With a pooled study (``--pooled``), each verdict also gives the pooled one, the count says how A's resolved
+    findings fare on all the seeds (by the same rule), and each finding that B or the pool did not agree with
+    is followed by the pooled study's own sentence."""
     seeds_a = ", ".join(map(str, record["seeds_a"]))
     seeds_b = ", ".join(map(str, record["seeds_b"]))
     pooled = record.get("pooled")
@@ -101,15 +103,22 @@ def replication_markdown(record: Mapping[str, Any]) -> str:
     )  # fmt: skip
     judged = [f for f in record["findings"] if f["status"] != "unresolved in A"]
     if pooled and judged:
-        same = sum(f.get("outcome_pooled") == f["outcome_a"] for f in judged)
-        lines.append(f"Pooled over seeds {seeds_p}, {same} of the {len(judged)} resolve as the original did.")
-    for f in record["findings"]:
-        if f["status"] not in ("agrees", "unresolved in A"):
-            lines.append(f"- {f['status']} in the replication ({f['outcome_b'] or '—'}): {f['text_a']}")
-            if pooled:
-                lines.append(
-                    f"  - pooled, seeds {seeds_p} ({f.get('outcome_pooled') or '—'}): {f.get('text_pooled') or '—'}"
-                )
+        c = Counter(f.get("status_pooled") for f in judged)
+        lines.append(
+            f"Pooled over seeds {seeds_p}, of the same {len(judged)}: {c['agrees']} agree, "
+            + (f"{c['compatible']} are compatible, " if c["compatible"] else "")
+            + f"{c['not resolved']} are not resolved, {c['opposite']} are opposite and {c['missing']} are missing."
+        )
+    for f in judged:
+        shown = f["status"] != "agrees" or (pooled and f.get("status_pooled") != "agrees")
+        if not shown:
+            continue
+        lines.append(f"- {f['status']} in the replication ({f['outcome_b'] or '—'}): {f['text_a']}")
+        if pooled:
+            lines.append(
+                f"  - pooled, seeds {seeds_p}, {f.get('status_pooled') or '—'} "
+                f"({f.get('outcome_pooled') or '—'}): {f.get('text_pooled') or '—'}"
+            )
     return "\n".join(lines)
 
 

@@ -61,6 +61,7 @@ class Agreement:
     status: str
     outcome_pooled: str | None = None  # the pooled study's outcome for this key (``--pooled``)
     text_pooled: str | None = None
+    status_pooled: str | None = None  # A against the pooled study, by the same rule as ``status``
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -71,7 +72,11 @@ class Agreement:
             "status": self.status,
         }
         if self.text_pooled is not None or self.outcome_pooled is not None:
-            out |= {"outcome_pooled": self.outcome_pooled, "text_pooled": self.text_pooled}
+            out |= {
+                "outcome_pooled": self.outcome_pooled,
+                "text_pooled": self.text_pooled,
+                "status_pooled": self.status_pooled,
+            }
         return out
 
 
@@ -265,6 +270,15 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
             ),
             p_by_key.get(e["key"], {}).get("outcome"),
             p_by_key.get(e["key"], {}).get("text"),
+            _status(
+                e.get("outcome"),
+                p_by_key.get(e["key"], {}).get("outcome"),
+                found=e["key"] in p_by_key,
+                numbers_a=e.get("numbers") or {},
+                numbers_b=p_by_key.get(e["key"], {}).get("numbers") or {},
+            )
+            if rp
+            else None,
         )
         for e in compared
     )

@@ -212,8 +212,8 @@ def error_sentence(c: Compared, noun: str, when: str) -> str:
                 f"({', '.join(sci(v) for v in d.a.values)} vs {', '.join(sci(v) for v in d.b.values)})"
             )
     return (
-        f"{when}, whether {a} has higher or lower {noun} than {b} is not resolved ({values}; {basis}), nor are "
-        f"they the same within ±{bound:g} points{_tost(c, 100, ' points')}"
+        f"{when}, whether {a} has higher or lower {noun} than {b} is not resolved ({values}; {basis}), nor is "
+        f"equivalence within ±{bound:g} points shown{_tost(c, 100, ' points')}"
     )
 
 

@@ -212,7 +212,7 @@ def error_sentence(c: Compared, a: str, b: str, noun: str, setting: str) -> str:
             )
     return (
         f"{setting}, whether {a} has higher or lower {noun} than {b} is not resolved ({values}; {basis}), nor "
-        f"are they the same within ±{bound:g} points{_tost(c)}"
+        f"is equivalence within ±{bound:g} points shown{_tost(c)}"
     )
 
 
