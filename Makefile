@@ -49,39 +49,52 @@ demo-replication: $(STAMP) data
 
 # Copy the demo's and its replication's artifacts (results.json, timing.json, figures) to
 # results/degradation-quick and results/degradation-quick-replication, which the README quotes (a test
-# checks the README against them), and record which findings the replication reproduces.
+# checks the README against them), pool the two (all 6 seeds, no training) into the replication's pooled/,
+# and record which findings the replication reproduces and what the pooled seeds say.
 publish-demo:
 	mkdir -p results/degradation-quick/figures results/degradation-quick-replication/figures
 	cp runs/demo/results.json runs/demo/timing.json results/degradation-quick/
 	cp runs/demo/figures/*.png results/degradation-quick/figures/
 	cp runs/demo-replication/results.json runs/demo-replication/timing.json results/degradation-quick-replication/
 	cp runs/demo-replication/figures/*.png results/degradation-quick-replication/figures/
+	$(PY) -m depthlab pool runs/demo runs/demo-replication --out runs/demo-pooled
+	mkdir -p results/degradation-quick-replication/pooled
+	cp runs/demo-pooled/results.json results/degradation-quick-replication/pooled/
 	$(PY) -m depthlab replicate results/degradation-quick results/degradation-quick-replication \
+	  --pooled results/degradation-quick-replication/pooled \
 	  --out results/degradation-quick-replication/replication.json
 
-# Any study's quick preset and its replication on fresh seeds, e.g. `make study STUDY=vgg-depth`:
-# runs/STUDY-quick (seeds 0-2) and runs/STUDY-quick-replication (seeds 3-5), each with its report, figures
-# and timing.json (the wall time of that study + report). `make publish-study STUDY=...` copies them to
-# results/ (which the README quotes) and records which findings the replication reproduces.
+# Any study's preset (PRESET, default quick) and its replication on fresh seeds, e.g.
+# `make study STUDY=vgg-depth` or `make study STUDY=degradation PRESET=standard`: runs/STUDY-PRESET (seeds
+# 0-2) and runs/STUDY-PRESET-replication (seeds 3-5), each with its report, figures and timing.json (the wall
+# time of that study + report). `make publish-study STUDY=... PRESET=...` copies them to results/ (which the
+# README quotes), pools the two (no training) and records which findings the replication reproduces and what
+# the pooled seeds say.
 STUDY ?= vgg-depth
+PRESET ?= quick
 study: $(STAMP) data
-	@for part in quick:0 quick-replication:3; do \
+	@for part in $(PRESET):0 $(PRESET)-replication:3; do \
 	  dir=runs/$(STUDY)-$${part%%:*}; start=$$(date +%s); \
-	  $(PY) -m depthlab experiment $(STUDY) --preset quick --seed-offset $${part##*:} --out $$dir && \
+	  $(PY) -m depthlab experiment $(STUDY) --preset $(PRESET) --seed-offset $${part##*:} --out $$dir && \
 	  $(PY) -m depthlab report $$dir --out $$dir/report.html --figures $$dir/figures && \
-	  printf '{"command": "make study STUDY=%s (%s)", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
-	    $(STUDY) $$dir $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > $$dir/timing.json \
+	  printf '{"command": "make study STUDY=%s PRESET=%s (%s)", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
+	    $(STUDY) $(PRESET) $$dir $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > $$dir/timing.json \
 	  || exit 1; \
 	done
 
 publish-study:
-	@for part in quick quick-replication; do \
+	@for part in $(PRESET) $(PRESET)-replication; do \
 	  mkdir -p results/$(STUDY)-$$part/figures && \
 	  cp runs/$(STUDY)-$$part/results.json runs/$(STUDY)-$$part/timing.json results/$(STUDY)-$$part/ && \
 	  cp runs/$(STUDY)-$$part/figures/*.png results/$(STUDY)-$$part/figures/ || exit 1; \
 	done
-	$(PY) -m depthlab replicate results/$(STUDY)-quick results/$(STUDY)-quick-replication \
-	  --out results/$(STUDY)-quick-replication/replication.json
+	$(PY) -m depthlab pool runs/$(STUDY)-$(PRESET) runs/$(STUDY)-$(PRESET)-replication \
+	  --out runs/$(STUDY)-$(PRESET)-pooled
+	mkdir -p results/$(STUDY)-$(PRESET)-replication/pooled
+	cp runs/$(STUDY)-$(PRESET)-pooled/results.json results/$(STUDY)-$(PRESET)-replication/pooled/
+	$(PY) -m depthlab replicate results/$(STUDY)-$(PRESET) results/$(STUDY)-$(PRESET)-replication \
+	  --pooled results/$(STUDY)-$(PRESET)-replication/pooled \
+	  --out results/$(STUDY)-$(PRESET)-replication/replication.json
 
 test: $(STAMP) data browser
 	$(PY) -m pytest -q

@@ -138,8 +138,9 @@ REPLICATION_BLOCK = re.compile(
 
 def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> None:
     """results/NAME is committed only with results/NAME-replication: the same study and preset on fresh seeds,
-    its replication.json (`depthlab replicate`) naming exactly the two seed lists, and the README quoting
-    `replication_markdown` of it verbatim."""
+    its replication.json (`depthlab replicate --pooled`) naming exactly the two seed lists, the pooled study
+    of both in results/NAME-replication/pooled, and the README quoting `replication_markdown` of it
+    verbatim."""
     import json
 
     from depthlab.report.readme import replication_markdown
@@ -164,6 +165,13 @@ def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> No
             b["seed_list"]
         )
         assert record["study"] == a["study"] == b["study"] and record["preset"] == a["preset"] == b["preset"]
+        # The pooled study (`depthlab pool`) sits in the replication's pooled/: exactly both seed lists.
+        pooled = json.loads((twin / "pooled" / "results.json").read_text())
+        assert record["seeds_pooled"] == pooled["seed_list"] == sorted(a["seed_list"] + b["seed_list"])
+        assert pooled["study"] == a["study"] and pooled["preset"] == a["preset"]
+        by_key = {e["key"]: e for e in pooled["evidence"] if e.get("key")}
+        for f in record["findings"]:
+            assert f["outcome_pooled"] == by_key[f["key"]]["outcome"], f["key"]
         assert name in blocks, f"README.md lacks the <!-- replication:{name}:start --> block"
         assert blocks[name].strip() == replication_markdown(record), (
             f"README replication block {name} differs from {path.relative_to(ROOT)}: regenerate it with "
