@@ -255,30 +255,23 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
                 f"pool them with `depthlab pool {dir_a} {dir_b} --out DIR`"
             )
     p_by_key = {e["key"]: e for e in rp.get("evidence", []) if e.get("key")}
+
+    def judged(e: Mapping[str, Any], other: Mapping[str, Any]) -> str:
+        """A's finding ``e`` against the finding with its key in ``other`` (B's, or the pool's)."""
+        match = other.get(e["key"], {})
+        return _status(e.get("outcome"), match.get("outcome"), found=e["key"] in other,
+                       numbers_a=e.get("numbers") or {}, numbers_b=match.get("numbers") or {})  # fmt: skip
+
     findings = tuple(
         Agreement(
             e["key"],
             e["text"],
             e.get("outcome"),
             b_by_key[e["key"]].get("outcome") if e["key"] in b_by_key else None,
-            _status(
-                e.get("outcome"),
-                b_by_key.get(e["key"], {}).get("outcome"),
-                found=e["key"] in b_by_key,
-                numbers_a=e.get("numbers") or {},
-                numbers_b=b_by_key.get(e["key"], {}).get("numbers") or {},
-            ),
+            judged(e, b_by_key),
             p_by_key.get(e["key"], {}).get("outcome"),
             p_by_key.get(e["key"], {}).get("text"),
-            _status(
-                e.get("outcome"),
-                p_by_key.get(e["key"], {}).get("outcome"),
-                found=e["key"] in p_by_key,
-                numbers_a=e.get("numbers") or {},
-                numbers_b=p_by_key.get(e["key"], {}).get("numbers") or {},
-            )
-            if rp
-            else None,
+            judged(e, p_by_key) if rp else None,
         )
         for e in compared
     )
