@@ -25,31 +25,49 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "note: run 'sudo apt-get install chromium' for the report test"; fi; fi
 
-# The main job: the quick degradation study on the built-in Fashion-MNIST, then its report (+ its figures
-# as PNG); the report command prints the answers first. Re-running skips finished runs and resumes
-# interrupted ones. runs/demo/timing.json records the wall time of this invocation (study + report; the
-# set-up above is not counted).
+# Train one study directory with $(WORKERS) worker processes (default: one per core), each with one torch
+# thread (README, "Several workers"): every run is then single-threaded however many workers share the grid,
+# so its bits do not depend on the machine's core count. $(1): the `depthlab experiment` arguments, $(2):
+# the study directory (the extra workers log to $(2).workerN.log; this one prints, answers last).
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+define workers
+mkdir -p $(dir $(2)); pids=""; \
+for i in $$(seq 2 $(WORKERS)); do \
+  OMP_NUM_THREADS=1 $(PY) -m depthlab experiment $(1) --out $(2) > $(2).worker$$i.log 2>&1 & pids="$$pids $$!"; \
+done; \
+OMP_NUM_THREADS=1 $(PY) -m depthlab experiment $(1) --out $(2); rc=$$?; \
+for p in $$pids; do wait $$p || rc=1; done; \
+test $$rc -eq 0
+endef
+
+# The main job: the quick degradation study on the built-in Fashion-MNIST (its WORKERS workers), then its
+# report (+ its figures as PNG); the report command prints the answers first. Re-running skips finished runs
+# and resumes interrupted ones. runs/demo/timing.json records the wall time of this invocation (study +
+# report; the set-up above is not counted).
 demo: $(STAMP) data
 	@start=$$(date +%s); \
-	$(PY) -m depthlab experiment degradation --preset quick --out runs/demo && \
+	$(call workers,degradation --preset quick,runs/demo) && \
 	$(PY) -m depthlab report runs/demo --out runs/demo/report.html --figures runs/demo/figures && \
-	printf '{"command": "make demo", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
-	  $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > runs/demo/timing.json
+	printf '{"command": "make demo", "workers": %s, "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
+	  $(WORKERS) $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > runs/demo/timing.json
 	@echo "report: $(CURDIR)/runs/demo/report.html"
 
-# The same study on fresh seeds (3, 4, 5: past the demo's 0, 1, 2), for `depthlab replicate`.
+# The number of seeds a study's preset runs (the replication starts past them).
+preset_seeds = $(shell $(PY) -c "from depthlab.studies import get_study; print(get_study('$(1)').presets['$(2)'].seeds)")
+
+# The same study on fresh seeds (6-11: past the demo's 0-5), for `depthlab replicate`.
 demo-replication: $(STAMP) data
 	@start=$$(date +%s); \
-	$(PY) -m depthlab experiment degradation --preset quick --seed-offset 3 --out runs/demo-replication && \
+	$(call workers,degradation --preset quick --seed-offset $(call preset_seeds,degradation,quick),runs/demo-replication) && \
 	$(PY) -m depthlab report runs/demo-replication --out runs/demo-replication/report.html \
 	  --figures runs/demo-replication/figures && \
-	printf '{"command": "make demo-replication", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
-	  $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > runs/demo-replication/timing.json
+	printf '{"command": "make demo-replication", "workers": %s, "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
+	  $(WORKERS) $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > runs/demo-replication/timing.json
 	@echo "report: $(CURDIR)/runs/demo-replication/report.html"
 
 # Copy the demo's and its replication's artifacts (results.json, timing.json, figures) to
 # results/degradation-quick and results/degradation-quick-replication, which the README quotes (a test
-# checks the README against them), pool the two (all 6 seeds, no training) into the replication's pooled/,
+# checks the README against them), pool the two (all 12 seeds, no training) into the replication's pooled/,
 # and record which findings the replication reproduces and what the pooled seeds say.
 publish-demo:
 	mkdir -p results/degradation-quick/figures results/degradation-quick-replication/figures
@@ -57,7 +75,9 @@ publish-demo:
 	cp runs/demo/figures/*.png results/degradation-quick/figures/
 	cp runs/demo-replication/results.json runs/demo-replication/timing.json results/degradation-quick-replication/
 	cp runs/demo-replication/figures/*.png results/degradation-quick-replication/figures/
-	$(PY) -m depthlab pool runs/demo runs/demo-replication --out runs/demo-pooled
+	# One thread, as the demo's workers: the pool recomputes the shattered-gradient lines, whose bits (a
+	# plain net's gradient is close to white noise along the line) depend on the thread count.
+	OMP_NUM_THREADS=1 $(PY) -m depthlab pool runs/demo runs/demo-replication --out runs/demo-pooled
 	mkdir -p results/degradation-quick-replication/pooled
 	cp runs/demo-pooled/results.json results/degradation-quick-replication/pooled/
 	$(PY) -m depthlab replicate results/degradation-quick results/degradation-quick-replication \
@@ -66,14 +86,14 @@ publish-demo:
 
 # Any study's preset (PRESET, default quick) and its replication on fresh seeds, e.g.
 # `make study STUDY=vgg-depth` or `make study STUDY=degradation PRESET=standard`: runs/STUDY-PRESET (seeds
-# 0-2) and runs/STUDY-PRESET-replication (seeds 3-5), each with its report, figures and timing.json (the wall
+# 0..N-1, N the preset's seed count) and runs/STUDY-PRESET-replication (seeds N..2N-1), each with its report, figures and timing.json (the wall
 # time of that study + report). `make publish-study STUDY=... PRESET=...` copies them to results/ (which the
 # README quotes), pools the two (no training) and records which findings the replication reproduces and what
 # the pooled seeds say.
 STUDY ?= vgg-depth
 PRESET ?= quick
 study: $(STAMP) data
-	@for part in $(PRESET):0 $(PRESET)-replication:3; do \
+	@for part in $(PRESET):0 $(PRESET)-replication:$(call preset_seeds,$(STUDY),$(PRESET)); do \
 	  dir=runs/$(STUDY)-$${part%%:*}; start=$$(date +%s); \
 	  $(PY) -m depthlab experiment $(STUDY) --preset $(PRESET) --seed-offset $${part##*:} --out $$dir && \
 	  $(PY) -m depthlab report $$dir --out $$dir/report.html --figures $$dir/figures && \

@@ -28,9 +28,13 @@ def test_presets_declare_the_recipes() -> None:
     assert quick.eval_train and quick.test_at_end
     # Every preset runs at least 3 seeds (issue 14), and says so.
     assert all(p.seeds >= 3 for p in PRESETS.values())
-    assert "3 seed(s)" in quick.describe()
-    # Each preset is the base recipe with its changes: the quick preset changes nothing but its name and note.
-    assert dataclasses.replace(quick, name="base", note="") == BASE
+    # quick runs 6: at width 0.5 three seeds did not resolve its headline again on fresh seeds (its note).
+    assert quick.seeds == 6 and "6 seed(s)" in quick.describe() and "Six seeds" in quick.note
+    # Each preset is the base recipe with its changes: the quick preset changes its name, its note, the width
+    # (0.5: stages 8/16/32, to fit its budget) and the seeds; standard and paper train the paper's widths.
+    assert dataclasses.replace(quick, name="base", note="", width=1.0, seeds=3) == BASE
+    assert quick.width == 0.5 and "8/16/32" in quick.note and "width 0.5: stages 8/16/32" in quick.describe()
+    assert PRESETS["standard"].width == paper.width == 1.0 == BASE.width
     # The regime: a fixed 2,000-image subset seen 15 times; a held-out curve of at least 6 points; the plateau
     # window (the last 10% of iterations) starts on a logged row.
     assert quick.train_subset == 2000 and quick.steps * quick.batch_size // quick.train_subset == 15
@@ -64,6 +68,25 @@ def test_resnet110_warms_up_at_lr_001_and_full_trains_on_every_image() -> None:
     assert lrs == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.001])
     full = apply_preset_overrides(PRESETS["paper"], ["full=true"]).train_config("resnet20", 0)
     assert full.val_size == 0 and not full.test_at_end
+
+
+def test_every_net_of_a_preset_is_built_at_its_width() -> None:
+    # quick: every run, and the BN-free twins and shattered-gradient nets of the tiny study derived from it,
+    # at width 0.5; standard: the paper's widths, so no width keyword at all (its runs are the paper's nets).
+    quick = STUDY.grid(PRESETS["quick"], range(2), "cpu", None)
+    assert len(quick) == 8 and all(s.config.model_kwargs == {"width": 0.5} for s in quick)
+    assert all(s.config.model_kwargs == {} for s in STUDY.grid(PRESETS["standard"], range(1), "cpu", None))
+    wide = apply_preset_overrides(PRESETS["quick"], ["width=1"])
+    assert wide.model_kwargs == {} and "width" not in wide.describe()
+    with pytest.raises(StudyError, match="width must be a positive number.*got -1"):
+        apply_preset_overrides(PRESETS["quick"], ["width=-1"])
+    root, _, _ = tiny_study()
+    assert json.loads((root / "analysis" / "shattered.json").read_text())["settings"]["width"] == 0.5
+    twin = dataclasses.replace(
+        tiny_preset().train_config("plain20", 0), model_kwargs={"width": 0.5, "norm": None}
+    )
+    convs = [m for m in initial_model(twin, _bundle()).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in convs][:1] + [convs[-1].out_channels] == [8, 32]
 
 
 def test_overrides_are_typed_and_unknown_keys_rejected() -> None:

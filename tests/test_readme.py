@@ -28,18 +28,29 @@ def test_readme_model_table_is_current() -> None:
 
 
 def test_readme_narrow_table_is_current() -> None:
-    """The narrow-variant table is `depthlab models --width 1 0.5 0.25 --markdown`, and says so."""
-    from depthlab.cli.models import markdown_width_table
-    from depthlab.models.narrow import describe_widths
+    """The narrow-variant table is the output of the command it names, and says so."""
+    import contextlib
+    import io
+    import shlex
 
-    text = README.read_text()
-    match = re.search(r"<!-- narrow:start -->\n(.*?)\n<!-- narrow:end -->", text, re.S)
+    from depthlab.cli import main
+
+    text = " ".join(README.read_text().split())
+    match = re.search(r"<!-- narrow:start --> (.*?) <!-- narrow:end -->", text)
     assert match, "README.md lacks the <!-- narrow:start --> ... <!-- narrow:end --> block"
-    command = "depthlab models --width 1 0.5 0.25 --markdown"
+    command = (
+        "depthlab models googlenet 'vgg*' resnet20 plain20 resnet56 plain56 --width 1 0.5 0.25 --markdown"
+    )
     assert f"`{command}`" in text
-    assert match.group(1).strip() == markdown_width_table(describe_widths([1, 0.5, 0.25])), (
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(shlex.split(command)[1:]) == 0
+    assert match.group(1).strip() == " ".join(out.getvalue().split()), (
         f"README narrow-variant table is out of date: regenerate it with `{command}`"
     )
+    # It lists the nets the quick degradation study trains, at the width it trains them.
+    for name in ("resnet20", "plain20", "resnet56", "plain56"):
+        assert f"| `{name}` | default |" in match.group(1)
 
 
 def test_readme_states_the_measured_resnet50_table1_macs() -> None:
@@ -192,6 +203,11 @@ def test_readme_degradation_preset_table_matches_the_presets() -> None:
         assert cells[2] == ", ".join(map(str, preset.depths)), (name, cells)
         assert cells[3] == f"{preset.steps:,}", (name, cells)
         assert f"{preset.train_subset:,}-image training subset" in cells[1], (name, cells)
+        assert f"{preset.seeds} seeds" in cells[4], (name, cells)
+        width = (
+            f"width {preset.width:g} (stages {preset.stage_widths}" if preset.width != 1 else "paper's widths"
+        )
+        assert width in cells[4], (name, cells)
 
 
 def test_readme_quotes_the_committed_workers_benchmark() -> None:
@@ -208,3 +224,41 @@ def test_readme_quotes_the_committed_workers_benchmark() -> None:
         f"{record['workers_seconds']} s ({record['speedup']}×)"
     )
     assert quoted in text, f"README must quote benchmarks/results/study_workers.json as '{quoted}'"
+
+
+def test_readme_quotes_the_committed_thread_split_benchmark() -> None:
+    """`make demo`'s one single-thread worker per core rests on benchmarks/results/thread_split.json: the
+    README quotes every row, and the narrow nets the quick preset trains gain from the split."""
+    import json
+
+    record = json.loads((ROOT / "benchmarks" / "results" / "thread_split.json").read_text())
+    text = " ".join(README.read_text().split())
+    for row in record["results"]:
+        assert row["ratio"] == round(row["split_images_per_s"] / row["together_images_per_s"], 2)
+        quoted = (
+            f"{row['model']} at width {row['width']:g}: {row['together_images_per_s']:g} vs "
+            f"{row['split_images_per_s']:g} images/s ({row['ratio']:.2f}×)"
+        )
+        assert quoted in text, f"README must quote benchmarks/results/thread_split.json as '{quoted}'"
+    narrow = [r for r in record["results"] if r["width"] == 0.5]
+    assert narrow and all(r["ratio"] > 1 for r in narrow), "the README's reason for split workers must hold"
+
+
+def test_the_3_seed_record_pools_into_the_6_seed_demo() -> None:
+    """Single-threaded runs do not depend on how the grid was split: the 3-seed demo (seeds 0-2) and its
+    replication (3-5), run as separate invocations, pool into exactly the committed 6-seed demo, all but the
+    runs' wall times."""
+    import json
+
+    pooled = json.loads(
+        (ROOT / "results/degradation-quick-3seeds-replication/pooled/results.json").read_text()
+    )
+    demo = json.loads((ROOT / "results/degradation-quick/results.json").read_text())
+    assert pooled["seed_list"] == demo["seed_list"] == [0, 1, 2, 3, 4, 5]
+
+    def strip(record: dict) -> dict:
+        runs = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in record["runs"]]
+        return {**record, "runs": runs}
+
+    assert strip(pooled) == strip(demo)
+    assert [r["wall_seconds"] for r in pooled["runs"]] != [r["wall_seconds"] for r in demo["runs"]]

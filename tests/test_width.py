@@ -301,8 +301,8 @@ def test_a_width_that_is_not_a_number_raises_naming_it(cls: type[nn.Module], bad
 
 
 def test_describe_widths_rejects_models_without_width_and_bad_widths() -> None:
-    with pytest.raises(UsageError, match=r"no model matching 'resnet\*'.*googlenet, vgg"):
-        describe_widths([0.5], "resnet*")
+    with pytest.raises(UsageError, match=r"no model matching 'alexnet\*'.*googlenet, plain, .*resnet, vgg"):
+        describe_widths([0.5], "alexnet*")
     with pytest.raises(UsageError, match="got -1"):
         describe_widths([-1], "vgg11")
 
@@ -313,3 +313,90 @@ def test_create_model_width_overrides_only_width() -> None:
     assert isinstance(model.stages[0].conv1_1.norm, nn.BatchNorm2d)  # the builder's norm is kept
     assert model.stages[0].conv1_1.conv.out_channels == 16
     assert meta_model("googlenet", width=0.5).width == 0.5
+
+
+# ------------------------------------------------------------------------------------------ ResNet
+# The CIFAR nets' stage widths (He et al. 2015, §4.2) and the ImageNet nets' (Table 1), from the papers.
+CIFAR_STAGES, IMAGENET_STAGES = (16, 32, 64), (64, 128, 256, 512)
+
+
+def cifar_resnet_params(depth: int, stages: tuple[int, int, int], in_channels: int, classes: int) -> int:
+    """Parameters of a CIFAR ResNet (6n+2, basic blocks, BN, option-A shortcuts: no shortcut parameters), by
+    the closed form: the stem conv and BN, two 3×3 convs and two BNs per block, the FC layer."""
+    n = (depth - 2) // 6
+    total, cin = 9 * in_channels * stages[0] + 2 * stages[0], stages[0]
+    for c in stages:
+        for _ in range(n):
+            total += 9 * cin * c + 2 * c + 9 * c * c + 2 * c
+            cin = c
+    return total + cin * classes + classes
+
+
+def test_the_closed_form_gives_the_papers_cifar_resnet_counts() -> None:
+    # 0.27M / 0.46M / 0.66M / 0.85M / 1.7M (He et al. 2015, Table 6; exact counts of the option-A nets).
+    published = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
+    assert {d: cifar_resnet_params(d, CIFAR_STAGES, 3, 10) for d in published} == published
+
+
+@pytest.mark.parametrize("name", ["resnet20", "plain20", "resnet56", "plain56", "resnet110"])
+@pytest.mark.parametrize("width", [None, 1, 1.0, 0.5, 0.25])
+def test_cifar_resnet_params_at_every_width_equal_the_closed_form(name: str, width: float | None) -> None:
+    kwargs = {} if width is None else {"width": width}
+    stages = tuple(expected_channels(c, width or 1) for c in CIFAR_STAGES)
+    depth = int(name.removeprefix("resnet").removeprefix("plain"))
+    model = meta_model(name, num_classes=10, in_channels=1, **kwargs)
+    assert count_params(model) == cifar_resnet_params(depth, stages, 1, 10)  # type: ignore[arg-type]
+    if width == 0.5:
+        assert stages == (8, 16, 32)
+
+
+@pytest.mark.parametrize(
+    ("name", "stages", "expansion"),
+    [
+        ("resnet20", CIFAR_STAGES, 1),
+        ("plain56", CIFAR_STAGES, 1),
+        ("preact_resnet20", CIFAR_STAGES, 1),
+        ("resnet18", IMAGENET_STAGES, 1),
+        ("resnet50", IMAGENET_STAGES, 4),
+    ],
+)
+@pytest.mark.parametrize("width", [0.5, 0.25])
+def test_resnet_every_stage_is_the_rounded_table_width(
+    name: str, stages: tuple[int, ...], expansion: int, width: float
+) -> None:
+    model = meta_model(name, width=width)
+    assert model.width == width
+    first = [m for m in model.stem.modules() if isinstance(m, nn.Conv2d)][0]
+    assert first.out_channels == expected_channels(stages[0] if stages is CIFAR_STAGES else 64, width)
+    for stage, c in zip(model.stages, stages, strict=True):
+        # Every 3×3 conv of a stage is the stage width (a bottleneck's output, the width × expansion).
+        convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+        assert {m.out_channels for m in convs} == {expected_channels(c, width)}, (name, c)
+    assert model.num_features == expected_channels(stages[-1], width) * expansion
+
+
+def test_narrow_resnet_macs_are_a_quarter_at_width_half_and_equal_the_flop_counter() -> None:
+    # Every conv's channels halve on both sides, except the stem's input (1 channel): MACs fall to ~w².
+    wide, narrow = (
+        meta_model("resnet56", num_classes=10, in_channels=1),
+        meta_model("resnet56", num_classes=10, in_channels=1, width=0.5),
+    )
+    macs = summarize(narrow, (1, 32, 32)).macs
+    assert 2 * macs == flop_counter_flops(narrow, (1, 32, 32))
+    assert 0.24 <= macs / summarize(wide, (1, 32, 32)).macs <= 0.26
+
+
+@pytest.mark.parametrize("name", ["resnet56", "plain56", "preact_resnet20"])
+def test_narrow_resnet_forward_backward(name: str) -> None:
+    torch.manual_seed(0)
+    check_forward_backward(
+        depthlab.create_model(name, num_classes=10, in_channels=1, width=0.5), lambda out: out
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, math.nan])
+def test_a_resnet_width_out_of_range_raises_naming_it(bad: float) -> None:
+    with pytest.raises(UsageError, match=rf"width must be .*got {bad!r}$"):
+        meta_model("resnet20", width=bad)
+    with pytest.raises(UsageTypeError, match="width must be .*got '0.5'$"):
+        meta_model("plain56", width="0.5")

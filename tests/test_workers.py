@@ -113,11 +113,13 @@ def test_dry_run_counts_the_grid_and_its_images_and_times_each_model(
         f"{m}20-s{s}" for m in ("plain", "resnet") for s in range(3)
     )
     assert plan.total_images == 6 * 7 * 8 and plan.total_steps == 6 * 7
-    assert sorted(plan.timings) == ["plain20", "resnet20"]  # one timing per distinct model
+    # One timing per distinct model and keywords (the tiny preset derives from quick: width 0.5).
+    keys = [f'{m}20 {{"width": 0.5}}' for m in ("plain", "resnet")]
+    assert sorted(plan.timings) == keys
     for t in plan.timings.values():
         assert 0 < t.seconds_per_step < 60 and t.timed == 3 and t.warmup == 1
     estimate = plan.estimated_seconds()
-    by_hand = sum(7 * plan.timings[m].seconds_per_step for m in ("plain20", "resnet20") for _ in range(3))
+    by_hand = sum(7 * plan.timings[m].seconds_per_step for m in keys for _ in range(3))
     assert math.isfinite(estimate) and estimate > 0 and estimate == pytest.approx(by_hand)
 
     out = tmp_path / "never"

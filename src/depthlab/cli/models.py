@@ -1,5 +1,6 @@
-"""``depthlab models [PATTERN] [--width W ...] [--markdown]``: the registry as a table; with ``--width``, the
-width-scalable models at those widths at study scale (:mod:`depthlab.models.narrow`)."""
+"""``depthlab models [PATTERN ...] [--width W ...] [--markdown]``: the registry as a table; with ``--width``,
+the width-scalable models at those widths at study scale (:mod:`depthlab.models.narrow`). Several patterns
+list the models any of them matches, pattern by pattern, each once."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from depthlab.registry import ModelRow, describe_models
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list registered models with their parameter counts")
-    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*' (default: all)")
+    p.add_argument(
+        "pattern", nargs="*", default=["*"], help="fnmatch patterns, e.g. 'resnet*' plain56 (default: all)"
+    )
     p.add_argument("--markdown", action="store_true", help="print the README's markdown table")
     p.add_argument(
         "--width",
         nargs="+",
         type=float,
         metavar="W",
-        help=f"width multipliers: list the models that have one (VGG, GoogLeNet) at each, at "
+        help=f"width multipliers: list the models that have one (VGG, GoogLeNet, ResNet) at each, at "
         f"{STUDY_CLASSES} classes and a {'×'.join(map(str, STUDY_INPUT))} input, as the studies train them",
     )
     p.set_defaults(func=run)
@@ -69,14 +72,30 @@ def markdown_width_table(rows: list[WidthRow]) -> str:
     return "\n".join(lines)
 
 
+def _unique(rows: list, key: str = "name") -> list:
+    """``rows`` without repeats of the same model (a model two patterns match is listed once)."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for r in rows:
+        k = (getattr(r, key), getattr(r, "width", None))
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
+
+
+def _patterns(args: argparse.Namespace) -> str:
+    return " ".join(repr(p) for p in args.pattern)
+
+
 def _run_widths(args: argparse.Namespace) -> int:
-    rows = describe_widths(args.width, args.pattern)
+    rows = _unique([r for pattern in args.pattern for r in describe_widths(args.width, pattern)])
     if args.markdown:
         print(markdown_width_table(rows))
         return 0
     widths, models = _by_model(rows)
     table = Table(
-        title=f"width-scalable models matching {args.pattern!r} ({rows[0].num_classes} classes, one "
+        title=f"width-scalable models matching {_patterns(args)} ({rows[0].num_classes} classes, one "
         f"{_shape(rows[0].input_shape)} image; MACs count Conv2d and Linear, eval mode)"
     )
     table.add_column("model")
@@ -93,13 +112,13 @@ def _run_widths(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.width is not None:
         return _run_widths(args)
-    rows = describe_models(args.pattern)
+    rows = _unique([r for pattern in args.pattern for r in describe_models(pattern)])
     if not rows:
-        raise UsageError(f"no model matches {args.pattern!r}; try `depthlab models` for all names")
+        raise UsageError(f"no model matches {_patterns(args)}; try `depthlab models` for all names")
     if args.markdown:
         print(markdown_table(rows))
         return 0
-    table = Table(title=f"depthlab models matching {args.pattern!r} (1000 classes, default settings)")
+    table = Table(title=f"depthlab models matching {_patterns(args)} (1000 classes, default settings)")
     table.add_column("model")
     table.add_column("family")
     table.add_column("params", justify="right")

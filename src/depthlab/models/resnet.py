@@ -38,6 +38,10 @@ Deviations from the papers, and how to select the paper's choice:
   the signal stays bounded, so a BN-free net (``norm=None``) neither switches its branches off nor blows up
   forward with depth (tests/test_resnet.py measures both on ResNet-56). Default ``None``: no factor, as in
   the papers. It cannot be combined with ``skipinit`` (a branch has one end scale), and plain nets refuse it.
+* ``width`` (an option, not in the ResNet papers, as for VGG and GoogLeNet): a channel multiplier applied to
+  every stage width and the stem (:func:`depthlab.layers.scale_channels`: the nearest multiple of 8, halves
+  up, at least 8). Width 1 is the paper's net, count for count; CIFAR nets at width 0.5 are 8/16/32 wide
+  (a quarter of the MACs), which the degradation study's ``quick`` preset trains to fit a 2-core CPU.
 
 Pre-activation nets (Identity Mappings paper, §4.1; reference code: KaimingHe/resnet-1k-layers
 ``resnet-pre-act.lua`` for ResNet-164/1001, facebook/fb.resnet.torch ``models/preresnet.lua`` for the rest):
@@ -74,9 +78,11 @@ from depthlab.layers import (
     NormActConv,
     Scale,
     check_norm,
+    check_width,
     init_he,
     make_norm,
     make_shortcut,
+    scale_channels,
 )
 from depthlab.models.base import ClassifierHead, FeatureInfo, ZooModel
 from depthlab.registry import register_model
@@ -374,6 +380,7 @@ class ResNet(ZooModel):
         zero_init_residual: bool = False,
         skipinit: bool = False,
         branch_scale: float | str | None = None,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(block, str):
@@ -410,10 +417,14 @@ class ResNet(ZooModel):
         alpha = resolve_branch_scale(branch_scale, sum(layers))
         self.num_classes, self.in_channels = num_classes, in_channels
         preact = issubclass(block, PreActBlock)
+        self.width = width = check_width(width)
+        # Width 1 leaves the table untouched (a custom width need not be a multiple of 8).
+        scale = (lambda c: c) if width == 1 else (lambda c: scale_channels(c, width))
+        widths = [scale(c) for c in widths]
 
         stem_width = widths[0]
         if stem == "imagenet":
-            stem_width = 64  # the 7×7 stem is 64 wide in every ImageNet ResNet
+            stem_width = scale(64)  # the 7×7 stem is 64 wide in every ImageNet ResNet
             # Pre-activation nets too: conv-BN-ReLU-maxpool, as fb.resnet.torch's preresnet.lua; their
             # first unit then takes no BN-ReLU of its own (preact="none" below).
             self.stem = nn.Sequential(

@@ -64,7 +64,9 @@ def grid(preset: DegradationPreset, seeds: Sequence[int], device: str, data_dir:
             changes: dict[str, Any] = {}
             if preset.warmup_lr is not None and depth >= preset.warmup_lr_depth:
                 changes = {"warmup": preset.warmup_lr_steps, "warmup_lr": preset.warmup_lr}
-            config = preset.train_config(model, seed, device=device, data_dir=data_dir, **changes)
+            config = preset.train_config(
+                model, seed, model_kwargs=preset.model_kwargs, device=device, data_dir=data_dir, **changes
+            )
             specs.append(
                 RunSpec(
                     f"{model}-s{seed}",

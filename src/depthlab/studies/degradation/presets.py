@@ -1,12 +1,14 @@
 """The degradation study's presets: one base recipe, and each preset as the changes it makes to it.
 
-Iterations are optimizer steps of ``batch_size`` images. Every preset runs 3 seeds by default (issue 14:
-fewer leave a Welch interval too wide to resolve the claims); ``--seeds`` and ``--seed-offset`` change that.
+Iterations are optimizer steps of ``batch_size`` images. Every preset runs at least 3 seeds by default (issue
+14: fewer leave a Welch interval too wide to resolve the claims), quick runs 6 (its note says why);
+``--seeds`` and ``--seed-offset`` change that.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from depthlab.studies.engine import Recipe, StudyError
@@ -23,9 +25,13 @@ class DegradationPreset(Recipe):
     ``warmup_lr``/``warmup_lr_steps``/``warmup_lr_depth``: nets at least ``warmup_lr_depth`` deep train
     at the constant ``warmup_lr`` for the first ``warmup_lr_steps`` iterations (ResNet-110's recipe).
     ``shatter_points``: points on the line of the shattered-gradients measurement (0: skip it).
+    ``width``: the channel multiplier of every net (1: the paper's 16/32/64; 0.5: 8/16/32, a quarter of the
+    MACs; see :mod:`depthlab.models.resnet`). Every sentence names the nets by depth; the preset's
+    description and note say the width.
     """
 
     depths: tuple[int, ...] = (20, 56)
+    width: float = 1.0
     warmup_lr: float | None = None
     warmup_lr_steps: int = 400
     warmup_lr_depth: int = 110
@@ -38,13 +44,32 @@ class DegradationPreset(Recipe):
             raise StudyError(
                 f"depths must be 6n+2 CIFAR depths (20, 32, 44, 56, 110, …), got {list(self.depths)}"
             )
+        if (
+            isinstance(self.width, bool)
+            or not isinstance(self.width, int | float)
+            or not (math.isfinite(self.width) and self.width > 0)
+        ):
+            raise StudyError(f"width must be a positive number (1: the paper's widths), got {self.width!r}")
+
+    @property
+    def model_kwargs(self) -> dict[str, float]:
+        """The keywords every net of the study is built with: the width, where it is not the paper's."""
+        return {} if self.width == 1 else {"width": float(self.width)}
 
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(f"{family}{depth}" for depth in self.depths for family in FAMILIES)
 
     def describe(self) -> str:
-        return f"depths {'/'.join(map(str, self.depths))} (plain and ResNet); " + super().describe()
+        width = "" if self.width == 1 else f" at width {self.width:g}: stages {self.stage_widths}"
+        return f"depths {'/'.join(map(str, self.depths))} (plain and ResNet{width}); " + super().describe()
+
+    @property
+    def stage_widths(self) -> str:
+        """The three stages' channel counts at this width, e.g. ``8/16/32`` (the paper's: ``16/32/64``)."""
+        from depthlab.layers import scale_channels
+
+        return "/".join(str(c if self.width == 1 else scale_channels(c, self.width)) for c in (16, 32, 64))
 
 
 # The quick recipe: every run fits one fixed 2,000-image subset of Fashion-MNIST's training split for 240
@@ -71,26 +96,33 @@ BASE = DegradationPreset(
 )
 
 QUICK_NOTE = (
-    "sized for a 2-core CPU. Every run fits the same fixed 2,000-image subset of the Fashion-MNIST training "
+    "sized for a 2-core CPU. The nets are the paper's CIFAR ResNets and plain twins (depths, blocks, option-A "
+    "shortcuts, BN) at width 0.5: stages 8/16/32 channels wide instead of 16/32/64, a quarter of the MACs "
+    "(`--set width=1` trains the paper's widths; the standard preset does). The question is depth, and width "
+    "is the same on both sides of every comparison. `make demo` trains the grid with one worker process per "
+    "core, one torch thread each: at this width that trains more images per second on a 2-core CPU than one "
+    "process with two threads (benchmarks/thread_split.py measures both), and a run's bits depend on its "
+    "thread count, so every run is single-threaded however many workers share the grid. Every run fits the same fixed 2,000-image subset of the Fashion-MNIST training "
     "split for 240 iterations of batch 128 (15 passes, one-cycle schedule ending near lr 0), so the final "
     "training error is measured over the images the net fits (eval mode), not the online error of images it "
-    "has not seen; three seeds. Where the time goes (measured here, fp32): training steps about 75-80% of "
-    "each run, evaluations about 15-20%, probes a few percent, the shattered-gradient lines and BN-free twins "
-    "under a minute for the study. Cut because they serve no finding: the held-out curve is evaluated every "
-    "40 iterations instead of 20 (6 points; the probes during training follow it, 5 before the last step), "
-    "and the validation split holds 1,000 images instead of 5,000 (no finding reads the final validation "
-    "error; the diagnostics batch is its first 128 images) — about 8% of the cost. Fewer passes were tried "
-    "and rejected: at 160 iterations (10 passes) the ResNets ended near 10% training error instead of 1-3% "
-    "and plain-56's seeds spread from 29% to 62%, another regime. Kept: the recipe, the subset, the full "
-    "10,000-image test set (the test-error question), the probes and the shattered-gradient lines. The "
-    "running training error is logged every 8 iterations so that the last 10% of iterations (217-240) is a "
-    "whole window for the plateau check"
+    "has not seen. Six seeds, not three: at this width plain-56's seeds spread widely (some fit the subset, "
+    "some stall), and with three seeds the study met the 15-minute budget here but its headline comparisons "
+    "(plain-56 vs plain-20, ResNet-56 vs plain-56 on training error) did not resolve again on three fresh "
+    "seeds; six seeds at width 0.5 take less time here than three at the paper's width. Cut because they serve no finding: the held-out curve is evaluated every 40 "
+    "iterations instead of 20 (6 points; the probes during training follow it, 5 before the last step), and "
+    "the validation split holds 1,000 images instead of 5,000 (no finding reads the final validation error; "
+    "the diagnostics batch is its first 128 images). Fewer passes were tried at width 1 and rejected: at 160 "
+    "iterations (10 passes) the ResNets ended near 10% training error instead of 1-3% and plain-56's seeds "
+    "spread from 29% to 62%, another regime. Kept: the recipe, the subset, the full 10,000-image test set "
+    "(the test-error question), the probes and the shattered-gradient lines. The running training error is "
+    "logged every 8 iterations so that the last 10% of iterations (217-240) is a whole window for the "
+    "plateau check"
 )
 
 PRESETS: dict[str, DegradationPreset] = {
     p.name: p
     for p in (
-        dataclasses.replace(BASE, name="quick", note=QUICK_NOTE),
+        dataclasses.replace(BASE, name="quick", width=0.5, seeds=6, note=QUICK_NOTE),
         dataclasses.replace(
             BASE,
             name="standard",

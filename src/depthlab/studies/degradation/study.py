@@ -98,6 +98,7 @@ def run_shattered(
         "depths": list(preset.depths),
         "seeds": list(seeds),
         "no_bn": NO_BN_TWIN,
+        **preset.model_kwargs,  # absent at width 1, so directories written before width existed still match
     }
     if path.is_file() and json.loads(path.read_text()).get("settings") == settings:
         return
@@ -105,7 +106,7 @@ def run_shattered(
     for depth in preset.depths:
         for residual in (False, True):
             for bn in (True, False):
-                kwargs = {} if bn else no_bn_kwargs(residual)
+                kwargs = {**preset.model_kwargs, **({} if bn else no_bn_kwargs(residual))}
                 for seed in seeds:
                     torch.manual_seed(seed)
                     model = create_model(
