@@ -251,3 +251,25 @@ def test_unknown_study_and_analysis_are_user_errors(tmp_path: Path) -> None:
         get_study("degredation")
     with pytest.raises(StudyError, match="unknown analysis 'lesions'"):
         run_study(STUDY, tiny_preset(), tmp_path, analyses=["lesions"])
+
+
+def test_shattered_gradient_nets_are_built_at_the_presets_width(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every net of the shattered-gradient lines (with BN and the BN-free twins) carries quick's width.
+    import types
+
+    import depthlab
+    from depthlab.studies.degradation.study import run_shattered
+
+    calls: list[dict] = []
+
+    def record(name: str, **kwargs: object) -> None:
+        calls.append(kwargs)
+        raise StopIteration  # the keywords are all this test needs
+
+    monkeypatch.setattr(depthlab, "create_model", record)
+    bundle = types.SimpleNamespace(num_classes=4, in_channels=1)
+    with pytest.raises(StopIteration):
+        run_shattered(tiny_preset(), tmp_path, bundle, None, None, [0])
+    assert calls and calls[0]["width"] == 0.5

@@ -72,12 +72,12 @@ def markdown_width_table(rows: list[WidthRow]) -> str:
     return "\n".join(lines)
 
 
-def _unique(rows: list, key: str = "name") -> list:
+def _unique(rows: list) -> list:
     """``rows`` without repeats of the same model (a model two patterns match is listed once)."""
     seen: set[tuple[object, ...]] = set()
     out = []
     for r in rows:
-        k = (getattr(r, key), getattr(r, "width", None))
+        k = (r.name, getattr(r, "width", None))
         if k not in seen:
             seen.add(k)
             out.append(r)

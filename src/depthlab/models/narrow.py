@@ -2,7 +2,8 @@
 few widths, at study scale.
 
 Narrow nets are what make VGG and Inception trainable to convergence on a CPU (and the degradation study's
-quick preset fit its budget), so their sizes are listed where the studies use them: ``STUDY_CLASSES`` = 10 classes and a ``STUDY_INPUT`` = 1×32×32 image
+quick preset fit its budget), so their sizes are listed where the studies use them: ``STUDY_CLASSES`` = 10
+classes and a ``STUDY_INPUT`` = 1×32×32 image
 (Fashion-MNIST padded to 32), VGG with its small head (``STUDY_KWARGS``; the ImageNet head's fc6 expects a
 7×7 map), GoogLeNet as built by default (paper variant, with its aux heads). ``depthlab models --width``
 prints them; the README's second model table is that output.

@@ -8,9 +8,11 @@ Iterations are optimizer steps of ``batch_size`` images. Every preset runs at le
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
+from depthlab.errors import DepthlabError
+from depthlab.layers import check_width, scale_channels
+from depthlab.models.resnet import CIFAR_WIDTHS
 from depthlab.studies.engine import Recipe, StudyError
 
 __all__ = ["FAMILIES", "DegradationPreset", "BASE", "PRESETS", "QUICK_NOTE"]
@@ -44,12 +46,12 @@ class DegradationPreset(Recipe):
             raise StudyError(
                 f"depths must be 6n+2 CIFAR depths (20, 32, 44, 56, 110, …), got {list(self.depths)}"
             )
-        if (
-            isinstance(self.width, bool)
-            or not isinstance(self.width, int | float)
-            or not (math.isfinite(self.width) and self.width > 0)
-        ):
-            raise StudyError(f"width must be a positive number (1: the paper's widths), got {self.width!r}")
+        try:
+            check_width(self.width)  # the models' own rule, reported as a preset error
+        except DepthlabError:
+            raise StudyError(
+                f"width must be a positive number (1: the paper's widths), got {self.width!r}"
+            ) from None
 
     @property
     def model_kwargs(self) -> dict[str, float]:
@@ -67,9 +69,7 @@ class DegradationPreset(Recipe):
     @property
     def stage_widths(self) -> str:
         """The three stages' channel counts at this width, e.g. ``8/16/32`` (the paper's: ``16/32/64``)."""
-        from depthlab.layers import scale_channels
-
-        return "/".join(str(c if self.width == 1 else scale_channels(c, self.width)) for c in (16, 32, 64))
+        return "/".join(str(scale_channels(c, self.width)) for c in CIFAR_WIDTHS)
 
 
 # The quick recipe: every run fits one fixed 2,000-image subset of Fashion-MNIST's training split for 240
