@@ -39,6 +39,12 @@ F(2×2, 3×3) needs 2.25× fewer), so an MFU above 100% is possible and means th
 dense arithmetic, not that the count is wrong. Rows above 100% are marked † and say so in the output
 (``mfu_note`` in the JSON).
 
+On CUDA the depthlab rows replay each step from a CUDA graph, as the trainer does there; ``depthlab-eager``
+rows are the same step without the graph (``cuda_graph=False``). Every CUDA measurement runs in the one
+benchmark process (a process per measurement spent its time starting CUDA), and the peaks are the rates
+of an 8192² product (fp32 with TF32 tensor cores, as the trainer enables them; bf16): a GPU reaches its
+matrix rate only on large products (a 512² bf16 product ran at 2.5% of the 8192² one on an H200).
+
 Peak memory: the measuring process's maximum resident set size on CPU (each measurement runs in its own
 process), ``torch.cuda.max_memory_allocated`` on CUDA.
 
@@ -67,9 +73,10 @@ SHAPES = {  # name: (channels, size, training images)
     "fmnist": (1, 28, 55000),
     "cifar": (3, 32, 45000),
 }
-PIPELINES = ("depthlab", "reference", "reference+channels_last")
+PIPELINES = ("depthlab", "depthlab-eager", "reference", "reference+channels_last")  # -eager: CUDA only
 PRECISIONS = ("fp32", "bf16")
 TARGET_RATIO, TARGET_MFU, TARGET_BF16 = 1.3, 0.60, 1.5
+GPU_MATMUL = 8192  # the side of the product a GPU's peak is taken from
 MFU_NOTE = (
     "above 100%: the convolutions beat the dense matmul rate used as the peak (Winograd and direct "
     "convolution kernels do fewer multiplications than 6 × MACs counts), so the ratio is not a utilisation"
@@ -88,7 +95,7 @@ def markdown_table(record: dict) -> str:
     ]
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for r in record["results"]:
-        key = r["pipeline"] + (f"/{r['precision']}" if r["pipeline"] == "depthlab" else "")
+        key = r["pipeline"] + (f"/{r['precision']}" if r["pipeline"].startswith("depthlab") else "")
         rows.setdefault((r["model"], r["shape"]), {})[key] = r
     for (model, shape), by in rows.items():
         ref, fp32 = by["reference"], by["depthlab/fp32"]
@@ -108,8 +115,12 @@ def markdown_table(record: dict) -> str:
 # ---------------------------------------------------------------------------------------- measurements
 def matmul_flops(device: str, precision: str, size: int = 2048) -> float:
     """FLOP/s of a ``size``² matrix product in ``precision`` (fp32 or bf16): the best of 5 timings, each of
-    as many products as take ≥ 0.5 s (one product is timed first)."""
+    as many products as take ≥ 0.5 s (one product is timed first). On CUDA fp32 products use TF32 tensor
+    cores, as the trainer allows them (``allow_tf32``)."""
     import torch
+
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
     a = torch.randn(size, size, device=device, dtype=dtype)
@@ -134,6 +145,11 @@ def matmul_flops(device: str, precision: str, size: int = 2048) -> float:
 def peaks_by_precision(device: str) -> tuple[dict[str, float], dict[str, dict]]:
     """(the peak FLOP/s of each precision, the matrix-product timings behind them): fp32's own rate; for
     bf16 the faster of bf16's and fp32's (module docstring)."""
+    if device == "cuda":  # a GPU needs a large product to reach its rate (a 512² one ran at 2.5% of it)
+        size = GPU_MATMUL
+        fp32, bf16 = matmul_flops(device, "fp32", size), matmul_flops(device, "bf16", size)
+        matmuls = {"fp32": {"size": size, "flops": fp32}, "bf16": {"size": size, "flops": bf16}}
+        return {"fp32": fp32, "bf16": max(bf16, fp32)}, matmuls
     fp32 = matmul_flops(device, "fp32")
     bf16, bf16_size = matmul_flops(device, "bf16", 512), 512
     if bf16 >= fp32 / 2:  # plausibly native: time it at the full size
@@ -163,7 +179,8 @@ def _peak_memory_mb(device: str) -> float:
 
 
 def run_depthlab(
-    model: str, shape: str, batch: int, warmup: int, steps: int, device: str, precision: str
+    model: str, shape: str, batch: int, warmup: int, steps: int, device: str, precision: str,
+    cuda_graph: bool = True,
 ) -> float:
     from depthlab.train import TrainConfig, train
 
@@ -172,6 +189,7 @@ def run_depthlab(
     config = TrainConfig(
         model=model, data=data, epochs=None, steps=warmup + steps, batch_size=batch, val_size=0,
         eval_every=warmup + steps, log_every=warmup + steps, device=device, precision=precision,
+        cuda_graph=cuda_graph,
     )  # fmt: skip
     stamps: dict[int, float] = {}
 
@@ -257,21 +275,31 @@ def run_reference(
     raise RuntimeError("the dataset is too small for warmup + steps batches")
 
 
-def child(spec: dict) -> None:
+def child(spec: dict) -> dict:
     """One measurement in this process; prints one JSON line."""
     kind = spec["pipeline"]
     args = (spec["model"], spec["shape"], spec["batch"], spec["warmup"], spec["steps"], spec["device"])
-    if kind == "depthlab":
-        ips = run_depthlab(*args, precision=spec["precision"])
+    if device_is_cuda := spec["device"] == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    if kind.startswith("depthlab"):
+        ips = run_depthlab(*args, precision=spec["precision"], cuda_graph=kind == "depthlab")
     else:
         ips = run_reference(*args, workers=spec["workers"], channels_last=kind.endswith("channels_last"))
-    print(
-        json.dumps({**spec, "images_per_s": ips, "peak_memory_mb": _peak_memory_mb(spec["device"])}),
-        flush=True,
-    )
+    record = {**spec, "images_per_s": ips, "peak_memory_mb": _peak_memory_mb(spec["device"])}
+    if device_is_cuda:
+        return record
+    print(json.dumps(record), flush=True)
+    return record
 
 
 def measure(spec: dict) -> dict:
+    # On CUDA every measurement runs in this process (a fresh process per measurement spent most of its
+    # time starting CUDA, and the run did not finish in its time limit); peak memory is reset per
+    # measurement there. On the CPU each runs in its own process: its peak RSS is then its own.
+    if spec["device"] == "cuda":
+        return child(spec)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run(
@@ -350,6 +378,8 @@ def main() -> None:
             base = dict(model=model, shape=shape, batch=args.batch_size, warmup=args.warmup, steps=args.steps,
                         device=args.device, workers=0, precision="fp32")  # fmt: skip
             specs = [{**base, "pipeline": "depthlab", "precision": p} for p in PRECISIONS]
+            if args.device == "cuda":  # the trainer's step without its CUDA graph, to show what it buys
+                specs += [{**base, "pipeline": "depthlab-eager", "precision": p} for p in PRECISIONS]
             specs += [
                 {**base, "pipeline": "reference", "workers": int(w)}
                 for w in args.reference_workers.split(",")
@@ -369,7 +399,8 @@ def main() -> None:
                 (r for r in best.values() if r["pipeline"] == "reference"), key=lambda r: r["images_per_s"]
             )
             ref_cl = best["reference+channels_last/0/fp32"]
-            for r in (*ours.values(), ref, ref_cl):
+            eager = [best[k] for k in (f"depthlab-eager/0/{p}" for p in PRECISIONS) if k in best]
+            for r in (*ours.values(), *eager, ref, ref_cl):
                 r["ratio"] = r["images_per_s"] / ref["images_per_s"]
                 r["vs_fp32"] = r["images_per_s"] / ours["fp32"]["images_per_s"]
                 r["peak_flops"] = peaks[r["precision"]]
@@ -377,7 +408,7 @@ def main() -> None:
                 r["forward_macs"] = macs
                 if r["mfu"] > 1:
                     r["mfu_note"] = MFU_NOTE
-                name = (f"depthlab {r['precision']}" if r["pipeline"] == "depthlab"
+                name = (f"{r['pipeline']} {r['precision']}" if r["pipeline"].startswith("depthlab")
                         else f"{r['pipeline']} (workers={r['workers']})")  # fmt: skip
                 mark = "†" if r["mfu"] > 1 else " "
                 print(f"{model:<9} {shape:<7} {name:<38} {r['images_per_s']:>8.1f} {r['ratio']:>5.2f}× "

@@ -12,7 +12,7 @@ Randomness is *stateless*: the permutation of epoch e is drawn from a generator 
 augmentation parameters of batch k of epoch e from one seeded with (seed, e, k). A run resumed at any step
 therefore sees exactly the batches an uninterrupted run would, and the batches do not depend on the
 device, the number of processes or what else used the global RNG. All random draws are made on the CPU
-(a few integers per image) and copied to the device.
+(a few integers per image) and copied to the device once per epoch, so a training step waits for no copy.
 
 Distributed training: ``batch_size`` is the *global* batch. Every rank draws the same permutation and the
 same parameters for the whole global batch and keeps its slice ``[rank·b, (rank+1)·b)`` with
@@ -202,18 +202,34 @@ class InMemoryLoader:
         """Batches ``start, start+1, …`` of ``epoch`` as (normalised float images, int64 labels)."""
         if not self.shuffle:
             for k in range(start, len(self)):
-                idx = torch.arange(k * self.batch_size, min((k + 1) * self.batch_size, self.num_images))
+                # Made on the device: a host-side index would be one more copy (and wait) per batch.
+                idx = torch.arange(
+                    k * self.batch_size, min((k + 1) * self.batch_size, self.num_images), device=self.device
+                )
                 zero = torch.zeros_like(idx)
-                yield self._gather(self._table, idx, zero, zero, zero), self._labels[idx.to(self.device)]
+                yield self._gather(self._table, idx, zero, zero, zero), self._labels[idx]
             return
+        # The whole epoch's draws (this rank's part of each global batch: index, oy, ox, flip) go to the
+        # device in one copy: a copy from pageable host memory waits for the device, and four of them per
+        # step kept a GPU idle between steps. The values are exactly the per-batch draws.
         perm = epoch_permutation(self.num_images, self.seed, epoch)
         b = self.batch_size // self.world_size
-        for k in range(start, len(self)):
-            idx = perm[k * self.batch_size : (k + 1) * self.batch_size]
-            oy, ox, flip = _augment_params(self.batch_size, self.augment, self.seed, epoch, k)
-            part = slice(self.rank * b, (self.rank + 1) * b)
-            idx, oy, ox, flip = idx[part], oy[part], ox[part], flip[part]
-            yield self._gather(self._table, idx, oy, ox, flip), self._labels[idx.to(self.device)]
+        part = slice(self.rank * b, (self.rank + 1) * b)
+        steps = range(start, len(self))
+        if not steps:
+            return
+        draws = torch.stack(
+            [
+                torch.stack((perm[k * self.batch_size : (k + 1) * self.batch_size][part], *(
+                    p[part] for p in _augment_params(self.batch_size, self.augment, self.seed, epoch, k)
+                )))  # fmt: skip
+                for k in steps
+            ],
+            dim=1,
+        ).to(self.device)  # 4 × steps × b
+        for j in range(len(steps)):
+            idx, oy, ox, flip = draws[:, j]
+            yield self._gather(self._table, idx, oy, ox, flip), self._labels[idx]
 
 
 class StreamLoader:

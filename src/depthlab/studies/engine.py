@@ -1168,20 +1168,23 @@ def plan_study(
 
 
 def _time_steps(config: Any, bundle: Any, dev: Any, variant: str, timed: int, warmup: int) -> StepTiming:
-    """Seconds per training step of ``config``'s model: forward, loss (with auxiliary heads), backward and
-    the optimizer's update on one training batch, as the trainer does them."""
+    """Seconds per training step of ``config``'s model: the trainer's own step
+    (:class:`depthlab.train.step.TrainStep`: forward, loss with auxiliary heads, backward, update; replayed
+    from a CUDA graph where the trainer would, after its eager warm-up steps) on one training batch."""
     import time
 
     import torch
-    import torch.nn.functional as F
 
     from depthlab.data import make_loader
-    from depthlab.models.base import aux_logits, main_logits
     from depthlab.train.loop import build_model
     from depthlab.train.optim import build_optimizer
-    from depthlab.train.precision import autocast, resolve_precision
+    from depthlab.train.precision import resolve_precision
+    from depthlab.train.step import GRAPH_WARMUP, TrainStep
 
     precision = resolve_precision(config.precision, dev).used
+    graph = dev.type == "cuda" and bool(config.cuda_graph) and not bundle.streamed
+    if graph:  # time replays, not the eager warm-up and the capture
+        warmup = max(warmup, GRAPH_WARMUP + 1)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(config.seed)
         model = build_model(config, bundle).to(device=dev, memory_format=torch.channels_last).train()
@@ -1189,25 +1192,15 @@ def _time_steps(config: Any, bundle: Any, dev: Any, variant: str, timed: int, wa
         loader = make_loader(bundle, bundle.train, batch_size=config.batch_size, device=dev, train=True,
                              seed=config.seed)  # fmt: skip
         x, y = next(iter(loader.epoch(0)))
-
-        def step() -> None:
-            with autocast(precision, dev):
-                out = model(x)
-                loss = F.cross_entropy(main_logits(out).float(), y)
-                if config.aux_weight > 0:
-                    for aux in aux_logits(out):
-                        loss = loss + config.aux_weight * F.cross_entropy(aux.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
+        step = TrainStep(model, model, optimizer, precision=precision, device=dev, aux_weight=config.aux_weight,
+                         label_smoothing=config.label_smoothing, clip_grad=config.clip_grad, graph=graph)  # fmt: skip
         for _ in range(warmup):
-            step()
+            step(x, y)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         start = time.perf_counter()
         for _ in range(timed):
-            step()
+            step(x, y)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = (time.perf_counter() - start) / timed

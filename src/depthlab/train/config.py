@@ -67,7 +67,9 @@ class TrainConfig:
     auxiliary-classifier losses (GoogLeNet; 0 disables). ``eval_every`` / ``checkpoint_every``: steps
     (``None``: once per epoch; the last step always evaluates and checkpoints). ``log_every``: steps per
     training row of ``metrics.jsonl``. ``device``: ``auto`` picks CUDA when available. ``compile`` applies
-    ``torch.compile``. ``workers``: decoding processes for image folders.
+    ``torch.compile``. ``cuda_graph``: on CUDA, replay each training step's forward and backward pass from
+    a CUDA graph (one process, in-memory data; :mod:`depthlab.train.step`) — the same steps, without
+    launching a small net's kernels one by one. ``workers``: decoding processes for image folders.
 
     Study options (all off by default): ``train_subset`` trains on a fixed random subset of N training
     images (seeded independently of ``seed``, so every run of a study fits the same images — several
@@ -132,6 +134,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool = False
+    cuda_graph: bool = True
     workers: int = 2
     sync_bn: bool = False
     train_subset: int | None = None

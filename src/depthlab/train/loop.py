@@ -57,9 +57,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthlab.data import Augment, DataBundle, Loader, StreamLoader, load_data, make_loader
+from depthlab.data import Augment, DataBundle, InMemoryLoader, Loader, StreamLoader, load_data, make_loader
 from depthlab.errors import CheckpointError, DepthlabError, MissingFileError, UsageTypeError
-from depthlab.models.base import aux_logits, main_logits
+from depthlab.models.base import main_logits
 from depthlab.runtime import seed_everything, select_device, write_json_atomic
 from depthlab.train import distributed
 from depthlab.train.checkpoint import (
@@ -75,8 +75,9 @@ from depthlab.train.checkpoint import (
     save_checkpoint,
 )
 from depthlab.train.config import ConfigError, TrainConfig, config_to_dict
-from depthlab.train.optim import Schedule, build_optimizer, due
+from depthlab.train.optim import Schedule, build_optimizer, due, match_implementation
 from depthlab.train.precision import PrecisionInfo, autocast, resolve_precision
+from depthlab.train.step import TrainStep
 from depthlab.train.rundir import (
     MetricsLog,
     RunSummary,
@@ -105,7 +106,7 @@ __all__ = [
 
 # Fields that may differ between a run and its resumption: they change where or how fast it runs, not what
 # it computes (on CPU, results are bit-identical; on GPU they are not promised).
-RESUMABLE_CHANGES = ("device", "compile", "workers", "data_dir", "download")
+RESUMABLE_CHANGES = ("device", "compile", "cuda_graph", "workers", "data_dir", "download")
 
 
 class TrainingDivergedError(DepthlabError):
@@ -352,12 +353,12 @@ def evaluate(
         sums[1] += wrong.sum()
         sums[2] += y.numel()
         if per_image:
-            correct.append((~wrong).cpu())
+            correct.append(~wrong)  # kept on the device: one copy to the host at the end, not one per batch
     model.train(was_training)
     loss, errors, n = distributed.all_reduce_sum(ctx, sums).tolist()
     flags: np.ndarray | None = None
     if per_image:
-        local = torch.cat(correct).numpy() if correct else np.zeros(0, dtype=bool)
+        local = torch.cat(correct).cpu().numpy() if correct else np.zeros(0, dtype=bool)
         if ctx.distributed:
             parts: list[Any] = [None] * ctx.world_size
             torch.distributed.all_gather_object(parts, local)
@@ -533,7 +534,6 @@ class _Trainer:
         self.model, self.optimizer = self._prepare_model()
         self.loaders = self._prepare_loaders()
         self.schedule = Schedule.of(config, len(self.loaders.train))
-        self.autocast = autocast(self.precision.used, self.device)
         self.metrics = MetricsLog(run_dir / "metrics.jsonl", ctx.is_main)
         if resume:
             self._load_last()
@@ -541,11 +541,17 @@ class _Trainer:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(run_dir / "config.json", config_to_dict(config))
             (run_dir / "metrics.jsonl").write_text("")
+        self.net, self.eval_net = self._wrap(self.model)
+        self.step = TrainStep(
+            self.net, self.model, self.optimizer, precision=self.precision.used, device=self.device,
+            aux_weight=config.aux_weight, label_smoothing=config.label_smoothing, clip_grad=config.clip_grad,
+            graph=self._use_graph(),
+        )  # fmt: skip
         if ctx.is_main:
             environment = environment_info(self.device, ctx.world_size)
             environment["precision"] = self.precision.to_dict()
+            environment["train_step"] = self.step.mode
             write_json_atomic(run_dir / "environment.json", environment)
-        self.net, self.eval_net = self._wrap(self.model)
 
     def emit(self, kind: str, values: dict[str, Any] | None = None, message: str = "") -> None:
         if self.callback is not None:
@@ -624,6 +630,16 @@ class _Trainer:
                     partial[name] = loader(part, batch_size=config.eval_batch_size)
         return _Loaders(batches, full, partial, sizes)
 
+    def _use_graph(self) -> bool:
+        """Replay each step from a CUDA graph (:mod:`depthlab.train.step`) where one can hold it: on CUDA, one
+        process, in-memory data (every training batch the same shape), unless ``cuda_graph=False``."""
+        return (
+            self.config.cuda_graph
+            and self.device.type == "cuda"
+            and not self.ctx.distributed
+            and isinstance(self.loaders.train, InMemoryLoader)
+        )
+
     def _wrap(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         """(the module a training step calls, the one evaluation calls): compiled if asked; training goes
         through DDP under torchrun, evaluation bypasses it (ranks hold shards of different sizes, and DDP's
@@ -666,6 +682,7 @@ class _Trainer:
             raise CheckpointError(
                 f"{self.ckpt_dir / pointer.state}: optimizer state of a different model or optimizer ({why})"
             ) from None
+        match_implementation(self.optimizer, self.model)
 
     def _load_last(self) -> None:
         """Restore the newest good ``last`` checkpoint; if the newest is damaged, fall back to the one
@@ -916,28 +933,15 @@ class _Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
         """One update at ``schedule.lr_at(step)``; returns (loss, lr). The loss is computed in fp32 from the
         (possibly bf16) logits."""
-        config, state = self.config, self.state
+        state = self.state
         lr = self.schedule.lr_at(state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self.autocast:
-            out = self.net(x)
-            logits = main_logits(out)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if config.aux_weight > 0:
-                for aux in aux_logits(out):
-                    loss = loss + config.aux_weight * F.cross_entropy(
-                        aux.float(), y, label_smoothing=config.label_smoothing
-                    )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip_grad is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad)
-        self.optimizer.step()
+        loss, logits = self.step(x, y)
         with torch.no_grad():
             n = y.numel()
-            state.running[0] += loss.detach().double() * n
-            state.running[1] += (logits.detach().argmax(1) != y).sum()
+            state.running[0] += loss.double() * n
+            state.running[1] += (logits.argmax(1) != y).sum()
             state.running[2] += n
         return loss, lr
 
