@@ -30,3 +30,19 @@ def one_thread_module():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["0", "1"], ids=["cpu-bf16-off", "cpu-bf16-on"])
+def cpu_bf16(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs a test twice, as on a CPU without native bf16 and as on one with it (``DEPTHLAB_CPU_BF16=0`` and
+    ``=1``; child processes inherit it), so that what ``precision="auto"`` does on either kind of CPU is
+    tested on this one, whichever kind it is. The value: whether this run of the test treats the CPU as
+    native."""
+    monkeypatch.setenv("DEPTHLAB_CPU_BF16", request.param)
+    return request.param == "1"
+
+
+@pytest.fixture
+def cpu_bf16_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DEPTHLAB_CPU_BF16`` removed for a test of the detection itself (``/proc/cpuinfo`` decides)."""
+    monkeypatch.delenv("DEPTHLAB_CPU_BF16", raising=False)

@@ -31,9 +31,11 @@ from depthlab.train.runlock import guard_run
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 DATA = "synthetic:size=8,train=64,test=16,classes=4"
+# fp32 pinned: runs are compared bit for bit, and "auto" would train in bf16 on a CPU with native bf16.
 TRAIN = [
     "train", "resnet20", "--data", DATA, "--steps", "6", "--batch-size", "16", "--lr", "0.05", "--log-every", "1",
-    "--eval-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--quiet", "--no-tensorboard",
+    "--eval-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--precision", "fp32", "--quiet",
+    "--no-tensorboard",
 ]  # fmt: skip
 STRERROR = {errno.ENOSPC: "No space left on device", errno.EACCES: "Permission denied",
             errno.EROFS: "Read-only file system", errno.EDQUOT: "Disk quota exceeded"}  # fmt: skip
@@ -146,7 +148,7 @@ def test_a_study_run_that_hits_a_full_disk_names_the_experiment_command(
 def test_a_run_directory_deleted_while_training(tmp_path: Path) -> None:
     run = tmp_path / "run"
     config = TrainConfig(model="resnet20", data=DATA, epochs=None, steps=6, batch_size=16, lr=0.05, log_every=1,
-                         eval_every=2, checkpoint_every=2, device="cpu")  # fmt: skip
+                         eval_every=2, checkpoint_every=2, device="cpu", precision="fp32")  # fmt: skip
 
     def delete_during_step_3(event) -> None:
         if event.kind == "step" and event.step == 3 and run.exists():

@@ -1,12 +1,17 @@
 """Mixed precision (issue 15): which CPUs get bf16 under ``auto``, what a run records, that the monitor (the
 study engine's gradient diagnostics and probes) measures in fp32, that a bf16 run resumes bit for bit, and
-(slow) that bf16 reaches fp32's test accuracy within the seed CI."""
+(slow) that bf16 reaches fp32's test accuracy within the seed CI.
+
+Issue 22: the tests that touch ``auto`` on this machine run twice (the ``cpu_bf16`` fixture: as a CPU without
+native bf16 and as one with it, through ``DEPTHLAB_CPU_BF16``), so both kinds are covered on either kind;
+the tests of the detection itself remove the switch (``cpu_bf16_detected``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from depthlab.errors import UsageError
 from depthlab.train import ConfigError, TrainConfig, read_metrics, train
 from depthlab.train import loop as loop_module
 from depthlab.train import precision as precision_module
-from depthlab.train.precision import cpu_bf16_flags, resolve_precision
+from depthlab.train.precision import cpu_bf16_flags, cpu_bf16_switch, resolve_precision
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
@@ -45,7 +50,7 @@ NATIVE = cpuinfo(
     "fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", "fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni"
 )
 AMX = cpuinfo("fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8")
-EMULATED = cpuinfo("fpu sse2 avx avx2 fma f16c", "fpu sse2 avx avx2 fma f16c")  # this machine's kind
+EMULATED = cpuinfo("fpu sse2 avx avx2 fma f16c", "fpu sse2 avx avx2 fma f16c")  # e.g. an AMD EPYC of Zen 3
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -76,6 +81,7 @@ def test_auto_picks_bf16_only_where_it_is_native():
         "used": "bf16",
         "device": "cpu",
         "cpu_bf16_flags": ["avx512_bf16"],
+        "cpu_bf16_switch": None,
     }
     with pytest.raises(UsageError, match="choose from: auto, fp32, bf16"):
         resolve_precision("fp16", "cpu")
@@ -83,6 +89,7 @@ def test_auto_picks_bf16_only_where_it_is_native():
         TrainConfig(precision="half")
 
 
+@pytest.mark.usefixtures("cpu_bf16_detected")
 def test_this_machines_answer_agrees_with_torchs_cpuid():
     """A second method: ATen's own CPU feature check (cpuid), against our reading of /proc/cpuinfo."""
     if not Path("/proc/cpuinfo").is_file() or not hasattr(torch.cpu, "_is_avx512_bf16_supported"):
@@ -90,6 +97,50 @@ def test_this_machines_answer_agrees_with_torchs_cpuid():
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert bool(cpu_bf16_flags()) == native
     assert resolve_precision("auto", "cpu").used == ("bf16" if native else "fp32")
+
+
+# -------------------------------------------------------------------------------------------- the switch
+def test_the_switch_decides_what_this_cpu_counts_as(cpu_bf16):
+    """DEPTHLAB_CPU_BF16 replaces this machine's /proc/cpuinfo flags (whatever they are) and says so; forced
+    precisions and CUDA are not affected, and an explicit cpuinfo text is judged by its own flags."""
+    assert cpu_bf16_switch() is cpu_bf16
+    info = resolve_precision("auto", "cpu")
+    assert info.used == ("bf16" if cpu_bf16 else "fp32")
+    assert info.cpu_bf16_switch == ("1" if cpu_bf16 else "0") == info.to_dict()["cpu_bf16_switch"]
+    assert info.cpu_bf16_flags == cpu_bf16_flags()  # the flags stay what the CPU lists: the record says both
+    assert resolve_precision("fp32", "cpu").used == "fp32" and resolve_precision("bf16", "cpu").used == "bf16"
+    cuda = resolve_precision("auto", "cuda")
+    assert cuda.used == "bf16" and cuda.cpu_bf16_switch is None  # not a CPU: the switch did not decide
+    assert resolve_precision("auto", "cpu", cpuinfo=EMULATED).used == "fp32"
+    assert resolve_precision("auto", "cpu", cpuinfo=NATIVE).used == "bf16"
+    assert resolve_precision("auto", "cpu", cpuinfo=NATIVE).cpu_bf16_switch is None
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "true", "on", "01"])
+def test_a_bad_switch_value_names_itself_and_the_choices(monkeypatch, value):
+    monkeypatch.setenv("DEPTHLAB_CPU_BF16", value)
+    choices = "choose from: 0 (no native bf16), 1 (native bf16)"
+    message = f"DEPTHLAB_CPU_BF16='{value}' is not a valid value; {choices}"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        resolve_precision("auto", "cpu")
+    # checked on any device and for any precision: a misspelt value is never silently ignored
+    with pytest.raises(UsageError, match=re.escape(message)):
+        resolve_precision("fp32", "cuda")
+
+
+def test_an_unset_or_empty_switch_leaves_the_detection_to_cpuinfo(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    monkeypatch.setattr(precision_module, "CPUINFO", fake)
+    for value in (None, "", " "):
+        if value is None:
+            monkeypatch.delenv("DEPTHLAB_CPU_BF16", raising=False)
+        else:
+            monkeypatch.setenv("DEPTHLAB_CPU_BF16", value)
+        assert cpu_bf16_switch() is None
+        for text, used in ((NATIVE, "bf16"), (EMULATED, "fp32")):
+            fake.write_text(text)
+            info = resolve_precision("auto", "cpu")
+            assert (info.used, info.cpu_bf16_switch) == (used, None)
 
 
 # ------------------------------------------------------------------------------------------------ runs
@@ -115,6 +166,7 @@ def bf16_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.usefixtures("cpu_bf16_detected")
 def test_auto_on_a_native_cpu_trains_in_bf16_and_records_it(tmp_path, monkeypatch, bf16_run):
     fake = tmp_path / "cpuinfo"
     fake.write_text(NATIVE)
@@ -125,6 +177,7 @@ def test_auto_on_a_native_cpu_trains_in_bf16_and_records_it(tmp_path, monkeypatc
     environment = json.loads((auto / "environment.json").read_text())
     assert environment["precision"] == {
         "requested": "auto", "used": "bf16", "device": "cpu", "cpu_bf16_flags": ["avx512_bf16"],
+        "cpu_bf16_switch": None,
     }  # fmt: skip
     assert _same_weights(auto, bf16_run) and _rows(auto) == _rows(bf16_run)  # the same as forced bf16
 
@@ -134,6 +187,20 @@ def test_auto_on_a_native_cpu_trains_in_bf16_and_records_it(tmp_path, monkeypatc
     assert json.loads((fp32 / "config.json").read_text())["precision"] == "fp32"
     assert json.loads((fp32 / "environment.json").read_text())["precision"]["used"] == "fp32"
     assert not _same_weights(fp32, bf16_run)  # bf16 autocast really changed the arithmetic
+
+
+def test_auto_under_the_switch_trains_as_that_kind_of_cpu_and_records_it(tmp_path, cpu_bf16, bf16_run):
+    """A run with ``precision=auto`` under DEPTHLAB_CPU_BF16=1 is the forced-bf16 run bit for bit; under =0
+    it is not (fp32); either way config.json holds the resolved precision and environment.json the switch."""
+    out = tmp_path / "auto"
+    train(dataclasses.replace(TINY, precision="auto"), out)
+    used = "bf16" if cpu_bf16 else "fp32"
+    assert json.loads((out / "config.json").read_text())["precision"] == used
+    recorded = json.loads((out / "environment.json").read_text())["precision"]
+    switch = "1" if cpu_bf16 else "0"
+    assert (recorded["requested"], recorded["used"], recorded["cpu_bf16_switch"]) == ("auto", used, switch)
+    assert _same_weights(out, bf16_run) is cpu_bf16
+    assert (_rows(out) == _rows(bf16_run)) is cpu_bf16
 
 
 def test_training_runs_under_autocast_and_the_monitor_in_fp32(tmp_path, monkeypatch):
@@ -174,10 +241,10 @@ def test_training_runs_under_autocast_and_the_monitor_in_fp32(tmp_path, monkeypa
     assert monitored == [{"autocast": False, "params": {torch.float32}, "out": torch.float32}] * 3
 
 
-def test_an_interrupted_bf16_run_resumes_bit_identically(tmp_path, bf16_run):
+def test_an_interrupted_bf16_run_resumes_bit_identically(tmp_path, bf16_run, cpu_bf16):
     """Interrupted after step 3 (Ctrl-C: it stops after step 4 with a checkpoint), resumed with
-    ``precision=auto`` — which on this CPU would pick fp32 for a new run, but keeps the run's bf16 — it
-    ends with the uninterrupted run's weights and metrics, bit for bit."""
+    ``precision=auto`` — which picks fp32 for a new run on a CPU without native bf16, but keeps the run's bf16
+    on either kind of CPU — it ends with the uninterrupted run's weights and metrics, bit for bit."""
     out = tmp_path / "interrupted"
 
     def ctrl_c(event) -> None:  # noqa: ANN001

@@ -30,7 +30,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for model in ("resnet20", "plain20"):
         config = TrainConfig(
             model=model, data=DATA, epochs=None, steps=6, batch_size=32, lr=0.05, log_every=3, eval_every=6,
-            checkpoint_every=6, device="cpu", model_kwargs=KWARGS, val_size=16,
+            checkpoint_every=6, device="cpu", model_kwargs=KWARGS, val_size=16, precision="fp32",
         )  # fmt: skip
         train(config, root / model)
         out[model] = root / model
