@@ -474,15 +474,16 @@ def reinitialize(module: nn.Module, generator: torch.Generator) -> int:
     how many conv/linear layers were re-initialised."""
     count = 0
     for m in module.modules():
+        # Drawn on the CPU from the CPU generator (a seed gives the same weights on any device), then copied.
         if isinstance(m, nn.Conv2d):
-            w = torch.empty(m.weight.shape, dtype=torch.float32)
+            w = torch.empty(m.weight.shape, dtype=torch.float32, device="cpu")
             nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu", generator=generator)
             m.weight.copy_(w)
             if m.bias is not None:
                 m.bias.zero_()
             count += 1
         elif isinstance(m, nn.Linear):
-            w = torch.empty(m.weight.shape, dtype=torch.float32)
+            w = torch.empty(m.weight.shape, dtype=torch.float32, device="cpu")
             nn.init.normal_(w, 0.0, 1.0 / math.sqrt(m.in_features), generator=generator)
             m.weight.copy_(w)
             if m.bias is not None:
@@ -521,7 +522,7 @@ def cascading_randomization(
     keys = [(m, v) for m in methods for v in VARIANTS[m]]
     randomised = copy.deepcopy(model)
     modules = dict(randomised.named_modules())
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed)  # reinitialize() draws on the CPU
     partial = partial or PartialResults(None, {})
     rows: list[SanityRow] = []
     count = 0

@@ -89,7 +89,8 @@ def evaluate(
     finally:
         model.train(was_training)
     n = images.shape[0]
-    flags = torch.cat(correct).cpu() if correct else torch.zeros(0, dtype=torch.bool)
+    # Per-image flags are returned on the CPU whatever the model's device (callers pair them with numpy).
+    flags = torch.cat(correct).cpu() if correct else torch.zeros(0, dtype=torch.bool, device="cpu")
     return EvalResult(loss_sum / max(n, 1), flags)
 
 

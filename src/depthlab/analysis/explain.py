@@ -407,8 +407,9 @@ def _skip_gradient_rows(
         residual = BasicBlock(channels, channels)
         plain = PlainBasicBlock(channels, channels)
         plain.load_state_dict(residual.state_dict())
-        x0 = torch.randn(batch, channels, size, size)
-        g = torch.randn(batch, channels, size, size)
+        # The blocks above are built on the CPU: this whole explanation is a tiny CPU computation.
+        x0 = torch.randn(batch, channels, size, size, device="cpu")
+        g = torch.randn(batch, channels, size, size, device="cpu")
     rows: list[SkipGradientRow] = []
     for gamma in gammas:
         for label, block in (("residual", residual), ("plain", plain)):

@@ -200,7 +200,7 @@ def filter_normalized_direction(model: nn.Module, generator: torch.Generator) ->
             direction[name] = torch.zeros_like(p)  # BN scale/shift and biases: left out
             continue
         w = p.detach().float().cpu()
-        d = torch.randn(w.shape, generator=generator, dtype=torch.float32)
+        d = torch.randn(w.shape, generator=generator, dtype=torch.float32, device="cpu")
         # Per filter (first dimension): ‖d_i‖ → ‖θ_i‖. Shapes: norms (out,) viewed as (out, 1, 1, ...).
         scale = w.flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1).clamp_min(1e-10)
         direction[name] = (d * scale.view(-1, *([1] * (w.dim() - 1)))).to(device=p.device, dtype=p.dtype)
@@ -261,7 +261,7 @@ def loss_landscape(
     """
     config = config or LandscapeConfig()
     start = time.perf_counter()
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)  # directions are drawn on the CPU
     params = dict(model.named_parameters())
     # Pair 0 first, so that pair 0 is the pair a single-pair run of the same seed draws.
     directions = [

@@ -586,7 +586,7 @@ def _draw_sets(n: int, k: int, draws: int, generator: torch.Generator) -> list[t
         return [tuple(c) for c in combinations(range(n), k)]
     chosen: list[tuple[int, ...]] = []
     while len(chosen) < draws:
-        s = tuple(sorted(torch.randperm(n, generator=generator)[:k].tolist()))
+        s = tuple(sorted(torch.randperm(n, generator=generator, device="cpu")[:k].tolist()))
         if s not in chosen:
             chosen.append(s)
     return chosen
@@ -596,13 +596,13 @@ def _draw_swaps(
     groups: list[list[int]], k: int, draws: int, generator: torch.Generator
 ) -> list[tuple[int, ...]]:
     """``draws`` sequences of k swaps; each swap is two unit positions of one group, flattened (a1, b1, ...)."""
-    weights = torch.tensor([len(g) * (len(g) - 1) / 2 for g in groups], dtype=torch.float64)
+    weights = torch.tensor([len(g) * (len(g) - 1) / 2 for g in groups], dtype=torch.float64, device="cpu")
     out = []
     for _ in range(draws):
         seq: list[int] = []
         for _ in range(k):
             g = groups[int(torch.multinomial(weights, 1, generator=generator))]
-            i, j = torch.randperm(len(g), generator=generator)[:2].tolist()
+            i, j = torch.randperm(len(g), generator=generator, device="cpu")[:2].tolist()
             seq += [g[i], g[j]]
         out.append(tuple(seq))
     return out
@@ -637,7 +637,8 @@ def lesion_study(
     start = time.perf_counter()
     mode, units = lesion_units(model, tuple(images.shape[1:]), mode)  # type: ignore[arg-type]
     n = len(units)
-    generator = torch.Generator().manual_seed(seed)
+    # The draws are made on the CPU whatever the model's device: a seed deletes the same blocks everywhere.
+    generator = torch.Generator(device="cpu").manual_seed(seed)
     deletion_plan = [(k, _draw_sets(n, k, draws, generator)) for k in range(2, n + 1)]
     groups: dict[str, list[int]] = {}
     for i, u in enumerate(units):

@@ -409,7 +409,9 @@ def path_study(
     start = time.perf_counter()
     blocks = residual_blocks(model)
     n = len(blocks)
-    generator = torch.Generator().manual_seed(seed)
+    # Paths and image batches are drawn on the CPU (a seed picks the same ones on any device); each batch's
+    # indices are then moved to the images' device once, here, not at every gradient.
+    generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = min(batch, images.shape[0])
     plan: list[tuple[int, list[tuple[tuple[int, ...], torch.Tensor]]]] = []
     for k in range(n + 1):
@@ -419,11 +421,13 @@ def path_study(
             subsets = [tuple(c) for c in combinations(range(n), k)]
         else:
             subsets = [
-                tuple(sorted(torch.randperm(n, generator=generator)[:k].tolist())) for _ in range(samples)
+                tuple(sorted(torch.randperm(n, generator=generator, device="cpu")[:k].tolist()))
+                for _ in range(samples)
             ]
         # With fewer subsets than samples (k = 0 or n), repeat them on other batches.
         subsets = [subsets[i % len(subsets)] for i in range(max(samples, len(subsets)))]
-        plan.append((k, [(s, torch.randperm(images.shape[0], generator=generator)[:batch]) for s in subsets]))
+        draws = [torch.randperm(images.shape[0], generator=generator, device="cpu")[:batch] for _ in subsets]
+        plan.append((k, [(s, idx.to(images.device)) for s, idx in zip(subsets, draws, strict=True)]))
     total_work = 1 + sum(len(p) for _, p in plan)
     partial = partial or PartialResults(None, {})
     done = 0
@@ -434,9 +438,9 @@ def path_study(
         if progress is not None:
             progress(done, total_work)
 
-    full_idx = torch.arange(min(images.shape[0], max(batch, 1)))
+    first = min(images.shape[0], max(batch, 1))  # the all-paths gradient of the first `batch` images
     if "full" not in partial:
-        partial.put("full", _per_image_norm(path_gradient(model, images[full_idx], labels[full_idx], None)))
+        partial.put("full", _per_image_norm(path_gradient(model, images[:first], labels[:first], None)))
     full = float(partial.get("full"))
     tick()
     means, spreads, counts, rows = [], [], [], []

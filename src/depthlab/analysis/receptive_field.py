@@ -289,7 +289,8 @@ def _positive_constants(model: nn.Module, dtype: torch.dtype) -> dict[str, torch
     values: dict[str, torch.Tensor] = {}
 
     def const(value: float, like: torch.Tensor) -> torch.Tensor:
-        return torch.full((), value, dtype=dtype).expand(like.shape)
+        # On the CPU whatever the model's device: the measurement runs there (the input below is CPU).
+        return torch.full((), value, dtype=dtype, device="cpu").expand(like.shape)
 
     for prefix, m in model.named_modules():
         dot = f"{prefix}." if prefix else ""
@@ -336,7 +337,7 @@ def measure_receptive_field(
 
     handle = modules[name].register_forward_hook(stop)
     flags = {m: m.training for m in model.modules()}
-    x = torch.ones(1, *shape, dtype=dtype, requires_grad=True)
+    x = torch.ones(1, *shape, dtype=dtype, device="cpu", requires_grad=True)
     try:
         model.eval()
         with _MaxToAvgPool():

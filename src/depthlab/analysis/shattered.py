@@ -102,7 +102,11 @@ def freeze_batch_stats(model: nn.Module, reference: torch.Tensor) -> nn.Module:
 
 
 def _signal(signal: Sequence[float] | torch.Tensor, minimum: int) -> torch.Tensor:
-    x = torch.as_tensor(signal, dtype=torch.float64).reshape(-1)
+    # A tensor stays where it is (the model's device); a list of numbers is made on the CPU.
+    if isinstance(signal, torch.Tensor):
+        x = signal.detach().to(torch.float64).reshape(-1)
+    else:
+        x = torch.as_tensor(signal, dtype=torch.float64, device="cpu").reshape(-1)
     if x.numel() < minimum:
         raise ShatterError(f"the signal needs at least {minimum} points, got {x.numel()}")
     return x
@@ -112,9 +116,11 @@ def spectral_slope(signal: Sequence[float] | torch.Tensor) -> float:
     """β in power ∝ frequency^β of a 1-D signal (mean removed, Hann window, least squares on log-log, frequency
     measured as 2·sin(πk/N); module docstring). NaN when fewer than two frequencies carry power."""
     x = _signal(signal, 8)
-    x = (x - x.mean()) * torch.hann_window(x.numel(), periodic=False, dtype=torch.float64)
+    # The window and the frequencies live on the signal's device (a CUDA signal on a GPU run).
+    window = torch.hann_window(x.numel(), periodic=False, dtype=torch.float64, device=x.device)
+    x = (x - x.mean()) * window
     power = torch.fft.rfft(x).abs() ** 2
-    k = torch.arange(1, power.numel(), dtype=torch.float64)
+    k = torch.arange(1, power.numel(), dtype=torch.float64, device=x.device)
     frequency = 2 * torch.sin(math.pi * k / x.numel())
     p = power[1:]
     keep = p > 0
@@ -189,7 +195,7 @@ def shattered_gradients(
         label=label,
         seed=seed,
         points=points,
-        directional=tuple(float(v) for v in directional),
+        directional=tuple(directional.tolist()),  # one copy from the device, not one per point
         neighbour_correlation=neighbour if math.isfinite(neighbour) else float("nan"),
         lag1_autocorrelation=lag1_autocorrelation(directional),
         spectral_slope=spectral_slope(directional),

@@ -293,7 +293,7 @@ def plot_attributions(
     cols = 1 + len(result.methods)
     fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.3 * n + 0.4), squeeze=False)
     for i in range(n):
-        img = images[i].permute(1, 2, 0).numpy()
+        img = images[i].permute(1, 2, 0).detach().cpu().numpy()
         gray = img.shape[2] == 1
         shown = img[:, :, 0] if gray else img
         rec = result.images[i]
@@ -302,7 +302,7 @@ def plot_attributions(
         axes[i][0].set_title(f"{truth}pred {rec.prediction_name} ({100 * rec.probability:.0f}%)", fontsize=8)
         for j, m in enumerate(result.methods, start=1):
             ax = axes[i][j]
-            v = maps[m][i].numpy()
+            v = maps[m][i].detach().cpu().numpy()
             if m == "gradcam":
                 ax.imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1)
                 ax.imshow(v, cmap="jet", alpha=0.5, vmin=0, vmax=1)
