@@ -207,3 +207,15 @@ def test_threads_option():
     assert set_threads("auto") >= 1
     with pytest.raises(ValueError, match="--threads expects 'auto' or a positive integer"):
         set_threads("0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_device_option_picks_the_device_and_refuses_cuda_without_a_gpu(runs, tmp_path, capsys):
+    r = runs["resnet20"]
+    assert main(["lesion", str(r), "--device", "cuda", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no CUDA device is available" in err
+    assert not (tmp_path / "lesion.json").exists()  # refused before anything was computed
+    argv = ["lesion", str(r), "--images", "8", "--draws", "1", "--max-swaps", "0", "--out", str(tmp_path)]
+    assert main([*argv, "--device", "auto"]) == 0  # auto: the CPU here
+    assert why.read_result(tmp_path, "lesion").source["device"] == "cpu"

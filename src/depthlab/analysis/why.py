@@ -15,10 +15,12 @@ file); a call whose fingerprint matches the stored one returns the stored result
 (atomic rewrites) while it runs, and a call after a kill computes only what is missing; the partial file is
 deleted when the result is written.
 
-Data: the model of the run's ``last`` checkpoint (or ``best``), in eval mode, on the CPU (or ``device``), on a
-fixed subset of the run's *test* split — the *training* split for the loss landscape, the loss Li et al. plot
+Data: the model of the run's ``last`` checkpoint (or ``best``), in eval mode, on the CPU (or ``device``: every
+entry point takes one; ``auto`` or ``cuda`` for a GPU), on a fixed subset of the run's *test* split — the *training* split for the loss landscape, the loss Li et al. plot
 —: ``images`` images drawn by a permutation seeded with ``seed`` (the same images for every analysis and
-every run of a dataset), normalised with the run's training mean/std.
+every run of a dataset, on any device: the subset and every random draw are made on the CPU), normalised
+with the run's training mean/std, on the model's device. The device is not part of a result's fingerprint: a
+result computed on the GPU is reused on the CPU (they differ only by rounding).
 
 :func:`why_section` turns the JSON files of several runs into the report's "Why it works" section: figures
 (title, caption, PNG bytes) and sentences. It never computes anything.
@@ -60,6 +62,7 @@ __all__ = [
     "EvalSet",
     "RunModel",
     "open_run",
+    "resolve_device",
     "load_eval_set",
     "load_image",
     "run_lesion",
@@ -106,6 +109,11 @@ class RunModel:
     config: Any  # TrainConfig
 
     @property
+    def device(self) -> torch.device:
+        """Where the model lives (the analyses put their images there)."""
+        return next(self.model.parameters()).device
+
+    @property
     def residual(self) -> bool:
         return any(
             bool(getattr(type(m), "residual", False)) and getattr(m, "shortcut", None) is not None
@@ -123,13 +131,26 @@ class RunModel:
         }
 
 
-def open_run(run_dir: str | os.PathLike[str], checkpoint: str = "last", device: str = "cpu") -> RunModel:
-    """The run's model with the ``checkpoint`` weights. One-line errors (``FileNotFoundError`` /
-    ``CheckpointError``) for a folder that is not a run directory or has no such checkpoint."""
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device: a torch.device as it is; ``auto``/``cpu``/``cuda`` as
+    :func:`depthlab.runtime.select_device` chooses (an unknown name or ``cuda`` without a GPU is a one-line
+    error naming the choices)."""
+    from depthlab.runtime import select_device
+
+    return device if isinstance(device, torch.device) else select_device(device)
+
+
+def open_run(
+    run_dir: str | os.PathLike[str], checkpoint: str = "last", device: str | torch.device = "cpu"
+) -> RunModel:
+    """The run's model with the ``checkpoint`` weights, on ``device`` (:func:`resolve_device`). One-line
+    errors (``FileNotFoundError`` / ``CheckpointError``) for a folder that is not a run directory or has no
+    such checkpoint."""
     from depthlab.train.checkpoint import CheckpointError, load_pointer
     from depthlab.train.rundir import load_run, load_run_model
 
     folder = Path(run_dir)
+    device = resolve_device(device)  # a bad name fails before anything is read
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist (expected a run directory from `depthlab train`)")
     config, summary = load_run(folder)
@@ -167,11 +188,16 @@ SPLITS = ("test", "train")
 
 
 def load_eval_set(
-    run: RunModel, images: int | None, seed: int = 0, device: str = "cpu", split: str = "test"
+    run: RunModel,
+    images: int | None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    split: str = "test",
 ) -> EvalSet:
     """``images`` images of the run's ``split`` (all with ``None``), chosen by a permutation seeded with
-    ``seed`` and kept in split order, without augmentation. ``"train"`` is the split the run trained on
-    (its validation images and ``train_subset`` taken out, as in training)."""
+    ``seed`` and kept in split order, without augmentation, on ``device`` (default: the model's).
+    ``"train"`` is the split the run trained on (its validation images and ``train_subset`` taken out, as in
+    training)."""
     from depthlab.data import make_loader
 
     if split not in SPLITS:
@@ -194,8 +220,10 @@ def load_eval_set(
     if images is not None and (not isinstance(images, int) or images < 1):
         raise ValueError(f"the number of images must be a positive integer, got {images!r}")
     count = total if images is None else min(images, total)
-    perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    # Chosen on the CPU: the same images whatever device the model is on.
+    perm = torch.randperm(total, generator=torch.Generator(device="cpu").manual_seed(seed), device="cpu")
     chosen = perm[:count].sort().values
+    device = run.device if device is None else resolve_device(device)
     stats = dataclasses.replace(bundle, mean=tuple(run.data["mean"]), std=tuple(run.data["std"]))
     loader = make_loader(stats, test.subset(chosen), batch_size=500, device=device)
     xs, ys = [], []
@@ -279,7 +307,9 @@ def _run(
     out.mkdir(parents=True, exist_ok=True)
     partial = PartialResults(out / f"{name}.partial.json", fingerprint)
     result = compute(partial)
-    result = dataclasses.replace(result, source={**run.source(), **options, "fingerprint": fingerprint})
+    # The device is provenance, not identity: it is stored but not fingerprinted.
+    source = {**run.source(), **options, "device": str(run.device), "fingerprint": fingerprint}
+    result = dataclasses.replace(result, source=source)
     draw(result)  # figures first: a JSON on disk means the analysis is complete
     write_json(path, result.to_dict())
     partial.discard()
@@ -307,11 +337,12 @@ def run_lesion(
     force: bool = False,
     progress: Progress | None = None,
     run: RunModel | None = None,
+    device: str | torch.device = "cpu",
 ) -> LesionResult:
     """The lesion study of a run (:func:`depthlab.analysis.lesion.lesion_study`) → ``lesion.json``/``.png``."""
     from depthlab.report.why_figures import plot_lesion
 
-    run = run or open_run(run_dir, checkpoint)
+    run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
     options = {"images": images, "mode": mode, "draws": draws, "max_swaps": max_swaps, "seed": seed}
     folder = _out_dir(run.run_dir, out)
 
@@ -341,13 +372,14 @@ def run_paths(
     force: bool = False,
     progress: Progress | None = None,
     run: RunModel | None = None,
+    device: str | torch.device = "cpu",
 ) -> PathResult:
     """Path lengths and per-length gradients of a residual run → ``paths.json``/``.png``;
     ``NoResidualBlocksError`` for a plain net."""
     from depthlab.analysis.paths import residual_blocks
     from depthlab.report.why_figures import plot_paths
 
-    run = run or open_run(run_dir, checkpoint)
+    run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
     residual_blocks(run.model)  # refuse a plain net before loading any data
     options = {"images": images, "samples": samples, "batch": batch, "mass": mass, "seed": seed}
     folder = _out_dir(run.run_dir, out)
@@ -375,13 +407,14 @@ def run_landscape(
     force: bool = False,
     progress: Progress | None = None,
     run: RunModel | None = None,
+    device: str | torch.device = "cpu",
 ) -> LandscapeResult:
     """The loss landscape of a run on a fixed subset of its training split → ``landscape.json``/``.png``
     (resumable point by point)."""
     from depthlab.report.why_figures import plot_landscape
 
     config = config or LandscapeConfig()
-    run = run or open_run(run_dir, checkpoint)
+    run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
     options = {"images": images, "split": "train", **dataclasses.asdict(config)}
     folder = _out_dir(run.run_dir, out)
 
@@ -407,7 +440,10 @@ def _draw_attribution(
 ) -> None:
     from depthlab.report.why_figures import plot_attributions, plot_sanity
 
-    shown = images.float().cpu() * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+    shown = images.float().cpu()
+    shown = shown * torch.tensor(std, device=shown.device).view(1, -1, 1, 1) + torch.tensor(
+        mean, device=shown.device
+    ).view(1, -1, 1, 1)
     ready = display_maps({m: v.cpu() for m, v in maps.items()}, tuple(images.shape[-2:]))
     _save(plot_attributions(label, result, shown.clamp(0, 1), ready), folder / "attribution.png")
     if result.sanity:
@@ -428,12 +464,13 @@ def run_attribution(
     force: bool = False,
     progress: Progress | None = None,
     run: RunModel | None = None,
+    device: str | torch.device = "cpu",
 ) -> AttributionResult:
     """Grad-CAM, integrated gradients and saliency for the first ``images`` images of the run's fixed test
     subset, and the cascading randomisation check → ``attribution.json``/``.png``/``-sanity.png``."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-    run = run or open_run(run_dir, checkpoint)
+    run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
     options = {
         "images": images, "methods": list(methods), "granularity": granularity, "ig_steps": ig_steps,
         "sanity": sanity, "seed": seed,
@@ -473,14 +510,17 @@ def explain_files(
     seed: int = 0,
     out: str | os.PathLike[str],
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> AttributionResult:
     """Explain the user's own image files with a run's model (``run_dir``) or a pretrained ImageNet model
-    (``model_name``; torchvision's preprocessing and class names) → ``OUT/attribution.json``/``.png``."""
+    (``model_name``; torchvision's preprocessing and class names) on ``device`` →
+    ``OUT/attribution.json``/``.png``."""
     if (model_name is None) == (run_dir is None):
         raise ValueError("explain_files needs exactly one of model_name (pretrained) or run_dir")
     if not paths:
         raise ValueError("no image given")
     folder = Path(out)
+    device = resolve_device(device)
     if model_name is not None:
         from depthlab.models.pretrained import imagenet_categories, pretrained_preprocessing
         from depthlab.registry import create_model
@@ -495,7 +535,7 @@ def explain_files(
         source: dict[str, Any] = {"model": model_name, "pretrained": True, "weights": "torchvision DEFAULT"}
         label = f"{model_name} (ImageNet)"
     else:
-        run = open_run(run_dir, checkpoint)  # type: ignore[arg-type]
+        run = open_run(run_dir, checkpoint, device)  # type: ignore[arg-type]
         size, channels = int(run.data["image_size"]), int(run.data["in_channels"])
         mean, std = tuple(run.data["mean"]), tuple(run.data["std"])
         batch = torch.cat([load_image(p, size=size, channels=channels, mean=mean, std=std) for p in paths])
@@ -503,12 +543,16 @@ def explain_files(
         classes = _class_names(run)
         source = run.source()
         label = run.name
-    model = model.to(memory_format=torch.channels_last)
+    # The files are read on the CPU; model and images meet on ``device``.
+    model = model.to(device=device, memory_format=torch.channels_last)
+    batch = batch.to(device)
     result, maps = explain_images(
         model, batch, sources=[str(p) for p in paths], class_names=classes, methods=methods,
         granularity=granularity, ig_steps=ig_steps, seed=seed, sanity=sanity, progress=progress,
     )  # fmt: skip
-    result = dataclasses.replace(result, source={**source, "images": [str(p) for p in paths]})
+    result = dataclasses.replace(
+        result, source={**source, "images": [str(p) for p in paths], "device": str(device)}
+    )
     from depthlab.train.rundir import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -533,16 +577,18 @@ def run_analyses(
     checkpoint: str = "last",
     options: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[str], Progress | None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Run the analyses ``names`` on one run (the study engine's entry point). ``paths`` is skipped for
-    plain nets (the value is then the reason, a string); ``"attribute"`` means ``"attribution"``. ``options[name]`` passes keyword arguments to
-    ``run_<name>``; ``progress(name)`` may return a callback per analysis."""
+    """Run the analyses ``names`` on one run (the study engine's entry point), its model opened once on
+    ``device``. ``paths`` is skipped for plain nets (the value is then the reason, a string); ``"attribute"``
+    means ``"attribution"``. ``options[name]`` passes keyword arguments to ``run_<name>``; ``progress(name)``
+    may return a callback per analysis."""
     names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from: {', '.join(ANALYSES)}")
     options = options or {}
-    run = open_run(run_dir, checkpoint)
+    run = open_run(run_dir, checkpoint, device)
     functions: dict[str, Callable[..., Any]] = {
         "lesion": run_lesion, "paths": run_paths, "landscape": run_landscape, "attribution": run_attribution,
     }  # fmt: skip

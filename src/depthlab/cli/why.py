@@ -71,6 +71,15 @@ def set_threads(value: str) -> int:
     return n
 
 
+def _device_option(p: argparse.ArgumentParser) -> None:
+    from depthlab.runtime import DEVICES
+
+    p.add_argument(
+        "--device", choices=DEVICES, default="cpu",
+        help="where the model and images go (default cpu; auto: CUDA when available)",
+    )  # fmt: skip
+
+
 def _common(p: argparse.ArgumentParser, name: str, images: int, split: str = "test") -> None:
     p.add_argument(
         "run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by `depthlab train`"
@@ -85,6 +94,7 @@ def _common(p: argparse.ArgumentParser, name: str, images: int, split: str = "te
     p.add_argument("--out", help=f"output directory (default RUN_DIR/analysis/{name}.json|png)")
     p.add_argument("--force", action="store_true", help="recompute even if a matching result exists")
     _threads_option(p)
+    _device_option(p)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -178,6 +188,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default RUN_DIR/analysis, or runs/attribute/MODEL-IMAGE)")
     p.add_argument("--force", action="store_true", help="recompute even if a matching result exists")
     _threads_option(p)
+    _device_option(p)
     p.set_defaults(func=run_attribute_cmd)
 
 
@@ -266,8 +277,9 @@ def _each(name: str, args: argparse.Namespace, call: Callable[..., Any]) -> int:
         with _progress(f"{name} {Path(run_dir).name}") as progress:
             try:
                 result = call(
-                    run_dir, out=out, force=args.force, checkpoint=args.checkpoint, progress=progress
-                )
+                    run_dir, out=out, force=args.force, checkpoint=args.checkpoint, progress=progress,
+                    device=args.device,
+                )  # fmt: skip
             except NoResidualBlocksError as exc:
                 if len(args.run_dirs) == 1:
                     raise
@@ -360,7 +372,7 @@ def run_attribute_cmd(args: argparse.Namespace) -> int:
     if args.pretrained and not args.image:
         raise UsageError("--pretrained explains your own photos: add --image PATH")
     common = dict(methods=methods, granularity=args.granularity, ig_steps=args.ig_steps,
-                  sanity=not args.no_sanity, seed=args.seed)  # fmt: skip
+                  sanity=not args.no_sanity, seed=args.seed, device=args.device)  # fmt: skip
     start = time.perf_counter()
     with _progress("attribute") as progress:
         if args.image:

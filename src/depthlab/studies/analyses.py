@@ -3,8 +3,9 @@
 Each study analysis name maps to the run-level analyses of :mod:`depthlab.analysis.why`:
 ``lesion`` → lesion study and path lengths (Veit et al. 2016), ``landscape`` → loss landscape (Li et al.
 2018), ``attribute`` → attributions and their randomisation check (Adebayo et al. 2018). They run on the
-first seed of every condition whose run completed, write ``RUN/analysis/*.json`` + PNG, and are idempotent
-and resumable (a finished result is reused; a killed one continues), like the training runs.
+first seed of every condition whose run completed, on the study's device, write ``RUN/analysis/*.json`` + PNG,
+and are idempotent and resumable (a finished result is reused; a killed one continues), like the training
+runs.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def analysed_runs(result: StudyResult) -> list[Any]:
     return out
 
 
-def run_for_study(name: str, result: StudyResult) -> None:
-    """Run the analyses behind study analysis ``name`` on :func:`analysed_runs` of ``result``."""
+def run_for_study(name: str, result: StudyResult, device: Any = "cpu") -> None:
+    """Run the analyses behind study analysis ``name`` on :func:`analysed_runs` of ``result``, each run's
+    model and images on ``device`` (a torch.device or ``cpu``/``cuda``/``auto``)."""
     from depthlab.analysis.why import run_analyses
 
     for run in analysed_runs(result):
-        run_analyses(run.run_dir, STUDY_ANALYSES[name])
+        run_analyses(run.run_dir, STUDY_ANALYSES[name], device=device)

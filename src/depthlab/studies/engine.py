@@ -362,7 +362,8 @@ class Study:
     prepare: Callable[[Any, Path, Any, Any, Any, Sequence[int]], None] | None = (
         None  # (preset, root, bundle, images, labels, seeds)
     )
-    analyses: Mapping[str, Callable[[StudyResult], None]] = field(default_factory=dict)
+    # (result, device): post-training analyses by name, run on the study's device (a torch.device).
+    analyses: Mapping[str, Callable[[StudyResult, Any], None]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ reading runs
@@ -939,7 +940,7 @@ def run_study(
         result = _write_results(root)
         for name in analyses:
             say(f"analysis: {name}")
-            study.analyses[name](result)
+            study.analyses[name](result, select_device(device))
         return _write_results(root) if analyses else result
 
 

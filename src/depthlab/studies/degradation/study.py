@@ -134,10 +134,10 @@ def sections(result: StudyResult) -> list[Section]:
 
 
 def _analysis_runner(name: str) -> Any:
-    def run(result: StudyResult) -> None:
+    def run(result: StudyResult, device: Any) -> None:
         from depthlab.studies import analyses as why
 
-        why.run_for_study(name, result)
+        why.run_for_study(name, result, device)
 
     return run
 
