@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICES", "seed_everything", "select_device", "strict_json", "write_json_atomic"]
+__all__ = ["DEVICES", "seed_everything", "select_device", "strict_json", "read_number", "write_json_atomic"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -56,6 +56,14 @@ def strict_json(values: Any) -> Any:
     if isinstance(values, (list, tuple)):
         return [strict_json(v) for v in values]
     return values
+
+
+def read_number(value: Any) -> float:
+    """The reader's half of :func:`strict_json`: a number read back from a depthlab JSON file, ``null`` (a
+    non-finite number when it was written) as NaN — "unknown", which every statistic of
+    :mod:`depthlab.studies.stats` withholds its result from. One rule for every reader of runs and studies
+    (losses, gradients, responses, landscapes, lesion accuracies), so that a ``null`` never crashes one."""
+    return math.nan if value is None else float(value)
 
 
 def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:

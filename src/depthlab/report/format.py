@@ -8,10 +8,13 @@ __all__ = ["pct", "sci", "difference_ci"]
 
 
 def pct(value: float | None, std: float | None = None) -> str:
-    """A fraction as a percentage with one decimal (± the std in points, when given)."""
-    if value is None:
+    """A fraction as a percentage with one decimal (± the std in points, when given); "—" for no value (``None``,
+    or the NaN mean of an estimate without values), "non-finite" for ±inf."""
+    if value is None or math.isnan(value):
         return "—"
-    return f"{100 * value:.1f}%" + (f" ± {100 * std:.1f}" if std is not None else "")
+    if not math.isfinite(value):
+        return "non-finite"
+    return f"{100 * value:.1f}%" + (f" ± {100 * std:.1f}" if std is not None and math.isfinite(std) else "")
 
 
 def sci(value: float) -> str:
@@ -30,9 +33,12 @@ def difference_ci(
     unit: str = "points",
     digits: int = 1,
     level: float = 0.95,
+    reason: str | None = None,
 ) -> str:
     """ "difference +x.x points, 95% CI [a, b]" (signed; ``scale`` 100 writes fractions as points, 1 keeps
-    the value); without a CI (fewer than 2 seeds) "difference +x.x points, no CI"."""
+    the value); without a CI (fewer than 2 seeds) "difference +x.x points, no CI", followed by ``reason`` in
+    parentheses when given (e.g. :attr:`depthlab.studies.stats.Difference.no_interval`). A non-finite
+    difference (a side without values, or a non-finite value) is written "difference —"."""
 
     def signed(x: float) -> str:
         return (
@@ -40,7 +46,7 @@ def difference_ci(
         )
 
     unit = f" {unit}" if unit else ""
-    head = f"difference {signed(difference)}{unit}"
+    head = f"difference {signed(difference)}{unit}" if math.isfinite(difference) else "difference —"
     if low is None or high is None:
-        return f"{head}, no CI"
+        return f"{head}, no CI" + (f" ({reason})" if reason else "")
     return f"{head}, {100 * level:.0f}% CI [{signed(low)}, {signed(high)}]"

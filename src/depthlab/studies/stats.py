@@ -17,6 +17,17 @@ Conventions
 * :attr:`Difference.outcome` is one of :data:`OUTCOMES`: ``"higher"`` when the CI lies above 0, ``"lower"``
   when below, else ``"not resolved"``. With one seed on either side there is no CI, and any non-finite value
   makes the comparison unresolved: non-finite evidence never gives a verdict.
+* One rule for what cannot be compared (issue 22), so that no interval is invented and no statistic is fed
+  a number that is not one:
+
+  - a *non-finite* value (NaN, ±inf: written as ``null`` in JSON and read back as NaN, "unknown") stays in
+    its :class:`Estimate`; every interval, test and outcome computed from it is withheld
+    (:attr:`Difference.unknown`; the studies call such a comparison ``unknown``);
+  - a seed whose run *diverged* (its loss or weights became non-finite and training stopped) has no value:
+    it is left out of the values and counted in :attr:`Estimate.diverged`, so an estimate may hold no value
+    at all (its mean is then NaN and it is compared with nothing);
+  - with fewer than two values on a side there is no interval; :attr:`Difference.no_interval` says why (how
+    many seeds each side has, and how many diverged), for the sentence to say it.
 * Where both conditions were evaluated on the same images, a per-image McNemar test (:func:`mcnemar`) can be
   attached (:func:`with_paired_test`). The Difference is then one of *error rates*, and a resolved outcome
   also needs the paired test to reject at ``1 − level`` (0.05) in the same direction: ``a_only > b_only``
@@ -53,6 +64,7 @@ __all__ = [
     "Interval",
     "Estimate",
     "estimate",
+    "seeds_text",
     "PairedTest",
     "Difference",
     "welch",
@@ -123,14 +135,17 @@ class Interval:
 @dataclass(frozen=True)
 class Estimate:
     """One quantity of one condition: ``values`` (one per seed) and ``images`` behind each value (0: not an
-    error rate). ``std`` is the sample standard deviation (``None`` with one seed)."""
+    error rate). ``std`` is the sample standard deviation (``None`` with one seed). ``diverged``: seeds of the
+    condition left out because their run diverged (they have no value; see the module docstring)."""
 
     values: tuple[float, ...]
     images: int = 0
+    diverged: int = 0
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.values)
+        """The mean over the values; NaN when there is none (every seed diverged)."""
+        return statistics.fmean(self.values) if self.values else math.nan
 
     @property
     def std(self) -> float | None:
@@ -164,16 +179,24 @@ class Estimate:
             "mean": self.mean,
             "std": self.std,
             "seeds": self.seeds,
+            "diverged": self.diverged,
             "images": self.images,
             "ci": ci.to_dict() if ci else None,
         }
 
 
-def estimate(values: Sequence[float | None], images: int = 0) -> Estimate | None:
+def estimate(values: Sequence[float | None], images: int = 0, *, diverged: int = 0) -> Estimate | None:
     """An :class:`Estimate` of the non-missing ``values`` (``None`` is dropped; NaN and inf are kept, so that
-    they make comparisons unresolved), or ``None`` when every value is missing."""
+    they make comparisons unresolved) and of ``diverged`` seeds left out; ``None`` when there is neither a
+    value nor a diverged seed (nothing was measured)."""
     vals = tuple(float(v) for v in values if v is not None)
-    return Estimate(vals, images) if vals else None
+    return Estimate(vals, images, diverged) if vals or diverged else None
+
+
+def seeds_text(e: Estimate) -> str:
+    """ "1 seed", "3 seeds", "no seed (2 diverged)", "1 seed (1 diverged)": what an estimate rests on."""
+    count = f"{e.seeds} seed{'s' if e.seeds != 1 else ''}" if e.seeds else "no seed"
+    return count + (f" ({e.diverged} diverged)" if e.diverged else "")
 
 
 def mean_ci(values: Sequence[float], *, level: float = LEVEL) -> Interval | None:
@@ -321,6 +344,29 @@ class Difference:
     def resolved(self) -> bool:
         return self.outcome != "not resolved"
 
+    @property
+    def unknown(self) -> bool:
+        """A non-finite value on either side, or a non-finite difference of two sides that both have values:
+        nothing can be said (the studies' ``unknown`` outcome). A side without values (every seed diverged)
+        is not unknown: it has too few seeds (:attr:`no_interval`)."""
+        if not (self.a.finite and self.b.finite):
+            return True
+        return bool(self.a.values and self.b.values) and not math.isfinite(self.difference)
+
+    @property
+    def no_interval(self) -> str | None:
+        """Why there is no CI, for a sentence: too few seeds (naming each short side, with its diverged seeds),
+        or a non-finite value; ``None`` when there is a CI."""
+        if self.ci is not None:
+            return None
+        short = [f"{label}: {seeds_text(e)}" for label, e in ((self.a_label, self.a), (self.b_label, self.b))
+                 if e.seeds < 2]  # fmt: skip
+        if short:
+            return f"no interval from fewer than two seeds a side ({'; '.join(short)})"
+        if self.unknown:
+            return "no interval from a non-finite value"
+        return None  # not reached: welch and paired give a CI whenever both sides have 2 finite seeds
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "a": self.a_label,
@@ -331,8 +377,11 @@ class Difference:
             "b_mean": self.b.mean,
             "a_seeds": self.a.seeds,
             "b_seeds": self.b.seeds,
+            "a_diverged": self.a.diverged,
+            "b_diverged": self.b.diverged,
             "difference": self.difference,
             "ci": self.ci.to_dict() if self.ci else None,
+            "no_interval": self.no_interval,
             "df": self.df,
             "p": self.p,
             "method": self.method,
@@ -389,7 +438,9 @@ def paired(a_label: str, a: Estimate, b_label: str, b: Estimate, *, level: float
 def _log10(e: Estimate) -> Estimate:
     # A ratio that is zero, negative or non-finite has no logarithm: NaN keeps the comparison unresolved.
     return Estimate(
-        tuple(math.log10(v) if v > 0 and math.isfinite(v) else math.nan for v in e.values), e.images
+        tuple(math.log10(v) if v > 0 and math.isfinite(v) else math.nan for v in e.values),
+        e.images,
+        e.diverged,
     )
 
 
