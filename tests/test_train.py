@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import signal
@@ -12,7 +13,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -262,14 +265,81 @@ def test_existing_run_directory_is_not_overwritten(reference):
         train(TINY, reference)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_a_diverging_lr_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    """lr=1e3 blows the net up within a few steps: the run stops at the first step whose loss or weights are
+    non-finite, with status "diverged"; summary.json names the step and what became non-finite; the last
+    checkpoint is the step before (checkpoint_every=1), with finite weights; no metrics row is past it."""
     config = dataclasses.replace(TINY, lr=1e3, schedule="cosine", checkpoint_every=1, label_smoothing=0.0)
-    with pytest.raises(TrainingDivergedError, match="diverged.*last good checkpoint") as info:
-        train(config, tmp_path / "run")
-    kept = _last_weights(tmp_path / "run")
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match="diverged at step .*last good checkpoint") as info:
+        train(config, run)
+    kept = _last_weights(run)
     assert all(torch.isfinite(t).all() for t in kept.values() if t.is_floating_point())
     assert info.value.summary.status == "diverged"
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
+    summary = json.loads((run / "summary.json").read_text())
+    record = summary["diverged"]
+    assert summary["status"] == "diverged" and summary["step"] == record["step"] < config.steps
+    if record["cause"] == "loss":
+        assert record["loss"] is None and record["value"] in ("nan", "inf", "-inf") and not record["tensors"]
+    else:
+        assert record["cause"] == "parameters" and record["tensors"] and math.isfinite(record["loss"])
+    pointer = json.loads((run / "checkpoints" / "last.json").read_text())
+    assert record["checkpoint"] == pointer["step"] == record["step"] - 1  # checkpoint_every=1: the one before
+    assert max((row["step"] for row in read_metrics(run)), default=0) < record["step"]
+
+
+def _poison_at_step_3(monkeypatch, tensor: str) -> Callable[[Any], None]:
+    """A callback that fills ``tensor`` of the model being trained with +inf after step 3 (not a checkpoint
+    step of the configs below, so nothing checks the weights before step 4 trains)."""
+    from depthlab.train import loop
+
+    built: list[torch.nn.Module] = []
+    original = loop.build_model
+
+    def keep(config, bundle):  # noqa: ANN001, ANN202
+        built.append(original(config, bundle))
+        return built[-1]
+
+    def poison(event) -> None:  # noqa: ANN001
+        if event.kind == "step" and event.step == 3:
+            built[0].state_dict()[tensor].fill_(math.inf)
+
+    monkeypatch.setattr(loop, "build_model", keep)
+    return poison
+
+
+def test_a_non_finite_loss_stops_the_run_at_its_step(tmp_path, monkeypatch):
+    """Infinite weights make step 4's loss NaN: the run stops at step 4 (checked every step on one CPU
+    process), naming the loss — null in summary.json (strict JSON), "nan" as text — and step 2's checkpoint."""
+    poison = _poison_at_step_3(monkeypatch, "stem.0.conv.weight")
+    config = dataclasses.replace(TINY, steps=6, checkpoint_every=2, eval_every=6, log_every=6)
+    run = tmp_path / "run"
+    stopped = "diverged at step 4 .*the training loss became nan"
+    with pytest.raises(TrainingDivergedError, match=stopped) as info:
+        train(config, run, callback=poison)
+    summary = json.loads((run / "summary.json").read_text())
+    record = summary["diverged"]
+    assert summary["status"] == "diverged" and summary["step"] == 4
+    assert record == {"step": 4, "epoch": record["epoch"], "cause": "loss", "loss": None, "value": "nan",
+                      "tensors": [], "checkpoint": 2}  # fmt: skip
+    assert math.isnan(info.value.summary.diverged["loss"])  # type: ignore[index]  # in memory, the value
+    assert json.loads((run / "checkpoints" / "last.json").read_text())["step"] == 2
+    assert all(torch.isfinite(t).all() for t in _last_weights(run).values() if t.is_floating_point())
+
+
+def test_weights_that_become_non_finite_stop_the_run_and_are_named(tmp_path, monkeypatch):
+    """A non-finite BN buffer leaves the training loss finite (training mode normalises with batch statistics):
+    the check of the weights before step 4's checkpoint stops the run, naming the tensor."""
+    poison = _poison_at_step_3(monkeypatch, "stem.0.norm.running_var")
+    config = dataclasses.replace(TINY, steps=6, checkpoint_every=2, eval_every=6, log_every=6)
+    run = tmp_path / "run"
+    named = r"weights became non-finite \(stem.0.norm.running_var\)"
+    with pytest.raises(TrainingDivergedError, match=f"diverged at step 4 .*{named}"):
+        train(config, run, callback=poison)
+    record = json.loads((run / "summary.json").read_text())["diverged"]
+    assert (record["step"], record["cause"], record["value"]) == (4, "parameters", "non-finite weights")
+    assert record["tensors"] == ["stem.0.norm.running_var"]
+    assert record["loss"] is not None and math.isfinite(record["loss"]) and record["checkpoint"] == 2
 
 
 # --------------------------------------------------------------------------------------------- resume

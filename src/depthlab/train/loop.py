@@ -110,7 +110,8 @@ RESUMABLE_CHANGES = ("device", "compile", "cuda_graph", "workers", "data_dir", "
 
 
 class TrainingDivergedError(DepthlabError):
-    """The loss or the weights became NaN/Inf; ``summary`` describes the stopped run."""
+    """The loss or the weights became NaN/Inf; ``summary`` describes the stopped run (status ``diverged``,
+    ``summary.diverged`` the step and the offending value; summary.json holds the same)."""
 
     def __init__(self, message: str, summary: RunSummary) -> None:
         super().__init__(message)
@@ -394,6 +395,18 @@ def load_correct(run_dir: str | os.PathLike[str], split: str) -> np.ndarray | No
 # ------------------------------------------------------------------------------------------------ helpers
 def _all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def _non_finite_tensors(model: nn.Module, most: int = 5) -> list[str]:
+    """The names of the first ``most`` weights or buffers holding a NaN or an infinity (state_dict order)."""
+    state = model.state_dict()
+    names = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    return names[:most]
+
+
+def _number_text(value: float) -> str:
+    """A loss as a diverged run's summary names it: ``nan``, ``inf``, ``-inf`` or its 6 significant digits."""
+    return str(value) if not math.isfinite(value) else f"{value:.6g}"
 
 
 def _round(value: float) -> float:
@@ -780,22 +793,50 @@ class _Trainer:
         return distributed.all_reduce_sum(self.ctx, self.state.running).cpu()
 
     def _check_finite(self, sums: torch.Tensor | None = None) -> None:
-        loss_sum = (sums if sums is not None else self._reduce_running())[0].item()
-        if not math.isfinite(loss_sum) or not _all_finite(self.model):
-            self._diverged()
+        sums = sums if sums is not None else self._reduce_running()
+        if not math.isfinite(sums[0].item()) or not _all_finite(self.model):
+            self._diverged(sums)
 
-    def _diverged(self) -> None:
+    def _diverged(self, sums: torch.Tensor | None = None) -> None:
+        """Stop the run at this step: summary.json gets status ``diverged`` and ``diverged`` = {``step``,
+        ``epoch``, ``cause`` (``loss`` or ``parameters``), ``loss`` (the mean training loss since the last
+        logged row, the one that became non-finite: ``null`` in JSON), ``value`` (that loss as text: ``nan``,
+        ``inf``…, so the kind of non-finite number is not lost to the null), ``tensors`` (the weights or
+        buffers that became non-finite, for ``parameters``), ``checkpoint`` (the step of the last good
+        checkpoint, kept; ``None``: none yet)}; then :class:`TrainingDivergedError`. ``sums``: the running
+        (loss, errors, images) over every rank (default: this process's, on the single-process path that
+        checks the loss of every step)."""
+        state = self.state
+        sums = sums if sums is not None else state.running.detach().cpu()
+        loss_sum, _, n = sums.tolist()
+        loss = loss_sum / n if n > 0 else math.nan
+        tensors = [] if not math.isfinite(loss) else _non_finite_tensors(self.model)
+        cause = "loss" if not math.isfinite(loss) else "parameters"
         last = load_pointer(self.ckpt_dir, "last")
+        record = {
+            "step": state.step,
+            "epoch": self._epoch(),
+            "cause": cause,
+            "loss": loss,
+            "value": _number_text(loss) if cause == "loss" else "non-finite weights",
+            "tensors": tensors,
+            "checkpoint": last.step if last is not None else None,
+        }
         kept = (
             f"the last good checkpoint (step {last.step}) is kept in {self.ckpt_dir}"
             if last is not None
             else "no checkpoint had been written yet"
         )
-        message = (
-            f"training diverged: the loss became NaN or Inf by step {self.state.step} (epoch "
-            f"{self._epoch():.2f}); {kept}. Lower the learning rate (lr={self.config.lr}) or set clip_grad"
+        what = (
+            f"the training loss became {_number_text(loss)}"
+            if cause == "loss"
+            else f"weights became non-finite ({', '.join(tensors) or 'a tensor'})"
         )
-        summary = self._summary("diverged", message)
+        message = (
+            f"training diverged at step {state.step} (epoch {self._epoch():.2f}): {what}; {kept}. Lower the "
+            f"learning rate (lr={self.config.lr}) or set clip_grad"
+        )
+        summary = self._summary("diverged", message, diverged=record)
         raise TrainingDivergedError(message, summary)
 
     def _train_row(self, lr: float) -> dict[str, Any] | None:
@@ -886,7 +927,7 @@ class _Trainer:
             seen.update(dict.fromkeys(getattr(loader, "failed", [])))
         return list(seen)
 
-    def _summary(self, status: str, message: str = "") -> RunSummary:
+    def _summary(self, status: str, message: str = "", diverged: dict[str, Any] | None = None) -> RunSummary:
         state, bundle = self.state, self.bundle
         summary = RunSummary(
             run_dir=str(self.run_dir),
@@ -915,6 +956,7 @@ class _Trainer:
             },
             message=message,
             warm_start=state.warm_start,
+            diverged=diverged,
         )
         if self.ctx.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary.to_dict())

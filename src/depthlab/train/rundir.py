@@ -75,6 +75,9 @@ class RunSummary:
     message: str = ""
     # A warm start (TrainConfig.init_from): source, step, tensors_copied, tensors_total, copied (names).
     warm_start: dict[str, Any] | None = None
+    # A diverged run (status "diverged"): step, epoch, cause ("loss" or "parameters"), loss (null: non-finite),
+    # value ("nan", "inf", ...), tensors (non-finite weights), checkpoint (the last good one's step).
+    diverged: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
