@@ -56,6 +56,8 @@ from torch import nn
 
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.errors import UsageError
+from depthlab.report.format import number
+from depthlab.runtime import read_number
 from depthlab.studies.stats import Difference, Estimate, Interval, estimate, mean_ci, paired
 
 __all__ = [
@@ -181,7 +183,7 @@ class SanityReading:
 
     def text(self) -> str:
         interval = f"[{self.ci.low:+.2f}, {self.ci.high:+.2f}]" if self.ci is not None else "no CI"
-        return f"{self.title} {self.mean:+.2f} {interval}"
+        return f"{self.title} {number(self.mean, '+.2f')} {interval}"
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,13 @@ class AttributionResult:
             granularity=d["granularity"],
             seed=int(d["seed"]),
             images=tuple(
-                ImageRecord(**{**r, "top5": tuple((str(n), float(p)) for n, p in r["top5"])})
+                ImageRecord(
+                    **{
+                        **r,
+                        "probability": read_number(r["probability"]),
+                        "top5": tuple((str(n), read_number(p)) for n, p in r["top5"]),
+                    }
+                )
                 for r in d["images"]
             ),
             sanity=tuple(
@@ -216,13 +224,13 @@ class AttributionResult:
                     r["cut"],
                     int(r["modules"]),
                     r["method"],
-                    tuple(float(v) for v in r["spearman"]),
+                    tuple(read_number(v) for v in r["spearman"]),
                     # Results written before the variants held the shown map only.
                     r.get("variant", VARIANTS[r["method"]][0]),
                 )  # fmt: skip
                 for r in d["sanity"]
             ),
-            wall_time_s=float(d["wall_time_s"]),
+            wall_time_s=read_number(d["wall_time_s"]),
             source=dict(d.get("source", {})),
         )
 
@@ -304,7 +312,8 @@ class AttributionResult:
         d = self.extremes()
         if d is not None:
             head = (
-                f"Least vs most changed map: {d.a_label} ρ {d.a.mean:+.2f} vs {d.b_label} ρ {d.b.mean:+.2f}"
+                f"Least vs most changed map: {d.a_label} ρ {number(d.a.mean, '+.2f')} vs {d.b_label} ρ "
+                f"{number(d.b.mean, '+.2f')}"
             )
             if d.ci is None:
                 out.append(f"{head}: not resolved (fewer than 2 images with both ρ defined).")

@@ -47,6 +47,7 @@ from torch import nn
 
 from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct, NormActConv
+from depthlab.runtime import read_number
 
 __all__ = [
     "LayerStat",
@@ -119,17 +120,28 @@ class Diagnostics:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Diagnostics:
+        # Measured numbers through read_number: a non-finite one (an overflowing net) was written as null and
+        # is NaN here, "unknown". branch_ratio keeps its None (a plain block has no branch ratio).
+        def numbers(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+            return {**d, **{k: read_number(d[k]) for k in keys if k in d}}
+
         def layer(d: dict[str, Any]) -> LayerStat:
             ks = d.get("kernel_size")
+            d = numbers(d, ("grad_norm", "weight_norm", "activation_std"))
             return LayerStat(**{**d, "kernel_size": tuple(ks) if ks is not None else None})
+
+        def block(d: dict[str, Any]) -> BlockStat:
+            d = numbers(d, ("output_grad_norm", "output_std", "output_norm"))
+            ratio = d.get("branch_ratio")
+            return BlockStat(**{**d, "branch_ratio": read_number(ratio) if d["residual"] else None})
 
         return cls(
             mode=data["mode"],
             batch_size=int(data["batch_size"]),
-            loss=float(data["loss"]),
+            loss=read_number(data["loss"]),
             layers=tuple(layer(d) for d in data["layers"]),
-            blocks=tuple(BlockStat(**d) for d in data["blocks"]),
-            responses=tuple(ResponseStat(**d) for d in data["responses"]),
+            blocks=tuple(block(d) for d in data["blocks"]),
+            responses=tuple(ResponseStat(**numbers(d, ("std",))) for d in data["responses"]),
         )
 
     def block_grad_rms(self) -> tuple[float, ...]:
@@ -458,8 +470,10 @@ class OutputGradients:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputGradients:
-        return cls(data["mode"], int(data["batch_size"]), tuple(data["modules"]), dict(data["loss"]),
-                   {k: dict(v) for k, v in data["grad"].items()})  # fmt: skip
+        # null (a non-finite number when written) → NaN, "unknown"
+        return cls(data["mode"], int(data["batch_size"]), tuple(data["modules"]),
+                   {k: read_number(v) for k, v in data["loss"].items()},
+                   {k: {m: read_number(g) for m, g in v.items()} for k, v in data["grad"].items()})  # fmt: skip
 
 
 def output_gradients(

@@ -52,6 +52,8 @@ from torch import nn
 
 from depthlab.analysis.evaluation import PartialResults, Progress, evaluate
 from depthlab.errors import UsageError
+from depthlab.report.format import number
+from depthlab.runtime import read_number
 from depthlab.studies.stats import Estimate, estimate
 
 __all__ = [
@@ -126,14 +128,22 @@ class LandscapeResult:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
         values["config"] = LandscapeConfig(**d["config"])
+        # Measured numbers through read_number (a non-finite one was written as null: NaN here). The 2-D
+        # sharpness keeps its None, which means "no grid" (a non-finite one reads back as that too).
         for k in ("slice_t", "slice_loss", "slice_error", "grid_coords"):
-            values[k] = tuple(d[k])
+            values[k] = tuple(read_number(v) for v in d[k])
         for k in ("grid_loss", "grid_error"):
-            values[k] = tuple(tuple(row) for row in d[k])
+            values[k] = tuple(tuple(read_number(v) for v in row) for row in d[k])
+        for k in ("origin_loss", "origin_error", "sharpness_1d", "wall_time_s"):
+            values[k] = read_number(d[k])
         # One pair when the result predates direction pairs: pair 0 is the stored one.
-        values["pair_sharpness_1d"] = tuple(d.get("pair_sharpness_1d", (d["sharpness_1d"],)))
+        values["pair_sharpness_1d"] = tuple(
+            read_number(v) for v in d.get("pair_sharpness_1d", (d["sharpness_1d"],))
+        )
         values["pair_sharpness_2d"] = tuple(d.get("pair_sharpness_2d", (d["sharpness_2d"],)))
-        values["pair_slice_loss"] = tuple(tuple(r) for r in d.get("pair_slice_loss", (d["slice_loss"],)))
+        values["pair_slice_loss"] = tuple(
+            tuple(read_number(v) for v in r) for r in d.get("pair_slice_loss", (d["slice_loss"],))
+        )
         return cls(**values)
 
     @property
@@ -175,13 +185,18 @@ class LandscapeResult:
         kind = {"train": " fixed training", "test": " fixed test"}.get(split, "")
         data = f"{self.images:,}{kind} images"
         text = (
-            f"{label}: loss {self.origin_loss:.3f} at the trained weights ({data}, eval-mode BN); sharpness (mean loss rise within radius {c.radius:g} in "
-            f"filter-normalised units, {self.sharpness_kind}) {self.sharpness:.3f} ({interval}, t over "
+            f"{label}: loss {number(self.origin_loss, '.3f')} at the trained weights ({data}, eval-mode BN); sharpness (mean loss rise within radius {c.radius:g} in "
+            f"filter-normalised units, {self.sharpness_kind}) {number(self.sharpness, '.3f')} ({interval}, t over "
             f"{self.pairs} random direction pair{'s' if self.pairs != 1 else ''}: "
-            + ", ".join(f"{v:.3f}" for v in self.pair_sharpness)
+            + ", ".join(number(v, ".3f") for v in self.pair_sharpness)
             + ")"
         )
-        if self.local_minima is not None:
+        grid_known = all(math.isfinite(v) for row in self.grid_loss for v in row)
+        if self.local_minima is not None and not grid_known:
+            text += (
+                f"; pair 0's {c.grid}×{c.grid} grid holds non-finite losses, so its local minima are unknown"
+            )
+        elif self.local_minima is not None:
             text += (
                 f"; pair 0's {c.grid}×{c.grid} grid has {self.local_minima} strict local "
                 f"minim{'um' if self.local_minima == 1 else 'a'}"

@@ -65,6 +65,7 @@ from depthlab.analysis.evaluation import (
 )
 from depthlab.analysis.gradients import find_blocks
 from depthlab.errors import UsageError
+from depthlab.runtime import read_number
 from depthlab.studies.stats import (
     Difference,
     Estimate,
@@ -148,7 +149,10 @@ class KLesion:
 
     @property
     def spread(self) -> float:
-        """Sample standard deviation over the draws (0 with one draw)."""
+        """Sample standard deviation over the draws (0 with one draw; NaN, unknown, when one is not finite:
+        no statistic is computed from a non-finite error)."""
+        if not all(math.isfinite(e) for e in self.errors):
+            return math.nan
         return statistics.stdev(self.errors) if len(self.errors) > 1 else 0.0
 
 
@@ -174,24 +178,33 @@ class LesionResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LesionResult:
+        # Every measured number through read_number: a non-finite one was written as null, and is NaN here.
         def k_lesions(rows: list[dict[str, Any]]) -> tuple[KLesion, ...]:
             return tuple(
-                KLesion(int(r["k"]), tuple(r["errors"]), tuple(tuple(s) for s in r["sets"])) for r in rows
+                KLesion(
+                    int(r["k"]),
+                    tuple(read_number(e) for e in r["errors"]),
+                    tuple(tuple(s) for s in r["sets"]),
+                )
+                for r in rows
             )
 
         return cls(
             mode=d["mode"],
             images=int(d["images"]),
             num_classes=int(d["num_classes"]),
-            intact_error=float(d["intact_error"]),
-            intact_loss=float(d["intact_loss"]),
+            intact_error=read_number(d["intact_error"]),
+            intact_loss=read_number(d["intact_loss"]),
             units=tuple(LesionUnit(**u) for u in d["units"]),
-            single=tuple(SingleLesion(**s) for s in d["single"]),
+            single=tuple(
+                SingleLesion(**{**s, "error": read_number(s["error"]), "loss": read_number(s["loss"])})
+                for s in d["single"]
+            ),
             deletions=k_lesions(d["deletions"]),
             swaps=k_lesions(d["swaps"]),
             draws=int(d["draws"]),
             seed=int(d["seed"]),
-            wall_time_s=float(d["wall_time_s"]),
+            wall_time_s=read_number(d["wall_time_s"]),
             source=dict(d.get("source", {})),
         )
 
@@ -229,6 +242,8 @@ class LesionResult:
         the net learned something a lesion could destroy."""
         import scipy.stats
 
+        if not math.isfinite(self.intact_error):
+            return math.nan  # unknown: no test of a number that is not one
         correct = round((1 - self.intact_error) * self.images)
         return float(scipy.stats.binomtest(correct, self.images, 1 / self.num_classes, "greater").pvalue)
 
@@ -242,6 +257,11 @@ class LesionResult:
             f"{pct(self.intact_error)} ± {pct(se)} (binomial SE); chance is {pct(self.chance_error)}."
         ]
         if not self.single:
+            return out
+        if not math.isfinite(self.intact_error):
+            out.append(
+                f"The intact error of {label} is unknown (a non-finite number), so no lesion verdict is drawn from it."
+            )
             return out
         p_trained = self.above_chance_p()
         if p_trained >= 0.05:
@@ -420,10 +440,12 @@ def _k_text(
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    return f"{100 * x:.1f}%" if math.isfinite(x) else "unknown"  # NaN: a non-finite number read back
 
 
 def _pts(x: float, sign: bool = True) -> str:
+    if not math.isfinite(x):
+        return "unknown"
     return f"{100 * x:+.1f} points" if sign else f"{100 * x:.1f} points"
 
 

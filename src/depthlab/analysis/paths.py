@@ -53,6 +53,7 @@ from torch import nn
 from depthlab.analysis.evaluation import PartialResults, Progress
 from depthlab.analysis.gradients import find_blocks
 from depthlab.analysis.lesion import NoResidualBlocksError, _is_residual
+from depthlab.runtime import read_number
 from depthlab.studies.stats import LEVEL, Interval, Slope, mean_ci, slope
 
 __all__ = [
@@ -153,10 +154,15 @@ class PathResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PathResult:
         tuples = ("lengths", "probability", "gradient", "gradient_spread", "samples", "total", "effective")
+        numbers = ("probability", "gradient", "gradient_spread", "total")  # measured: null (non-finite) → NaN
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in names}
+        for k in numbers:
+            values[k] = tuple(read_number(x) for x in values[k])
+        for k in ("mass", "full_gradient", "wall_time_s"):
+            values[k] = read_number(values[k])
         values["sample_gradient"] = tuple(
-            tuple(float(x) for x in row) for row in d.get("sample_gradient", ())
+            tuple(read_number(x) for x in row) for row in d.get("sample_gradient", ())
         )
         return cls(**values)
 
@@ -210,11 +216,20 @@ class PathResult:
         c = self.comparison()
         a, b = self.effective
         lo, hi = c.binomial
-        peak = max(range(len(self.total)), key=lambda k: self.total[k])
-        return [
+        head = (
             f"{label}: {self.blocks} residual blocks → 2^{self.blocks} paths, lengths Binomial({self.blocks}, ½): "
             f"mean length {self.mean_length:g}, {100 * self.mass:.0f}% of the paths at lengths {lo}–{hi}. "
-            + _decay_text(c),
+        )
+        if not all(math.isfinite(t) for t in self.total):
+            # The effective range and the peak would be read off non-finite numbers: none is drawn.
+            return [
+                head
+                + "The gradient per path length is unknown (non-finite values), so neither its decay with "
+                "length nor the effective path range is drawn from it."
+            ]
+        peak = max(range(len(self.total)), key=lambda k: self.total[k])
+        return [
+            head + _decay_text(c),
             f"Weighted by how many paths have each length, lengths {a}–{b} carry {100 * self.mass:.0f}% of the "
             f"total gradient magnitude (peak at length {peak}; {100 * self.effective_share:.0f}% of the paths). "
             + _length_text(c),

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from depthlab.errors import DepthlabError
+from depthlab.runtime import read_number
 from depthlab.studies.stats import Difference, Estimate, estimate, welch
 
 __all__ = [
@@ -80,10 +81,11 @@ class ShatteredResult:
             label=str(data["label"]),
             seed=int(data["seed"]),
             points=int(data["points"]),
-            directional=tuple(float(v) for v in data["directional"]),
-            neighbour_correlation=float(data["neighbour_correlation"]),
-            lag1_autocorrelation=float(data["lag1_autocorrelation"]),
-            spectral_slope=float(data["spectral_slope"]),
+            # null (non-finite when written, e.g. the NaN autocorrelation of a constant signal) → NaN
+            directional=tuple(read_number(v) for v in data["directional"]),
+            neighbour_correlation=read_number(data["neighbour_correlation"]),
+            lag1_autocorrelation=read_number(data["lag1_autocorrelation"]),
+            spectral_slope=read_number(data["spectral_slope"]),
         )
 
 

@@ -53,6 +53,7 @@ from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_l
 from depthlab.analysis.lesion import LesionResult, lesion_study
 from depthlab.analysis.paths import PathResult, path_study
 from depthlab.errors import DepthlabError
+from depthlab.report.format import number
 from depthlab.studies.stats import Difference, Estimate, welch
 
 __all__ = [
@@ -724,11 +725,13 @@ def landscape_comparison(items: Sequence[tuple[str, LandscapeResult]]) -> list[s
     for c in landscape_comparisons(items):
         d = c.difference
         head = (
-            f"Depth {c.depth}: sharpness {d.a.mean:.3f} ({d.a_label}) vs {d.b.mean:.3f} ({d.b_label}), "
-            f"{d.a.seeds} vs {d.b.seeds} {c.unit}"
+            f"Depth {c.depth}: sharpness {number(d.a.mean, '.3f')} ({d.a_label}) vs {number(d.b.mean, '.3f')} "
+            f"({d.b_label}), {d.a.seeds} vs {d.b.seeds} {c.unit}"
         )
         if d.ci is None:
-            out.append(f"{head}: not resolved (fewer than 2 {c.unit} on a side, no CI).")
+            # Two causes, said apart: a non-finite sharpness (read back as NaN, unknown), or too few replicates.
+            why = "a non-finite sharpness, so" if d.unknown else f"fewer than 2 {c.unit} on a side,"
+            out.append(f"{head}: not resolved ({why} no CI).")
             continue
         interval = f"difference {d.difference:+.3f}, 95% CI [{d.ci.low:+.3f}, {d.ci.high:+.3f}], {d.method}"
         if d.outcome == "higher":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["pct", "sci", "difference_ci"]
+__all__ = ["pct", "sci", "number", "difference_ci"]
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -22,6 +22,12 @@ def sci(value: float) -> str:
     if not math.isfinite(value):
         return "non-finite" if math.isnan(value) else "infinite"
     return f"{value:.3g}"
+
+
+def number(value: float, spec: str = ".3g") -> str:
+    """``value`` in the format ``spec`` (e.g. ``"+.2f"``), or "unknown" when it is not finite: a non-finite
+    number is written as null and read back as NaN, and a sentence says so instead of "nan"."""
+    return format(value, spec) if math.isfinite(value) else "unknown"
 
 
 def difference_ci(

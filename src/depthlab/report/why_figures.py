@@ -194,7 +194,9 @@ def paths_caption(items: Sequence[tuple[str, PathResult]]) -> str:
 
 # -------------------------------------------------------------------------------------------- landscape
 def _levels(items: Sequence[tuple[str, LandscapeResult]]) -> np.ndarray:
-    grids = [np.array(r.grid_loss) for _, r in items if r.grid_loss]
+    # Only the finite losses set the scale: a non-finite one (read back as NaN, unknown) is left blank.
+    grids = [g[np.isfinite(g)] for g in (np.array(r.grid_loss, dtype=float) for _, r in items if r.grid_loss)]
+    grids = [g for g in grids if g.size]
     lo = max(min(float(g.min()) for g in grids), 1e-6)  # cross-entropy is positive: log-spaced levels
     # Cap the shared scale at 20× the lowest loss (Li et al. draw 0.1–10) or where the least chaotic surface
     # ends, whichever is lower: far out the loss explodes to 10³–10⁴ and would flatten the basin's detail.
@@ -206,7 +208,8 @@ def _sharpness_title(label: str, r: LandscapeResult) -> str:
     e = r.sharpness_estimate()
     ci = e.ci() if e is not None else None
     interval = f" [{ci.low:.3f}, {ci.high:.3f}]" if ci is not None else ""
-    return f"{label}: sharpness {r.sharpness:.3f}{interval}"
+    value = f"{r.sharpness:.3f}" if np.isfinite(r.sharpness) else "unknown (non-finite)"
+    return f"{label}: sharpness {value}{interval}"
 
 
 def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
@@ -214,7 +217,12 @@ def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
     as its panels; bottom: every run's 1-D slices on one axis (pair 0 thick, the other pairs thin)."""
     if not items:
         raise ValueError("plot_landscape needs at least one result")
-    with_grid = [(label, r) for label, r in items if r.grid_loss]
+    # A grid with no finite loss (every value read back as NaN) has nothing to draw.
+    with_grid = [
+        (label, r)
+        for label, r in items
+        if r.grid_loss and np.isfinite(np.array(r.grid_loss, dtype=float)).any()
+    ]
     cols = len(with_grid)
     # Each contour panel is square, ~4.4 in, plus ~1.4 in for the colour bar: a figure any wider would
     # leave an empty band beside a single panel.

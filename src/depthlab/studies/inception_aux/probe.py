@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from depthlab.runtime import read_number
+
 __all__ = ["TAPS", "LOWER_TAPS", "tap_label", "TapGradient", "AuxGradients", "aux_gradients", "probe"]
 
 # The outputs where the gradient is measured: the stem, then every inception module (input → output).
@@ -102,13 +104,13 @@ class AuxGradients:
             TapGradient(
                 str(t["tap"]),
                 int(t["elements"]),
-                float(t["main"]),
+                read_number(t["main"]),  # null: non-finite when written → NaN, unknown
                 None if t.get("aux") is None else float(t["aux"]),
                 None if t.get("dot") is None else float(t["dot"]),
             )  # fmt: skip
             for t in data["taps"]
         )
-        return cls(int(data["batch_size"]), {k: float(v) for k, v in data["losses"].items()}, taps)
+        return cls(int(data["batch_size"]), {k: read_number(v) for k, v in data["losses"].items()}, taps)
 
 
 def aux_gradients(
