@@ -359,12 +359,16 @@ class Difference:
         or a non-finite value; ``None`` when there is a CI."""
         if self.ci is not None:
             return None
-        short = [f"{label}: {seeds_text(e)}" for label, e in ((self.a_label, self.a), (self.b_label, self.b))
-                 if e.seeds < 2]  # fmt: skip
-        if short:
-            return f"no interval from fewer than two seeds a side ({'; '.join(short)})"
+        sides = ((self.a_label, self.a), (self.b_label, self.b))
+        short = [
+            f"{label} has {e.seeds or 'none'}" + (f", {e.diverged} diverged" if e.diverged else "")
+            for label, e in sides
+            if e.seeds < 2
+        ]
+        if short:  # e.g. "fewer than two seeds: plain-110 has none, 2 diverged; plain-20 has 1"
+            return f"fewer than two seeds: {'; '.join(short)}"
         if self.unknown:
-            return "no interval from a non-finite value"
+            return "a non-finite value"
         return None  # not reached: welch and paired give a CI whenever both sides have 2 finite seeds
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ A verdict is about the claim in ``paper``: ``supported`` or ``contradicted`` onl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,11 +27,14 @@ def _line(
     n = f.numbers
     ci = n.get("ci") or {}
     a, b = n.get("a_seeds"), n.get("b_seeds")
-    seeds = f"{a} seeds each" if a == b else f"{a} and {b} seeds"
+    seeds = f"{a} seed{'s' if a != 1 else ''} each" if a == b else f"{a} and {b} seeds"
+    why = n.get("no_interval") if f.outcome != "unknown" else None
     text = difference_ci(float(n["difference"]), ci.get("low"), ci.get("high"), scale=scale, unit=unit,
-                         digits=digits)  # fmt: skip
+                         digits=digits, reason=why)  # fmt: skip
 
     def value(x: float) -> str:
+        if not math.isfinite(x):
+            return "unknown"  # a non-finite value, or no seed to average (every one diverged)
         if log:  # the comparison is of log10 values: write the geometric means
             return f"{10**x:.3g}"
         return f"{scale * x:.{digits}f}%" if scale == 100.0 else f"{x:.{max(digits, 2)}f}"

@@ -162,9 +162,9 @@ def plateau(c: Condition, key: ConditionKey) -> Plateau | None:
             return None
         befores.append(statistics.fmean(before))
         afters.append(statistics.fmean(after))
-    e_before, e_after = estimate(befores), estimate(afters)
-    if e_before is None or e_after is None:
-        return None
+    e_before, e_after = c.estimate(befores), c.estimate(afters)
+    if e_before is None or e_after is None or not e_after.values:
+        return None  # no seed to check (every one diverged: the status finding says so)
     return Plateau(key, steps, (a, b, steps), e_before, e_after)
 
 
@@ -283,13 +283,15 @@ def gradient_evidence(c: Condition, key: ConditionKey) -> GradientEvidence:
 
 # --------------------------------------------------------------------------------------------- responses
 def response_estimate(c: Condition) -> Estimate | None:
-    """Per seed: the mean std of the 3×3 layers' responses of the trained net (eval mode, Fig. 7)."""
+    """Per seed: the mean std of the 3×3 layers' responses of the trained net (eval mode, Fig. 7). A seed
+    with a non-finite response std (an overflowing net, read back as NaN) is unknown: NaN, not averaged."""
     values = []
     for r in c.runs:
         d = _diag(r.diagnostics.get("end"), "eval")
         if d is not None and d.responses:
-            values.append(statistics.fmean(s.std for s in d.responses))
-    return estimate(values)
+            stds = [s.std for s in d.responses]
+            values.append(statistics.fmean(stds) if all(math.isfinite(s) for s in stds) else math.nan)
+    return c.estimate(values) if values or c.diverged else None
 
 
 # ---------------------------------------------------------------------------------- shattered gradients

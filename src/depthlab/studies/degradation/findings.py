@@ -38,7 +38,7 @@ from depthlab.studies.degradation.evidence import (
     shattered_evidence,
 )
 from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey
-from depthlab.studies.engine import Condition, Finding, StudyResult
+from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
 from depthlab.studies.stats import (
     Difference,
     Equivalence,
@@ -48,6 +48,7 @@ from depthlab.studies.stats import (
     equivalence,
     mcnemar,
     paired,
+    seeds_text,
     welch,
     with_paired_test,
 )
@@ -104,9 +105,10 @@ class Comparison:
 
     @property
     def outcome(self) -> str:
-        """``unknown`` for non-finite values; otherwise see the class docstring."""
+        """``unknown`` for non-finite values; otherwise see the class docstring (a side with fewer than two
+        seeds, e.g. after its other seeds diverged, has no interval: ``not resolved``)."""
         d = self.difference
-        if not (d.a.finite and d.b.finite and math.isfinite(d.difference)):
+        if d.unknown:
             return "unknown"
         return bounded_outcome(d, self.equivalence, minimum_effect=self.minimum_effect)
 
@@ -191,6 +193,8 @@ def _seeds(d: Difference) -> str:
 
 
 def _value(kind: str, e: Estimate) -> str:
+    if not e.values:
+        return seeds_text(e)  # "no seed (2 diverged)": nothing to average
     if kind == "error":
         return pct(e.mean)
     if kind == "log":
@@ -201,13 +205,14 @@ def _value(kind: str, e: Estimate) -> str:
 def _interval(c: Comparison) -> str:
     d = c.difference
     low, high = (d.ci.low, d.ci.high) if d.ci is not None else (None, None)
+    why = d.no_interval if not d.unknown else None  # an unknown value is said by the sentence itself
     if c.kind == "error":
-        text = difference_ci(d.difference, low, high)
+        text = difference_ci(d.difference, low, high, reason=why)
     elif c.kind == "log":
-        text = difference_ci(d.difference, low, high, scale=1.0, unit="in log10", digits=2)
+        text = difference_ci(d.difference, low, high, scale=1.0, unit="in log10", digits=2, reason=why)
         text += f" (a factor {sci(10**d.difference)})" if math.isfinite(d.difference) else ""
     else:
-        text = difference_ci(d.difference, low, high, scale=1.0, unit="", digits=3)
+        text = difference_ci(d.difference, low, high, scale=1.0, unit="", digits=3, reason=why)
     text += f", {d.method}, {_seeds(d)}"
     if d.paired_test is not None:
         t = d.paired_test
@@ -383,7 +388,7 @@ def _plateau_finding(p: Plateau) -> Finding:
         tail = (
             f": not resolved, neither within nor beyond the equivalence bound ({_bound_text(c)})."
             if d.ci is not None
-            else (": not resolved (one seed, no CI).")
+            else f": not resolved ({seeds_text(p.after)}, no CI)."
         )
     return _finding(c, head + tail, "plateau", "end", f"plateau:{p.key.label}", "degradation")
 
@@ -446,7 +451,9 @@ def _growth_text(m: GradientMeasure) -> str:
     if m.growth is None:
         return "no growth measured"
     ci = m.growth.ci()
-    interval = f", 95% CI [{ci.low:+.3f}, {ci.high:+.3f}]" if ci is not None else ", no CI"
+    interval = (
+        f", 95% CI [{ci.low:+.3f}, {ci.high:+.3f}]" if ci is not None else f", no CI ({seeds_text(m.growth)})"
+    )
     return f"{m.growth.mean:+.3f} log10 per block toward the input{interval}"
 
 
@@ -683,12 +690,7 @@ def compute_findings(result: StudyResult) -> list[Finding]:
     if not any(r.final for r in result.runs):
         return [Finding("No run has logged an error yet, so there is nothing to compare.", "status", "end",
                         key="status")]  # fmt: skip
-    out: list[Finding] = []
-    unfinished = [r for r in result.runs if not r.completed]
-    if unfinished:
-        names = ", ".join(f"{r.condition} (seed {r.seed}, {r.status}, step {r.step})" for r in unfinished)
-        out.append(Finding(f"Not every run has completed: {names}; their numbers are from where they stopped.",
-                           "status", "end", key="status"))  # fmt: skip
+    out: list[Finding] = status_findings(result)  # unfinished runs; diverged seeds, left out and counted
     sections: Sequence[Callable[[StudyResult], list[Finding]]] = (_errors, _gradients, _shattered, _responses)
     for make in sections:
         out += make(result)

@@ -107,7 +107,7 @@ def early_mean(run: StudyRun, step: int) -> float | None:
 def early_error(c: Condition, step: int) -> Estimate | None:
     """Early training of condition ``c`` over seeds; ``images`` = step × batch size."""
     batch = max((int(r.config.get("batch_size", 0)) for r in c.runs), default=0)
-    return estimate([early_mean(r, step) for r in c.runs], step * batch)
+    return c.estimate([early_mean(r, step) for r in c.runs], step * batch)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ when resolved. Definitions of the measures: :mod:`depthlab.studies.inception_aux
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from depthlab.report.format import difference_ci, pct, sci
-from depthlab.studies.engine import Condition, Finding, StudyResult
+from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
 from depthlab.studies.inception_aux.evidence import (
     GradientReading,
     Groups,
@@ -39,9 +38,9 @@ from depthlab.studies.stats import (
     bounded_outcome,
     compare_log,
     equivalence,
-    estimate,
     mcnemar,
     paired,
+    seeds_text,
     welch,
     with_paired_test,
 )
@@ -87,8 +86,9 @@ class Compared:
 
     @property
     def finite(self) -> bool:
-        d = self.difference
-        return d.a.finite and d.b.finite and math.isfinite(d.difference)
+        """No non-finite value (a side with no value left, every seed diverged, is not non-finite: it has
+        too few seeds, which makes the comparison ``not resolved``)."""
+        return not self.difference.unknown
 
     @property
     def outcome(self) -> str:
@@ -139,8 +139,8 @@ def compare_gap(a: Condition, b: Condition, bound: float) -> Compared | None:
     """The generalisation gap (test − final training error, per seed): ``a`` − ``b``."""
 
     def gap(c: Condition) -> Estimate | None:
-        return estimate([r.final["test"] - r.final["train_eval"] for r in c.runs
-                         if "test" in r.final and "train_eval" in r.final])  # fmt: skip
+        return c.estimate([r.final["test"] - r.final["train_eval"] for r in c.runs
+                           if "test" in r.final and "train_eval" in r.final])  # fmt: skip
 
     ga, gb = gap(a), gap(b)
     if ga is None or gb is None:
@@ -197,7 +197,7 @@ def error_sentence(c: Compared, noun: str, when: str) -> str:
     a, b = d.a_label, d.b_label
     ci = d.ci
     values = f"{pct(d.a.mean)} vs {pct(d.b.mean)}, " + difference_ci(
-        d.difference, ci.low if ci else None, ci.high if ci else None
+        d.difference, ci.low if ci else None, ci.high if ci else None, reason=d.no_interval
     )
     basis = f"Welch t, {_seeds(c)}{_mcnemar(d)}"
     bound = 100 * (c.equivalence.bound if c.equivalence else 0.0)
@@ -243,7 +243,9 @@ def _with(text: str, clause: str | None) -> str:
 def plateau_sentence(c: Compared, p: Plateau) -> str:
     d = c.difference
     ci = d.ci
-    change = difference_ci(d.difference, ci.low if ci else None, ci.high if ci else None)
+    change = difference_ci(
+        d.difference, ci.low if ci else None, ci.high if ci else None, reason=d.no_interval
+    )
     head = (
         f"Over the last 10% of iterations ({p.start} → {p.end}), the eval-mode training error of {p.condition} "
         f"went from {pct(d.b.mean)} to {pct(d.a.mean)} ({change}; paired t, {d.a.seeds} seed"
@@ -277,7 +279,11 @@ def share_sentence(c: Compared, r: GradientReading, bound: float) -> str:
             f"values ({values})."
         )
     ci = d.ci
-    interval = f", 95% CI [{sci(bound * 10**ci.low)}, {sci(bound * 10**ci.high)}]" if ci else ", no CI"
+    interval = (
+        f", 95% CI [{sci(bound * 10**ci.low)}, {sci(bound * 10**ci.high)}]"
+        if ci
+        else f", no CI ({seeds_text(r.share)})"
+    )
     head = (
         f"{_moment(r.moment, r)}, the aux share ‖{r.weight:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ at the {tap} output of "
         f"{r.condition} is {sci(10**d.a.mean)} (geometric mean over {d.a.seeds} seed"
@@ -302,7 +308,7 @@ def cosine_sentence(c: Compared, r: GradientReading) -> str:
             f"{r.condition} is unknown: non-finite values ({values})."
         )
     ci = d.ci
-    interval = f", 95% CI [{ci.low:+.2f}, {ci.high:+.2f}]" if ci else ", no CI"
+    interval = f", 95% CI [{ci.low:+.2f}, {ci.high:+.2f}]" if ci else f", no CI ({seeds_text(r.cosine)})"
     head = (
         f"{_moment(r.moment, r)}, the cosine between ∂L_aux/∂y and ∂L_main/∂y at the {tap} output of "
         f"{r.condition} is {d.a.mean:+.2f} (mean over {d.a.seeds} seed{'s' if d.a.seeds != 1 else ''}"
@@ -416,17 +422,7 @@ def compute_findings(result: StudyResult, load: LoadCorrect | None = None) -> li
     gradients. ``load``: per-image correctness reader (default :func:`depthlab.train.loop.load_correct`)."""
     if not any(r.final for r in result.runs):
         return [Finding("No run has logged an error yet, so there is nothing to compare.", "status", "end")]
-    out: list[Finding] = []
-    unfinished = [r for r in result.runs if not r.completed]
-    if unfinished:
-        names = ", ".join(f"{r.condition} (seed {r.seed}, {r.status}, step {r.step})" for r in unfinished)
-        out.append(
-            Finding(
-                f"Not every run has completed: {names}; their numbers are from where they stopped.",
-                "status",
-                "end",
-            )
-        )
+    out: list[Finding] = status_findings(result)  # unfinished runs; diverged seeds, left out and counted
     g = groups(result)
     out.append(method_finding(result))
     out += error_findings(result, g, load)

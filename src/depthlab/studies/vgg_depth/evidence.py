@@ -158,7 +158,10 @@ def plateau(c: Condition, fraction: float = PLATEAU_FRACTION) -> Plateau | None:
         after.append(curve[steps])
     if not starts:
         return None
-    return Plateau(c.name, min(starts), max(ends), Estimate(tuple(before)), Estimate(tuple(after)))
+    k = len(c.diverged)  # counted in the sentence's seeds, not compared
+    return Plateau(
+        c.name, min(starts), max(ends), Estimate(tuple(before), 0, k), Estimate(tuple(after), 0, k)
+    )
 
 
 # ------------------------------------------------------------------------------------------ depth effect
@@ -170,7 +173,9 @@ def depth_effect(deep: Condition, shallow: Condition, split: str) -> Estimate | 
     for seed in sorted(set(a) & set(b)):
         x, y = a[seed], b[seed]
         values.append(None if x is None or y is None else x - y)
-    return estimate(values)
+    # A seed where either net diverged has no depth effect: counted, not compared.
+    diverged = len({r.seed for r in deep.diverged} | {r.seed for r in shallow.diverged})
+    return estimate(values, diverged=diverged)
 
 
 # ------------------------------------------------------------------------------------ per-image results

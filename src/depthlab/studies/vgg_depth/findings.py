@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from depthlab.report.format import difference_ci, pct, sci
-from depthlab.studies.engine import Condition, Finding, StudyResult
+from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
 from depthlab.studies.stats import (
     Difference,
     Equivalence,
@@ -79,8 +79,9 @@ class Compared:
 
     @property
     def finite(self) -> bool:
-        d = self.difference
-        return d.a.finite and d.b.finite and math.isfinite(d.difference)
+        """No non-finite value (a side with no value left, every seed diverged, is not non-finite: it has
+        too few seeds, which makes the comparison ``not resolved``)."""
+        return not self.difference.unknown
 
     @property
     def outcome(self) -> str:
@@ -176,7 +177,7 @@ def _tost(c: Compared) -> str:
 def _values(d: Difference) -> str:
     ci = d.ci
     return f"{pct(d.a.mean)} vs {pct(d.b.mean)}, " + difference_ci(
-        d.difference, ci.low if ci else None, ci.high if ci else None
+        d.difference, ci.low if ci else None, ci.high if ci else None, reason=d.no_interval
     )
 
 
@@ -264,9 +265,8 @@ def conv1x1_clause(c: Compared) -> str | None:
 def effect_sentence(c: Compared) -> str:
     """Does batch norm change the depth effect (a difference of per-seed differences)?"""
     d = c.difference
-    values = (
-        f"{100 * d.a.mean:+.1f} points with batch norm vs {100 * d.b.mean:+.1f} without, "
-        + difference_ci(d.difference, d.ci.low if d.ci else None, d.ci.high if d.ci else None)
+    values = f"{_points(d.a.mean)} with batch norm vs {_points(d.b.mean)} without, " + difference_ci(
+        d.difference, d.ci.low if d.ci else None, d.ci.high if d.ci else None, reason=d.no_interval
     )
     basis = f"Welch t over the per-seed depth effects, {_seeds(d)}"
     head = f"Test error change with depth, {d.a_label} against {d.b_label}: {values}; {basis}"
@@ -288,7 +288,9 @@ def effect_sentence(c: Compared) -> str:
 def plateau_sentence(c: Compared, p: Plateau) -> str:
     d = c.difference
     ci = d.ci
-    change = difference_ci(d.difference, ci.low if ci else None, ci.high if ci else None)
+    change = difference_ci(
+        d.difference, ci.low if ci else None, ci.high if ci else None, reason=d.no_interval
+    )
     head = (
         f"Over the last 10% of iterations ({p.start} → {p.end}), the training error of {p.condition} went from "
         f"{pct(d.b.mean)} to {pct(d.a.mean)} ({change}; paired t, {d.a.seeds} seed{'s' if d.a.seeds != 1 else ''}"
@@ -302,6 +304,11 @@ def plateau_sentence(c: Compared, p: Plateau) -> str:
         "unknown": "unknown: non-finite values",
     }.get(c.outcome, f"whether it has reached a plateau (a change within ±{bound:g} points) is not resolved")
     return f"{head}: {verdict}."
+
+
+def _points(x: float) -> str:
+    """A signed difference of error rates in points; "—" when there is none (no seed to average)."""
+    return f"{100 * x:+.1f} points" if math.isfinite(x) else "—"
 
 
 def training_sentence(t: Training) -> str:
@@ -455,12 +462,7 @@ def compute_findings(result: StudyResult, load: LoadCorrect | None = None) -> li
     correctness reader (default ``depthlab.train.load_correct``)."""
     if not any(r.final for r in result.runs):
         return [Finding("No run has logged an error yet, so there is nothing to compare.", "status", "end")]
-    out: list[Finding] = []
-    unfinished = [r for r in result.runs if not r.completed]
-    if unfinished:
-        names = ", ".join(f"{r.condition} (seed {r.seed}, {r.status}, step {r.step})" for r in unfinished)
-        out.append(Finding(f"Not every run has completed: {names}; their numbers are from where they stopped.",
-                           "status", "end"))  # fmt: skip
+    out: list[Finding] = status_findings(result)  # unfinished runs; diverged seeds, left out and counted
     preset = preset_of(result)
     bound, margin = preset.error_bound, preset.chance_margin
     by = nets(result)
