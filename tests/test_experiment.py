@@ -215,6 +215,40 @@ def test_a_study_directory_refuses_other_settings(tmp_path: Path) -> None:
         run_study(STUDY, tiny_preset("steps=5"), tmp_path / "study", device="cpu")
 
 
+def test_status_reads_the_settings_the_directory_was_made_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22: a directory made with --set values describes itself. ``--status`` with none of them (the
+    plain quick preset, other seeds) lists the directory's grid — its runs, its steps — read from study.json;
+    only a command that trains compares the command line's settings with the directory's."""
+    from depthlab.cli import main
+    from depthlab.studies.engine import recorded_settings, study_status
+
+    root, _, _ = tiny_study()
+    shutil.copytree(root, tmp_path / "study")
+    recorded = recorded_settings(tmp_path / "study", STUDY)
+    assert recorded is not None and recorded.preset == dataclasses.replace(tiny_preset(), seeds=1)
+    assert (recorded.seeds, recorded.seed_offset, recorded.overrides) == (1, 0, tuple(TINY))
+    states = study_status(STUDY, PRESETS["quick"], tmp_path / "study", seeds=6, seed_offset=4)
+    assert [(s.name, s.state, s.status, s.total_steps) for s in states] == [
+        ("plain20-s0", "done", "completed", 4),
+        ("resnet20-s0", "done", "completed", 4),
+    ]
+    argv = ["experiment", "degradation", "--preset", "quick", "--out", str(tmp_path / "study"), "--status"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "plain20-s0   done (completed)  step 4/4" in out and "2 done, 0 running, 0 waiting" in out
+    assert main([*argv, "--seeds", "3", "--set", "steps=99"]) == 0  # the command line's settings: unused
+    assert "2 done, 0 running, 0 waiting" in capsys.readouterr().out
+    with pytest.raises(StudyError, match="different settings"):  # training compares them
+        run_study(STUDY, PRESETS["quick"], tmp_path / "study", device="cpu")
+    assert main(["experiment", "vgg-depth", "--out", str(tmp_path / "study"), "--status"]) == 2
+    assert "holds a 'degradation' study, not 'vgg-depth'" in capsys.readouterr().err
+    # A directory nothing has started in: the command line's grid, every run waiting.
+    fresh = study_status(STUDY, tiny_preset("seeds=2"), tmp_path / "fresh")
+    assert [s.state for s in fresh] == ["waiting"] * 4
+
+
 def test_an_interrupted_run_is_resumed_exactly(tmp_path: Path) -> None:
     lines: list[str] = []
 

@@ -201,6 +201,13 @@ def run_experiment(args: argparse.Namespace) -> int:
         preset = dataclasses.replace(preset, seeds=args.seeds)
     out = Path(args.out or f"runs/{args.study}-{args.preset}")
     console = Console()
+    if args.status:
+        # Asking what a directory holds needs no settings: it describes itself (study.json). Only a command
+        # that trains compares the command line's with the directory's.
+        from depthlab.studies.engine import recorded_settings
+
+        recorded = recorded_settings(out, study)
+        preset = recorded.preset if recorded is not None else preset
     console.print(
         f"[bold]{study.title}[/bold], preset {preset.name}: {preset.describe()}\nstudy directory: {out}"
     )

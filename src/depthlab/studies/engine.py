@@ -44,7 +44,7 @@ from typing import Any
 
 from depthlab.errors import DepthlabError
 from depthlab.report.types import ReportFigure, ReportTable, Section
-from depthlab.runtime import seed_everything, select_device, write_json_atomic
+from depthlab.runtime import read_number, seed_everything, select_device, write_json_atomic
 from depthlab.studies.stats import Estimate, estimate
 from depthlab.train.config import parse_value
 
@@ -75,6 +75,9 @@ __all__ = [
     "HELD",
     "RunState",
     "study_status",
+    "recorded_settings",
+    "RecordedSettings",
+    "status_findings",
     "PlannedRun",
     "StepTiming",
     "StudyPlan",
@@ -388,6 +391,8 @@ class StudyRun:
     environment: Mapping[str, Any]
     data: Mapping[str, Any]
     images_per_s: float
+    # summary.json's record of a diverged run: {"step", "loss", ...} (None when it did not diverge)
+    diverged: Mapping[str, Any] | None = None
 
     @property
     def completed(self) -> bool:
@@ -420,8 +425,8 @@ def read_run(run_dir: str | Path, spec: RunSpec | None = None) -> StudyRun:
     curves: dict[str, dict[int, float]] = {}
     images: dict[str, int] = {}
     for r in rows:
-        if r.get("error") is not None and "split" in r:  # a non-finite error is written as null
-            curves.setdefault(r["split"], {})[int(r["step"])] = float(r["error"])
+        if "error" in r and "split" in r:  # a non-finite error was written as null: read back as NaN, unknown
+            curves.setdefault(r["split"], {})[int(r["step"])] = read_number(r["error"])
             if "images" in r:
                 images[r["split"]] = int(r["images"])
     sorted_curves = {k: tuple(sorted(v.items())) for k, v in curves.items()}
@@ -442,12 +447,13 @@ def read_run(run_dir: str | Path, spec: RunSpec | None = None) -> StudyRun:
         curves=sorted_curves,
         final=final,
         images=images,
-        wall_seconds=float(summary.get("wall_time_s", 0.0)),
+        wall_seconds=read_number(summary.get("wall_time_s", 0.0)),
         diagnostics=diagnostics,
         config=config,
         environment=environment,
         data=dict(summary.get("data", {})),
-        images_per_s=float(summary.get("images_per_s", 0.0)),
+        images_per_s=read_number(summary.get("images_per_s", 0.0)),
+        diverged=summary.get("diverged") if str(summary.get("status")) == "diverged" else None,
     )
 
 
@@ -465,20 +471,33 @@ def find_run_dirs(directory: str | Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------- aggregates
 @dataclass(frozen=True)
 class Condition:
-    """One condition of the grid aggregated over its seeds."""
+    """One condition of the grid aggregated over its seeds.
+
+    ``runs``: the runs whose numbers are compared — every run that did not diverge (finished or not);
+    ``diverged``: the runs whose loss or weights became non-finite. A diverged run stopped early, so its
+    numbers say nothing about the trained net: it is left out of every comparison and counted instead
+    (:attr:`Estimate.diverged`, :func:`status_findings`)."""
 
     name: str
     factors: Mapping[str, Any]
     runs: tuple[StudyRun, ...]
+    diverged: tuple[StudyRun, ...] = ()
+
+    def estimate(self, values: Sequence[float | None], images: int = 0) -> Estimate | None:
+        """An :class:`Estimate` of one value per compared run, counting this condition's diverged seeds."""
+        return estimate(values, images, diverged=len(self.diverged))
 
     def error(self, split: str) -> Estimate | None:
         """The final error of ``split`` ("train" running, "train_eval", "val", "test") over seeds."""
         values = [r.final.get(split) for r in self.runs]
         images = max((r.images.get(split, 0) for r in self.runs), default=0)
-        return estimate(values, images)
+        if not any(v is not None for v in values) and not any(split in r.final for r in self.diverged):
+            return None  # nothing of this split was measured, by any run: not a quantity of the study
+        return self.estimate(values, images)
 
     @property
     def seeds(self) -> int:
+        """Seeds whose numbers are compared (not diverged)."""
         return len(self.runs)
 
 
@@ -498,10 +517,13 @@ class StudyResult:
         order: dict[str, list[StudyRun]] = {}
         for r in self.runs:
             order.setdefault(r.condition, []).append(r)
-        return [
-            Condition(name, rs[0].factors, tuple(sorted(rs, key=lambda r: r.seed)))
-            for name, rs in order.items()
-        ]
+        out = []
+        for name, rs in order.items():
+            rs = sorted(rs, key=lambda r: r.seed)
+            compared = tuple(r for r in rs if r.status != "diverged")
+            diverged = tuple(r for r in rs if r.status == "diverged")
+            out.append(Condition(name, rs[0].factors, compared, diverged))
+        return out
 
     def condition(self, name: str) -> Condition | None:
         return next((c for c in self.conditions() if c.name == name), None)
@@ -517,24 +539,55 @@ class StudyResult:
         return _read_json(path) if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class RecordedSettings:
+    """What a study directory was made with, from its study.json: the study, the preset as it ran (``--set``
+    values applied, ``seeds`` the count that ran), the seeds' offset and the ``--set`` values themselves."""
+
+    study: Study
+    preset: Recipe
+    seeds: int
+    seed_offset: int
+    overrides: tuple[str, ...]
+
+
+def recorded_settings(directory: str | Path, study: Study | None = None) -> RecordedSettings | None:
+    """``directory``'s study.json read back (``None`` without one): what reading a study directory needs,
+    never the command line's settings. With ``study``, a directory holding another study is a
+    :class:`StudyError`; so is a study.json that cannot be read."""
+    path = Path(directory) / "study.json"
+    if not path.is_file():
+        return None
+    try:
+        record = _read_json(path)
+        name = str(record.get("study", "degradation"))  # directories from before other studies existed
+        seeds, offset = int(record["seeds"]), int(record.get("seed_offset", 0))
+        overrides = tuple(str(o) for o in record.get("overrides", ()))
+        values = record["preset"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StudyError(f"{path}: not a readable study.json ({type(exc).__name__}: {exc})") from None
+    if study is not None and name != study.name:
+        raise StudyError(f"{Path(directory)} holds a {name!r} study, not {study.name!r}; use another --out")
+    from depthlab.studies import get_study  # the registry imports this module
+
+    found = study if study is not None else get_study(name)
+    kind = type(next(iter(found.presets.values())))
+    # The preset's own count is a default; what describe() prints is the count that was run.
+    preset = dataclasses.replace(preset_from_dict(kind, values), seeds=seeds)
+    return RecordedSettings(found, preset, seeds, offset, overrides)
+
+
 def read_study(directory: str | Path) -> StudyResult:
     """A study (or any directory of runs) read back from disk; findings are recomputed from the runs."""
     root = Path(directory)
     study = preset = None
     seeds, overrides, offset = 0, (), 0
     specs: dict[str, RunSpec] = {}
-    if (root / "study.json").is_file():
-        record = _read_json(root / "study.json")
-        from depthlab.studies import get_study  # the registry imports this module
-
-        study = get_study(str(record.get("study", "degradation")))
-        kind = type(next(iter(study.presets.values())))
-        preset = preset_from_dict(kind, record["preset"])
-        seeds, overrides = int(record["seeds"]), tuple(record.get("overrides", ()))
-        offset = int(record.get("seed_offset", 0))
+    recorded = recorded_settings(root)
+    if recorded is not None:
+        study, preset, seeds = recorded.study, recorded.preset, recorded.seeds
+        overrides, offset = recorded.overrides, recorded.seed_offset
         specs = {s.name: s for s in study.grid(preset, seed_list(seeds, offset), "auto", None)}
-        # The preset's own count is a default; what describe() prints is the count that was run.
-        preset = dataclasses.replace(preset, seeds=seeds)
     dirs = find_run_dirs(root)
     runs = tuple(read_run(p, specs.get(p.name)) for p in dirs)
     if not runs:
@@ -569,8 +622,9 @@ def results_json(result: StudyResult) -> dict[str, Any]:
             if e is not None:
                 errors[split] = {"mean": e.mean, "std": e.std, "values": list(e.values), "images": e.images}
         conditions.append(
-            {"condition": c.name, "factors": dict(c.factors), "seeds": c.seeds, "error": errors}
-        )
+            {"condition": c.name, "factors": dict(c.factors), "seeds": c.seeds,
+             "diverged": [r.seed for r in c.diverged], "error": errors}
+        )  # fmt: skip
     return {
         "study": result.study.name if result.study else None,
         "preset": result.preset.name if result.preset else None,
@@ -589,6 +643,7 @@ def results_json(result: StudyResult) -> dict[str, Any]:
                 "step": r.step,
                 "final_error": dict(r.final),
                 "wall_seconds": r.wall_seconds,
+                "diverged": dict(r.diverged) if r.diverged is not None else None,
             }
             for r in result.runs
         ],
@@ -597,6 +652,46 @@ def results_json(result: StudyResult) -> dict[str, Any]:
         "findings": [f.text for f in result.findings],
         "evidence": [f.to_dict() for f in result.findings],
     }
+
+
+def status_findings(result: StudyResult) -> list[Finding]:
+    """What every study says first about its runs: those that have not completed (their numbers are from
+    where they stopped) and, per condition, the seeds that diverged — left out of every comparison, each
+    named with the step it stopped at and its non-finite value (issue 22)."""
+    out: list[Finding] = []
+    unfinished = [r for r in result.runs if r.status not in FINISHED]
+    if unfinished:
+        names = ", ".join(f"{r.condition} (seed {r.seed}, {r.status}, step {r.step})" for r in unfinished)
+        out.append(Finding(f"Not every run has completed: {names}; their numbers are from where they stopped.",
+                           "status", "end", key="status"))  # fmt: skip
+    for c in result.conditions():
+        if not c.diverged:
+            continue
+        total = len(c.runs) + len(c.diverged)
+        where = "; ".join(f"seed {r.seed} {_divergence_text(r)}" for r in c.diverged)
+        compared = f"on its {c.seeds} other seed{'s' if c.seeds != 1 else ''}" if c.runs else "on no seed"
+        fewer = " — fewer than two, so no comparison with it has an interval" if c.seeds < 2 else ""
+        out.append(Finding(
+            f"{c.name} diverged in {len(c.diverged)} of {total} seeds ({where}). A diverged run stopped where its "
+            f"loss or weights became non-finite (its last finite checkpoint is kept), so its numbers are left out "
+            f"of every comparison: {c.name} is compared {compared}{fewer}.",
+            "status", "during",
+            {"condition": c.name, "seeds": total, "compared": c.seeds,
+             "diverged": [{"seed": r.seed, **dict(r.diverged or {"step": r.step})} for r in c.diverged]},
+            key=f"diverged:{c.name}",
+        ))  # fmt: skip
+    return out
+
+
+def _divergence_text(run: StudyRun) -> str:
+    """ "at step 7 (training loss inf)" from the run's summary record (older runs: the step it stopped at)."""
+    record = dict(run.diverged or {})
+    step = record.get("step", run.step)
+    if record.get("cause") == "loss" and record.get("value"):
+        return f"at step {step} (training loss {record['value']})"
+    if record.get("cause") == "parameters":
+        return f"at step {step} (non-finite weights: {', '.join(record.get('tensors') or ()) or 'unnamed'})"
+    return f"at step {step}"
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -1039,15 +1134,18 @@ def study_status(
     data_dir: str | None = None,
 ) -> list[RunState]:
     """Every run of the grid as done, running (by whom) or waiting, read from ``out_dir`` without writing
-    to it. A directory holding another study, or this one with other settings, is a :class:`StudyError`
-    as for :func:`run_study`."""
+    to it. The grid is the one the directory was made with, read from its study.json (the preset, ``--set``
+    values and seeds); ``preset``, ``seeds`` and ``seed_offset`` only describe a directory that has none yet
+    (nothing started). Asking needs no settings: only a command that trains compares them with the
+    directory's. A directory holding another study is a :class:`StudyError`."""
     from depthlab.train.rundir import last_good_step
     from depthlab.train.runlock import lock_status
 
-    seeds = preset.seeds if seeds is None else seeds
     root = Path(out_dir)
-    if (root / "study.json").is_file():
-        _check_study_file(root, study, preset, seeds, (), seed_offset, write=False)
+    recorded = recorded_settings(root, study)
+    if recorded is not None:
+        preset, seeds, seed_offset = recorded.preset, recorded.seeds, recorded.seed_offset
+    seeds = preset.seeds if seeds is None else seeds
     states = []
     for spec in study.grid(preset, seed_list(seeds, seed_offset), "auto", data_dir):
         run_dir = root / "runs" / spec.name
