@@ -25,19 +25,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "note: run 'sudo apt-get install chromium' for the report test"; fi; fi
 
-# Train one study directory with $(WORKERS) worker processes (default: one per core), each with one torch
-# thread (README, "Several workers"): every run is then single-threaded however many workers share the grid,
-# so its bits do not depend on the machine's core count. $(1): the `depthlab experiment` arguments, $(2):
-# the study directory (the extra workers log to $(2).workerN.log; this one prints, answers last).
+# Train one study directory with $(WORKERS) worker processes (default: one per core; `depthlab experiment
+# --workers`, README "Several workers"), on $(DEVICE) (default cpu). On the CPU each worker has one torch
+# thread: every run is then single-threaded however many workers share the grid, so its bits do not depend on
+# the machine's core count. DEVICE=cuda puts every worker on the GPU (several small nets keep it busier than
+# one), each with an equal share of the cores. $(1): the `depthlab experiment` arguments, $(2): the study
+# directory (the extra workers log to $(2).workerN.log; this one prints, answers last).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+DEVICE ?= cpu
+WORKER_THREADS = $(if $(filter cpu,$(DEVICE)),1,$(shell n=$$(( $$(nproc) / $(WORKERS) )); echo $$(( n > 0 ? n : 1 ))))
 define workers
-mkdir -p $(dir $(2)); pids=""; \
-for i in $$(seq 2 $(WORKERS)); do \
-  OMP_NUM_THREADS=1 $(PY) -m depthlab experiment $(1) --out $(2) > $(2).worker$$i.log 2>&1 & pids="$$pids $$!"; \
-done; \
-OMP_NUM_THREADS=1 $(PY) -m depthlab experiment $(1) --out $(2); rc=$$?; \
-for p in $$pids; do wait $$p || rc=1; done; \
-test $$rc -eq 0
+OMP_NUM_THREADS=$(WORKER_THREADS) $(PY) -m depthlab experiment $(1) --device $(DEVICE) --workers $(WORKERS) --out $(2)
 endef
 
 # The main job: the quick degradation study on the built-in Fashion-MNIST (its WORKERS workers), then its
@@ -90,15 +88,16 @@ publish-demo:
 # time of that study + report). `make publish-study STUDY=... PRESET=...` copies them to results/ (which the
 # README quotes), pools the two (no training) and records which findings the replication reproduces and what
 # the pooled seeds say.
+# WORKERS and DEVICE as for the demo: `make study STUDY=degradation PRESET=gpu DEVICE=cuda WORKERS=4`.
 STUDY ?= vgg-depth
 PRESET ?= quick
 study: $(STAMP) data
 	@for part in $(PRESET):0 $(PRESET)-replication:$(call preset_seeds,$(STUDY),$(PRESET)); do \
 	  dir=runs/$(STUDY)-$${part%%:*}; start=$$(date +%s); \
-	  $(PY) -m depthlab experiment $(STUDY) --preset $(PRESET) --seed-offset $${part##*:} --out $$dir && \
+	  $(call workers,$(STUDY) --preset $(PRESET) --seed-offset $${part##*:},$$dir) && \
 	  $(PY) -m depthlab report $$dir --out $$dir/report.html --figures $$dir/figures && \
-	  printf '{"command": "make study STUDY=%s PRESET=%s (%s)", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
-	    $(STUDY) $(PRESET) $$dir $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > $$dir/timing.json \
+	  printf '{"command": "make study STUDY=%s PRESET=%s DEVICE=%s WORKERS=%s (%s)", "workers": %s, "device": "%s", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
+	    $(STUDY) $(PRESET) $(DEVICE) $(WORKERS) $$dir $(WORKERS) $(DEVICE) $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > $$dir/timing.json \
 	  || exit 1; \
 	done
 

@@ -87,6 +87,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="print the grid, the images it trains on and an estimated wall time from a few timed steps of "
         "each model on this machine; trains nothing",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train the grid with N processes on this machine: this one and N−1 that it starts (each logs to "
+        "OUT.workerK.log); each gets an equal share of the cores for torch's threads — one each on the CPU, so a "
+        "run's bits do not depend on N — and on a GPU they share the device (default 1)",
+    )
+    p.add_argument(
+        "--timed-steps",
+        type=int,
+        default=None,
+        help="--dry-run: training steps timed per model (default 3 on the CPU, 30 on a GPU, where one "
+        "replayed step takes milliseconds)",
+    )
     p.set_defaults(func=run_experiment)
 
     p = subparsers.add_parser(
@@ -216,20 +232,26 @@ def run_experiment(args: argparse.Namespace) -> int:
     if args.dry_run:
         return print_plan(console, study, preset, args)
     analyses = [a.strip() for a in args.analyses.split(",") if a.strip()]
-    result = run_study(
-        study,
-        preset,
-        out,
-        seeds=args.seeds,
-        seed_offset=args.seed_offset,
-        device=args.device,
-        data_dir=args.data_dir,
-        overrides=args.overrides,
-        progress=lambda line: console.print(line, highlight=False),
-        executor=args.executor,
-        address=args.address,
-        analyses=analyses,
-    )
+    helpers = start_workers(args, out, console) if args.workers > 1 else []
+    try:
+        result = run_study(
+            study,
+            preset,
+            out,
+            seeds=args.seeds,
+            seed_offset=args.seed_offset,
+            device=args.device,
+            data_dir=args.data_dir,
+            overrides=args.overrides,
+            progress=lambda line: console.print(line, highlight=False),
+            executor=args.executor,
+            address=args.address,
+            analyses=analyses,
+        )
+    except BaseException:  # this worker stopped (an error, Ctrl-C): stop the ones it started, then report
+        for process, _ in helpers:
+            process.terminate()
+        raise
     print_answers(console, result)
     for section in study.sections(result)[:1]:
         for t in section.tables:
@@ -244,6 +266,61 @@ def run_experiment(args: argparse.Namespace) -> int:
         for finding in findings:
             console.print(f"  • {finding.text}", highlight=False)
     console.print(f"wrote {out / 'results.json'}; next: depthlab report {out}")
+    return wait_workers(helpers, console)
+
+
+def worker_threads(workers: int, device: str, cores: int | None = None) -> int:
+    """torch threads for each of ``workers`` processes: one on the CPU (a run's bits depend on its thread
+    count, so every run of a study is single-threaded however the grid is split), an equal share of the
+    cores (at least one) when the work is on a GPU."""
+    import os
+
+    from depthlab.runtime import select_device
+
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if select_device(device).type == "cpu":
+        return 1
+    return max(1, (cores or os.cpu_count() or 1) // workers)
+
+
+def start_workers(args: argparse.Namespace, out: Path, console: Console) -> list[tuple[Any, Path]]:
+    """Start ``args.workers − 1`` more processes of this study command on the same directory (the engine's
+    run locks split the grid between them), each logging to ``OUT.workerK.log``; set this process's threads."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    threads = worker_threads(args.workers, args.device)
+    torch.set_num_threads(threads)
+    argv = [sys.executable, "-m", "depthlab", "experiment", args.study, "--preset", args.preset, "--out", str(out),
+            "--seed-offset", str(args.seed_offset), "--device", args.device]  # fmt: skip
+    if args.seeds is not None:
+        argv += ["--seeds", str(args.seeds)]
+    if args.data_dir is not None:
+        argv += ["--data-dir", args.data_dir]
+    for item in args.overrides:
+        argv.append(f"--set={item}")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    helpers = []
+    for k in range(2, args.workers + 1):
+        log = out.parent / f"{out.name}.worker{k}.log"
+        with log.open("w") as handle:
+            helpers.append((subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
+    console.print(f"{args.workers} workers on {args.device}, {threads} torch thread(s) each; the others log to "
+                  f"{out.parent / (out.name + '.worker*.log')}", highlight=False)  # fmt: skip
+    return helpers
+
+
+def wait_workers(helpers: list[tuple[Any, Path]], console: Console) -> int:
+    """Wait for the started workers; 1 (naming their logs) if any failed."""
+    failed = [log for process, log in helpers if process.wait() != 0]
+    if failed:
+        console.print(f"{len(failed)} worker(s) failed: see {', '.join(map(str, failed))}", highlight=False)
+        return 1
     return 0
 
 
@@ -309,8 +386,13 @@ def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespa
     """``--dry-run``: the grid, the images it trains on, and the estimated time of its training steps."""
     from depthlab.studies.engine import plan_study
 
+    timed = args.timed_steps
+    if timed is None:
+        from depthlab.runtime import select_device
+
+        timed = 30 if select_device(args.device).type == "cuda" else 3
     plan = plan_study(study, preset, seeds=args.seeds, seed_offset=args.seed_offset, device=args.device,
-                      data_dir=args.data_dir)  # fmt: skip
+                      data_dir=args.data_dir, timed=timed)  # fmt: skip
     table = Table(title=f"the grid: {len(plan.runs)} runs")
     for col in ("run", "model", "steps", "batch", "images"):
         table.add_column(col, justify="left" if col in ("run", "model") else "right")

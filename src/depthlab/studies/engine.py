@@ -133,10 +133,11 @@ class Recipe:
     log_every: int = 20
     seeds: int = 2
     diag_batch: int = 128
+    eval_batch_size: int = 500
     note: str = ""
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "eval_every", "log_every", "seeds", "diag_batch"):
+        for key in ("steps", "batch_size", "eval_every", "log_every", "seeds", "diag_batch", "eval_batch_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise StudyError(f"{key} must be a positive integer, got {value!r}")
@@ -198,6 +199,7 @@ class Recipe:
             test_at_end=self.test_at_end and not self.full,
             normalize=self.normalize,
             log_every=self.log_every,
+            eval_batch_size=self.eval_batch_size,
             checkpoint_every=self.eval_every,
             seed=seed,
             device=device,

@@ -40,6 +40,7 @@ does).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import math
@@ -512,6 +513,7 @@ class TrainState:
     skipped_steps: int = 0  # steps whose streamed batch had no decodable image (this session)
     last_good: Pointer | None = None  # the newest checkpoint written or loaded: a resume's fallback
     failed_everywhere: list[str] = field(default_factory=list)  # every rank's decode failures, at the end
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, every session (summary time_s)
 
 
 @dataclass(frozen=True)
@@ -736,6 +738,7 @@ class _Trainer:
         state.train_time = float(saved["train_time_s"])
         state.images_seen = int(saved["images_seen"])
         state.warm_start = saved.get("warm_start")
+        state.phases = {k: float(v) for k, v in dict(saved.get("phases_s") or {}).items()}
         state.last_row_time, state.last_row_images = state.train_time, state.images_seen
         rng = saved["rng"]
         restore_rng(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
@@ -770,6 +773,7 @@ class _Trainer:
                 "train_time_s": state.train_time,
                 "images_seen": state.images_seen,
                 "warm_start": state.warm_start,
+                "phases_s": dict(state.phases),
                 "rng": rng,
             }
             state.last_good = save_checkpoint(
@@ -957,10 +961,20 @@ class _Trainer:
             message=message,
             warm_start=state.warm_start,
             diverged=diverged,
+            time_s=self._time_breakdown(),
         )
         if self.ctx.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary.to_dict())
         return summary
+
+    def _time_breakdown(self) -> dict[str, float]:
+        state = self.state
+        wall = state.elapsed + (time.perf_counter() - state.session_start)
+        parts = {"steps": state.train_time, **state.phases}
+        order = ("setup", "steps", "rows", "evaluation", "monitor", "checkpoints")
+        out = {k: round(parts[k], 2) for k in order if k in parts}
+        out["other"] = round(max(0.0, wall - sum(parts.values())), 2)
+        return out
 
     # ------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -1011,6 +1025,8 @@ class _Trainer:
             summary = self._summary("completed")
             self.emit("end", summary.to_dict())
             return summary
+        phases = state.phases
+        phases["setup"] = phases.get("setup", 0.0) + time.perf_counter() - state.session_start
         self._summary("running")
         try:
             status = self._loop()
@@ -1095,21 +1111,45 @@ class _Trainer:
         flag = torch.tensor([float(local)], device=self.device)
         return bool(distributed.all_reduce_sum(self.ctx, flag).item() > 0)
 
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``state.phases[name]`` (``summary.json``'s ``time_s``)."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._settle()
+            phases = self.state.phases
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - began
+
+    def _settle(self) -> None:
+        """Wait for the device's queued work (CUDA), so that a phase's time is its own: steps are queued
+        ahead of the host, and without this their time would land in the next phase that waits."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def _boundaries(self, lr: float, stop: bool) -> None:
         """The periodic actions due after the step just taken, each asking :func:`due`: the training row,
         the evaluation (and the best checkpoint), the monitor, the last checkpoint (also on a stop)."""
         state, schedule = self.state, self.schedule
         step, total = state.step, schedule.total_steps
+        logging, evaluating = due(step, schedule.log_every, total), due(step, schedule.eval_every, total)
+        checkpointing = due(step, schedule.checkpoint_every, total) or stop
+        if logging or evaluating or checkpointing:  # the steps queued so far are training time
+            began = time.perf_counter()
+            self._settle()
+            state.train_time += time.perf_counter() - began
         rows: list[dict[str, Any]] = []
-        if due(step, schedule.log_every, total):
-            row = self._train_row(lr)
+        if logging:
+            with self._phase("rows"):
+                row = self._train_row(lr)
             if row is not None:
                 rows.append(row)
-        evaluating = due(step, schedule.eval_every, total)
         eval_rows: list[dict[str, Any]] = []
         if evaluating:
-            self._check_finite()
-            eval_rows = self._evaluate(final=step >= total)
+            with self._phase("evaluation"):
+                self._check_finite()
+                eval_rows = self._evaluate(final=step >= total)
             rows.extend(eval_rows)
         self.metrics.write(rows)
         for row in rows:
@@ -1117,14 +1157,17 @@ class _Trainer:
             state.final[f"{row['split']}_error"] = row["error"]
             self.emit("train" if row["split"] == "train" else "eval", row)
         if eval_rows:
-            self._update_best(eval_rows)
+            with self._phase("checkpoints"):
+                self._update_best(eval_rows)
         if self.monitor is not None and evaluating:
             # Before the checkpoint: a kill in between repeats this step, and the monitor rewrites its record.
             # Outside the autocast of the step and of evaluation: the monitor measures in fp32.
-            self.monitor(self.model, step)
-        if due(step, schedule.checkpoint_every, total) or stop:
-            self._check_finite()
-            self._save_last()
+            with self._phase("monitor"):
+                self.monitor(self.model, step)
+        if checkpointing:
+            with self._phase("checkpoints"):
+                self._check_finite()
+                self._save_last()
 
 
 # ------------------------------------------------------------------------------------ evaluating a run

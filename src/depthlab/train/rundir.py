@@ -24,7 +24,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +78,18 @@ class RunSummary:
     # A diverged run (status "diverged"): step, epoch, cause ("loss" or "parameters"), loss (null: non-finite),
     # value ("nan", "inf", ...), tensors (non-finite weights), checkpoint (the last good one's step).
     diverged: dict[str, Any] | None = None
+    # Where the wall time went, in seconds over every session of the run: setup (data, model, checkpoint
+    # restore), steps (the training steps, device work included), rows, evaluation, monitor (a study's
+    # probes), checkpoints, and other (the rest: summaries, start and end).
+    time_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSummary:
-        return cls(**values)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def write_json(path: Path, values: Any) -> None:
