@@ -194,7 +194,7 @@ def _seeds(d: Difference) -> str:
 
 def _value(kind: str, e: Estimate) -> str:
     if not e.values:
-        return seeds_text(e)  # "no seed (2 diverged)": nothing to average
+        return "—"  # no seed to average (every one diverged): the CI's reason says so
     if kind == "error":
         return pct(e.mean)
     if kind == "log":
@@ -443,6 +443,10 @@ def degraded(result: StudyResult) -> Degradation | None:
 
 
 # ------------------------------------------------------------------------------------------ the gradients
+def _n_seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def _ratio_text(m: GradientMeasure) -> str:
     return ", ".join(sci(v) for v in m.ratio.values) if m.ratio is not None else "—"
 
@@ -478,9 +482,9 @@ def _measure_finding(m: GradientMeasure, key: ConditionKey, moment: str, setting
         return None
     seeds = m.ratio.seeds
     per_seed = (
-        f"{seeds} seeds, per seed the median of {m.probes} probe{'s' if m.probes != 1 else ''} before the last step"
+        f"{_n_seeds(seeds)}, per seed the median of {m.probes} probe{'s' if m.probes != 1 else ''} before the last step"
         if moment == "during"
-        else f"one value per seed, {seeds} seeds"
+        else f"one value per seed, {_n_seeds(seeds)}"
     )
     text = (
         f"{setting_text}, {m.condition}'s per-element (RMS) gradient at the first block's output is "
@@ -546,7 +550,7 @@ def _gradients(result: StudyResult) -> list[Finding]:
             Finding(
                 f"The effective step ‖∂L/∂W‖/‖W‖ of {plain.label}'s first stage is "
                 f"{', '.join(sci(v) for v in s.values)}× that of its last stage at initialisation (one value per "
-                f"seed, {s.seeds} seeds; with BN this, not ‖∂L/∂W‖, is how far an SGD step moves a layer).",
+                f"seed, {_n_seeds(s.seeds)}; with BN this, not ‖∂L/∂W‖, is how far an SGD step moves a layer).",
                 "gradient",
                 "init",
                 {"init": list(s.values)},
@@ -563,7 +567,7 @@ def _forward_finding(g: GradientEvidence, nb: Estimate, bn: Estimate) -> Finding
     return Finding(
         f"Forward signal at initialisation, {g.init_bn.condition}: the per-element (RMS) signal at the last block's "
         f"output is {', '.join(sci(v) for v in nb.values)}× that at the first {NO_BN_TWIN} (with BN: "
-        f"{', '.join(sci(v) for v in bn.values)}×; one value per seed, {nb.seeds} seeds).",
+        f"{', '.join(sci(v) for v in bn.values)}×; one value per seed, {_n_seeds(nb.seeds)}).",
         "gradient",
         "init",
         {"forward_growth_no_bn": list(nb.values), "forward_growth_bn": list(bn.values)},
@@ -586,7 +590,7 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
     states = (
         f"{outcomes['init']} at initialisation"
         + (f" and {outcomes['during']} during training" if during else "")
-        + f", {g.init_bn.ratio.seeds} seeds"
+        + f", {_n_seeds(g.init_bn.ratio.seeds)}"
     )
     if deg is None or deg.comparison.outcome != "higher":
         text = (

@@ -37,13 +37,19 @@ def _ci(numbers: Mapping[str, Any]) -> tuple[float | None, float | None]:
     return (ci["low"], ci["high"]) if ci else (None, None)
 
 
+def _why(f: Finding) -> str | None:
+    """Why a comparison has no interval (too few seeds, e.g. after divergence), unless its value is unknown."""
+    return f.numbers.get("no_interval") if f.outcome != "unknown" else None
+
+
 def _error_numbers(f: Finding) -> str:
     n = f.numbers
     low, high = _ci(n)
     test = n.get("paired_test")
     mc = f", McNemar p = {test['p']:.2g}" if test else ""
     return (
-        f"{n['a']} {pct(n['a_mean'])} vs {n['b']} {pct(n['b_mean'])}, {difference_ci(n['difference'], low, high)}"
+        f"{n['a']} {pct(n['a_mean'])} vs {n['b']} {pct(n['b_mean'])}, "
+        f"{difference_ci(n['difference'], low, high, reason=_why(f))}"
         f" ({n['a_seeds']} and {n['b_seeds']} seeds{mc}; {f.outcome})"
     )
 
@@ -52,7 +58,7 @@ def _plateau_numbers(f: Finding) -> str:
     n = f.numbers
     low, high = _ci(n)
     name = str(n["a"]).rsplit(" at ", 1)[0]
-    return f"{name} {difference_ci(n['difference'], low, high)} ({f.outcome})"
+    return f"{name} {difference_ci(n['difference'], low, high, reason=_why(f))} ({f.outcome})"
 
 
 def _share_numbers(f: Finding) -> str:

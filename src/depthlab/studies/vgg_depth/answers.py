@@ -54,7 +54,9 @@ def _difference(f: Finding) -> str:
     mc = f", McNemar {p_value(test['p'])}" if test else ""
     untrained = n.get("did_not_train") or {}
     why = f", {' and '.join(untrained)} did not train" if untrained else ""
-    return f"{n['a']} vs {n['b']} {difference_ci(n['difference'], low, high)} ({f.outcome}{mc}{why})"
+    # no interval: why (too few seeds, e.g. after divergence), unless the value itself is unknown
+    reason = n.get("no_interval") if f.outcome != "unknown" else None
+    return f"{n['a']} vs {n['b']} {difference_ci(n['difference'], low, high, reason=reason)} ({f.outcome}{mc}{why})"
 
 
 def _seeds(fs: Sequence[Finding]) -> str:
