@@ -5,10 +5,10 @@ FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 .PHONY: demo demo-replication publish-demo study publish-study test test-slow test-gpu lint setup data browser clean
 
-$(STAMP): pyproject.toml
+# pyproject.toml gives ranges; constraints.txt pins the exact versions the tests run with (torch included).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -115,6 +115,8 @@ publish-study:
 	  --pooled results/$(STUDY)-$(PRESET)-replication/pooled \
 	  --out results/$(STUDY)-$(PRESET)-replication/replication.json
 
+# The tests of what --precision auto does run under DEPTHLAB_CPU_BF16=0 and =1 within the suite (the cpu_bf16
+# fixture), so one run covers CPUs with and without native bf16; a test that compares numbers pins its precision.
 test: $(STAMP) data browser
 	$(PY) -m pytest -q
 
