@@ -20,7 +20,9 @@ from depthlab.studies import get_study
 from depthlab.studies.engine import StudyResult, read_study, results_json, run_study
 from studies import TINY, make_result, make_run, study_run, tiny_preset, tiny_study
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+# The tests that train the diverging studies run them on one thread (they are tiny); not the one-seed test,
+# which reads the session's shared tiny study and must not change the thread count it is trained with.
+one_thread = pytest.mark.usefixtures("one_thread")
 
 FEWER = "fewer than two seeds: "
 
@@ -46,6 +48,7 @@ def _cleanup():
         shutil.rmtree(diverging_study()[0].parent, ignore_errors=True)
 
 
+@one_thread
 def test_a_diverged_run_is_recorded_and_the_study_still_writes_its_results():
     root, lines = diverging_study()
     summary = json.loads((root / "runs" / "plain20-s0" / "summary.json").read_text())
@@ -78,6 +81,7 @@ def test_a_diverged_run_is_recorded_and_the_study_still_writes_its_results():
     assert json.loads((root / "results.json").read_text()) == results
 
 
+@one_thread
 def test_the_findings_count_the_diverged_seed_and_say_why_nothing_with_it_resolves():
     root, _ = diverging_study()
     result = read_study(root)
@@ -103,6 +107,7 @@ def test_the_findings_count_the_diverged_seed_and_say_why_nothing_with_it_resolv
         assert " nan" not in text and "+nan" not in text and "nan%" not in text, text
 
 
+@one_thread
 def test_the_report_of_a_study_with_a_diverged_run_is_written(tmp_path):
     from depthlab.cli import main
 
@@ -112,6 +117,26 @@ def test_the_report_of_a_study_with_a_diverged_run_is_written(tmp_path):
     html = out.read_text()
     assert "plain-20 diverged in 1 of 2 seeds" in html and "ResNet-20" in html
     assert main(["report", str(root), "--markdown"]) == 0
+
+
+@one_thread
+def test_a_condition_that_diverged_in_every_seed_still_gets_results_and_a_report(tmp_path):
+    """One seed, and plain-20 diverges in it: nothing of plain-20 is left to compare; the study still writes
+    results.json (plain-20's error estimate holds no value, its mean null) and its report."""
+    import diverging_study as module
+    from depthlab.cli import main
+
+    root = tmp_path / "study"
+    run_study(module.EVERY_SEED, tiny_preset("shatter_points=0"), root, device="cpu", overrides=TINY)
+    results = json.loads((root / "results.json").read_text())
+    plain = next(c for c in results["conditions"] if c["condition"] == "plain-20")
+    assert plain["seeds"] == 0 and plain["diverged"] == [0]
+    assert plain["error"]["train_eval"]["values"] == [] and plain["error"]["train_eval"]["mean"] is None
+    texts = {e["key"]: e["text"] for e in results["evidence"]}
+    assert "plain-20 is compared on no seed" in texts["diverged:plain-20"]
+    assert f"{FEWER}ResNet-20 has 1; plain-20 has none, 1 diverged" in texts["train_error:ResNet-20:plain-20"]
+    assert main(["report", str(root), "--out", str(tmp_path / "report.html")]) == 0
+    assert "plain-20 diverged in 1 of 1 seeds" in (tmp_path / "report.html").read_text()
 
 
 # ---------------------------------------------------------------------------------------- hand-made runs

@@ -493,8 +493,8 @@ class Condition:
         """The final error of ``split`` ("train" running, "train_eval", "val", "test") over seeds."""
         values = [r.final.get(split) for r in self.runs]
         images = max((r.images.get(split, 0) for r in self.runs), default=0)
-        if not any(v is not None for v in values) and not any(split in r.final for r in self.diverged):
-            return None  # nothing of this split was measured, by any run: not a quantity of the study
+        # Every seed diverged: an estimate without values that counts them (a run may diverge before its first
+        # evaluation of the split), so that comparisons with this condition say why they have no interval.
         return self.estimate(values, images)
 
     @property
