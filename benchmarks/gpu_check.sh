@@ -77,7 +77,7 @@ for s in "${steps[@]}"; do
     env) stage env 60 bash -c "nvidia-smi; $PYTHON -c 'import torch, sys, os; print(sys.version); print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(), os.cpu_count())'; command -v nvidia-cuda-mps-control || echo 'no MPS control'" ;;
     tests) stage tests 150 $PYTHON -m pytest -q -m gpu -p no:cacheprovider --durations=15 tests ;;
     step) stage step 120 $PYTHON benchmarks/train_step.py --device cuda --repeats 1 --json "$OUT/train_step_cuda.json" ;;
-    throughput) stage throughput 150 $PYTHON benchmarks/train_throughput.py --device cuda --shapes fmnist,cifar --repeats 1 --json "$OUT/train_throughput_cuda.json" ;;
+    throughput) stage throughput 150 $PYTHON benchmarks/train_throughput.py --device cuda --shapes "${SHAPES:-fmnist,cifar}" --repeats 1 --json "$OUT/train_throughput_cuda.json" ;;
     workers) stage workers 100 $PYTHON benchmarks/gpu_workers.py --workers 1,2,4 --setup-seconds 20 --json "$OUT/gpu_workers.json" ;;
     t93) stage t93 90 $PYTHON benchmarks/time_to_accuracy.py --device cuda --json "$OUT/time_to_accuracy_cuda.json" ;;
     dryrun)

@@ -395,7 +395,15 @@ def load_correct(run_dir: str | os.PathLike[str], split: str) -> np.ndarray | No
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _all_finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+    """Whether every floating-point weight and buffer of ``model`` is finite, decided with one copy from the
+    device: x·0 is 0 for a finite x and NaN for ±inf and NaN, so the sum of every tensor's (x·0) norms is
+    NaN exactly when one value is not finite. (A check per tensor waited for the device once per tensor:
+    ~340 waits per ResNet-56 check, which cost a GPU study shared by several processes 14 s per run.)"""
+    tensors = [t.detach() for t in model.state_dict().values() if t.is_floating_point()]
+    if not tensors:
+        return True
+    norms = torch._foreach_norm(torch._foreach_mul(tensors, 0.0))
+    return math.isfinite(float(torch.stack([n.float() for n in norms]).sum()))
 
 
 def _non_finite_tensors(model: nn.Module, most: int = 5) -> list[str]:
