@@ -135,6 +135,8 @@ def test_a_condition_that_diverged_in_every_seed_still_gets_results_and_a_report
     texts = {e["key"]: e["text"] for e in results["evidence"]}
     assert "plain-20 is compared on no seed" in texts["diverged:plain-20"]
     assert f"{FEWER}ResNet-20 has 1; plain-20 has none, 1 diverged" in texts["train_error:ResNet-20:plain-20"]
+    shortcuts = next(a for a in results["answers"] if a["id"] == "shortcuts")
+    assert shortcuts["verdict"] == "not resolved" and "vs plain-20 —: —, no CI" in shortcuts["numbers"]
     assert main(["report", str(root), "--out", str(tmp_path / "report.html")]) == 0
     assert "plain-20 diverged in 1 of 1 seeds" in (tmp_path / "report.html").read_text()
 

@@ -34,15 +34,19 @@ def _line(
 
     def value(x: float) -> str:
         if not math.isfinite(x):
-            return "unknown"  # a non-finite value, or no seed to average (every one diverged)
+            return "unknown"  # a non-finite value (read back from null)
         if log:  # the comparison is of log10 values: write the geometric means
             return f"{10**x:.3g}"
         return f"{scale * x:.{digits}f}%" if scale == 100.0 else f"{x:.{max(digits, 2)}f}"
 
+    def mean(side: str) -> str:
+        # "—": no seed left to average (every one diverged); "unknown": a non-finite value
+        return "—" if n.get(f"{side}_seeds") == 0 else value(float(n[f"{side}_mean"]))
+
     test = n.get("paired_test")
     mcnemar = (f"; McNemar p = {test['p']:.2g}" if test["p"] > 0 else "; McNemar p < 1e-300") if test else ""
     return (
-        f"{n['a']} {value(float(n['a_mean']))} vs {n['b']} {value(float(n['b_mean']))}: "
+        f"{n['a']} {mean('a')} vs {n['b']} {mean('b')}: "
         f"{text.removeprefix('difference ')} ({f.outcome}, {seeds}{mcnemar})"
     )
 
