@@ -111,6 +111,21 @@ def run_workers(n: int, args: argparse.Namespace, threads: int) -> list[dict]:
     return results
 
 
+def markdown_table(record: dict) -> str:
+    """The docs' table of a results JSON written by this script: aggregate images/s of N processes."""
+    lines = [
+        f"| workers ({record['model']}, batch {record['batch_size']}) | threads each | img/s, each | aggregate img/s | vs one |",
+        "|---:|---:|---|---:|---:|",
+    ]
+    for r in record["rows"]:
+        each = ", ".join(f"{v:,.0f}" for v in r["per_worker"])
+        speed = f"{r['speedup_vs_one']:.2f}×" if r["speedup_vs_one"] is not None else "—"
+        lines.append(
+            f"| {r['workers']} | {r['threads_per_worker']} | {each} | {r['aggregate_images_per_s']:,.0f} | {speed} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet20")
@@ -123,7 +138,11 @@ def main() -> None:
                         help="time allowed for every worker to start, load and warm up before the window")  # fmt: skip
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "gpu_workers.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--markdown", action="store_true", help="print the docs' table of --json and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.json).read_text())))
+        return
     if args.child:
         child(json.loads(args.child))
         return
@@ -133,8 +152,11 @@ def main() -> None:
         raise SystemExit("gpu_workers.py needs CUDA")
     cores = os.cpu_count() or 1
     rows = []
-    print(f"# {torch.cuda.get_device_name()}, {cores} cores, torch {torch.__version__}; {args.model}, batch "
-          f"{args.batch_size}, {'eager' if args.eager else 'CUDA graph'}, {args.seconds:g} s window", flush=True)
+    print(
+        f"# {torch.cuda.get_device_name()}, {cores} cores, torch {torch.__version__}; {args.model}, batch "
+        f"{args.batch_size}, {'eager' if args.eager else 'CUDA graph'}, {args.seconds:g} s window",
+        flush=True,
+    )
     base = None
     for n in (int(w) for w in args.workers.split(",")):
         threads = max(1, cores // n)

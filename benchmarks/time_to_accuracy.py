@@ -37,16 +37,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def markdown_table(record: dict) -> str:
+    """The docs' table of a results JSON written by this script: the run, its accuracy and its wall time by
+    phase."""
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in record["time_s"].items())
+    verdict = "meets" if record["meets"] else "misses"
+    return "\n".join([
+        "| command | device | test accuracy | run wall | process wall | training steps | by phase | claim |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+        f"| `{record['command']}` | {record['device']} ({record['precision']}, {record['train_step']}) | "
+        f"{100 * record['final_test_accuracy']:.2f}% | {record['run_seconds']:.1f} s | "
+        f"{record['process_seconds']:.1f} s | {record['train_seconds']:.1f} s ({record['images_per_s']:,.0f} img/s) | "
+        f"{phases} | {verdict} ≥ {100 * record['target']:.0f}% in ≤ {record['budget_seconds']:g} s |",
+    ])  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
-    parser.add_argument("--extra", default="", help="more `depthlab train` arguments, one shell-quoted string")
+    parser.add_argument(
+        "--extra", default="", help="more `depthlab train` arguments, one shell-quoted string"
+    )
     parser.add_argument("--target", type=float, default=0.93, help="test accuracy to reach")
     parser.add_argument("--budget", type=float, default=15.0, help="run wall seconds the claim allows")
-    parser.add_argument("--json", default=None, help="default: benchmarks/results/time_to_accuracy_DEVICE.json")
+    parser.add_argument(
+        "--json", default=None, help="default: benchmarks/results/time_to_accuracy_DEVICE.json"
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the docs' table of --json and exit")
     args = parser.parse_args()
+    if args.markdown:
+        path = Path(args.json or ROOT / "benchmarks" / "results" / f"time_to_accuracy_{args.device}.json")
+        print(markdown_table(json.loads(path.read_text())))
+        return
     out_json = Path(args.json or ROOT / "benchmarks" / "results" / f"time_to_accuracy_{args.device}.json")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,7 +46,9 @@ def build(model_name: str, channels: int, size: int, batch: int, device: str, fm
     memory = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
     model = build_model(config, bundle).to(device=device, memory_format=memory).train()
     optimizer = build_optimizer(model, config)
-    loader = make_loader(bundle, bundle.train, batch_size=batch, device=device, train=True, augment=Augment(4))
+    loader = make_loader(
+        bundle, bundle.train, batch_size=batch, device=device, train=True, augment=Augment(4)
+    )
     x, y = next(iter(loader.epoch(0)))
     return config, model, optimizer, x.contiguous(memory_format=memory), y
 
@@ -58,7 +60,9 @@ def time_variant(model_name: str, args: argparse.Namespace, graph: bool, precisi
     from depthlab.train.step import GRAPH_WARMUP, TrainStep
 
     device = torch.device(args.device)
-    config, model, optimizer, x, y = build(model_name, args.channels, args.size, args.batch_size, args.device, fmt)
+    config, model, optimizer, x, y = build(
+        model_name, args.channels, args.size, args.batch_size, args.device, fmt
+    )
     step = TrainStep(model, model, optimizer, precision=precision, device=device,
                      label_smoothing=config.label_smoothing, graph=graph)  # fmt: skip
     for group in optimizer.param_groups:
@@ -82,17 +86,38 @@ def time_variant(model_name: str, args: argparse.Namespace, graph: bool, precisi
     return args.steps * args.batch_size / seconds
 
 
+def markdown_table(record: dict) -> str:
+    """The docs' table of a results JSON written by this script: images/s of each model in each variant, with
+    the ratio to eager fp32 channels-last."""
+    lines = [
+        "| model | step | precision | memory format | img/s | vs eager fp32 channels-last |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['step']} | {r['precision']} | {r['memory_format'].replace('_', '-')} | "
+            f"{r['images_per_s']:,.0f} | {r['vs_eager_fp32_channels_last']:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet20,resnet56,plain56")
-    parser.add_argument("--shape", default="1,28", help="channels,size of the input (default Fashion-MNIST's)")
+    parser.add_argument(
+        "--shape", default="1,28", help="channels,size of the input (default Fashion-MNIST's)"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "train_step_cuda.json"))
+    parser.add_argument("--markdown", action="store_true", help="print the docs' table of --json and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.json).read_text())))
+        return
     args.channels, args.size = (int(v) for v in args.shape.split(","))
 
     import torch
@@ -124,8 +149,11 @@ def main() -> None:
             print(f"{model_name:<10} {row['step']:<10} {precision:<5} {fmt:<13} {ips:>10,.0f} img/s "
                   f"{row['vs_eager_fp32_channels_last']:>5.2f}×", flush=True)  # fmt: skip
         top = max(best, key=best.get)
-        print(f"# {model_name}: fastest {'cuda-graph' if top[0] else 'eager'} {top[1]} {top[2]} "
-              f"({best[top]:,.0f} img/s, {best[top] / base:.2f}× eager fp32 channels-last)", flush=True)
+        print(
+            f"# {model_name}: fastest {'cuda-graph' if top[0] else 'eager'} {top[1]} {top[2]} "
+            f"({best[top]:,.0f} img/s, {best[top] / base:.2f}× eager fp32 channels-last)",
+            flush=True,
+        )
     record = {
         "benchmark": "train_step",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

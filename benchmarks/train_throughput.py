@@ -179,7 +179,13 @@ def _peak_memory_mb(device: str) -> float:
 
 
 def run_depthlab(
-    model: str, shape: str, batch: int, warmup: int, steps: int, device: str, precision: str,
+    model: str,
+    shape: str,
+    batch: int,
+    warmup: int,
+    steps: int,
+    device: str,
+    precision: str,
     cuda_graph: bool = True,
 ) -> float:
     from depthlab.train import TrainConfig, train
