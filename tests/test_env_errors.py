@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 
 from depthlab.cli import main
 from depthlab.errors import EnvironmentFault
+from depthlab.io import write_text
 from depthlab.train import TrainConfig, read_metrics, train
-from depthlab.train.checkpoint import atomic_write_text
 from depthlab.train.rundir import MetricsLog, environment_message
 from depthlab.train.runlock import guard_run
 
@@ -169,14 +169,14 @@ def test_an_atomic_write_that_fails_names_its_file_and_leaves_the_old_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "summary.json"
-    atomic_write_text(path, "old\n")
+    write_text(path, "old\n")
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what fsync says: no file name
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError) as info:
-        atomic_write_text(path, "new\n")
+        write_text(path, "new\n")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 

@@ -20,7 +20,7 @@ import torch
 from depthlab.analysis import why
 from depthlab.analysis.gradients import Diagnostics, diagnose, output_gradients
 from depthlab.analysis.shattered import ShatteredResult, condition
-from depthlab.runtime import read_number, write_json_atomic
+from depthlab.io import read_number, write_json
 from depthlab.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,7 +55,7 @@ def rewrite(path: Path, keys: Iterable[str], value: float = math.inf) -> int:
     """Rewrite the JSON file ``path`` with the measured numbers under ``keys`` non-finite, through the writer
     every depthlab file goes through; returns how many nulls it now holds beyond those it held before."""
     before = json.loads(path.read_text())
-    write_json_atomic(path, poison(before, keys, value))
+    write_json(path, poison(before, keys, value))
     after = json.loads(path.read_text())  # strict JSON: json.loads would accept NaN, so count the nulls
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
     return nulls(after) - nulls(before)
@@ -159,7 +159,7 @@ def test_diagnostics_read_non_finite_numbers_as_unknown(tmp_path):
     x, y = torch.randn(8, 1, 8, 8), torch.arange(8) % 3
     d = diagnose(_tiny_resnet(), x, y, mode="eval").to_dict()
     path = tmp_path / "diagnostics.json"
-    write_json_atomic(path, {"end": {"eval": d}})
+    write_json(path, {"end": {"eval": d}})
     measured = ("loss", "grad_norm", "weight_norm", "activation_std", "output_grad_norm", "output_std",
                 "output_norm", "branch_ratio", "std")  # fmt: skip
     assert rewrite(path, measured) > 0
@@ -185,13 +185,13 @@ def test_output_gradients_and_the_aux_probe_read_null_as_unknown(tmp_path):
         model, x, y, ["stem"], {"main": lambda out, t: torch.nn.functional.cross_entropy(out, t)}
     )
     path = tmp_path / "grad.json"
-    write_json_atomic(path, g.to_dict())
+    write_json(path, g.to_dict())
     assert rewrite(path, ("loss", "grad")) == 2
     back = type(g).from_dict(json.loads(path.read_text()))
     assert math.isnan(back.loss["main"]) and math.isnan(back.grad["main"]["stem"])
 
     probe = AuxGradients(4, {"main": math.inf, "aux1": 1.0}, (TapGradient("stem", 16, math.nan, 2.0, 0.5),))
-    write_json_atomic(path, probe.to_dict())
+    write_json(path, probe.to_dict())
     read = AuxGradients.from_dict(json.loads(path.read_text()))
     tap = read.at("stem")
     assert math.isnan(read.losses["main"]) and tap is not None and math.isnan(tap.main)
@@ -206,7 +206,7 @@ def test_shattered_lines_read_null_as_unknown_and_are_left_out(tmp_path):
     ]
     rows[0] = {**rows[0], "lag1_autocorrelation": math.inf, "directional": [math.nan] * 8}
     path = tmp_path / "shattered.json"
-    write_json_atomic(path, {"results": rows})
+    write_json(path, {"results": rows})
     stored = json.loads(path.read_text())["results"]
     assert stored[0]["lag1_autocorrelation"] is None and stored[0]["directional"] == [None] * 8
     back = ShatteredResult.from_dict(stored[0])
@@ -232,7 +232,7 @@ def test_a_run_directory_with_null_numbers_is_read_as_unknown(tmp_path):
     rows[last_test] = {**rows[last_test], "loss": None, "error": None}
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = json.loads((run / "summary.json").read_text())
-    write_json_atomic(run / "summary.json", {**summary, "wall_time_s": math.inf, "images_per_s": math.nan})
+    write_json(run / "summary.json", {**summary, "wall_time_s": math.inf, "images_per_s": math.nan})
     r = read_run(run)
     assert math.isnan(r.final["test"]) and r.curves["test"][-1] == (4, r.final["test"])
     assert math.isnan(r.wall_seconds) and math.isnan(r.images_per_s)

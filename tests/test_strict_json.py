@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from depthlab.runtime import strict_json, write_json_atomic
-from depthlab.train.rundir import MetricsLog, write_json
+from depthlab.io import strict_json, write_json
+from depthlab.train.rundir import MetricsLog
 
 
 def _strict_load(text: str) -> object:
@@ -28,7 +28,7 @@ def test_non_finite_numbers_become_null_at_any_depth():
     }
 
 
-@pytest.mark.parametrize("writer", [write_json_atomic, write_json])
+@pytest.mark.parametrize("writer", [write_json])
 def test_summary_and_results_files_parse_strictly(tmp_path, writer):
     path = tmp_path / "summary.json"
     writer(path, {"status": "diverged", "final": {"train_loss": math.nan, "train_error": 0.9}})

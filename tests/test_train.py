@@ -506,8 +506,9 @@ def test_auxiliary_losses_are_weighted(tmp_path, monkeypatch, precision, rel):
 def _fake_finished_run(folder: Path, config: TrainConfig, model: torch.nn.Module) -> Path:
     """A run directory as a completed run leaves it, holding ``model``'s weights as its last checkpoint
     (written with the trainer's own checkpoint and summary formats; no training needed)."""
+    from depthlab.io import write_json
     from depthlab.train.checkpoint import model_state, save_checkpoint
-    from depthlab.train.rundir import RunSummary, write_json
+    from depthlab.train.rundir import RunSummary
 
     folder.mkdir(parents=True)
     write_json(folder / "config.json", config_to_dict(config))

@@ -6,12 +6,14 @@ turns every :class:`DepthlabError` into one line on stderr and exit code 2, with
 line asking to report it), exit 1. Each class also
 derives from the built-in exception a caller would expect, so ``except ValueError`` keeps working.
 
-Where each is raised (other modules define domain subclasses: ``ConfigError`` in ``train.config``,
-``DataError``/``DatasetNotFoundError`` in ``data.bundle``, ``TrainingDivergedError`` in ``train.loop``):
+Where each is raised (other modules define domain subclasses: ``DataError``/``DatasetNotFoundError`` in
+``data.bundle``, ``TrainingDivergedError`` in ``train.loop``):
 
 * :class:`UsageError` — a value that cannot work: an unknown name, a malformed shape, a number out of range.
 * :class:`UsageTypeError` — an argument of the wrong type, or a keyword the callee does not accept.
 * :class:`MissingFileError` — a file or directory the user named does not exist.
+* :class:`ConfigError` — a training configuration value that cannot work (``depthlab.train`` re-exports it;
+  defined here because :func:`depthlab.runtime.select_device` raises it too).
 * :class:`CheckpointError` — a run directory's file (checkpoint, pointer, config, summary) that is missing,
   damaged, truncated, foreign or of a different model; the message names the file and what is wrong.
 * :class:`OptionError` — a model option that does not apply to the chosen model (SkipInit on a plain net).
@@ -30,6 +32,7 @@ __all__ = [
     "UsageTypeError",
     "MissingFileError",
     "CheckpointError",
+    "ConfigError",
     "OptionError",
     "InputSizeError",
     "InputTooSmallError",
@@ -56,6 +59,10 @@ class MissingFileError(DepthlabError, FileNotFoundError):
 
 class CheckpointError(DepthlabError, ValueError):
     """A run-directory file that is missing, damaged, foreign or does not match the run."""
+
+
+class ConfigError(DepthlabError, ValueError):
+    """A training configuration value that cannot work (named, with the allowed values)."""
 
 
 class OptionError(UsageError):

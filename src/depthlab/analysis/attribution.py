@@ -56,8 +56,8 @@ from torch import nn
 
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.errors import UsageError
+from depthlab.io import read_number
 from depthlab.report.format import number
-from depthlab.runtime import read_number
 from depthlab.studies.stats import Difference, Estimate, Interval, estimate, mean_ci, paired
 
 __all__ = [

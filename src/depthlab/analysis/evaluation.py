@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlab.errors import DepthlabError
+from depthlab.io import write_text
 
 __all__ = [
     "AnalysisError",
@@ -132,10 +133,8 @@ class PartialResults:
     def put(self, key: str, value: Any) -> None:
         self.items[key] = value
         if self.path is not None:
-            from depthlab.train.checkpoint import atomic_write_text
-
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "items": self.items}))
+            write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "items": self.items}))
 
     def discard(self) -> None:
         """Remove the file (the analysis finished and wrote its result)."""

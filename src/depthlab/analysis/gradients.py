@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlab.errors import UsageError
+from depthlab.io import read_number
 from depthlab.layers import ConvNormAct, NormActConv
-from depthlab.runtime import read_number
 
 __all__ = [
     "LayerStat",

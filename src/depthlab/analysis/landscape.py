@@ -52,8 +52,8 @@ from torch import nn
 
 from depthlab.analysis.evaluation import PartialResults, Progress, evaluate
 from depthlab.errors import UsageError
+from depthlab.io import read_number
 from depthlab.report.format import number
-from depthlab.runtime import read_number
 from depthlab.studies.stats import Estimate, estimate
 
 __all__ = [

@@ -65,7 +65,7 @@ from depthlab.analysis.evaluation import (
 )
 from depthlab.analysis.gradients import find_blocks
 from depthlab.errors import UsageError
-from depthlab.runtime import read_number
+from depthlab.io import read_number
 from depthlab.studies.stats import (
     Difference,
     Estimate,

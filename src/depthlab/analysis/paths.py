@@ -53,7 +53,7 @@ from torch import nn
 from depthlab.analysis.evaluation import PartialResults, Progress
 from depthlab.analysis.gradients import find_blocks
 from depthlab.analysis.lesion import NoResidualBlocksError, _is_residual
-from depthlab.runtime import read_number
+from depthlab.io import read_number
 from depthlab.studies.stats import LEVEL, Interval, Slope, mean_ci, slope
 
 __all__ = [

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from depthlab.errors import DepthlabError
-from depthlab.runtime import read_number
+from depthlab.io import read_number
 from depthlab.studies.stats import Difference, Estimate, estimate, welch
 
 __all__ = [

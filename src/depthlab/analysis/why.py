@@ -53,6 +53,7 @@ from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_l
 from depthlab.analysis.lesion import LesionResult, lesion_study
 from depthlab.analysis.paths import PathResult, path_study
 from depthlab.errors import DepthlabError
+from depthlab.io import write_bytes, write_json
 from depthlab.report.format import number
 from depthlab.studies.stats import Difference, Estimate, welch
 
@@ -290,8 +291,6 @@ def _run(
     compute: Callable[[PartialResults], Any],
     draw: Callable[[Any], None],
 ) -> Any:
-    from depthlab.train.rundir import write_json
-
     # What was computed from what; not where the run lives, so a moved study directory keeps its results.
     identity = {k: v for k, v in run.source().items() if k != "run_dir"}
     fingerprint = json.loads(
@@ -319,10 +318,8 @@ def _run(
 
 def _save(fig: Any, path: Path) -> None:
     from depthlab.report.plots import png_bytes
-    from depthlab.train.checkpoint import atomic_write
 
-    data = png_bytes(fig)
-    atomic_write(path, lambda f: f.write(data))
+    write_bytes(path, png_bytes(fig))
 
 
 def run_lesion(
@@ -554,8 +551,6 @@ def explain_files(
     result = dataclasses.replace(
         result, source={**source, "images": [str(p) for p in paths], "device": str(device)}
     )
-    from depthlab.train.rundir import write_json
-
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "attribution.json", result.to_dict())
     _draw_attribution(label, result, batch, maps, mean, std, folder)

@@ -449,8 +449,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ replicate
 def run_replicate(args: argparse.Namespace) -> int:
+    from depthlab.io import write_json
     from depthlab.report.readme import replication_markdown
-    from depthlab.studies.engine import write_json
     from depthlab.studies.replication import replicate
 
     rep = replicate(args.dir_a, args.dir_b, pooled=args.pooled)

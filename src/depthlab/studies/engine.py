@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.errors import DepthlabError
+from depthlab.io import read_json, read_number, write_json
 from depthlab.report.types import ReportFigure, ReportTable, Section
-from depthlab.runtime import read_number, seed_everything, select_device, write_json_atomic
+from depthlab.runtime import seed_everything, select_device
 from depthlab.studies.stats import Estimate, estimate
 from depthlab.train.config import parse_value
 
@@ -405,18 +406,14 @@ class StudyRun:
         return self.condition
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
 def read_run(run_dir: str | Path, spec: RunSpec | None = None) -> StudyRun:
     """A run directory as a :class:`StudyRun`; without ``spec`` the condition is the model name."""
     folder = Path(run_dir)
     if not (folder / "config.json").is_file():
         raise StudyError(f"{folder} is not a run directory (no config.json)")
-    config = _read_json(folder / "config.json")
-    summary = _read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
-    environment = _read_json(folder / "environment.json") if (folder / "environment.json").is_file() else {}
+    config = read_json(folder / "config.json")
+    summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+    environment = read_json(folder / "environment.json") if (folder / "environment.json").is_file() else {}
     rows: list[dict[str, Any]] = []
     if (folder / "metrics.jsonl").is_file():
         for line in (folder / "metrics.jsonl").read_text().splitlines():
@@ -435,7 +432,7 @@ def read_run(run_dir: str | Path, spec: RunSpec | None = None) -> StudyRun:
     final = {k: v[-1][1] for k, v in sorted_curves.items() if v}
     if "train" in sorted_curves:
         images["train"] = int(config.get("log_every", 0)) * int(config.get("batch_size", 0))
-    diagnostics = _read_json(folder / "diagnostics.json") if (folder / "diagnostics.json").is_file() else {}
+    diagnostics = read_json(folder / "diagnostics.json") if (folder / "diagnostics.json").is_file() else {}
     train_curve = sorted_curves.get("train", ())
     return StudyRun(
         run_dir=folder,
@@ -538,7 +535,7 @@ class StudyResult:
 
     def analysis(self, name: str) -> Any:
         path = self.root / "analysis" / f"{name}.json"
-        return _read_json(path) if path.is_file() else None
+        return read_json(path) if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -561,7 +558,7 @@ def recorded_settings(directory: str | Path, study: Study | None = None) -> Reco
     if not path.is_file():
         return None
     try:
-        record = _read_json(path)
+        record = read_json(path)
         name = str(record.get("study", "degradation"))  # directories from before other studies existed
         seeds, offset = int(record["seeds"]), int(record.get("seed_offset", 0))
         overrides = tuple(str(o) for o in record.get("overrides", ()))
@@ -761,7 +758,7 @@ def _check_study_file(
         "overrides": list(overrides),
     }
     if path.is_file():
-        old = _read_json(path)
+        old = read_json(path)
         if old.get("study", "degradation") != study.name:
             raise StudyError(
                 f"{root} holds a {old.get('study')!r} study, not {study.name!r}; use another --out"
@@ -778,17 +775,12 @@ def _check_study_file(
                 f"use another --out, or the same preset and --set values"
             )
     if write:
-        write_json_atomic(path, record)
-
-
-def write_json(path: Path, values: Any) -> None:
-    """Write ``values`` as JSON to ``path`` atomically (a reader never sees half a file)."""
-    write_json_atomic(path, values)
+        write_json(path, record)
 
 
 def _status(run_dir: Path) -> str:
     path = run_dir / "summary.json"
-    return str(_read_json(path).get("status", "missing")) if path.is_file() else "missing"
+    return str(read_json(path).get("status", "missing")) if path.is_file() else "missing"
 
 
 def initial_model(config: Any, bundle: Any) -> Any:
@@ -882,7 +874,7 @@ def _train_one(
     tag = tag or spec.name
     run_dir = root / "runs" / spec.name
     diag_path = run_dir / "diagnostics.json"
-    diags: dict[str, Any] = _read_json(diag_path) if diag_path.is_file() else {}
+    diags: dict[str, Any] = read_json(diag_path) if diag_path.is_file() else {}
     status = _status(run_dir)
     dev = select_device(device)
     bundle = images = labels = None
@@ -908,14 +900,14 @@ def _train_one(
         if study_probe is not None and "init" not in diags:
             b, _, _ = batch()
             diags["init"] = probe(initial_model(spec.config, b).to(dev), "init", 0)
-            write_json_atomic(diag_path, diags)
+            write_json(diag_path, diags)
         resume = (run_dir / "checkpoints" / "last.json").is_file()
         if not resume:
             _clear_unstarted(run_dir)
 
         def monitor(model: Any, step: int) -> None:
             diags.setdefault("steps", {})[str(step)] = probe(model, "step", step)
-            write_json_atomic(diag_path, diags)
+            write_json(diag_path, diags)
 
         say(f"{tag}: {'resuming' if resume else 'training'} for {spec.config.steps} iterations")
         try:
@@ -935,7 +927,7 @@ def _train_one(
     if study_probe is not None and _status(run_dir) == "completed" and "end" not in diags:
         trained = load_run_model(run_dir, "last").to(dev)
         diags["end"] = probe(trained, "end", int(spec.config.steps))
-        write_json_atomic(diag_path, diags)
+        write_json(diag_path, diags)
     return _status(run_dir)
 
 
@@ -1102,7 +1094,7 @@ def _write_results(root: Path) -> StudyResult:
 
     with study_lock(root):
         result = read_study(root)
-        write_json_atomic(root / "results.json", results_json(result))
+        write_json(root / "results.json", results_json(result))
     return result
 
 

@@ -30,8 +30,6 @@ import io
 import json
 import os
 import random
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +42,10 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from depthlab.errors import CheckpointError
+from depthlab.io import write_bytes, write_text
 
 __all__ = [
     "CheckpointError",
-    "atomic_write",
-    "atomic_write_text",
     "capture_rng",
     "restore_rng",
     "save_checkpoint",
@@ -59,59 +56,6 @@ __all__ = [
     "model_state",
     "Pointer",
 ]
-
-
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _file_mode()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` through ``write(binary file)`` via a temporary file in the same directory.
-
-    On any failure the temporary file is removed and ``path`` is left as it was. An :class:`OSError` of
-    the file system (a full disk, a read-only file system, ...) is raised again naming ``path``: a failed
-    ``write()`` or ``fsync()`` names no file, and the temporary name means nothing to a reader.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; run directories are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):  # e.g. the directory itself was deleted
-                os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # ------------------------------------------------------------------------------------------------- RNG
@@ -205,10 +149,11 @@ def save_checkpoint(
         previous = Pointer(previous.step, previous.weights, previous.state, {})
     pointer = Pointer(step, weights_file, state_file, dict(extra or {}), previous)
     try:
-        atomic_write(folder / weights_file, lambda f: f.write(blob))
+        write_bytes(folder / weights_file, blob)
         if state_file is not None:
-            atomic_write(folder / state_file, lambda f: f.write(state_blob))
-        atomic_write_text(folder / f"{kind}.json", json.dumps(pointer.to_dict(), indent=1) + "\n")
+            write_bytes(folder / state_file, state_blob)
+        # Not write_json: a best record may hold a non-finite evaluation loss, which a resume reads back.
+        write_text(folder / f"{kind}.json", json.dumps(pointer.to_dict(), indent=1) + "\n")
     except BaseException:
         # The pointer still names the previous checkpoint; files of this one that made it to disk go.
         with contextlib.suppress(OSError):

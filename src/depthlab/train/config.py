@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from depthlab.errors import DepthlabError
+from depthlab.errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -45,10 +45,6 @@ NORMALIZATIONS = ("channel", "pixel")
 PRECISIONS = ("auto", "fp32", "bf16")  # see depthlab.train.precision
 # "model": the builder's own initialisation; the others re-initialise every Conv2d and Linear layer.
 INITS = ("model", "glorot", "kaiming")
-
-
-class ConfigError(DepthlabError, ValueError):
-    """A training configuration value that cannot work (named, with the allowed values)."""
 
 
 @dataclass(frozen=True)

@@ -60,12 +60,12 @@ from torch import nn
 
 from depthlab.data import Augment, DataBundle, InMemoryLoader, Loader, StreamLoader, load_data, make_loader
 from depthlab.errors import CheckpointError, DepthlabError, MissingFileError, UsageTypeError
+from depthlab.io import atomic_write, write_json
 from depthlab.models.base import main_logits
-from depthlab.runtime import seed_everything, select_device, write_json_atomic
+from depthlab.runtime import seed_everything, select_device
 from depthlab.train import distributed
 from depthlab.train.checkpoint import (
     Pointer,
-    atomic_write,
     capture_rng,
     fit_weights,
     load_pointer,
@@ -78,7 +78,6 @@ from depthlab.train.checkpoint import (
 from depthlab.train.config import ConfigError, TrainConfig, config_to_dict
 from depthlab.train.optim import Schedule, build_optimizer, due, match_implementation
 from depthlab.train.precision import PrecisionInfo, autocast, resolve_precision
-from depthlab.train.step import TrainStep
 from depthlab.train.rundir import (
     MetricsLog,
     RunSummary,
@@ -87,6 +86,7 @@ from depthlab.train.rundir import (
     load_run_config,
     read_metrics,
 )
+from depthlab.train.step import TrainStep
 
 __all__ = [
     "Evaluation",
@@ -562,7 +562,7 @@ class _Trainer:
             self._load_last()
         elif ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(run_dir / "config.json", config_to_dict(config))
+            write_json(run_dir / "config.json", config_to_dict(config))
             (run_dir / "metrics.jsonl").write_text("")
         self.net, self.eval_net = self._wrap(self.model)
         self.step = TrainStep(
@@ -574,7 +574,7 @@ class _Trainer:
             environment = environment_info(self.device, ctx.world_size)
             environment["precision"] = self.precision.to_dict()
             environment["train_step"] = self.step.mode
-            write_json_atomic(run_dir / "environment.json", environment)
+            write_json(run_dir / "environment.json", environment)
 
     def emit(self, kind: str, values: dict[str, Any] | None = None, message: str = "") -> None:
         if self.callback is not None:
@@ -972,7 +972,7 @@ class _Trainer:
             time_s=self._time_breakdown(),
         )
         if self.ctx.is_main:
-            write_json_atomic(self.run_dir / "summary.json", summary.to_dict())
+            write_json(self.run_dir / "summary.json", summary.to_dict())
         return summary
 
     def _time_breakdown(self) -> dict[str, float]:

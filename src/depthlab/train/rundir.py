@@ -31,20 +31,17 @@ from typing import Any
 import torch
 
 from depthlab.errors import CheckpointError, DepthlabError, EnvironmentFault, MissingFileError, UsageError
-from depthlab.runtime import strict_json
-from depthlab.train.checkpoint import atomic_write_text, fit_weights, load_pointer, load_weights
+from depthlab.io import read_json_checked, strict_json, write_text
+from depthlab.train.checkpoint import fit_weights, load_pointer, load_weights
 from depthlab.train.config import ConfigError, TrainConfig, config_from_dict
 
 __all__ = [
     "RunSummary",
     "MetricsLog",
     "environment_info",
-    "write_json",
-    "read_json",
     "load_run",
     "load_run_model",
     "load_run_config",
-    "read_run_json",
     "STATUSES",
     "ENVIRONMENT_ERRNOS",
     "environment_cause",
@@ -92,14 +89,6 @@ class RunSummary:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def write_json(path: Path, values: Any) -> None:
-    atomic_write_text(path, json.dumps(strict_json(values), indent=1, allow_nan=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
 class MetricsLog:
     """Appends rows to ``metrics.jsonl``; ``truncate_after(step)`` drops rows a resumed run will redo."""
 
@@ -118,7 +107,7 @@ class MetricsLog:
                 continue
             if row["step"] <= step:
                 kept.append(line)
-        atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+        write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append ``rows``: all of them or, when the OS refuses (a full disk), none — the file is cut back
@@ -206,19 +195,6 @@ def environment_info(device: torch.device, world_size: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def read_run_json(path: Path) -> Any:
-    """A JSON file of a run directory; :class:`CheckpointError` naming it if it cannot be read or parsed."""
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file is missing") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        why = "empty file" if path.stat().st_size == 0 else str(exc)
-        raise CheckpointError(f"{path}: damaged, not valid JSON ({why})") from None
-
-
 def load_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     """The :class:`TrainConfig` of a run directory (its ``config.json``).
 
@@ -230,7 +206,7 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     if not path.is_file():
         what = "does not exist" if not folder.exists() else "is not a run directory (no config.json)"
         raise MissingFileError(f"{folder} {what}")
-    values = read_run_json(path)
+    values = read_json_checked(path)
     if not isinstance(values, dict):
         raise CheckpointError(f"{path}: not a depthlab config (a JSON {type(values).__name__})")
     try:
@@ -250,7 +226,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, RunSummary |
     summary_path = folder / "summary.json"
     summary = None
     if summary_path.is_file():
-        data = read_run_json(summary_path)
+        data = read_json_checked(summary_path)
         try:
             summary = RunSummary.from_dict(data) if isinstance(data, dict) else None
         except TypeError as exc:  # unknown or missing fields: not the summary this version writes

@@ -60,6 +60,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from depthlab.errors import DepthlabError, RunHeldError
+from depthlab.io import write_json
 
 __all__ = [
     "Holder",
@@ -147,11 +148,9 @@ def _read_holder(run_dir: Path) -> Holder | None:
 
 
 def _write_holder(run_dir: Path, holder: Holder) -> None:
-    from depthlab.train.checkpoint import atomic_write_text
-
     values = {"host": holder.host, "pid": holder.pid, "started": holder.started,
               "command": holder.command, "token": holder.token}  # fmt: skip
-    atomic_write_text(run_dir / HOLDER_FILE, json.dumps(values) + "\n")
+    write_json(run_dir / HOLDER_FILE, values, indent=None)
 
 
 def _new_holder() -> Holder:

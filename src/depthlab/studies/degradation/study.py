@@ -121,7 +121,7 @@ def run_shattered(
                         seed=seed,
                     )  # fmt: skip
                     results.append({**r.to_dict(), "depth": depth, "residual": residual, "bn": bn})
-    from depthlab.studies.engine import write_json
+    from depthlab.io import write_json
 
     write_json(path, {"settings": settings, "results": results})
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from depthlab.runtime import read_number
+from depthlab.io import read_number
 
 __all__ = ["TAPS", "LOWER_TAPS", "tap_label", "TapGradient", "AuxGradients", "aux_gradients", "probe"]
 
