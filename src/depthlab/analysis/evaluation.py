@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlab.errors import DepthlabError
-from depthlab.io import write_text
+from depthlab.io import read_json, write_text
 
 __all__ = [
     "AnalysisError",
@@ -117,7 +117,7 @@ class PartialResults:
         self.resumed = False
         if path is not None and path.is_file():
             try:
-                stored = json.loads(path.read_text())
+                stored = read_json(path)
             except (OSError, json.JSONDecodeError):
                 stored = None
             if isinstance(stored, dict) and stored.get("fingerprint") == self.fingerprint:

@@ -53,7 +53,7 @@ from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_l
 from depthlab.analysis.lesion import LesionResult, lesion_study
 from depthlab.analysis.paths import PathResult, path_study
 from depthlab.errors import DepthlabError
-from depthlab.io import write_bytes, write_json
+from depthlab.io import read_json, write_bytes, write_json
 from depthlab.report.format import number
 from depthlab.studies.stats import Difference, Estimate, welch
 
@@ -277,7 +277,7 @@ def read_result(folder: str | os.PathLike[str], name: str) -> Any | None:
     if not path.is_file():
         return None
     try:
-        return RESULT_TYPES[name].from_dict(json.loads(path.read_text()))
+        return RESULT_TYPES[name].from_dict(read_json(path))
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise AnalysisError(f"{path} is not a depthlab {name} result ({exc})") from None
 
@@ -299,7 +299,7 @@ def _run(
     path = out / f"{name}.json"
     if not force and path.is_file():
         try:
-            stored = json.loads(path.read_text())
+            stored = read_json(path)
         except json.JSONDecodeError:
             stored = None
         if isinstance(stored, dict) and stored.get("source", {}).get("fingerprint") == fingerprint:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from depthlab.cli.train import add_tensorboard_option, tensorboard_wanted
 from depthlab.errors import UsageError
+from depthlab.io import read_json
 
 DEFAULT_GRADFLOW_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 
@@ -433,7 +434,7 @@ def run_report(args: argparse.Namespace) -> int:
         path = directory / "results.json"
         if not path.is_file():
             raise StudyError(f"{path} does not exist: run the study (depthlab experiment …) first")
-        print(results_markdown(json.loads(path.read_text())))
+        print(results_markdown(read_json(path)))
         return 0
     out = Path(args.out) if args.out else directory / "report.html"
     report = build_report(directory)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depthlab.io import read_json
 from depthlab.studies.engine import StudyError
 
 __all__ = [
@@ -155,7 +156,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise StudyError(f"{file} does not exist: run the study (depthlab experiment …) first")
     try:
-        data = json.loads(file.read_text())
+        data = read_json(file)
     except json.JSONDecodeError as exc:
         raise StudyError(f"{file} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or "evidence" not in data:
@@ -315,7 +316,7 @@ def _study_record(directory: Path) -> dict[str, Any]:
             "`depthlab experiment … --out DIR` wrote, not a results/ copy"
         )
     try:
-        return dict(json.loads(path.read_text()))
+        return dict(read_json(path))
     except json.JSONDecodeError as exc:
         raise StudyError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 

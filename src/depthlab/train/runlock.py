@@ -43,7 +43,6 @@ and :class:`ThreadShare` gives each its share of the cores.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import socket
@@ -60,7 +59,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from depthlab.errors import DepthlabError, RunHeldError
-from depthlab.io import write_json
+from depthlab.io import read_json, write_json
 
 __all__ = [
     "Holder",
@@ -139,7 +138,7 @@ def _pid_running(pid: int) -> bool:
 def _read_holder(run_dir: Path) -> Holder | None:
     path = run_dir / HOLDER_FILE
     try:
-        values = json.loads(path.read_text())
+        values = read_json(path)
         heartbeat = path.stat().st_mtime
         return Holder(str(values["host"]), int(values["pid"]), float(values["started"]),
                       str(values.get("command", "")), str(values["token"]), heartbeat)  # fmt: skip

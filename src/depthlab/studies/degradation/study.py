@@ -31,11 +31,11 @@ Measurements (definitions; the sentences say which applies):
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from depthlab.io import read_json
 from depthlab.studies import register_study
 from depthlab.studies.degradation.answers import answers
 from depthlab.studies.degradation.findings import compute_findings
@@ -100,7 +100,7 @@ def run_shattered(
         "no_bn": NO_BN_TWIN,
         **preset.model_kwargs,  # absent at width 1, so directories written before width existed still match
     }
-    if path.is_file() and json.loads(path.read_text()).get("settings") == settings:
+    if path.is_file() and read_json(path).get("settings") == settings:
         return
     results = []
     for depth in preset.depths:
