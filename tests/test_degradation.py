@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from depthlab.stats import estimate
 from depthlab.studies.degradation import compute_findings
 from depthlab.studies.degradation.evidence import EXPLODE, VANISH, gradient_outcome
 from depthlab.studies.engine import Finding, StudyResult
-from depthlab.studies.stats import estimate
 from studies import diag, make_result, make_run
 
 SEEDS = (0, 1, 2)

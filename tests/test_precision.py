@@ -277,7 +277,7 @@ def test_bf16_reaches_the_fp32_test_accuracy_within_the_seed_ci(tmp_path):
     test-error difference contains 0, and both nets learned (test error far below chance, 90%)."""
     pytest.importorskip("scipy")
     from depthlab.data import DatasetNotFoundError
-    from depthlab.studies.stats import estimate, welch
+    from depthlab.stats import estimate, welch
 
     errors: dict[str, list[float]] = {"fp32": [], "bf16": []}
     threads = torch.get_num_threads()

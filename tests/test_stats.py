@@ -1,4 +1,4 @@
-"""depthlab.studies.stats: calibration by simulation, and each statistic against a second method.
+"""depthlab.stats: calibration by simulation, and each statistic against a second method.
 
 The calibration tests simulate thousands of small studies (3 seeds per side, normal seed noise) with a fixed
 numpy seed: with no effect a rule must call a difference about 5% of the time (not more, and not absurdly
@@ -15,7 +15,7 @@ import pytest
 from scipy import stats as sps
 
 from depthlab.errors import UsageError
-from depthlab.studies.stats import (
+from depthlab.stats import (
     OUTCOMES,
     Difference,
     Estimate,

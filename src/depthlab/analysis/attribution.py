@@ -32,10 +32,10 @@ explain are destroyed is insensitive to the model; Adebayo et al. found Grad-CAM
 Spearman ρ is undefined (NaN) when a map is constant; means skip such images.
 
 Verdicts (:meth:`AttributionResult.evidence`): per map variant and cut, the mean ρ over images with its 95%
-Student t interval over images (:func:`depthlab.studies.stats.mean_ci`). After every layer is re-initialised
+Student t interval over images (:func:`depthlab.stats.mean_ci`). After every layer is re-initialised
 a map is *still correlated* with the original when the whole interval lies above 0 — it reflects the image
 more than the weights —, anti-correlated when below, and otherwise not resolved. The most and the least
-changed maps are compared by a paired t interval over the images both have (:func:`depthlab.studies.stats.
+changed maps are compared by a paired t interval over the images both have (:func:`depthlab.stats.
 paired`).
 """
 
@@ -58,7 +58,7 @@ from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.errors import UsageError
 from depthlab.io import read_number
 from depthlab.report.format import number
-from depthlab.studies.stats import Difference, Estimate, Interval, estimate, mean_ci, paired
+from depthlab.stats import Difference, Estimate, Interval, estimate, mean_ci, paired
 
 __all__ = [
     "METHODS",

@@ -54,7 +54,7 @@ from depthlab.analysis.evaluation import PartialResults, Progress, evaluate
 from depthlab.errors import UsageError
 from depthlab.io import read_number
 from depthlab.report.format import number
-from depthlab.studies.stats import Estimate, estimate
+from depthlab.stats import Estimate, estimate
 
 __all__ = [
     "LandscapeConfig",

@@ -25,7 +25,7 @@ evaluate`):
 * **swaps** — error after k random swaps (k = 1…``max_swaps``) of two shape-preserving blocks of the same
   stage (same parent ``nn.Sequential``), ``draws`` random draws per k.
 
-Verdicts (:meth:`LesionResult.evidence`, intervals from :mod:`depthlab.studies.stats`; one trained net, so
+Verdicts (:meth:`LesionResult.evidence`, intervals from :mod:`depthlab.stats`; one trained net, so
 the blocks are the replicates):
 
 * residual mode — the mean rise of the error over the non-downsampling single deletions, with its 95%
@@ -66,7 +66,7 @@ from depthlab.analysis.evaluation import (
 from depthlab.analysis.gradients import find_blocks
 from depthlab.errors import UsageError
 from depthlab.io import read_number
-from depthlab.studies.stats import (
+from depthlab.stats import (
     Difference,
     Estimate,
     Interval,

@@ -27,12 +27,12 @@ Compared with the binomial distribution (:meth:`PathResult.comparison`), as Veit
 * the *gradient-weighted mean path length* m = Σ_k k·T_k / Σ_k T_k against the mean path length n/2 (the
   mean of Binomial(n, ½)), and the effective range against the shortest range holding ``mass`` of the
   *paths*. The j-th sample of every length forms one replicate profile g_{k,j}, which gives one m_j; the
-  95% CI of the mean of the m_j is a Student t interval (:func:`depthlab.studies.stats.mean_ci`). The
+  95% CI of the mean of the m_j is a Student t interval (:func:`depthlab.stats.mean_ci`). The
   effective paths are *shorter* than the typical path when the whole interval lies below n/2, *longer*
   when above, and otherwise *not resolved*. A per-path gradient that does not depend on k gives T_k ∝ P(k),
   so m = n/2 and no verdict, whatever the depth;
 * the change of the per-path gradient with length: the least-squares slope of log10 |g_{k,j}| on k over all
-  samples, with its t interval (:func:`depthlab.studies.stats.slope`); 10^slope is the factor per residual
+  samples, with its t interval (:func:`depthlab.stats.slope`); 10^slope is the factor per residual
   branch on the path.
 """
 
@@ -54,7 +54,7 @@ from depthlab.analysis.evaluation import PartialResults, Progress
 from depthlab.analysis.gradients import find_blocks
 from depthlab.analysis.lesion import NoResidualBlocksError, _is_residual
 from depthlab.io import read_number
-from depthlab.studies.stats import LEVEL, Interval, Slope, mean_ci, slope
+from depthlab.stats import LEVEL, Interval, Slope, mean_ci, slope
 
 __all__ = [
     "PathResult",

@@ -19,7 +19,7 @@ brown noise, the integral of white noise). Measured here:
   plain k/P its flattening near the Nyquist frequency biases the fit to about −1.8.
 
 Conditions are compared on the lag-1 autocorrelation across initialisation seeds (:func:`compare`: Welch t
-interval from :mod:`depthlab.studies.stats`): higher, lower or not resolved.
+interval from :mod:`depthlab.stats`): higher, lower or not resolved.
 
 Batch norm: a line of near-identical images is not a batch the net would normalise with, so each BN layer
 normalises with the statistics of a *reference batch* of held-out images (one training-mode forward pass
@@ -41,7 +41,7 @@ from torch import nn
 
 from depthlab.errors import DepthlabError
 from depthlab.io import read_number
-from depthlab.studies.stats import Difference, Estimate, estimate, welch
+from depthlab.stats import Difference, Estimate, estimate, welch
 
 __all__ = [
     "ShatteredResult",

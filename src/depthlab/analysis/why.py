@@ -55,7 +55,7 @@ from depthlab.analysis.paths import PathResult, path_study
 from depthlab.errors import DepthlabError
 from depthlab.io import read_json, write_bytes, write_json
 from depthlab.report.format import number
-from depthlab.studies.stats import Difference, Estimate, welch
+from depthlab.stats import Difference, Estimate, welch
 
 __all__ = [
     "ANALYSES",

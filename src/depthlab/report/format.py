@@ -43,7 +43,7 @@ def difference_ci(
 ) -> str:
     """ "difference +x.x points, 95% CI [a, b]" (signed; ``scale`` 100 writes fractions as points, 1 keeps
     the value); without a CI (fewer than 2 seeds) "difference +x.x points, no CI", followed by ``reason`` in
-    parentheses when given (e.g. :attr:`depthlab.studies.stats.Difference.no_interval`). A non-finite
+    parentheses when given (e.g. :attr:`depthlab.stats.Difference.no_interval`). A non-finite
     difference (a side without values, or a non-finite value) is written "difference —"."""
 
     def signed(x: float) -> str:

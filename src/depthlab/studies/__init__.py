@@ -8,7 +8,7 @@ registers a :class:`~depthlab.studies.engine.Study` here when imported:
 * ``inception-aux`` — GoogLeNet with and without its auxiliary classifiers (Szegedy et al. 2014/2015);
 * ``vgg-depth`` — VGG configurations A–E (Simonyan & Zisserman 2014, Table 3).
 
-The statistics every study uses live in :mod:`depthlab.studies.stats`.
+The statistics every study uses live in :mod:`depthlab.stats`.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from depthlab.errors import DepthlabError
 from depthlab.io import read_json, read_number, write_json
 from depthlab.report.types import ReportFigure, ReportTable, Section
 from depthlab.runtime import seed_everything, select_device
-from depthlab.studies.stats import Estimate, estimate
+from depthlab.stats import Estimate, estimate
 from depthlab.train.config import parse_value
 
 __all__ = [
@@ -284,7 +284,7 @@ class Finding:
 
     ``key``: a stable name of what is compared (e.g. ``train_error:plain-56:plain-20``), the same in every
     directory of the study, so a replication can be matched to it. ``question``: the :class:`Answer` id it
-    is evidence for. ``numbers``: name → value (a :class:`~depthlab.studies.stats.Difference` as a dict for
+    is evidence for. ``numbers``: name → value (a :class:`~depthlab.stats.Difference` as a dict for
     a comparison). ``when``: ``init``/``during``/``end``. ``outcome``: for a comparison, one of
     :data:`FINDING_OUTCOMES` (``higher``/``lower`` of the first named condition, ``not resolved``,
     ``equivalent`` from an equivalence test, ``unknown`` from non-finite numbers); ``None`` for a finding

@@ -1,7 +1,7 @@
 """Typed readings of the degradation study's runs, used by both its findings and its figures.
 
 Nothing here compares conditions or writes sentences: it reads what the runs recorded into frozen
-dataclasses, one value per seed (an :class:`~depthlab.studies.stats.Estimate`) wherever seeds are pooled.
+dataclasses, one value per seed (an :class:`~depthlab.stats.Estimate`) wherever seeds are pooled.
 
 Gradient outcomes (this study's thresholds): the per-element first/last block gradient ratio r is
 ``vanishing`` when the 95% t interval of the mean log10 r over seeds lies below log10 :data:`VANISH`,
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from depthlab.analysis.gradients import Diagnostics
+from depthlab.stats import Estimate, estimate, slope
 from depthlab.studies.degradation.grid import ConditionKey, parse_model
 from depthlab.studies.engine import Condition, StudyError, StudyResult, StudyRun
-from depthlab.studies.stats import Estimate, estimate, slope
 
 __all__ = [
     "VANISH",

@@ -1,7 +1,7 @@
 """The degradation study's findings, in two stages: comparisons, then sentences.
 
 Stage 1 (``compare_*``) turns the typed evidence of :mod:`.evidence` into
-:class:`~depthlab.studies.stats.Difference` objects: Welch t intervals across seeds (paired t for the
+:class:`~depthlab.stats.Difference` objects: Welch t intervals across seeds (paired t for the
 plateau check, whose two windows come from the same runs), McNemar attached where per-image results exist
 for both sides, TOST where a sentence would say "the same". Stage 2 (``_*_text`` templates) writes each as
 one sentence that says the outcome, the difference with its 95% CI, the method and the seeds; "as/unlike
@@ -21,6 +21,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from depthlab.report.format import difference_ci, pct, sci
+from depthlab.stats import (
+    Difference,
+    Equivalence,
+    Estimate,
+    bounded_outcome,
+    compare_log,
+    equivalence,
+    mcnemar,
+    paired,
+    seeds_text,
+    welch,
+    with_paired_test,
+)
 from depthlab.studies.degradation.evidence import (
     EXPLODE,
     PLATEAU_FRACTION,
@@ -39,19 +52,6 @@ from depthlab.studies.degradation.evidence import (
 )
 from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey
 from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
-from depthlab.studies.stats import (
-    Difference,
-    Equivalence,
-    Estimate,
-    bounded_outcome,
-    compare_log,
-    equivalence,
-    mcnemar,
-    paired,
-    seeds_text,
-    welch,
-    with_paired_test,
-)
 
 __all__ = [
     "QUESTIONS",

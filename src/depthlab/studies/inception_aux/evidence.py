@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from depthlab.stats import Estimate, estimate
 from depthlab.studies.engine import Condition, StudyResult, StudyRun
 from depthlab.studies.inception_aux.presets import PAPER_WEIGHT, InceptionAuxPreset
 from depthlab.studies.inception_aux.probe import AuxGradients, TapGradient
-from depthlab.studies.stats import Estimate, estimate
 
 __all__ = [
     "MOMENTS",

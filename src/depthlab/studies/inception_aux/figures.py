@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 
 from depthlab.report.plots import png_bytes
 from depthlab.report.types import ReportFigure
+from depthlab.stats import Estimate, estimate
 from depthlab.studies.engine import Condition, StudyResult
 from depthlab.studies.inception_aux.evidence import (
     MOMENTS,
@@ -27,7 +28,6 @@ from depthlab.studies.inception_aux.evidence import (
 )
 from depthlab.studies.inception_aux.findings import COSINE_BOUND
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, TAPS, tap_label
-from depthlab.studies.stats import Estimate, estimate
 
 __all__ = ["error_figures", "gradient_figures"]
 

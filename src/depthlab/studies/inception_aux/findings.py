@@ -1,5 +1,5 @@
 """The inception-aux study's findings, in two stages: comparisons (:class:`Compared`, from
-:mod:`depthlab.studies.stats`), then a few sentence templates.
+:mod:`depthlab.stats`), then a few sentence templates.
 
 Every comparison is ``higher``/``lower`` (of the first named condition or quantity) when its 95% CI across
 seeds excludes 0 — Welch's interval, plus McNemar's test on the test images where both conditions saw the
@@ -17,6 +17,19 @@ from typing import Any
 import numpy as np
 
 from depthlab.report.format import difference_ci, pct, sci
+from depthlab.stats import (
+    Difference,
+    Equivalence,
+    Estimate,
+    bounded_outcome,
+    compare_log,
+    equivalence,
+    mcnemar,
+    paired,
+    seeds_text,
+    welch,
+    with_paired_test,
+)
 from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
 from depthlab.studies.inception_aux.evidence import (
     GradientReading,
@@ -31,19 +44,6 @@ from depthlab.studies.inception_aux.evidence import (
     test_correct,
 )
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, tap_label
-from depthlab.studies.stats import (
-    Difference,
-    Equivalence,
-    Estimate,
-    bounded_outcome,
-    compare_log,
-    equivalence,
-    mcnemar,
-    paired,
-    seeds_text,
-    welch,
-    with_paired_test,
-)
 
 __all__ = [
     "RETHINKING",
@@ -71,7 +71,7 @@ LoadCorrect = Callable[[Any, str], np.ndarray | None]
 # ------------------------------------------------------------------------------------ stage 1: comparisons
 @dataclass(frozen=True)
 class Compared:
-    """``a − b`` (:class:`~depthlab.studies.stats.Difference`), its TOST against ``equivalence.bound`` where
+    """``a − b`` (:class:`~depthlab.stats.Difference`), its TOST against ``equivalence.bound`` where
     "the same" can be said, and the finding's outcome.
 
     The outcome is ``higher``/``lower`` when the 95% CI excludes 0, else ``equivalent`` when the TOST keeps

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from depthlab.stats import Estimate, estimate
 from depthlab.studies.engine import Condition, StudyResult
-from depthlab.studies.stats import Estimate, estimate
 from depthlab.studies.vgg_depth.presets import BASE, DEPTH, DEPTH_LADDER, VGGDepthPreset
 
 __all__ = [

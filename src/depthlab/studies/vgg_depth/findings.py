@@ -1,5 +1,5 @@
 """The vgg-depth study's findings, in two stages: comparisons (:class:`Compared`, from
-:mod:`depthlab.studies.stats`), then a few sentence templates.
+:mod:`depthlab.stats`), then a few sentence templates.
 
 Every comparison is ``higher``/``lower`` (of the first named condition) when its 95% CI across seeds
 excludes 0 — Welch's interval, plus McNemar's test on the test images, seed-matched, where the runs wrote
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from depthlab.report.format import difference_ci, pct, sci
-from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
-from depthlab.studies.stats import (
+from depthlab.stats import (
     Difference,
     Equivalence,
     bounded_outcome,
@@ -27,6 +26,7 @@ from depthlab.studies.stats import (
     welch,
     with_paired_test,
 )
+from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
 from depthlab.studies.vgg_depth.evidence import (
     LoadCorrect,
     Net,
@@ -62,7 +62,7 @@ KEY = {"train_eval": "train_error", "test": "test_error"}
 # ------------------------------------------------------------------------------------ stage 1: comparisons
 @dataclass(frozen=True)
 class Compared:
-    """``a − b`` (:class:`~depthlab.studies.stats.Difference`), its TOST against ``equivalence.bound``, and
+    """``a − b`` (:class:`~depthlab.stats.Difference`), its TOST against ``equivalence.bound``, and
     the conditions of the comparison that did not train in every seed (``untrained``: their
     :class:`~.evidence.Training`); the finding's outcome.
 

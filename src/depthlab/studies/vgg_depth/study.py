@@ -17,9 +17,9 @@ package: :mod:`.presets`, :mod:`.grid`, :mod:`.evidence` (typed readings of the 
 from __future__ import annotations
 
 from depthlab.report.format import pct
+from depthlab.stats import Estimate
 from depthlab.studies import register_study
 from depthlab.studies.engine import ReportTable, Section, Study, StudyResult
-from depthlab.studies.stats import Estimate
 from depthlab.studies.vgg_depth.answers import compute_answers
 from depthlab.studies.vgg_depth.evidence import Net, nets, preset_of, training
 from depthlab.studies.vgg_depth.findings import compute_findings
