@@ -1,7 +1,7 @@
 """Estimates, confidence intervals and comparisons: the one statistics module, built on :mod:`scipy.stats`.
 
 Every study and analysis draws its verdicts from here (issue 14). No formatting (that is
-:mod:`depthlab.report.format`) and no study-specific thresholds.
+:mod:`depthlab.present.format`) and no study-specific thresholds.
 
 Conventions
 -----------
@@ -79,6 +79,18 @@ __all__ = [
     "slope",
     "mean_ci",
     "bootstrap_ci",
+    "one_sided",
+    "CLAIM_VERDICTS",
+    "ClaimTest",
+    "claim_sign",
+    "claim_margin",
+    "claim_all",
+    "holm",
+    "CONVERGENCE_STATES",
+    "Convergence",
+    "convergence",
+    "OUTLIER_MADS",
+    "outlying",
 ]
 
 LEVEL = 0.95
@@ -564,3 +576,161 @@ def slope(x: Sequence[float], y: Sequence[float], *, level: float = LEVEL) -> Sl
         half = _t_half_width(float(res.stderr), n - 2, level)
         ci = Interval(float(res.slope) - half, float(res.slope) + half, level)
     return Slope(float(res.slope), ci, float(res.intercept), n)
+
+
+# ------------------------------------------------------------------------------------------- one-sided
+def one_sided(d: Difference, side: str, *, against: float = 0.0) -> float | None:
+    """The one-sided p-value of ``a − b < against`` (``side="lower"``) or ``a − b > against``
+    (``side="higher"``) with ``d``'s standard error and degrees of freedom: the probability, were the
+    difference exactly ``against``, of a t statistic at least as far to that side. ``None`` without an
+    interval (fewer than two seeds a side, or a non-finite value)."""
+    if side not in ("lower", "higher"):
+        raise UsageError(f"side must be 'lower' or 'higher', got {side!r}")
+    if d.ci is None or d.se is None or d.unknown:
+        return None
+    x = d.difference - against
+    if d.se == 0.0 or d.df is None:  # no spread observed: the difference is exact as far as the seeds show
+        return 0.0 if (x < 0 if side == "lower" else x > 0) else 1.0
+    t = x / d.se
+    return _t_cdf(t, d.df) if side == "lower" else _t_cdf(-t, d.df)
+
+
+# --------------------------------------------------------------------------------------------- claims
+CLAIM_VERDICTS = ("supported", "contradicted", "not resolved")
+
+
+@dataclass(frozen=True)
+class ClaimTest:
+    """The test of one claim (a study's question): ``p_support``, the one-sided p-value of the evidence
+    for the claim, and ``p_contradict``, of the evidence against it. At most one of them can be small.
+
+    ``p`` (two-sided) is ``min(1, 2·min(p_support, p_contradict))``: for a claim about the sign of a
+    difference it is the Welch test's two-sided p-value; for a claim that a difference stays on one side of
+    a margin, that of "the difference equals the margin". A study adjusts the ``p`` of its answers together
+    (:func:`holm`); a verdict is drawn only when the adjusted value is below ``alpha``, on the side whose
+    one-sided p-value is the smaller. ``None`` p-values: no test could be made (too few seeds, a
+    non-finite value); the verdict is then not resolved."""
+
+    p_support: float | None
+    p_contradict: float | None
+    method: str
+
+    @property
+    def p(self) -> float | None:
+        if self.p_support is None or self.p_contradict is None:
+            return None
+        return min(1.0, 2.0 * min(self.p_support, self.p_contradict))
+
+    def verdict(self, p_adjusted: float | None, alpha: float = 1.0 - LEVEL) -> str:
+        """``supported``/``contradicted`` when ``p_adjusted`` < ``alpha`` on the smaller side, else not
+        resolved."""
+        if p_adjusted is None or self.p_support is None or self.p_contradict is None or p_adjusted >= alpha:
+            return "not resolved"
+        return "supported" if self.p_support < self.p_contradict else "contradicted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p_support": self.p_support, "p_contradict": self.p_contradict, "p": self.p,
+                "method": self.method}  # fmt: skip
+
+
+def claim_sign(d: Difference, expected: str) -> ClaimTest:
+    """The claim "``a − b`` is ``expected`` (``lower`` or ``higher``) than 0": one-sided Welch (or paired)
+    tests each way; its ``p`` is the two-sided p-value of ``d``."""
+    other = "higher" if expected == "lower" else "lower"
+    return ClaimTest(one_sided(d, expected), one_sided(d, other), f"{d.method}, two-sided")
+
+
+def claim_margin(d: Difference, margin: float, side: str) -> ClaimTest:
+    """The claim "``a − b`` stays ``side`` of ``margin``" (``side="lower"``: a − b < margin, i.e. ``a`` is
+    no worse than ``b`` by ``margin`` or more — a non-inferiority claim; ``"higher"``: a − b > margin).
+    Supported by the one-sided test that the difference lies on that side of the margin, contradicted by the
+    one-sided test that it lies beyond it; ``p`` tests "the difference equals the margin"."""
+    other = "higher" if side == "lower" else "lower"
+    return ClaimTest(one_sided(d, side, against=margin), one_sided(d, other, against=margin),
+                     f"{d.method} against the margin {margin:+g}")  # fmt: skip
+
+
+def claim_all(parts: Sequence[ClaimTest]) -> ClaimTest:
+    """The claim that every part holds (e.g. "lower at every depth"). Supported only when every part is:
+    an intersection-union test, whose p-value is the largest part's (no multiplicity penalty, since every
+    part must reject). Contradicted when any part is contradicted: a union over the parts, Bonferroni-
+    adjusted (k times the smallest). No parts, or a part without a test: no test."""
+    if not parts or any(t.p_support is None or t.p_contradict is None for t in parts):
+        return ClaimTest(None, None, "intersection-union over its parts")
+    support = max(float(t.p_support) for t in parts)  # type: ignore[arg-type]
+    contradict = min(1.0, len(parts) * min(float(t.p_contradict) for t in parts))  # type: ignore[arg-type]
+    return ClaimTest(support, contradict, f"intersection-union over {len(parts)} parts")
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of ``p_values`` (``None`` — no test — is left out and stays ``None``):
+    sorted ascending, the i-th smallest of m is multiplied by m − i + 1, then each adjusted value is raised to
+    the largest before it (monotone) and capped at 1. Rejecting where the adjusted value is below α controls
+    the probability of any false rejection among the m at α."""
+    known = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(known)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+# ---------------------------------------------------------------------------------------- convergence
+CONVERGENCE_STATES = ("still falling", "flat", "rising", "not resolved", "unknown")
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Whether a quantity (a net's training error) had stopped changing at the end of training: ``change``
+    is its mean over the last window minus the window before, paired by seed, and ``equivalence`` its TOST
+    against ``±bound``.
+
+    ``state``: ``still falling`` when the 95% CI of the change lies below 0, ``rising`` when above, else
+    ``flat`` when the TOST keeps it within ±bound, else ``not resolved``; ``unknown`` for a non-finite
+    value. A resolved fall is reported however small it is: a net that still falls has not converged, and
+    the answers that rest on it say so."""
+
+    change: Difference
+    equivalence: Equivalence
+    bound: float
+
+    @property
+    def state(self) -> str:
+        d = self.change
+        if d.unknown:
+            return "unknown"
+        if d.ci is not None and d.ci.high < 0:
+            return "still falling"
+        if d.ci is not None and d.ci.low > 0:
+            return "rising"
+        return "flat" if self.equivalence.equivalent else "not resolved"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.change.to_dict(), "equivalence": self.equivalence.to_dict(), "state": self.state}
+
+
+def convergence(label: str, before: Estimate, after: Estimate, bound: float) -> Convergence:
+    """The change of ``label``'s quantity from the window ``before`` to the window ``after`` (one value
+    per seed each, the same seeds in the same order), judged against ``bound`` (:class:`Convergence`)."""
+    d = paired(f"{label} (last window)", after, f"{label} (window before)", before)
+    return Convergence(d, equivalence(d, bound), bound)
+
+
+# --------------------------------------------------------------------------------------------- outliers
+OUTLIER_MADS = 3.0  # fixed in advance: a value more than 3 scaled MADs from the median is called outlying
+
+
+def outlying(values: Sequence[float], k: float = OUTLIER_MADS) -> tuple[int, ...]:
+    """Positions of the values more than ``k`` scaled median absolute deviations (MAD × 1.4826, the normal
+    distribution's SD) from the median: seeds that stalled, or fitted far better than the rest, which a mean
+    and a t interval would hide. Fewer than 3 values, no spread (MAD 0) or a non-finite value: none."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size < 3 or not np.isfinite(arr).all():
+        return ()
+    med = float(np.median(arr))
+    mad = 1.4826 * float(np.median(np.abs(arr - med)))
+    if mad == 0.0:
+        return ()
+    return tuple(int(i) for i in np.flatnonzero(np.abs(arr - med) > k * mad))
