@@ -198,7 +198,7 @@ def _close(a: float, b: float, rel: float) -> bool:
 
 
 def test_lesion_on_the_device_equals_the_cpu(trained_run: Path, tmp_path: Path) -> None:
-    from depthlab.analysis.why import run_lesion
+    from depthlab.studies.why import run_lesion
 
     dev, cpu = _both(trained_run, tmp_path, run_lesion, images=96, draws=2, max_swaps=2)
     assert dev.mode == cpu.mode == "residual" and len(dev.units) == len(cpu.units) == 9
@@ -210,7 +210,7 @@ def test_lesion_on_the_device_equals_the_cpu(trained_run: Path, tmp_path: Path) 
 
 
 def test_paths_on_the_device_equal_the_cpu(trained_run: Path, tmp_path: Path) -> None:
-    from depthlab.analysis.why import run_paths
+    from depthlab.studies.why import run_paths
 
     dev, cpu = _both(trained_run, tmp_path, run_paths, images=96, samples=2, batch=16)
     assert dev.blocks == cpu.blocks == 9
@@ -221,7 +221,7 @@ def test_paths_on_the_device_equal_the_cpu(trained_run: Path, tmp_path: Path) ->
 
 def test_landscape_on_the_device_equals_the_cpu(trained_run: Path, tmp_path: Path) -> None:
     from depthlab.analysis.landscape import LandscapeConfig
-    from depthlab.analysis.why import run_landscape
+    from depthlab.studies.why import run_landscape
 
     config = LandscapeConfig(points=5, grid=3, span=0.5, radius=0.5, pairs=2)
     dev, cpu = _both(trained_run, tmp_path, run_landscape, images=96, config=config)
@@ -233,7 +233,7 @@ def test_landscape_on_the_device_equals_the_cpu(trained_run: Path, tmp_path: Pat
 
 def test_attribution_on_the_device_equals_the_cpu(trained_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("captum", reason="attribution needs Captum (pip install captum), not installed here")
-    from depthlab.analysis.why import run_attribution
+    from depthlab.studies.why import run_attribution
 
     dev, cpu = _both(trained_run, tmp_path, run_attribution, images=3, ig_steps=4)
     assert [r.prediction for r in dev.images] == [r.prediction for r in cpu.images]
@@ -251,7 +251,7 @@ def test_attribution_on_the_device_equals_the_cpu(trained_run: Path, tmp_path: P
 
 
 def test_run_analyses_opens_the_model_on_the_device(trained_run: Path, tmp_path: Path) -> None:
-    from depthlab.analysis.why import run_analyses
+    from depthlab.studies.why import run_analyses
 
     options = {"lesion": {"images": 32, "draws": 1, "max_swaps": 1}, "paths": {"images": 32, "samples": 1}}
     results = run_analyses(

@@ -17,17 +17,17 @@ DATA = "synthetic:channels=1,size=12,train=64,test=16"
 
 
 def _gradflow(tmp_path: Path, no_bn: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, list[nn.Module]]:
-    """Run the command; return its JSON and every model it built (spied on the registry)."""
-    import depthlab.registry as registry
+    """Run the command; return its JSON and every model it built (spied on where gradient_flow builds them)."""
+    import depthlab.analysis.gradients as gradients
 
     built: list[nn.Module] = []
-    original = registry.create_model
+    original = gradients.create_model
 
     def spy(*args: object, **kwargs: object) -> nn.Module:
         built.append(original(*args, **kwargs))  # type: ignore[arg-type]
         return built[-1]
 
-    monkeypatch.setattr(registry, "create_model", spy)
+    monkeypatch.setattr(gradients, "create_model", spy)
     out = tmp_path / ("no-bn" if no_bn else "bn")
     args = ["gradflow", "plain20", "resnet20", "--data", DATA, "--batch", "8", "--out", str(out)]
     assert main(args + (["--no-bn"] if no_bn else [])) == 0

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import torch
 
-from depthlab.analysis import why
 from depthlab.analysis.gradients import Diagnostics, diagnose, output_gradients
 from depthlab.analysis.shattered import ShatteredResult, condition
 from depthlab.io import read_number, write_json
+from depthlab.studies import why
 from depthlab.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -121,7 +121,7 @@ def test_cli_explains_a_photo_with_a_pretrained_model(torch_home, tmp_path, caps
     assert code == 0
     printed = capsys.readouterr().out
     # Top-5 names are ImageNet's, and the top one is torchvision's own prediction on the same tensor.
-    from depthlab.analysis.why import load_image
+    from depthlab.studies.why import load_image
 
     prep = pretrained_preprocessing("resnet18")
     x = load_image(photo, size=224, channels=3, mean=prep.mean, std=prep.std, resize=prep.resize)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from depthlab.analysis import why
 from depthlab.analysis.lesion import LesionResult
 from depthlab.cli import main
+from depthlab.studies import why
 from depthlab.train import TrainConfig, train
 
 # Tiny models: one intra-op thread (the shared `one_thread` fixture in conftest.py).
@@ -117,7 +117,7 @@ def test_landscape_command_resumes_after_a_kill(runs, tmp_path, capsys):
 def test_a_single_landscape_fills_its_figure(runs, tmp_path):
     # One run: its contour panel starts at the left edge (it used to sit in the right half of an empty
     # figure); two runs: two panels side by side, sharing the colour bar.
-    from depthlab.report.why_figures import plot_landscape
+    from depthlab.studies.why_figures import plot_landscape
 
     config = why.LandscapeConfig(points=5, grid=5, pairs=2)
     items = [

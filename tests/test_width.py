@@ -21,12 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import depthlab
 from depthlab.analysis import summarize
+from depthlab.analysis.narrow import describe_widths
 from depthlab.errors import UsageError, UsageTypeError
 from depthlab.layers import ConvNormAct, scale_channels
 from depthlab.models import count_params
 from depthlab.models.base import GoogLeNetOutputs
 from depthlab.models.googlenet import INCEPTION, GoogLeNet
-from depthlab.models.narrow import describe_widths
 from depthlab.models.vgg import CONFIGS, VGG
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -57,7 +57,8 @@ from torch import nn
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.errors import UsageError
 from depthlab.io import read_number
-from depthlab.report.format import number
+from depthlab.models.base import main_logits
+from depthlab.present.format import number
 from depthlab.stats import Difference, Estimate, Interval, estimate, mean_ci, paired
 
 __all__ = [
@@ -342,8 +343,6 @@ def gradcam_layer(model: nn.Module) -> tuple[str, nn.Module]:
 
 
 def _forward(model: nn.Module) -> Any:
-    from depthlab.models.base import main_logits
-
     def forward(x: torch.Tensor) -> torch.Tensor:
         return main_logits(model(x))
 
@@ -573,7 +572,6 @@ def explain_images(
 
     Returns the result and the raw maps (for figures; the JSON result keeps only numbers)."""
     start = time.perf_counter()
-    from depthlab.models.base import main_logits
 
     was_training = model.training
     model.eval()

@@ -26,6 +26,7 @@ from torch import nn
 
 from depthlab.errors import DepthlabError
 from depthlab.io import read_json, write_text
+from depthlab.models.base import main_logits
 
 __all__ = [
     "AnalysisError",
@@ -61,8 +62,6 @@ class EvalResult:
 
 
 def _logits(output: Any) -> torch.Tensor:
-    from depthlab.models.base import main_logits
-
     return main_logits(output)
 
 

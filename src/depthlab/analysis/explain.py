@@ -27,8 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlab.analysis.complexity import CONVENTIONS, summarize
+from depthlab.analysis.receptive_field import _check_shape
 from depthlab.errors import UsageError
 from depthlab.layers import ConvNormAct
+from depthlab.models.resnet import BasicBlock, Bottleneck, PlainBasicBlock
+from depthlab.registry import create_model
 
 __all__ = [
     "Explanation",
@@ -207,7 +210,6 @@ def inception_bottleneck(input_shape: Sequence[int] = (3, 224, 224), variant: st
     paper's naive module, Fig. 2a, also drops the pool projection, which makes widths grow from module to
     module). Aux heads are left out (aux_logits=False).
     """
-    from depthlab.registry import create_model
 
     c, h, w = _shape(input_shape)
     model = _meta(lambda: create_model("googlenet", in_channels=c, variant=variant, aux_logits=False))
@@ -294,8 +296,6 @@ def resnet_bottleneck(size: int = 56, norm: str | None = "batch") -> Explanation
     """A basic block (two 3×3 convs) vs a bottleneck block (1×1 reduce to width/4, 3×3, 1×1 expand) with the
     same output width, for each ImageNet stage (widths 256…2048 at size, size/2, ...; identity shortcuts,
     stride 1), plus ResNet-34 vs ResNet-50 as built (their per-image MACs at 224×224)."""
-    from depthlab.models.resnet import BasicBlock, Bottleneck
-    from depthlab.registry import create_model
 
     _positive(size=size)
     rows = []
@@ -400,8 +400,6 @@ def skip_gradient(
 def _skip_gradient_rows(
     channels: int, size: int, batch: int, gammas: Sequence[float], seed: int
 ) -> list[SkipGradientRow]:
-    from depthlab.models.resnet import BasicBlock, PlainBasicBlock
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         residual = BasicBlock(channels, channels)
@@ -477,6 +475,4 @@ def _positive(**values: int) -> None:
 
 
 def _shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
-    from depthlab.analysis.receptive_field import _check_shape
-
     return _check_shape(input_shape)

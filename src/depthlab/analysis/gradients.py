@@ -48,6 +48,8 @@ from torch import nn
 from depthlab.errors import UsageError
 from depthlab.io import read_number
 from depthlab.layers import ConvNormAct, NormActConv
+from depthlab.models.base import main_logits
+from depthlab.registry import create_model
 
 __all__ = [
     "LayerStat",
@@ -236,9 +238,6 @@ def diagnose(
         raise UsageError(f"labels must be a 1-D tensor of {images.shape[0]} class indices, got {shape}")
     loss_fn = loss_fn or F.cross_entropy
 
-    # Lazily import: models/base depends on nothing here, but keep analysis importable on its own.
-    from depthlab.models.base import main_logits
-
     weighted = {
         id(m): (name, m)
         for name, m in model.named_modules()
@@ -413,7 +412,6 @@ def gradient_flow(
     Each model is built with ``torch.manual_seed(seed)`` for ``num_classes`` classes and the images'
     channel count; ``norm=None`` builds it without batch norm (models that take a ``norm`` argument only).
     """
-    from depthlab.registry import create_model
 
     if norm not in ("batch", None):
         raise UsageError(f"norm must be 'batch' or None, got {norm!r}")

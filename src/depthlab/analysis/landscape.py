@@ -9,7 +9,7 @@ weight) is rescaled to the norm of the same filter of the weights, d_i ← d_i/�
 one dimension (batch-norm scales and shifts, biases) get a zero direction, as in the paper ("ignore biasbn");
 BN running statistics are buffers and stay as trained.
 
-Loss: mean cross-entropy on a fixed set of images — :func:`depthlab.analysis.why.run_landscape` passes a
+Loss: mean cross-entropy on a fixed set of images — :func:`depthlab.studies.why.run_landscape` passes a
 fixed subset of the run's *training* split, the loss Li et al. plot —, model in eval mode (BN on running
 statistics, as the paper's code evaluates), main logits only. The 1-D slice is L(θ + t·d₁) for ``points``
 values of t evenly spaced in [−span, span]; the 2-D grid is L(θ + α·d₁ + β·d₂) on a ``grid``×``grid``
@@ -53,7 +53,7 @@ from torch import nn
 from depthlab.analysis.evaluation import PartialResults, Progress, evaluate
 from depthlab.errors import UsageError
 from depthlab.io import read_number
-from depthlab.report.format import number
+from depthlab.present.format import number
 from depthlab.stats import Estimate, estimate
 
 __all__ = [

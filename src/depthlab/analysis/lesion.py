@@ -66,6 +66,7 @@ from depthlab.analysis.evaluation import (
 from depthlab.analysis.gradients import find_blocks
 from depthlab.errors import UsageError
 from depthlab.io import read_number
+from depthlab.models.base import main_logits
 from depthlab.stats import (
     Difference,
     Estimate,
@@ -743,8 +744,6 @@ def lesion_study(
 
 @torch.inference_mode()
 def _num_classes(model: nn.Module, images: torch.Tensor) -> int:
-    from depthlab.models.base import main_logits
-
     n = getattr(model, "num_classes", None)
     if isinstance(n, int):
         return n

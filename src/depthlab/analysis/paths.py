@@ -54,6 +54,7 @@ from depthlab.analysis.evaluation import PartialResults, Progress
 from depthlab.analysis.gradients import find_blocks
 from depthlab.analysis.lesion import NoResidualBlocksError, _is_residual
 from depthlab.io import read_number
+from depthlab.models.base import main_logits
 from depthlab.stats import LEVEL, Interval, Slope, mean_ci, slope
 
 __all__ = [
@@ -359,7 +360,6 @@ def _input_gradient(
 ) -> torch.Tensor:
     """∂(Σ_j L_j)/∂x₀ (N, C, H, W), x₀ = the input of ``first``, eval-mode BN; row j is image j's own
     gradient because images do not interact in eval mode."""
-    from depthlab.models.base import main_logits
 
     captured: list[torch.Tensor] = []
 

@@ -41,6 +41,7 @@ from torch import nn
 
 from depthlab.errors import DepthlabError
 from depthlab.io import read_number
+from depthlab.models.base import main_logits
 from depthlab.stats import Difference, Estimate, estimate, welch
 
 __all__ = [
@@ -178,7 +179,6 @@ def shattered_gradients(
     net = freeze_batch_stats(model, reference) if has_bn else copy.deepcopy(model).eval()
     if start.device.type == "cpu":
         net = net.to(memory_format=torch.channels_last)  # ~1.5× faster convolutions on CPU
-    from depthlab.models.base import main_logits
 
     t = torch.linspace(0.0, 1.0, points, dtype=start.dtype, device=start.device)
     direction = (end - start).reshape(-1)

@@ -1,5 +1,5 @@
 """``depthlab models [PATTERN ...] [--width W ...] [--markdown]``: the registry as a table; with ``--width``,
-the width-scalable models at those widths at study scale (:mod:`depthlab.models.narrow`). Several patterns
+the width-scalable models at those widths at study scale (:mod:`depthlab.analysis.narrow`). Several patterns
 list the models any of them matches, pattern by pattern, each once."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from depthlab.analysis.narrow import STUDY_CLASSES, STUDY_INPUT, WidthRow, describe_widths
 from depthlab.errors import UsageError
-from depthlab.models.narrow import STUDY_CLASSES, STUDY_INPUT, WidthRow, describe_widths
 from depthlab.registry import ModelRow, describe_models
 
 

@@ -161,8 +161,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_gradflow(args: argparse.Namespace) -> int:
     from depthlab.analysis.gradients import gradflow_json, gradient_flow
     from depthlab.data import load_data, make_loader
+    from depthlab.present.plots import png_bytes
     from depthlab.report.figures import gradflow_figure
-    from depthlab.report.plots import png_bytes
 
     names = list(args.models) or list(DEFAULT_GRADFLOW_MODELS)
     if args.batch < 1:

@@ -20,8 +20,8 @@ from typing import Any
 
 from depthlab.analysis.attribution import GRANULARITIES, METHODS
 from depthlab.analysis.lesion import NoResidualBlocksError
-from depthlab.analysis.why import DEFAULTS
 from depthlab.errors import UsageError
+from depthlab.studies.why import DEFAULTS
 
 CHECKPOINTS = ("last", "best")
 
@@ -252,15 +252,15 @@ def _report(name: str, folder: Path, result: Any, seconds: float, label: str, re
 def _compare(name: str, compare: Path | None, items: list[tuple[str, Any]]) -> None:
     if compare is None or len(items) < 2:
         return
-    from depthlab.report import why_figures as wf
-    from depthlab.report.plots import png_bytes
+    from depthlab.present.plots import png_bytes
+    from depthlab.studies import why_figures as wf
 
     plot = {"lesion": wf.plot_lesion, "paths": wf.plot_paths, "landscape": wf.plot_landscape}[name]
     compare.parent.mkdir(parents=True, exist_ok=True)
     compare.write_bytes(png_bytes(plot(items)))
     print(f"side by side: {compare}")
     if name == "landscape":
-        from depthlab.analysis.why import landscape_comparison
+        from depthlab.studies.why import landscape_comparison
 
         for line in landscape_comparison(items):
             print(f"  {line}")
@@ -295,7 +295,7 @@ def _each(name: str, args: argparse.Namespace, call: Callable[..., Any]) -> int:
 
 # ------------------------------------------------------------------------------------------- commands
 def run_lesion_cmd(args: argparse.Namespace) -> int:
-    from depthlab.analysis.why import run_lesion
+    from depthlab.studies.why import run_lesion
 
     if args.max_swaps < 0:
         raise UsageError(f"--max-swaps must be 0 or more, got {args.max_swaps}")
@@ -310,7 +310,7 @@ def run_lesion_cmd(args: argparse.Namespace) -> int:
 
 
 def run_paths_cmd(args: argparse.Namespace) -> int:
-    from depthlab.analysis.why import run_paths
+    from depthlab.studies.why import run_paths
 
     if not 0 < args.mass <= 1:
         raise UsageError(f"--mass must be in (0, 1], got {args.mass}")
@@ -326,7 +326,7 @@ def run_paths_cmd(args: argparse.Namespace) -> int:
 
 def run_landscape_cmd(args: argparse.Namespace) -> int:
     from depthlab.analysis.landscape import LandscapeConfig
-    from depthlab.analysis.why import run_landscape
+    from depthlab.studies.why import run_landscape
 
     config = LandscapeConfig(
         span=args.span,
@@ -354,7 +354,7 @@ def _methods(text: str) -> list[str]:
 
 
 def run_attribute_cmd(args: argparse.Namespace) -> int:
-    from depthlab.analysis.why import explain_files, run_attribution
+    from depthlab.studies.why import explain_files, run_attribution
 
     methods = _methods(args.methods)
     set_threads(args.threads)

@@ -1,17 +1,12 @@
 """The HTML report of a study, and the figures in it. Reads run directories only; never trains.
 
-``report.types`` (sections, tables, figures) is what studies build; it is imported by the study engine, so
-this package loads ``report.html`` (which reads studies through the engine) only when it is asked for.
+The report sits above the studies: it reads any study directory through :mod:`depthlab.studies` and renders
+the sections, tables and figures (:mod:`depthlab.present`) each study declares, without knowing which study
+made them. :mod:`.html` builds the page, :mod:`.readme` the blocks the README quotes, :mod:`.answers` groups
+findings under their questions, :mod:`.why` adds the "Why it works" section and :mod:`.figures` draws
+``depthlab gradflow``.
 """
 
-from typing import Any
+from depthlab.report.html import Report, build_report, model_costs
 
 __all__ = ["Report", "build_report", "model_costs"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from depthlab.report import html
-
-        return getattr(html, name)
-    raise AttributeError(f"module 'depthlab.report' has no attribute {name!r}")

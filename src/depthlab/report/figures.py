@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from depthlab.analysis.gradients import ModelFlow
-from depthlab.report.plots import Series, plot_gradflow
+from depthlab.present.plots import Series, plot_gradflow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["gradflow_figure"]
 

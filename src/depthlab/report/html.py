@@ -21,9 +21,9 @@ from pathlib import Path
 
 import jinja2
 
+from depthlab.present.format import pct
+from depthlab.present.types import ReportFigure, Section
 from depthlab.report.answers import group_findings
-from depthlab.report.format import pct
-from depthlab.report.types import ReportFigure, Section
 from depthlab.studies.engine import (
     StudyResult,
     StudyRun,

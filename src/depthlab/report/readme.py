@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from depthlab.present.format import pct
 from depthlab.report.answers import group_findings
-from depthlab.report.format import pct
 
 __all__ = ["results_markdown", "replication_markdown"]
 

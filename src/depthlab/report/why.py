@@ -4,15 +4,15 @@ directories. Reads JSON and PNG files only; computes nothing."""
 
 from __future__ import annotations
 
-from depthlab.report.types import ReportFigure, Section
+from depthlab.present.types import ReportFigure, Section
 from depthlab.studies.engine import StudyResult
+from depthlab.studies.why import why_section as collect
 
 __all__ = ["why_section"]
 
 
 def why_section(result: StudyResult) -> Section | None:
     """The section, or ``None`` when no run of ``result`` holds an analysis result."""
-    from depthlab.analysis.why import why_section as collect
 
     figures, sentences = collect([r.run_dir for r in result.runs])
     if not figures and not sentences:

@@ -1,6 +1,6 @@
 """Post-training analyses of a study's runs (``depthlab experiment STUDY --analyses lesion,landscape,…``).
 
-Each study analysis name maps to the run-level analyses of :mod:`depthlab.analysis.why`:
+Each study analysis name maps to the run-level analyses of :mod:`depthlab.studies.why`:
 ``lesion`` → lesion study and path lengths (Veit et al. 2016), ``landscape`` → loss landscape (Li et al.
 2018), ``attribute`` → attributions and their randomisation check (Adebayo et al. 2018). They run on the
 first seed of every condition whose run completed, on the study's device, write ``RUN/analysis/*.json`` + PNG,
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from depthlab.studies.engine import StudyResult
+from depthlab.studies.why import run_analyses
 
 __all__ = ["STUDY_ANALYSES", "run_for_study", "analysed_runs"]
 
@@ -36,7 +37,6 @@ def analysed_runs(result: StudyResult) -> list[Any]:
 def run_for_study(name: str, result: StudyResult, device: Any = "cpu") -> None:
     """Run the analyses behind study analysis ``name`` on :func:`analysed_runs` of ``result``, each run's
     model and images on ``device`` (a torch.device or ``cpu``/``cuda``/``auto``)."""
-    from depthlab.analysis.why import run_analyses
 
     for run in analysed_runs(result):
         run_analyses(run.run_dir, STUDY_ANALYSES[name], device=device)

@@ -44,7 +44,7 @@ from typing import Any
 
 from depthlab.errors import DepthlabError
 from depthlab.io import read_json, read_number, write_json
-from depthlab.report.types import ReportFigure, ReportTable, Section
+from depthlab.present.types import ReportFigure, ReportTable, Section
 from depthlab.runtime import seed_everything, select_device
 from depthlab.stats import Estimate, estimate
 from depthlab.train.config import parse_value
@@ -939,7 +939,7 @@ def _clear_unstarted(run_dir: Path) -> None:
 
 
 def _reporter(say: Progress, tag: str, config: Any) -> Callable[[Any], None]:
-    from depthlab.report.format import pct
+    from depthlab.present.format import pct
 
     every = max(config.log_every, config.steps // 4 // config.log_every * config.log_every)
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from depthlab.report.format import difference_ci
+from depthlab.present.format import difference_ci
 from depthlab.studies.degradation.findings import NOT_VANISHING
 from depthlab.studies.engine import Answer, Finding, StudyResult
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
-
-from depthlab.report.format import pct, sci
-from depthlab.report.plots import Curve, Series, _colours, plot_error_curves, plot_responses, png_bytes
-from depthlab.report.types import ReportFigure, ReportTable, Section
+from depthlab.present.format import pct, sci
+from depthlab.present.plots import (
+    Curve,
+    Series,
+    _colours,
+    plot_error_curves,
+    plot_responses,
+    png_bytes,
+    pyplot,
+)
+from depthlab.present.types import ReportFigure, ReportTable, Section
 from depthlab.studies.degradation.evidence import (
     EXPLODE,
     PLATEAU_FRACTION,
@@ -82,6 +88,7 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
 
 
 def _running_figure(result: StudyResult, by: dict[ConditionKey, Condition]) -> ReportFigure:
+    plt = pyplot()
     colours = _colours([k.depth for k in by])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     steps = max((int(r.config.get("steps") or r.step) for c in by.values() for r in c.runs), default=0)
@@ -148,6 +155,7 @@ def _mid_series(c: Condition) -> Series | None:
 
 
 def gradient_figures(result: StudyResult) -> list[ReportFigure]:
+    plt = pyplot()
     by = dict(sorted(conditions(result).items(), key=lambda kv: (kv[0].residual, kv[0].depth)))
     panels: list[tuple[str, list[Series]]] = []
     for title, pick in (
@@ -193,6 +201,7 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
 
 
 def _ratio_figure(by: dict[ConditionKey, Condition]) -> ReportFigure | None:
+    plt = pyplot()
     from depthlab.analysis.gradients import Diagnostics
 
     lines = []
@@ -233,6 +242,7 @@ def _ratio_figure(by: dict[ConditionKey, Condition]) -> ReportFigure | None:
 
 # --------------------------------------------------------------------------------------------- shattered
 def shattered_figures(result: StudyResult) -> list[ReportFigure]:
+    plt = pyplot()
     ev = shattered_evidence(result)
     data = result.analysis("shattered")
     if ev is None or not data:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depthlab.report.format import difference_ci, pct, sci
+from depthlab.present.format import difference_ci, pct, sci
 from depthlab.stats import (
     Difference,
     Equivalence,

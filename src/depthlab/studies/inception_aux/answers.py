@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from depthlab.report.format import difference_ci, pct, sci
+from depthlab.present.format import difference_ci, pct, sci
 from depthlab.studies.engine import Answer, Finding, StudyResult
 from depthlab.studies.inception_aux.evidence import groups
 from depthlab.studies.inception_aux.findings import GOING_DEEPER, RETHINKING

@@ -1,6 +1,6 @@
 """Figures of the inception-aux study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.report.types.ReportFigure` objects with a caption saying what is
+Each function returns :class:`~depthlab.present.types.ReportFigure` objects with a caption saying what is
 plotted, on what data and in which mode. Panels a reader compares share their y-axis.
 """
 
@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-
-from depthlab.report.plots import png_bytes
-from depthlab.report.types import ReportFigure
+from depthlab.present.plots import png_bytes, pyplot
+from depthlab.present.types import ReportFigure
 from depthlab.stats import Estimate, estimate
 from depthlab.studies.engine import Condition, StudyResult
 from depthlab.studies.inception_aux.evidence import (
@@ -28,6 +27,9 @@ from depthlab.studies.inception_aux.evidence import (
 )
 from depthlab.studies.inception_aux.findings import COSINE_BOUND
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, TAPS, tap_label
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["error_figures", "gradient_figures"]
 
@@ -53,6 +55,7 @@ def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[list[i
 
 
 def error_figures(result: StudyResult) -> list[ReportFigure]:
+    plt = pyplot()
     conditions = result.conditions()
     if not conditions:
         return []
@@ -114,7 +117,7 @@ def _summary(e: Estimate | None) -> tuple[float, float, float]:
 
 
 def _errorbar(
-    ax: plt.Axes, xs: Sequence[float], rows: Sequence[tuple[float, float, float]], *, color: str, marker: str,
+    ax: Axes, xs: Sequence[float], rows: Sequence[tuple[float, float, float]], *, color: str, marker: str,
     ls: str, label: str,
 ) -> None:  # fmt: skip
     """Points with asymmetric error bars (mean, low, high); rows with a NaN mean are left out."""
@@ -130,6 +133,7 @@ def _errorbar(
 
 
 def gradient_figures(result: StudyResult) -> list[ReportFigure]:
+    plt = pyplot()
     g = groups(result)
     if g.aux is None or not any(probe_at(r, "init") is not None for r in g.aux.runs):
         return []

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.report.format import difference_ci, pct, sci
+from depthlab.present.format import difference_ci, pct, sci
 from depthlab.stats import (
     Difference,
     Equivalence,

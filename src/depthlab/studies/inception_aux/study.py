@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from depthlab.report.format import pct, sci
+from depthlab.present.format import pct, sci
 from depthlab.studies import register_study
 from depthlab.studies.engine import ReportTable, Section, Study, StudyResult
 from depthlab.studies.inception_aux.answers import compute_answers

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from depthlab.report.format import difference_ci
+from depthlab.present.format import difference_ci
 from depthlab.studies.engine import Answer, Finding, StudyResult
 from depthlab.studies.vgg_depth.evidence import ladder, nets
 from depthlab.studies.vgg_depth.findings import PAPER, p_value

@@ -1,15 +1,13 @@
 """Figures of the vgg-depth study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.report.types.ReportFigure` objects with a caption saying what is
+Each function returns :class:`~depthlab.present.types.ReportFigure` objects with a caption saying what is
 plotted, on what data and in which mode. Panels a reader compares share their y-axis.
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-
-from depthlab.report.plots import png_bytes
-from depthlab.report.types import ReportFigure
+from depthlab.present.plots import png_bytes, pyplot
+from depthlab.present.types import ReportFigure
 from depthlab.studies.engine import Condition, StudyResult
 from depthlab.studies.vgg_depth.evidence import Net, nets, preset_of, training
 from depthlab.studies.vgg_depth.presets import DEPTH, TABLE3, TABLE3_SOURCE
@@ -39,6 +37,7 @@ def _chance(by: dict[Net, Condition]) -> float | None:
 
 
 def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigure:
+    plt = pyplot()
     margin = preset_of(result).chance_margin
     chance = _chance(by)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -94,6 +93,7 @@ def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigu
 
 
 def _curves(by: dict[Net, Condition]) -> ReportFigure:
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, bn in ((axes[0], False), (axes[1], True)):
         for config in DEPTH:

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from depthlab.report.format import difference_ci, pct, sci
+from depthlab.present.format import difference_ci, pct, sci
 from depthlab.stats import (
     Difference,
     Equivalence,

@@ -16,7 +16,7 @@ package: :mod:`.presets`, :mod:`.grid`, :mod:`.evidence` (typed readings of the 
 
 from __future__ import annotations
 
-from depthlab.report.format import pct
+from depthlab.present.format import pct
 from depthlab.stats import Estimate
 from depthlab.studies import register_study
 from depthlab.studies.engine import ReportTable, Section, Study, StudyResult

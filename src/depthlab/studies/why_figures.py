@@ -3,30 +3,27 @@
 Every ``plot_*`` takes ``(label, result)`` pairs (or one result) and returns a ``Figure``; every ``*_caption``
 says what is plotted, on which data and in which mode. Figures a reader compares share axes and scales: one
 error axis (0–100%) for all lesion panels, one set of contour levels and one loss axis for all landscapes,
-one ρ axis (−1…1) for the sanity check. As in :mod:`depthlab.report.plots`, colour follows depth and residual
+one ρ axis (−1…1) for the sanity check. As in :mod:`depthlab.present.plots`, colour follows depth and residual
 nets are drawn solid, plain nets dashed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")  # no display; must precede pyplot (harmless if already set)
+from depthlab.analysis.attribution import METHOD_TITLES, AttributionResult, variant_title
+from depthlab.analysis.landscape import LandscapeResult
+from depthlab.analysis.lesion import LesionResult
+from depthlab.analysis.paths import PathResult
+from depthlab.present.plots import _colours, pyplot
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from depthlab.analysis.attribution import METHOD_TITLES, AttributionResult, variant_title  # noqa: E402
-from depthlab.analysis.landscape import LandscapeResult  # noqa: E402
-from depthlab.analysis.lesion import LesionResult  # noqa: E402
-from depthlab.analysis.paths import PathResult  # noqa: E402
-from depthlab.report.plots import _colours  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_lesion",
@@ -45,13 +42,12 @@ Item = tuple[str, Any]
 
 
 def _depth_of(r: Any) -> int:
-    import re
-
     m = re.search(r"(\d+)$", str(r.source.get("model", "")))
     return int(m.group(1)) if m else 0
 
 
 def _style(items: Sequence[Item]) -> list[dict[str, Any]]:
+    plt = pyplot()
     colours = _colours([_depth_of(r) for _, r in items])
     styles = []
     for i, (_, r) in enumerate(items):
@@ -82,6 +78,9 @@ def _data_note(results: Sequence[Any]) -> str:
 def plot_lesion(items: Sequence[tuple[str, LesionResult]]) -> Figure:
     """Three panels on one error axis: single-block deletion by block, error vs k deleted blocks (mean and
     spread of the draws; k = 0 is the intact net), error vs k swapped pairs."""
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator  # matplotlib: imported on first use, as pyplot()
+
     if not items:
         raise ValueError("plot_lesion needs at least one result")
     styles = _style(items)
@@ -146,6 +145,9 @@ def lesion_caption(items: Sequence[tuple[str, LesionResult]]) -> str:
 def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
     """Veit et al. Fig. 6: path-length distribution, gradient per path length (log), and total gradient
     magnitude per length (normalised to sum 1) with the effective range shaded."""
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator  # matplotlib: imported on first use, as pyplot()
+
     if not items:
         raise ValueError("plot_paths needs at least one result")
     styles = _style(items)
@@ -215,6 +217,7 @@ def _sharpness_title(label: str, r: LandscapeResult) -> str:
 def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
     """Top: one 2-D contour plot per run (direction pair 0) with shared levels and axes, the figure as wide
     as its panels; bottom: every run's 1-D slices on one axis (pair 0 thick, the other pairs thin)."""
+    plt = pyplot()
     if not items:
         raise ValueError("plot_landscape needs at least one result")
     # A grid with no finite loss (every value read back as NaN) has nothing to draw.
@@ -297,6 +300,7 @@ def plot_attributions(
     """One row per image: the image, then each method's map (Grad-CAM as an overlay), each scaled to [0, 1]
     per image. ``images`` (N, C, H, W) in [0, 1]; ``maps`` from :func:`~depthlab.analysis.attribution.
     display_maps`."""
+    plt = pyplot()
     n = images.shape[0]
     cols = 1 + len(result.methods)
     fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.3 * n + 0.4), squeeze=False)
@@ -339,6 +343,7 @@ def plot_sanity(items: Sequence[tuple[str, AttributionResult]]) -> Figure:
     """One panel per run: mean Spearman ρ (original vs randomised maps) after each cut, one colour per method,
     solid for the absolute (shown) map and dashed for the signed one, shaded with the 95% t interval over
     images; the ρ axis is −1…1 for every run."""
+    plt = pyplot()
     if not items:
         raise ValueError("plot_sanity needs at least one result")
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]

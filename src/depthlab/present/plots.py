@@ -1,4 +1,5 @@
-"""Figures of the degradation study, in the style of the ResNet paper (matplotlib, Agg backend).
+"""Generic figures in the style of the ResNet paper (matplotlib on the Agg backend, imported on first use:
+:func:`pyplot`), drawn by the studies, the analyses and `depthlab gradflow`.
 
 Every function takes plain data (no run directories, no training) and returns a ``Figure``;
 :func:`png_bytes` renders one. Colours follow depth, so plain-56 and ResNet-56 share a colour across
@@ -14,18 +15,28 @@ panels.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display; must precede pyplot (harmless if already set)
+__all__ = ["Curve", "Series", "plot_error_curves", "plot_responses", "plot_gradflow", "png_bytes", "pyplot"]
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["Curve", "Series", "plot_error_curves", "plot_responses", "plot_gradflow", "png_bytes"]
+@functools.cache
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display), imported on first use: matplotlib takes most of
+    a second to import, and most commands draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot (harmless if already set)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @dataclass(frozen=True)
@@ -51,12 +62,14 @@ class Series:
 
 
 def _colours(depths: Sequence[int]) -> dict[int, str]:
+    plt = pyplot()
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return {d: cycle[i % len(cycle)] for i, d in enumerate(sorted(set(depths)))}
 
 
 def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     """The figure as PNG bytes; the figure is closed."""
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -65,6 +78,7 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
 
 def plot_error_curves(curves: Sequence[Curve], *, held_out_name: str = "validation") -> Figure:
     """Fig. 6 style: thin = training error (on the fly), bold = ``held_out_name`` error."""
+    plt = pyplot()
     if not curves:
         raise ValueError("plot_error_curves needs at least one curve")
     colours = _colours([c.depth for c in curves])
@@ -104,6 +118,7 @@ def _by_layer(
 ) -> Figure:
     if not series:
         raise ValueError("a by-layer plot needs at least one series")
+    plt = pyplot()
     colours = _colours([s.depth for s in series])
     nrows = 2 if sorted_panel else 1
     fig, axes = plt.subplots(nrows, 1, figsize=(9, 3.4 * nrows), squeeze=False)

@@ -51,11 +51,27 @@ from depthlab.analysis.attribution import (
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_landscape
 from depthlab.analysis.lesion import LesionResult, lesion_study
-from depthlab.analysis.paths import PathResult, path_study
+from depthlab.analysis.paths import PathResult, path_study, residual_blocks
+from depthlab.data import load_data, make_loader
 from depthlab.errors import DepthlabError
 from depthlab.io import read_json, write_bytes, write_json
-from depthlab.report.format import number
+from depthlab.models.pretrained import imagenet_categories, pretrained_preprocessing
+from depthlab.present.format import number
+from depthlab.present.plots import png_bytes
+from depthlab.registry import create_model
+from depthlab.runtime import select_device
 from depthlab.stats import Difference, Estimate, welch
+from depthlab.studies import why_figures as wf
+from depthlab.studies.why_figures import (
+    plot_attributions,
+    plot_landscape,
+    plot_lesion,
+    plot_paths,
+    plot_sanity,
+)
+from depthlab.train.checkpoint import CheckpointError, load_pointer
+from depthlab.train.loop import prepare_bundle
+from depthlab.train.rundir import load_run, load_run_model
 
 __all__ = [
     "ANALYSES",
@@ -137,7 +153,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``device`` as a torch.device: a torch.device as it is; ``auto``/``cpu``/``cuda`` as
     :func:`depthlab.runtime.select_device` chooses (an unknown name or ``cuda`` without a GPU is a one-line
     error naming the choices)."""
-    from depthlab.runtime import select_device
 
     return device if isinstance(device, torch.device) else select_device(device)
 
@@ -148,8 +163,6 @@ def open_run(
     """The run's model with the ``checkpoint`` weights, on ``device`` (:func:`resolve_device`). One-line
     errors (``FileNotFoundError`` / ``CheckpointError``) for a folder that is not a run directory or has no
     such checkpoint."""
-    from depthlab.train.checkpoint import CheckpointError, load_pointer
-    from depthlab.train.rundir import load_run, load_run_model
 
     folder = Path(run_dir)
     device = resolve_device(device)  # a bad name fails before anything is read
@@ -180,8 +193,6 @@ class EvalSet:
 
 @functools.lru_cache(maxsize=2)
 def _bundle(name: str, data_dir: str | None, image_size: int, strict: bool) -> Any:
-    from depthlab.data import load_data
-
     # val_size=0: the test split does not depend on the validation split; only the test split is used.
     return load_data(name, data_dir=data_dir, val_size=0, image_size=image_size, strict=strict)
 
@@ -200,13 +211,10 @@ def load_eval_set(
     ``seed`` and kept in split order, without augmentation, on ``device`` (default: the model's).
     ``"train"`` is the split the run trained on (its validation images and ``train_subset`` taken out, as in
     training)."""
-    from depthlab.data import make_loader
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "train":
-        from depthlab.train.loop import prepare_bundle
-
         bundle = prepare_bundle(run.config)
         test = bundle.train
     else:
@@ -317,8 +325,6 @@ def _run(
 
 
 def _save(fig: Any, path: Path) -> None:
-    from depthlab.report.plots import png_bytes
-
     write_bytes(path, png_bytes(fig))
 
 
@@ -338,7 +344,6 @@ def run_lesion(
     device: str | torch.device = "cpu",
 ) -> LesionResult:
     """The lesion study of a run (:func:`depthlab.analysis.lesion.lesion_study`) → ``lesion.json``/``.png``."""
-    from depthlab.report.why_figures import plot_lesion
 
     run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
     options = {"images": images, "mode": mode, "draws": draws, "max_swaps": max_swaps, "seed": seed}
@@ -374,8 +379,6 @@ def run_paths(
 ) -> PathResult:
     """Path lengths and per-length gradients of a residual run → ``paths.json``/``.png``;
     ``NoResidualBlocksError`` for a plain net."""
-    from depthlab.analysis.paths import residual_blocks
-    from depthlab.report.why_figures import plot_paths
 
     run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
     residual_blocks(run.model)  # refuse a plain net before loading any data
@@ -409,7 +412,6 @@ def run_landscape(
 ) -> LandscapeResult:
     """The loss landscape of a run on a fixed subset of its training split → ``landscape.json``/``.png``
     (resumable point by point)."""
-    from depthlab.report.why_figures import plot_landscape
 
     config = config or LandscapeConfig()
     run = run or open_run(run_dir, checkpoint, device)  # `run` given: its model's device
@@ -436,8 +438,6 @@ def _draw_attribution(
     std: Sequence[float],
     folder: Path,
 ) -> None:
-    from depthlab.report.why_figures import plot_attributions, plot_sanity
-
     shown = images.float().cpu()
     shown = shown * torch.tensor(std, device=shown.device).view(1, -1, 1, 1) + torch.tensor(
         mean, device=shown.device
@@ -520,9 +520,6 @@ def explain_files(
     folder = Path(out)
     device = resolve_device(device)
     if model_name is not None:
-        from depthlab.models.pretrained import imagenet_categories, pretrained_preprocessing
-        from depthlab.registry import create_model
-
         prep = pretrained_preprocessing(model_name)
         batch = torch.cat([
             load_image(p, size=prep.crop, channels=3, mean=prep.mean, std=prep.std, resize=prep.resize) for p in paths
@@ -618,8 +615,6 @@ def why_section(
     """The "Why it works" section from the stored results of ``run_dirs`` (``RUN_DIR/analysis/*.json``):
     (figures as (title, caption, PNG bytes), sentences). Runs without results are left out; with no result
     at all both lists are empty. Nothing is computed or trained."""
-    from depthlab.report import why_figures as wf
-    from depthlab.report.plots import png_bytes
 
     found: dict[str, list[tuple[Path, Any]]] = {n: [] for n in ANALYSES}
     for d in map(Path, run_dirs):
