@@ -38,9 +38,9 @@ def child(spec: dict) -> None:
 
     from depthlab.data import Augment, make_loader
     from depthlab.train import TrainConfig
-    from depthlab.train.loop import build_model, prepare_bundle
     from depthlab.train.optim import build_optimizer
     from depthlab.train.precision import resolve_precision
+    from depthlab.train.setup import build_model, prepare_bundle
     from depthlab.train.step import GRAPH_WARMUP, TrainStep
 
     torch.set_num_threads(spec["threads"])

@@ -36,8 +36,8 @@ def build(model_name: str, channels: int, size: int, batch: int, device: str, fm
 
     from depthlab.data import Augment, make_loader
     from depthlab.train import TrainConfig
-    from depthlab.train.loop import build_model, prepare_bundle
     from depthlab.train.optim import build_optimizer
+    from depthlab.train.setup import build_model, prepare_bundle
 
     config = TrainConfig(model=model_name, data=f"synthetic:channels={channels},size={size},train={batch * 4},"
                          f"test={batch}", val_size=0, batch_size=batch, device=device)  # fmt: skip

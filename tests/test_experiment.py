@@ -164,7 +164,7 @@ def test_no_bn_twins_are_bn_free_with_live_rescaled_branches() -> None:
 
 
 def _bundle():
-    from depthlab.train.loop import prepare_bundle
+    from depthlab.train.setup import prepare_bundle
 
     return prepare_bundle(tiny_preset().train_config("plain20", 0))
 

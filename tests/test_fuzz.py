@@ -40,7 +40,7 @@ from depthlab.data.imagefolder import FolderDataset
 from depthlab.data.sources import SYNTHETIC_DEFAULTS, parse_synthetic_options, read_idx
 from depthlab.errors import DepthlabError
 from depthlab.train import TrainConfig, apply_overrides
-from depthlab.train.loop import build_model
+from depthlab.train.setup import build_model
 
 # Tiny models: one intra-op thread for the whole module (`one_thread_module` in conftest.py).
 pytestmark = pytest.mark.usefixtures("one_thread_module")

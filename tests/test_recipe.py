@@ -13,8 +13,8 @@ import torch
 from depthlab.data import make_loader
 from depthlab.train import TrainConfig, train
 from depthlab.train.config import ConfigError
-from depthlab.train.loop import prepare_bundle
 from depthlab.train.optim import lr_factor
+from depthlab.train.setup import prepare_bundle
 
 DATA = "synthetic:channels=1,size=8,train=300,test=50,classes=3"
 

@@ -35,8 +35,8 @@ from depthlab.train import (
     read_metrics,
     train,
 )
-from depthlab.train.loop import preflight
 from depthlab.train.optim import lr_factor, parameter_groups
+from depthlab.train.setup import preflight
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 DATA = "synthetic:size=12,train=400,test=100"
@@ -526,7 +526,7 @@ def test_warm_start_of_vgg_d_from_a_copies_what_the_docstring_says(tmp_path):
     plain warm start copies their 20 tensors (weight and bias each) and leaves D's other five convs alone;
     the paper's choice (first four convs + FC layers, §3.1) copies 12."""
     from depthlab import create_model
-    from depthlab.train.loop import warm_start
+    from depthlab.train.setup import warm_start
 
     kwargs = {"head": "small", "num_classes": 10, "in_channels": 1}
     torch.manual_seed(1)
@@ -571,7 +571,7 @@ def test_warm_start_of_vgg_d_from_a_copies_what_the_docstring_says(tmp_path):
 def test_warm_start_refuses_an_unfinished_or_missing_run(tmp_path, reference):
     from depthlab import create_model
     from depthlab.errors import MissingFileError
-    from depthlab.train.loop import warm_start
+    from depthlab.train.setup import warm_start
 
     model = create_model("resnet32", num_classes=10, in_channels=3)
     with pytest.raises(MissingFileError, match="not a run directory"):
@@ -628,7 +628,7 @@ def test_init_reinitialises_convs_and_linears_with_the_papers_variances(init):
     """Glorot & Bengio (2010): Var = 2 / (fan_in + fan_out); He et al. (2015): Var = 2 / fan_in. Measured
     on ResNet-20's 64→64 3×3 convs (36,864 weights each) and its head; biases 0; zero-initialised BN scales
     (zero_init_residual) and the other norm parameters are the builder's."""
-    from depthlab.train.loop import build_model
+    from depthlab.train.setup import build_model
 
     bundle = load_data(DATA)
     config = dataclasses.replace(TINY, init=init, model_kwargs={"zero_init_residual": True})
@@ -662,7 +662,7 @@ def test_final_evaluation_writes_per_image_correctness(reference):
     last checkpoint (the final evaluation's weights) and to the final error rows."""
     from depthlab.data import make_loader
     from depthlab.train import load_correct
-    from depthlab.train.loop import prepare_bundle
+    from depthlab.train.setup import prepare_bundle
 
     rows = read_metrics(reference)
     model = load_run_model(reference, "last").to(memory_format=torch.channels_last)  # as trained

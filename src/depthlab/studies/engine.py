@@ -786,7 +786,7 @@ def _status(run_dir: Path) -> str:
 def initial_model(config: Any, bundle: Any) -> Any:
     """The model a run starts from: seeded and built exactly as :func:`depthlab.train.train` does, so its
     weights equal the run's step-0 weights, warm start included (a test checks this against the trainer)."""
-    from depthlab.train.loop import build_model, warm_start
+    from depthlab.train.setup import build_model, warm_start
 
     seed_everything(config.seed)
     model = build_model(config, bundle)
@@ -866,7 +866,7 @@ def _train_one(
     import torch
 
     from depthlab.train import TrainingDivergedError, load_run_model, train
-    from depthlab.train.loop import prepare_bundle
+    from depthlab.train.setup import prepare_bundle
 
     spec = _in_study(spec, root)
 
@@ -1009,7 +1009,7 @@ def run_study(
     with study_lock(root):
         _check_study_file(root, study, preset, seeds, overrides, seed_offset)
         if study.prepare is not None:
-            from depthlab.train.loop import prepare_bundle
+            from depthlab.train.setup import prepare_bundle
 
             bundle = prepare_bundle(specs[0].config)
             images, labels = diagnostics_batch(preset, bundle, select_device(device))
@@ -1235,7 +1235,7 @@ def plan_study(
     """The grid of ``study`` under ``preset`` and, for each distinct model variant, ``timed`` training
     steps measured after ``warmup`` untimed ones on this machine (its device, the run's precision, this
     process's torch threads). Nothing is written; the dataset is loaded to build the batches."""
-    from depthlab.train.loop import prepare_bundle
+    from depthlab.train.setup import prepare_bundle
 
     if timed < 1 or warmup < 0:
         raise StudyError(f"timed must be ≥ 1 and warmup ≥ 0, got timed={timed}, warmup={warmup}")
@@ -1269,7 +1269,7 @@ def _time_steps(config: Any, bundle: Any, dev: Any, variant: str, timed: int, wa
     import torch
 
     from depthlab.data import make_loader
-    from depthlab.train.loop import build_model
+    from depthlab.train.setup import build_model
     from depthlab.train.optim import build_optimizer
     from depthlab.train.precision import resolve_precision
     from depthlab.train.step import GRAPH_WARMUP, TrainStep

@@ -70,8 +70,8 @@ from depthlab.studies.why_figures import (
     plot_sanity,
 )
 from depthlab.train.checkpoint import CheckpointError, load_pointer
-from depthlab.train.loop import prepare_bundle
 from depthlab.train.rundir import load_run, load_run_model
+from depthlab.train.setup import prepare_bundle
 
 __all__ = [
     "ANALYSES",

@@ -2,8 +2,10 @@
 ``load_run_model`` read one back; ``evaluate_run`` tests a checkpoint; ``load_correct`` reads which images a
 run's final evaluation got right.
 
-See :mod:`depthlab.train.loop` for the order of work in a step, :mod:`depthlab.train.checkpoint` for the
-checkpoint format and :mod:`depthlab.train.rundir` for the run directory.
+See :mod:`depthlab.train.loop` for the order of work in a step, :mod:`depthlab.train.setup` for a run's
+set-up (its data, its model at step 0), :mod:`depthlab.train.evaluation` for evaluation,
+:mod:`depthlab.train.checkpoint` for the checkpoint format and :mod:`depthlab.train.rundir` for the run
+directory.
 """
 
 from depthlab.train.checkpoint import CheckpointError
@@ -19,7 +21,8 @@ from depthlab.train.config import (
     config_from_dict,
     config_to_dict,
 )
-from depthlab.train.loop import TrainEvent, TrainingDivergedError, evaluate_run, load_correct, train
+from depthlab.train.evaluation import evaluate_run, load_correct
+from depthlab.train.loop import TrainEvent, TrainingDivergedError, train
 from depthlab.train.rundir import RunSummary, load_run, load_run_model, read_metrics
 
 __all__ = [

@@ -30,7 +30,7 @@ import io
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "fit_weights",
     "model_state",
     "Pointer",
+    "TrainerState",
 ]
 
 
@@ -276,7 +277,43 @@ def load_weights(path: Path, named_by: str | None = None) -> tuple[dict[str, tor
         raise _damaged(path, f"not a depthlab checkpoint (metadata step {step!r})") from None
 
 
-TRAINER_STATE_KEYS = ("step", "optimizer", "running", "elapsed_s", "train_time_s", "images_seen", "rng")
+@dataclass(frozen=True, kw_only=True)
+class TrainerState:
+    """What ``*.state.pt`` holds next to a ``last`` checkpoint's weights: its keys are these fields, in this
+    order, named here once. The trainer writes one (:meth:`depthlab.train.loop.TrainState.to_checkpoint`) and
+    a resume reads one back (:meth:`~depthlab.train.loop.TrainState.restore`); a field with a default is one
+    an older checkpoint may lack, and the default is what it then means.
+
+    ``running``: the (loss sum, errors, images) of the training batches since the last row, summed over
+    ranks; ``elapsed_s``: wall time of every session so far; ``train_time_s``: seconds in training steps;
+    ``phases_s``: seconds per phase (``summary.json``'s ``time_s``); ``rng``: every RNG state, one per rank.
+    """
+
+    step: int
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None = None  # {"name", "step"}: a record; a resume derives it from ``step``
+    running: torch.Tensor
+    elapsed_s: float
+    train_time_s: float
+    images_seen: int
+    warm_start: dict[str, Any] | None = None  # before warm starts: none
+    phases_s: dict[str, float] = field(default_factory=dict)  # before summary.json's time_s: none measured
+    rng: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict ``torch.save`` writes (not :func:`dataclasses.asdict`, which would copy every tensor)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainerState:
+        """A loaded state dict (checked by :func:`load_trainer_state`); keys this depthlab does not know are
+        ignored."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+TRAINER_STATE_KEYS = tuple(
+    f.name for f in fields(TrainerState) if f.default is MISSING and f.default_factory is MISSING
+)  # the keys every trainer state has: a resume needs them
 
 
 def load_trainer_state(path: Path, named_by: str | None = None) -> dict[str, Any]:

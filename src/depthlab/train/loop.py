@@ -1,13 +1,16 @@
 """The training loop: ``train(config, out_dir, resume=False, callback=None, monitor=None) -> RunSummary``.
 
-Set-up, in order (each a method of ``_Trainer`` called once from its constructor):
+Set-up, in order (each a method of ``_Trainer`` called once from its constructor; the functions it calls are
+those of :mod:`depthlab.train.setup`):
   1. data — refuse an unknown model or a run directory that cannot be written or resumed, then
-     :func:`prepare_bundle` (the splits, fixed subsets, normalisation);
-  2. model — seeded, :func:`build_model` (+ ``config.init``), :func:`preflight`, the warm start of
+     :func:`~depthlab.train.setup.prepare_bundle` (the splits, fixed subsets, normalisation);
+  2. model — seeded, :func:`~depthlab.train.setup.build_model` (+ ``config.init``),
+     :func:`~depthlab.train.setup.preflight`, the warm start of
      ``config.init_from`` (fresh runs only), the device and memory format, the optimizer;
   3. loaders — training batches, full evaluation splits, and the ``eval_subset`` parts;
   then the :class:`~depthlab.train.optim.Schedule` (length, lr, periods) and the one :class:`TrainState`,
-  fresh or restored from the ``last`` checkpoint.
+  fresh or restored from the ``last`` checkpoint (:meth:`TrainState.restore`; :meth:`TrainState.to_checkpoint`
+  writes one: the keys are those of :class:`~depthlab.train.checkpoint.TrainerState`).
 
 Each step: lr = ``schedule.lr_at(step)``; forward and backward under the run's precision; update. Then,
 each asking ``due(step, every, total)`` (:func:`depthlab.train.optim.due`; everything is due after the last
@@ -15,9 +18,10 @@ step):
   1. non-finite check — every step on a single CPU process (free: the loss is already on the host), else
      at every row/eval/checkpoint boundary (one reduction, so all ranks decide together);
   2. a ``train`` row every ``log_every`` steps;
-  3. evaluation on val and test every ``eval_every`` steps (default: each epoch), then the ``best``
-     checkpoint when validation error improved; the last step's evaluation covers every image and writes
-     ``correct-<split>.npy`` (see :func:`load_correct`);
+  3. evaluation (:func:`depthlab.train.evaluation.evaluate`) on val and test every ``eval_every`` steps
+     (default: each epoch), then the ``best`` checkpoint when validation error improved; the last step's
+     evaluation covers every image and writes ``correct-<split>.npy`` (see
+     :func:`depthlab.train.evaluation.load_correct`);
   4. the ``monitor`` at every evaluation step;
   5. the ``last`` checkpoint every ``checkpoint_every`` steps (default: each epoch), on Ctrl-C, and at the
      end — only after checking every parameter is finite, so a diverged run never overwrites good weights.
@@ -42,7 +46,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 import math
 import os
 import signal
@@ -55,17 +58,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from depthlab.data import Augment, DataBundle, InMemoryLoader, Loader, StreamLoader, load_data, make_loader
+from depthlab import model_info
+from depthlab.data import Augment, InMemoryLoader, Loader, StreamLoader, make_loader
 from depthlab.errors import CheckpointError, DepthlabError, MissingFileError, UsageTypeError
 from depthlab.io import atomic_write, write_json
-from depthlab.models.base import main_logits
-from depthlab.runtime import seed_everything, select_device
+from depthlab.runtime import seed_everything
 from depthlab.train import distributed
 from depthlab.train.checkpoint import (
     Pointer,
+    TrainerState,
     capture_rng,
     fit_weights,
     load_pointer,
@@ -76,34 +79,13 @@ from depthlab.train.checkpoint import (
     save_checkpoint,
 )
 from depthlab.train.config import ConfigError, TrainConfig, config_to_dict
+from depthlab.train.evaluation import Evaluation, correct_path, evaluate, round_metric
 from depthlab.train.optim import Schedule, build_optimizer, due, match_implementation
-from depthlab.train.precision import PrecisionInfo, autocast, resolve_precision
-from depthlab.train.rundir import (
-    MetricsLog,
-    RunSummary,
-    environment_info,
-    load_run,
-    load_run_config,
-    read_metrics,
-)
+from depthlab.train.rundir import MetricsLog, RunSummary, environment_info, load_run_config, read_metrics
+from depthlab.train.setup import build_model, preflight, prepare_bundle, session_precision, warm_start
 from depthlab.train.step import TrainStep
 
-__all__ = [
-    "Evaluation",
-    "Monitor",
-    "TrainEvent",
-    "TrainState",
-    "TrainingDivergedError",
-    "WarmStart",
-    "train",
-    "evaluate",
-    "preflight",
-    "build_model",
-    "prepare_bundle",
-    "reinitialise",
-    "warm_start",
-    "load_correct",
-]
+__all__ = ["Monitor", "TrainEvent", "TrainState", "TrainingDivergedError", "train"]
 
 # Fields that may differ between a run and its resumption: they change where or how fast it runs, not what
 # it computes (on CPU, results are bit-identical; on GPU they are not promised).
@@ -139,260 +121,6 @@ Callback = Callable[[TrainEvent], None]
 Monitor = Callable[[nn.Module, int], None]
 
 
-# ------------------------------------------------------------------------------------------ pre-flight
-SUBSET_SEED = 0x5EED  # which images train_subset / test_subset keep: fixed, independent of the training seed
-
-
-def _fixed_subset(n: int, keep: int) -> torch.Tensor:
-    """``keep`` of ``n`` indices, a seeded random choice independent of the training seed, sorted (so the
-    subset stays in dataset order)."""
-    generator = torch.Generator().manual_seed(SUBSET_SEED)
-    return torch.randperm(n, generator=generator)[:keep].sort().values
-
-
-def prepare_bundle(config: TrainConfig) -> DataBundle:
-    """The data a run of ``config`` trains and evaluates on: ``load_data`` with the run's split, then the
-    fixed ``train_subset`` (a seeded random choice of training images, the same for every seed) and
-    ``test_subset`` (the same for test images)."""
-    bundle = load_data(
-        config.data, data_dir=config.data_dir, download=config.download, val_size=config.val_size,
-        seed=0, image_size=config.image_size, strict=config.strict_data,
-    )  # fmt: skip
-    if config.train_subset is not None:
-        n = len(bundle.train)
-        if config.train_subset > n:
-            raise ConfigError(
-                f"train_subset={config.train_subset} is larger than the training split ({n} images)"
-            )
-        bundle = dataclasses.replace(bundle, train=bundle.train.subset(_fixed_subset(n, config.train_subset)))
-    if config.test_subset is not None and bundle.test is not None and config.test_subset < len(bundle.test):
-        # The test split itself is never shuffled: the subset keeps dataset order.
-        keep = _fixed_subset(len(bundle.test), config.test_subset)
-        bundle = dataclasses.replace(bundle, test=bundle.test.subset(keep))
-    if config.normalize == "pixel":
-        if bundle.streamed:
-            raise ConfigError("normalize=pixel needs an in-memory dataset (not an image folder)")
-        pixel_mean = bundle.train.images.double().mean(0).div(255).float()  # C×H×W
-        bundle = dataclasses.replace(bundle, pixel_mean=pixel_mean)
-    return bundle
-
-
-def reinitialise(model: nn.Module, init: str) -> None:
-    """Re-initialise every Conv and Linear layer of ``model`` in place (``init`` of :class:`TrainConfig`):
-    ``glorot`` — Glorot & Bengio (2010) uniform, U(±√(6/(fan_in + fan_out))); ``kaiming`` — He et al.
-    (2015) normal, std √(2/fan_in); biases 0 in both. ``model`` leaves the builder's initialisation.
-    Norm layers and zero-initialised scales are untouched. Draws from torch's global generator."""
-    if init == "model":
-        return
-    if init not in ("glorot", "kaiming"):
-        raise ConfigError(f"unknown init {init!r}; choose from: model, glorot, kaiming")
-    for module in model.modules():
-        if isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
-            if init == "glorot":
-                nn.init.xavier_uniform_(module.weight)
-            else:
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-
-
-def build_model(config: TrainConfig, bundle: DataBundle) -> nn.Module:
-    """``create_model`` with the dataset's classes and channels (model_kwargs may override both), then
-    ``config.init``. Seed first (:func:`depthlab.runtime.seed_everything`) for a run's step-0 weights; the
-    warm start of ``config.init_from`` is :func:`warm_start`, applied after this."""
-    from depthlab import create_model
-
-    kwargs = dict(config.model_kwargs)
-    num_classes = kwargs.pop("num_classes", bundle.num_classes)
-    in_channels = kwargs.pop("in_channels", bundle.in_channels)
-    model = create_model(config.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
-    reinitialise(model, config.init)
-    return model
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """What :func:`warm_start` copied: from ``source`` (its ``last`` checkpoint, at ``step``), the tensors
-    named in ``copied`` (parameters and buffers), of the ``total`` in the model's state dict."""
-
-    source: str
-    step: int
-    copied: tuple[str, ...]
-    total: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "step": self.step,
-            "tensors_copied": len(self.copied),
-            "tensors_total": self.total,
-            "copied": list(self.copied),
-        }
-
-
-def warm_start(model: nn.Module, config: TrainConfig) -> WarmStart:
-    """Copy into ``model`` every parameter and buffer of ``config.init_from``'s ``last`` weights whose name
-    and shape match (and, when ``config.init_from_layers`` is set, whose name matches one of its patterns).
-
-    Names are the state-dict keys, so what matches depends on the family's naming. VGG names convs by the
-    paper's ``conv{stage}_{index}`` (``stages.{stage-1}.conv{stage}_{index}.conv.weight``) and the head by
-    ``fc6``/``fc7``/``fc8`` (``fc1``/``fc2`` with the small head). A's eight convs (conv1_1, conv2_1,
-    conv3_1, conv3_2, conv4_1, conv4_2, conv5_1, conv5_2) and its FC layers all exist with the same shapes
-    in B, C, D and E of the same width and head (C's 1×1 convs are conv3_3, conv4_3 and conv5_3, which A
-    lacks), so a plain warm start of D from A copies 8 convs and 3 FC layers (with BN, their norm
-    parameters and running statistics too); D's other five convs keep their initialisation. The paper
-    copied only "the first four convolutional layers and the last three fully-connected layers" (§3.1):
-    ``init_from_layers=stages.0.conv1_1.*,stages.1.conv2_1.*,stages.2.conv3_1.*,stages.2.conv3_2.*,head.*``.
-    """
-    if config.init_from is None:
-        raise ConfigError("warm_start needs config.init_from (a finished run directory)")
-    source = Path(config.init_from)
-    if not (source / "config.json").is_file():
-        raise MissingFileError(f"init_from={source}: not a run directory (no config.json)")
-    _, summary = load_run(source)
-    if summary is None or summary.status != "completed":
-        status = summary.status if summary is not None else "no summary.json"
-        raise ConfigError(
-            f"init_from={source}: that run has not finished ({status}); a warm start copies a completed "
-            f"run's last weights"
-        )
-    pointer = load_pointer(source / "checkpoints", "last")
-    if pointer is None:
-        raise CheckpointError(f"{source / 'checkpoints' / 'last.json'}: file is missing (init_from)")
-    weights, _ = load_weights(source / "checkpoints" / pointer.weights, named_by="last.json")
-    patterns = config.init_from_layers
-    ours = model.state_dict()
-    copied = tuple(
-        name
-        for name, tensor in ours.items()
-        if name in weights
-        and tuple(weights[name].shape) == tuple(tensor.shape)
-        and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
-    )
-    if not copied:
-        limited = f" and {', '.join(patterns)}" if patterns else ""
-        raise ConfigError(
-            f"init_from={source}: none of its {len(weights)} tensors matches a parameter or buffer of "
-            f"{config.model} by name and shape{limited}; nothing to warm-start from"
-        )
-    with torch.no_grad():
-        for name in copied:
-            ours[name].copy_(weights[name])
-    return WarmStart(str(source), pointer.step, copied, len(ours))
-
-
-def _model_attr(model: nn.Module, name: str, default: Any) -> Any:
-    return getattr(model, name, default)
-
-
-def preflight(model: nn.Module, bundle: DataBundle, model_name: str) -> None:
-    """Refuse, with a message naming the problem, data the model cannot train on."""
-    num_classes = _model_attr(model, "num_classes", None)
-    for split_name in ("train", "val", "test"):
-        split = getattr(bundle, split_name)
-        if split is None or len(split) == 0:
-            continue
-        labels = split.labels
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or (num_classes is not None and hi >= num_classes):
-            raise ConfigError(
-                f"{bundle.name} {split_name} labels span {lo}..{hi} but {model_name} has {num_classes} "
-                f"classes (labels must be in 0..{num_classes - 1}); build it with num_classes={hi + 1}"
-            )
-    in_channels = _model_attr(model, "in_channels", bundle.in_channels)
-    if in_channels != bundle.in_channels:
-        raise ConfigError(
-            f"{bundle.name} images have {bundle.in_channels} channel(s) but {model_name} was built for "
-            f"{in_channels}; drop model_kwargs.in_channels or use a {in_channels}-channel dataset"
-        )
-    min_size = _model_attr(model, "min_input_size", 1)
-    if bundle.image_size < min_size:
-        raise ConfigError(
-            f"{bundle.name} images are {bundle.image_size}x{bundle.image_size} but {model_name} needs at "
-            f"least {min_size}x{min_size}; pass --image-size {min_size} (or larger)"
-        )
-    if len(bundle.train) == 0:
-        raise ConfigError(f"{bundle.name} has no training images")
-
-
-# ------------------------------------------------------------------------------------------ evaluation
-@dataclass(frozen=True)
-class Evaluation:
-    """Plain cross-entropy and top-1 error over ``images`` images; ``correct`` (when asked for): one bool
-    per image, in the split's order, gathered from every rank."""
-
-    loss: float
-    error: float
-    images: int
-    correct: np.ndarray | None = None
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    loader: Loader,
-    ctx: distributed.DistContext,
-    precision: str = "fp32",
-    *,
-    per_image: bool = False,
-) -> Evaluation:
-    """Plain cross-entropy and top-1 error over every image of ``loader`` (summed across ranks), the forward
-    pass under ``precision`` (logits are cast to fp32 before the loss). ``per_image``: also return which
-    images were classified correctly (each rank's contiguous shard, concatenated in rank order)."""
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, errors, images
-    correct: list[torch.Tensor] = []
-    context = autocast(precision, ctx.device)
-    for x, y in loader.epoch(0):
-        if y.numel() == 0:
-            continue
-        with context:
-            logits = main_logits(model(x))
-        logits = logits.float()
-        wrong = logits.argmax(1) != y
-        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
-        sums[1] += wrong.sum()
-        sums[2] += y.numel()
-        if per_image:
-            correct.append(~wrong)  # kept on the device: one copy to the host at the end, not one per batch
-    model.train(was_training)
-    loss, errors, n = distributed.all_reduce_sum(ctx, sums).tolist()
-    flags: np.ndarray | None = None
-    if per_image:
-        local = torch.cat(correct).cpu().numpy() if correct else np.zeros(0, dtype=bool)
-        if ctx.distributed:
-            parts: list[Any] = [None] * ctx.world_size
-            torch.distributed.all_gather_object(parts, local)
-            local = np.concatenate(parts)
-        flags = local.astype(bool)
-    return Evaluation(loss / max(n, 1), errors / max(n, 1), int(n), flags)
-
-
-def _correct_path(run_dir: Path, split: str) -> Path:
-    return run_dir / f"correct-{split}.npy"
-
-
-def load_correct(run_dir: str | os.PathLike[str], split: str) -> np.ndarray | None:
-    """Which images of ``split`` (``test``, ``val`` or ``train_eval``) the run's final evaluation got right:
-    one bool per image, in the evaluated split's order (after ``test_subset``), the same order for every run
-    of the same data settings — what a per-image (McNemar) test pairs. ``None`` when the run has not
-    written it (not finished, a split it does not evaluate, or images that failed to decode);
-    :class:`CheckpointError` naming the file when it is damaged."""
-    path = _correct_path(Path(run_dir), split)
-    if not path.is_file():
-        return None
-    try:
-        values = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{path}: damaged, not a NumPy array file ({exc})") from None
-    if values.dtype != np.bool_ or values.ndim != 1:
-        raise CheckpointError(
-            f"{path}: not per-image correctness (a {values.dtype} array of shape {values.shape})"
-        )
-    return values
-
-
 # ------------------------------------------------------------------------------------------------ helpers
 def _all_finite(model: nn.Module) -> bool:
     """Whether every floating-point weight and buffer of ``model`` is finite, decided with one copy from the
@@ -416,10 +144,6 @@ def _non_finite_tensors(model: nn.Module, most: int = 5) -> list[str]:
 def _number_text(value: float) -> str:
     """A loss as a diverged run's summary names it: ``nan``, ``inf``, ``-inf`` or its 6 significant digits."""
     return str(value) if not math.isfinite(value) else f"{value:.6g}"
-
-
-def _round(value: float) -> float:
-    return float(f"{value:.6g}")
 
 
 class _Interrupt:
@@ -459,16 +183,6 @@ def _check_resume(config: TrainConfig, run_dir: Path) -> TrainConfig:
         shown = ", ".join(f"{k}: {a[k]!r} → {b[k]!r}" for k in differ)
         raise ConfigError(f"cannot resume {run_dir} with a different configuration ({shown})")
     return stored
-
-
-def _resolved_precision(requested: str, stored: TrainConfig | None, device: torch.device) -> PrecisionInfo:
-    """The precision of this session: a resumed run keeps the one it started with. Run directories from
-    before precisions were recorded say ``auto``, which then meant bf16 on CUDA and fp32 on every CPU."""
-    if stored is not None and stored.precision == "auto":
-        info = resolve_precision("auto", device)
-        legacy = "bf16" if device.type == "cuda" else "fp32"
-        return dataclasses.replace(info, used=legacy)
-    return resolve_precision(stored.precision if stored is not None else requested, device)
 
 
 # ------------------------------------------------------------------------------------------------- train
@@ -521,7 +235,44 @@ class TrainState:
     skipped_steps: int = 0  # steps whose streamed batch had no decodable image (this session)
     last_good: Pointer | None = None  # the newest checkpoint written or loaded: a resume's fallback
     failed_everywhere: list[str] = field(default_factory=list)  # every rank's decode failures, at the end
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, every session (summary time_s)
+    # seconds per phase, every session (summary.json's time_s)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def wall_time(self) -> float:
+        """Seconds of every session so far: earlier ones and this one."""
+        return self.elapsed + (time.perf_counter() - self.session_start)
+
+    def to_checkpoint(self, optimizer: torch.optim.Optimizer, schedule: str, running: torch.Tensor,
+                      rng: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+        """The trainer state of a ``last`` checkpoint (:class:`~depthlab.train.checkpoint.TrainerState`):
+        this state with the optimizer's, the running sums over every rank and each rank's RNG states."""
+        return TrainerState(
+            step=self.step,
+            optimizer=optimizer.state_dict(),
+            scheduler={"name": schedule, "step": self.step},
+            running=running,
+            elapsed_s=self.wall_time(),
+            train_time_s=self.train_time,
+            images_seen=self.images_seen,
+            warm_start=self.warm_start,
+            phases_s=dict(self.phases),
+            rng=rng,
+        ).to_dict()
+
+    def restore(self, saved: TrainerState, device: torch.device, rank: int, main: bool) -> None:
+        """Continue from ``saved`` (the optimizer's state is loaded with the weights): its counters, times,
+        warm-start record and phases; the running sums on the main process (which carries the sum over
+        ranks); this rank's RNG states (rank 0's when the checkpoint has fewer ranks)."""
+        self.step = int(saved.step)
+        if main:
+            self.running = saved.running.to(device)
+        self.elapsed = float(saved.elapsed_s)
+        self.train_time = float(saved.train_time_s)
+        self.images_seen = int(saved.images_seen)
+        self.warm_start = saved.warm_start
+        self.phases = {k: float(v) for k, v in dict(saved.phases_s or {}).items()}
+        self.last_row_time, self.last_row_images = self.train_time, self.images_seen
+        restore_rng(saved.rng[rank] if rank < len(saved.rng) else saved.rng[0])
 
 
 @dataclass(frozen=True)
@@ -551,7 +302,7 @@ class _Trainer:
         self.callback = callback if (callback is not None and ctx.is_main) else None
         self.device = ctx.device
         stored = self._check_run_dir(config)
-        self.precision = _resolved_precision(config.precision, stored, self.device)
+        self.precision = session_precision(config.precision, stored, self.device)
         self.config = config = dataclasses.replace(config, precision=self.precision.used)
         self.bundle = prepare_bundle(config)
         self.model, self.optimizer = self._prepare_model()
@@ -587,8 +338,6 @@ class _Trainer:
     def _check_run_dir(self, config: TrainConfig) -> TrainConfig | None:
         """Refuse an unknown model, a resume that does not match its run, or a new run over an old one;
         returns the stored config of a resumed run."""
-        from depthlab import model_info
-
         model_info(config.model)  # unknown names fail before any data is read
         stored = None
         if self.resume:
@@ -739,17 +488,7 @@ class _Trainer:
             )
         state = self.state
         state.last_good = candidate
-        state.step = int(saved["step"])
-        if self.ctx.is_main:
-            state.running = saved["running"].to(self.device)
-        state.elapsed = float(saved["elapsed_s"])
-        state.train_time = float(saved["train_time_s"])
-        state.images_seen = int(saved["images_seen"])
-        state.warm_start = saved.get("warm_start")
-        state.phases = {k: float(v) for k, v in dict(saved.get("phases_s") or {}).items()}
-        state.last_row_time, state.last_row_images = state.train_time, state.images_seen
-        rng = saved["rng"]
-        restore_rng(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
+        state.restore(TrainerState.from_dict(saved), self.device, self.ctx.rank, self.ctx.is_main)
         state.best = dict(best.extra["record"]) if best is not None and "record" in best.extra else None
         self.metrics.truncate_after(state.step)
         if self.ctx.is_main:
@@ -772,18 +511,7 @@ class _Trainer:
         state = self.state
         if self.ctx.is_main:
             self.metrics.sync()
-            saved = {
-                "step": state.step,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": {"name": self.config.schedule, "step": state.step},
-                "running": running,
-                "elapsed_s": state.elapsed + (time.perf_counter() - state.session_start),
-                "train_time_s": state.train_time,
-                "images_seen": state.images_seen,
-                "warm_start": state.warm_start,
-                "phases_s": dict(state.phases),
-                "rng": rng,
-            }
+            saved = state.to_checkpoint(self.optimizer, self.config.schedule, running, rng)
             state.last_good = save_checkpoint(
                 self.ckpt_dir, "last", state.step, model_state(self.model), saved, previous=state.last_good
             )
@@ -799,7 +527,7 @@ class _Trainer:
 
     # ---------------------------------------------------------------------------------------- metrics
     def _epoch(self) -> float:
-        return _round(self.schedule.epoch(self.state.step))
+        return round_metric(self.schedule.epoch(self.state.step))
 
     def _reduce_running(self) -> torch.Tensor:
         return distributed.all_reduce_sum(self.ctx, self.state.running).cpu()
@@ -868,9 +596,9 @@ class _Trainer:
             "step": state.step,
             "epoch": self._epoch(),
             "split": "train",
-            "loss": _round(loss / max(n, 1)),
-            "error": _round(errors / max(n, 1)),
-            "lr": _round(lr),
+            "loss": round_metric(loss / max(n, 1)),
+            "error": round_metric(errors / max(n, 1)),
+            "lr": round_metric(lr),
             "images_per_s": round(span_images / span_time, 1) if span_time > 0 else None,
         }
 
@@ -890,8 +618,8 @@ class _Trainer:
                     "step": self.state.step,
                     "epoch": self._epoch(),
                     "split": name,
-                    "loss": _round(result.loss),
-                    "error": _round(result.error),
+                    "loss": round_metric(result.loss),
+                    "error": round_metric(result.error),
                     "images": result.images,
                 }
             )
@@ -906,12 +634,12 @@ class _Trainer:
             self.emit(
                 "warning",
                 {"split": split, "evaluated": int(result.correct.shape[0]), "images": size},
-                f"{_correct_path(self.run_dir, split).name} not written: {size - result.correct.shape[0]} "
+                f"{correct_path(self.run_dir, split).name} not written: {size - result.correct.shape[0]} "
                 f"{split} image(s) failed to decode",
             )
             return
         flags = np.ascontiguousarray(result.correct, dtype=bool)
-        atomic_write(_correct_path(self.run_dir, split), lambda f: np.save(f, flags, allow_pickle=False))
+        atomic_write(correct_path(self.run_dir, split), lambda f: np.save(f, flags, allow_pickle=False))
 
     def _update_best(self, rows: list[dict[str, Any]]) -> None:
         by_split = {row["split"]: row for row in rows}
@@ -947,14 +675,14 @@ class _Trainer:
             step=state.step,
             total_steps=self.schedule.total_steps,
             epoch=self._epoch(),
-            wall_time_s=round(state.elapsed + (time.perf_counter() - state.session_start), 2),
+            wall_time_s=round(state.wall_time(), 2),
             train_time_s=round(state.train_time, 2),
             images_per_s=round(state.images_seen / state.train_time, 1) if state.train_time > 0 else 0.0,
             final=dict(state.final),
             best=state.best,
             data={
                 "name": bundle.name,
-                "num_classes": _model_attr(self.model, "num_classes", bundle.num_classes),
+                "num_classes": getattr(self.model, "num_classes", bundle.num_classes),
                 "in_channels": bundle.in_channels,
                 "image_size": bundle.image_size,
                 "mean": list(bundle.mean),
@@ -977,7 +705,7 @@ class _Trainer:
 
     def _time_breakdown(self) -> dict[str, float]:
         state = self.state
-        wall = state.elapsed + (time.perf_counter() - state.session_start)
+        wall = state.wall_time()
         parts = {"steps": state.train_time, **state.phases}
         order = ("setup", "steps", "rows", "evaluation", "monitor", "checkpoints")
         out = {k: round(parts[k], 2) for k in order if k in parts}
@@ -1176,64 +904,3 @@ class _Trainer:
             with self._phase("checkpoints"):
                 self._check_finite()
                 self._save_last()
-
-
-# ------------------------------------------------------------------------------------ evaluating a run
-def evaluate_run(
-    run_dir: str | os.PathLike[str],
-    data: str | None = None,
-    checkpoint: str = "best",
-    data_dir: str | None = None,
-    device: str = "auto",
-    batch_size: int = 500,
-) -> dict[str, Any]:
-    """Test metrics of a run's ``best`` or ``last`` checkpoint on the test split of ``data`` (default: the
-    run's dataset), appended as one row to ``RUN_DIR/eval.jsonl`` and returned.
-
-    Images are resized to the run's image size and normalised with its training statistics; the forward pass
-    runs in the precision the run trained in.
-    """
-    from depthlab.train.rundir import load_run, load_run_model
-
-    folder = Path(run_dir)
-    config, summary = load_run(folder)
-    model = load_run_model(folder, checkpoint)
-    pointer = load_pointer(folder / "checkpoints", checkpoint)
-    if summary is None or pointer is None:  # load_run_model has already refused both cases
-        raise CheckpointError(f"{folder} has no summary.json or no {checkpoint!r} checkpoint")
-    trained = summary.data
-    lacking = [k for k in ("image_size", "mean", "std") if k not in trained]
-    if lacking:
-        raise CheckpointError(f"{folder / 'summary.json'}: no {', '.join(lacking)} of the training data")
-    name = data or config.data
-    bundle = load_data(
-        name, data_dir=data_dir or config.data_dir, val_size=0 if data else config.val_size,
-        image_size=trained["image_size"], strict=config.strict_data,
-    )  # fmt: skip
-    if bundle.test is None:
-        raise ConfigError(f"{name} has no test split (an image folder needs a test/ subfolder)")
-    preflight(model, bundle, config.model)
-    ctx = distributed.DistContext(0, 1, 0, select_device(device), owns_group=False)
-    model = model.to(device=ctx.device, memory_format=torch.channels_last)
-    stats = DataBundle(
-        name=bundle.name, train=bundle.test, val=None, test=bundle.test, num_classes=bundle.num_classes,
-        in_channels=bundle.in_channels, image_size=bundle.image_size, mean=tuple(trained["mean"]),
-        std=tuple(trained["std"]), classes=bundle.classes, source=bundle.source,
-        pixel_mean=prepare_bundle(config).pixel_mean if config.normalize == "pixel" else None,
-    )  # fmt: skip
-    loader = make_loader(stats, bundle.test, batch_size=batch_size, device=ctx.device)
-    precision = _resolved_precision(config.precision, config, ctx.device).used  # the run's own
-    result = evaluate(model, loader, ctx, precision)
-    row = {
-        "checkpoint": checkpoint,
-        "step": pointer.step,
-        "data": name,
-        "split": "test",
-        "precision": precision,
-        "loss": _round(result.loss),
-        "error": _round(result.error),
-        "accuracy": _round(1 - result.error),
-        "images": result.images,
-    }
-    MetricsLog(folder / "eval.jsonl", True).write([row])
-    return row

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from depthlab import __version__, create_model
 from depthlab.errors import CheckpointError, DepthlabError, EnvironmentFault, MissingFileError, UsageError
 from depthlab.io import read_json_checked, strict_json, write_text
 from depthlab.train.checkpoint import fit_weights, load_pointer, load_weights
@@ -170,8 +171,6 @@ def environment_info(device: torch.device, world_size: int) -> dict[str, Any]:
     import numpy
     import torchvision
 
-    from depthlab import __version__
-
     info: dict[str, Any] = {
         "depthlab": __version__,
         "python": sys.version.split()[0],
@@ -246,7 +245,6 @@ def load_run_model(run_dir: str | os.PathLike[str], checkpoint: str = "last") ->
     the weights of a different model — is a :class:`CheckpointError` (or :class:`MissingFileError`) whose
     one-line message names the file. Nothing in the run directory is written.
     """
-    from depthlab import create_model
 
     if checkpoint not in CHECKPOINTS:
         raise UsageError(f"unknown checkpoint {checkpoint!r}; choose from: {', '.join(CHECKPOINTS)}")

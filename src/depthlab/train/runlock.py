@@ -60,6 +60,7 @@ from filelock import FileLock, Timeout
 
 from depthlab.errors import DepthlabError, RunHeldError
 from depthlab.io import read_json, write_json
+from depthlab.train.rundir import environment_fault
 
 __all__ = [
     "Holder",
@@ -411,7 +412,6 @@ def environment_errors(run_dir: str | os.PathLike[str], held: RunLock | None = N
     whose one line says what to do and names the last good checkpoint. Other exceptions pass unchanged.
     ``held``: this process's lock on the run, whose vanished lock file tells that the directory was deleted.
     """
-    from depthlab.train.rundir import environment_fault
 
     folder = Path(run_dir)
     try:

@@ -148,7 +148,7 @@ def test_correct(
     """Per-image test correctness of ``a`` and ``b``, seed-matched (the seeds both ran), from each run's
     ``correct-test.npy``; ``None`` unless every matched run wrote it, on images of the same count."""
     if load is None:
-        from depthlab.train.loop import load_correct
+        from depthlab.train.evaluation import load_correct
 
         load = load_correct
     seeds = sorted({r.seed for r in a.runs} & {r.seed for r in b.runs})

@@ -419,7 +419,7 @@ def gradient_findings(result: StudyResult, g: Groups) -> list[Finding]:
 
 def compute_findings(result: StudyResult, load: LoadCorrect | None = None) -> list[Finding]:
     """The study's findings, in reading order: status, method, errors (early, final, gap, control), plateau,
-    gradients. ``load``: per-image correctness reader (default :func:`depthlab.train.loop.load_correct`)."""
+    gradients. ``load``: per-image correctness reader (default :func:`depthlab.train.evaluation.load_correct`)."""
     if not any(r.final for r in result.runs):
         return [Finding("No run has logged an error yet, so there is nothing to compare.", "status", "end")]
     out: list[Finding] = status_findings(result)  # unfinished runs; diverged seeds, left out and counted

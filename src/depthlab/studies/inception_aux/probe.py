@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from depthlab.io import read_number
+from depthlab.models.base import aux_logits
+from depthlab.train.step import training_loss
 
 __all__ = ["TAPS", "LOWER_TAPS", "tap_label", "TapGradient", "AuxGradients", "aux_gradients", "probe"]
 
@@ -128,8 +130,6 @@ def aux_gradients(
     import torch
     import torch.nn.functional as F
 
-    from depthlab.models.base import aux_logits, main_logits
-
     named = dict(model.named_modules())
     missing = [t for t in taps if t not in named]
     if missing:
@@ -139,7 +139,7 @@ def aux_gradients(
     modes = {m: m.training for m in model.modules()}
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
 
-    def ce(logits: Any) -> Any:
+    def ce(logits: Any) -> Any:  # one head's loss alone: training_loss adds the heads' to the main loss
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
 
     try:
@@ -148,7 +148,8 @@ def aux_gradients(
             torch.manual_seed(seed)
             output = model(images)
             ys = [outs[t] for t in taps]
-            main = ce(main_logits(output))
+            # L_main: the training objective without its aux terms (aux_weight 0).
+            main = training_loss(output, labels, label_smoothing=label_smoothing)
             heads = aux_logits(output)
             losses = {"main": float(main.detach())}
             g_main = torch.autograd.grad(main, ys, retain_graph=bool(heads), allow_unused=True)
