@@ -115,7 +115,7 @@ def test_test_error_compares_the_deeper_resnet_with_the_shallower() -> None:
 def test_mcnemar_is_attached_when_per_image_results_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where both sides saw the same test images, a resolved Welch outcome also needs McNemar: here the
     seed means differ consistently, but the two nets disagree on only 3 images, so it is not resolved."""
-    import depthlab.train
+    import depthlab.studies.degradation.evidence as evidence
 
     correct = {"resnet56": np.ones(1000, dtype=bool), "resnet20": np.ones(1000, dtype=bool)}
     correct["resnet20"][:3] = False  # ResNet-20 is wrong on 3 images ResNet-56 gets right (per seed)
@@ -124,7 +124,7 @@ def test_mcnemar_is_attached_when_per_image_results_exist(monkeypatch: pytest.Mo
         model = Path(run_dir).name.split("-")[0]
         return correct.get(model) if split == "test" else None
 
-    monkeypatch.setattr(depthlab.train, "load_correct", load_correct, raising=False)
+    monkeypatch.setattr(evidence, "load_correct", load_correct)
     tests = {"resnet56": (0.07, 0.071, 0.069)}  # 4 points below ResNet-20: beyond the ±2-point bound
     f = _findings(_result(tests=tests))["test_error:ResNet-56:ResNet-20"]
     test = f.numbers["paired_test"]

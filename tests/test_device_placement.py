@@ -214,18 +214,18 @@ def test_the_shattered_gradient_preparation_makes_its_tensors_on_the_images_devi
     """The study-level step that crashed on the GPU, run with the images on the CPU and the default device
     meta. Its nets are built by ``create_model`` on the default device and then moved to the images' (as on
     a GPU run, where the default is the CPU): here they are built on the CPU explicitly."""
-    import depthlab
+    import depthlab.studies.degradation.study as degradation
     from depthlab.studies import get_study
     from depthlab.studies.degradation.study import run_shattered
     from depthlab.studies.engine import apply_preset_overrides
 
-    build = depthlab.create_model
+    build = degradation.create_model
 
     def on_cpu(*args: object, **kwargs: object) -> torch.nn.Module:
         with torch.device("cpu"):
             return build(*args, **kwargs)
 
-    monkeypatch.setattr(depthlab, "create_model", on_cpu)
+    monkeypatch.setattr(degradation, "create_model", on_cpu)
     preset = apply_preset_overrides(
         get_study("degradation").presets["quick"], ["depths=20", "width=0.25", "shatter_points=16"]
     )

@@ -293,7 +293,7 @@ def test_shattered_gradient_nets_are_built_at_the_presets_width(
     # Every net of the shattered-gradient lines (with BN and the BN-free twins) carries quick's width.
     import types
 
-    import depthlab
+    import depthlab.studies.degradation.study as degradation
     from depthlab.studies.degradation.study import run_shattered
 
     calls: list[dict] = []
@@ -302,7 +302,7 @@ def test_shattered_gradient_nets_are_built_at_the_presets_width(
         calls.append(kwargs)
         raise StopIteration  # the keywords are all this test needs
 
-    monkeypatch.setattr(depthlab, "create_model", record)
+    monkeypatch.setattr(degradation, "create_model", record)
     bundle = types.SimpleNamespace(num_classes=4, in_channels=1)
     with pytest.raises(StopIteration):
         run_shattered(tiny_preset(), tmp_path, bundle, None, None, [0])

@@ -35,8 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_tensorboard_option(p, "OUT/tensorboard (the figure as an image)")
     p.set_defaults(func=run_gradflow)
 
-    from depthlab.studies import list_studies
-    from depthlab.studies.engine import EXECUTORS
+    from depthlab.studies.registry import list_studies
+    from depthlab.studies.run import EXECUTORS
 
     p = subparsers.add_parser(
         "experiment",
@@ -205,8 +205,9 @@ def run_gradflow(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- experiment
 def run_experiment(args: argparse.Namespace) -> int:
-    from depthlab.studies import get_study
-    from depthlab.studies.engine import StudyError, apply_preset_overrides, run_study
+    from depthlab.studies.declare import StudyError, apply_preset_overrides
+    from depthlab.studies.registry import get_study
+    from depthlab.studies.run import run_study
 
     study = get_study(args.study)
     if args.preset not in study.presets:
@@ -221,7 +222,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     if args.status:
         # Asking what a directory holds needs no settings: it describes itself (study.json). Only a command
         # that trains compares the command line's with the directory's.
-        from depthlab.studies.engine import recorded_settings
+        from depthlab.studies.results import recorded_settings
 
         recorded = recorded_settings(out, study)
         preset = recorded.preset if recorded is not None else preset
@@ -349,7 +350,7 @@ def print_status(console: Console, study: Any, preset: Any, out: Path, args: arg
     Plain lines, not a table: a worker's description is long and a table would wrap it."""
     import time
 
-    from depthlab.studies.engine import study_status
+    from depthlab.studies.plan import study_status
 
     states = study_status(study, preset, out, seeds=args.seeds, seed_offset=args.seed_offset,
                           data_dir=args.data_dir)  # fmt: skip
@@ -385,7 +386,7 @@ def _duration(seconds: float) -> str:
 
 def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespace) -> int:
     """``--dry-run``: the grid, the images it trains on, and the estimated time of its training steps."""
-    from depthlab.studies.engine import plan_study
+    from depthlab.studies.plan import plan_study
 
     timed = args.timed_steps
     if timed is None:
@@ -429,7 +430,7 @@ def run_report(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if args.markdown:
         from depthlab.report.readme import results_markdown
-        from depthlab.studies.engine import StudyError
+        from depthlab.studies.declare import StudyError
 
         path = directory / "results.json"
         if not path.is_file():

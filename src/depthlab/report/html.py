@@ -21,15 +21,13 @@ from pathlib import Path
 
 import jinja2
 
+from depthlab import create_model
+from depthlab.analysis import summarize
 from depthlab.present.format import pct
 from depthlab.present.types import ReportFigure, Section
 from depthlab.report.answers import group_findings
-from depthlab.studies.engine import (
-    StudyResult,
-    StudyRun,
-    read_study,
-    reproduce_commands,
-)
+from depthlab.report.why import why_section
+from depthlab.studies.results import StudyResult, StudyRun, read_study, reproduce_commands
 
 __all__ = ["Report", "Figure", "ModelCost", "build_report", "model_costs", "render", "export_figures"]
 
@@ -65,8 +63,6 @@ def _embed(fig: ReportFigure) -> Figure:
 def model_costs(runs: Sequence[StudyRun]) -> list[ModelCost]:
     """Parameters and MACs of each distinct model of ``runs``, built as the runs built them, for one image
     at the runs' image size (:func:`depthlab.analysis.summarize`)."""
-    from depthlab import create_model
-    from depthlab.analysis import summarize
 
     out: dict[str, ModelCost] = {}
     for r in runs:
@@ -113,7 +109,6 @@ def build_report(directory: str | Path, *, reproduce_dir: str | None = None) -> 
 
 def _why_section(result: StudyResult) -> Section | None:
     """The "Why it works" section from lesion/landscape/attribution results, if the study holds any."""
-    from depthlab.report.why import why_section
 
     return why_section(result)
 

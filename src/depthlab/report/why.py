@@ -5,7 +5,7 @@ directories. Reads JSON and PNG files only; computes nothing."""
 from __future__ import annotations
 
 from depthlab.present.types import ReportFigure, Section
-from depthlab.studies.engine import StudyResult
+from depthlab.studies.results import StudyResult
 from depthlab.studies.why import why_section as collect
 
 __all__ = ["why_section"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from depthlab.studies.engine import StudyResult
+from depthlab.studies.results import StudyResult
 from depthlab.studies.why import run_analyses
 
 __all__ = ["STUDY_ANALYSES", "run_for_study", "analysed_runs"]

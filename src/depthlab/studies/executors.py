@@ -38,17 +38,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from depthlab.studies import get_study
-from depthlab.studies.engine import (
+from depthlab.studies.declare import (
     Recipe,
     RunSpec,
     Study,
     StudyError,
     preset_from_dict,
     preset_to_dict,
-    run_one,
     seed_list,
 )
+from depthlab.studies.registry import get_study
+from depthlab.studies.worker import run_one
 
 __all__ = ["RunNotFinished", "check_ray", "run_on_ray", "run_task", "task_options", "INSTALL_HINT"]
 

@@ -37,7 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.io import read_json
-from depthlab.studies.engine import StudyError
+from depthlab.studies.declare import StudyError, preset_from_dict, preset_to_dict, seed_list
+from depthlab.studies.registry import get_study
+from depthlab.studies.results import FINISHED, run_status
+from depthlab.studies.run import run_study
 
 __all__ = [
     "Agreement",
@@ -328,15 +331,6 @@ def pool_studies(
     :class:`~depthlab.studies.engine.StudyResult`. Nothing is trained: every run of every directory must be
     finished (completed or diverged), and the directories must share the study, its preset settings and
     ``--set`` values, with disjoint seeds that together are consecutive (the engine's seed range)."""
-    from depthlab.studies import get_study
-    from depthlab.studies.engine import (
-        FINISHED,
-        _status,
-        preset_from_dict,
-        preset_to_dict,
-        run_study,
-        seed_list,
-    )
 
     say = progress or (lambda line: None)
     if len(dirs) < 2:
@@ -381,7 +375,7 @@ def pool_studies(
     names: dict[str, Path] = {}
     for root, seeds in zip(roots, seeds_of, strict=True):
         for spec in study.grid(preset, seeds, "auto", None):
-            status = _status(root / "runs" / spec.name)
+            status = run_status(root / "runs" / spec.name)
             if status not in FINISHED:
                 raise StudyError(
                     f"{root / 'runs' / spec.name} is {status}, not finished: finish the study first (re-run its "
@@ -391,7 +385,7 @@ def pool_studies(
     target = Path(out)
     for name, source in names.items():
         dest = target / "runs" / name
-        if dest.exists() and _status(dest) in FINISHED:
+        if dest.exists() and run_status(dest) in FINISHED:
             continue  # pooled before: a re-run only rebuilds results.json
         if dest.exists():
             shutil.rmtree(dest)

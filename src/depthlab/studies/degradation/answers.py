@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthlab.present.format import difference_ci
+from depthlab.studies.declare import Answer, Finding
 from depthlab.studies.degradation.findings import NOT_VANISHING
-from depthlab.studies.engine import Answer, Finding, StudyResult
+from depthlab.studies.results import StudyResult
 
 __all__ = ["answers"]
 

@@ -15,7 +15,6 @@ gives an outcome.
 
 from __future__ import annotations
 
-import importlib
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -25,9 +24,12 @@ from typing import Any
 import numpy as np
 
 from depthlab.analysis.gradients import Diagnostics
+from depthlab.analysis.shattered import condition
 from depthlab.stats import Estimate, estimate, slope
+from depthlab.studies.declare import StudyError
 from depthlab.studies.degradation.grid import ConditionKey, parse_model
-from depthlab.studies.engine import Condition, StudyError, StudyResult, StudyRun
+from depthlab.studies.results import Condition, StudyResult, StudyRun
+from depthlab.train.evaluation import load_correct
 
 __all__ = [
     "VANISH",
@@ -305,8 +307,6 @@ class ShatteredEvidence:
 
 
 def shattered_evidence(result: StudyResult) -> ShatteredEvidence | None:
-    from depthlab.analysis.shattered import condition
-
     data = result.analysis("shattered")
     if not data or not data.get("results"):
         return None
@@ -328,11 +328,7 @@ def shattered_evidence(result: StudyResult) -> ShatteredEvidence | None:
 def correct(c: Condition, split: str) -> list[np.ndarray] | None:
     """Per-image correctness of every seed at the final evaluation of ``split`` (the trainer's
     ``correct-<split>.npy``), seeds in order; ``None`` when any run lacks it (runs of an older trainer)."""
-    # Looked up by name: the per-image files come with a newer trainer, and runs of an older one lack them.
-    load = getattr(importlib.import_module("depthlab.train"), "load_correct", None)
-    if load is None:
-        return None
-    arrays = [load(r.run_dir, split) for r in c.runs]
+    arrays = [load_correct(r.run_dir, split) for r in c.runs]  # None for runs of a trainer that wrote none
     if any(a is None for a in arrays):
         return None
     return [np.asarray(a, dtype=bool) for a in arrays]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from depthlab.analysis.gradients import Diagnostics
 from depthlab.present.format import pct, sci
 from depthlab.present.plots import (
     Curve,
@@ -31,8 +32,8 @@ from depthlab.studies.degradation.evidence import (
     shattered_evidence,
     train_split,
 )
-from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey
-from depthlab.studies.engine import Condition, StudyResult
+from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey, parse_model
+from depthlab.studies.results import Condition, StudyResult
 
 __all__ = ["error_figures", "gradient_figures", "shattered_figures", "response_figures", "report_sections"]
 
@@ -120,8 +121,6 @@ def _running_figure(result: StudyResult, by: dict[ConditionKey, Condition]) -> R
 
 # ---------------------------------------------------------------------------------------------- gradients
 def _first_seed(c: Condition, moment: str, key: str) -> Series | None:
-    from depthlab.analysis.gradients import Diagnostics
-
     for r in c.runs:
         entry = r.diagnostics.get(moment)
         if isinstance(entry, dict) and key in entry:
@@ -132,8 +131,6 @@ def _first_seed(c: Condition, moment: str, key: str) -> Series | None:
 
 
 def _series(c: Condition, pairs: Sequence[tuple[int, float]]) -> Series | None:
-    from depthlab.studies.degradation.grid import parse_model
-
     if not pairs:
         return None
     depth, residual = (
@@ -202,7 +199,6 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
 
 def _ratio_figure(by: dict[ConditionKey, Condition]) -> ReportFigure | None:
     plt = pyplot()
-    from depthlab.analysis.gradients import Diagnostics
 
     lines = []
     for k, c in by.items():
@@ -299,8 +295,6 @@ def shattered_figures(result: StudyResult) -> list[ReportFigure]:
 
 # --------------------------------------------------------------------------------------------- responses
 def response_figures(result: StudyResult) -> list[ReportFigure]:
-    from depthlab.analysis.gradients import Diagnostics
-
     series = []
     for k, c in sorted(conditions(result).items(), key=lambda kv: (kv[0].residual, kv[0].depth)):
         for r in c.runs[:1]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depthlab.analysis.shattered import compare, condition_text
 from depthlab.present.format import difference_ci, pct, sci
 from depthlab.stats import (
     Difference,
@@ -34,6 +35,7 @@ from depthlab.stats import (
     welch,
     with_paired_test,
 )
+from depthlab.studies.declare import Finding
 from depthlab.studies.degradation.evidence import (
     EXPLODE,
     PLATEAU_FRACTION,
@@ -51,7 +53,7 @@ from depthlab.studies.degradation.evidence import (
     shattered_evidence,
 )
 from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey
-from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
+from depthlab.studies.results import Condition, StudyResult, status_findings
 
 __all__ = [
     "QUESTIONS",
@@ -624,8 +626,6 @@ def _verdict(result: StudyResult, g: GradientEvidence | None) -> list[Finding]:
 
 # --------------------------------------------------------------------------------- shattered gradients
 def _shattered(result: StudyResult) -> list[Finding]:
-    from depthlab.analysis.shattered import compare, condition_text
-
     ev = shattered_evidence(result)
     if ev is None:
         return []

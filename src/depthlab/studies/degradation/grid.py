@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from depthlab.studies.declare import RunSpec, StudyError
 from depthlab.studies.degradation.presets import DegradationPreset
-from depthlab.studies.engine import RunSpec, StudyError
 
 __all__ = ["ConditionKey", "parse_model", "label", "grid", "no_bn_kwargs", "NO_BN_TWIN"]
 

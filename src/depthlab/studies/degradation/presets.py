@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from depthlab.errors import DepthlabError
 from depthlab.layers import check_width, scale_channels
 from depthlab.models.resnet import CIFAR_WIDTHS
-from depthlab.studies.engine import Recipe, StudyError
+from depthlab.studies.declare import Recipe, StudyError
 
 __all__ = ["FAMILIES", "DegradationPreset", "BASE", "PRESETS", "QUICK_NOTE"]
 

@@ -35,13 +35,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from depthlab.io import read_json
-from depthlab.studies import register_study
+from depthlab import create_model
+from depthlab.analysis.gradients import diagnose
+from depthlab.analysis.shattered import shattered_gradients
+from depthlab.io import read_json, write_json
+from depthlab.present.types import Section
+from depthlab.studies.analyses import run_for_study
+from depthlab.studies.declare import ProbeContext, Study
 from depthlab.studies.degradation.answers import answers
+from depthlab.studies.degradation.figures import report_sections
 from depthlab.studies.degradation.findings import compute_findings
 from depthlab.studies.degradation.grid import NO_BN_TWIN, grid, label, no_bn_kwargs, parse_model
 from depthlab.studies.degradation.presets import PRESETS, DegradationPreset
-from depthlab.studies.engine import ProbeContext, Section, Study, StudyResult
+from depthlab.studies.registry import register_study
+from depthlab.studies.results import StudyResult
+from depthlab.studies.worker import initial_model
 
 __all__ = [
     "STUDY",
@@ -62,8 +70,6 @@ __all__ = [
 def probe(ctx: ProbeContext) -> dict[str, Any]:
     """Diagnostics of one moment: BN in training mode always; at init also the BN-free twin (same seed);
     at the end also eval mode (Fig. 7 is measured that way)."""
-    from depthlab.analysis.gradients import diagnose
-    from depthlab.studies.engine import initial_model
 
     out = {"train": diagnose(ctx.model, ctx.images, ctx.labels, mode="train").to_dict()}
     if ctx.moment == "init":
@@ -86,9 +92,6 @@ def run_shattered(
     """Shattered gradients at init for plain/ResNet × preset depths × {BN, BN-free twin} × seeds →
     ``root/analysis/shattered.json`` (skipped when present with the same settings)."""
     import torch
-
-    from depthlab import create_model
-    from depthlab.analysis.shattered import shattered_gradients
 
     if preset.shatter_points <= 0:
         return
@@ -121,23 +124,18 @@ def run_shattered(
                         seed=seed,
                     )  # fmt: skip
                     results.append({**r.to_dict(), "depth": depth, "residual": residual, "bn": bn})
-    from depthlab.io import write_json
 
     write_json(path, {"settings": settings, "results": results})
 
 
 # ------------------------------------------------------------------------------------------------- report
 def sections(result: StudyResult) -> list[Section]:
-    from depthlab.studies.degradation.figures import report_sections
-
     return report_sections(result)
 
 
 def _analysis_runner(name: str) -> Any:
     def run(result: StudyResult, device: Any) -> None:
-        from depthlab.studies import analyses as why
-
-        why.run_for_study(name, result, device)
+        run_for_study(name, result, device)
 
     return run
 

@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthlab.present.format import difference_ci, pct, sci
-from depthlab.studies.engine import Answer, Finding, StudyResult
+from depthlab.studies.declare import Answer, Finding
 from depthlab.studies.inception_aux.evidence import groups
 from depthlab.studies.inception_aux.findings import GOING_DEEPER, RETHINKING
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, tap_label
+from depthlab.studies.results import StudyResult
 
 __all__ = ["QUESTIONS", "compute_answers"]
 

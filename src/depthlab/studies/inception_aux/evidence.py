@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from depthlab.stats import Estimate, estimate
-from depthlab.studies.engine import Condition, StudyResult, StudyRun
-from depthlab.studies.inception_aux.presets import PAPER_WEIGHT, InceptionAuxPreset
+from depthlab.studies.inception_aux.presets import BASE, PAPER_WEIGHT, InceptionAuxPreset
 from depthlab.studies.inception_aux.probe import AuxGradients, TapGradient
+from depthlab.studies.results import Condition, StudyResult, StudyRun
+from depthlab.train.evaluation import load_correct
 
 __all__ = [
     "MOMENTS",
@@ -83,7 +84,6 @@ def groups(result: StudyResult) -> Groups:
 
 def preset_of(result: StudyResult) -> InceptionAuxPreset:
     """The study's preset, or the base one for a directory of runs no study wrote (for its bounds)."""
-    from depthlab.studies.inception_aux.presets import BASE
 
     return result.preset if isinstance(result.preset, InceptionAuxPreset) else BASE
 
@@ -148,8 +148,6 @@ def test_correct(
     """Per-image test correctness of ``a`` and ``b``, seed-matched (the seeds both ran), from each run's
     ``correct-test.npy``; ``None`` unless every matched run wrote it, on images of the same count."""
     if load is None:
-        from depthlab.train.evaluation import load_correct
-
         load = load_correct
     seeds = sorted({r.seed for r in a.runs} & {r.seed for r in b.runs})
     if not seeds:

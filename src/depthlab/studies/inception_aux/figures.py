@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from depthlab.present.plots import png_bytes, pyplot
 from depthlab.present.types import ReportFigure
 from depthlab.stats import Estimate, estimate
-from depthlab.studies.engine import Condition, StudyResult
 from depthlab.studies.inception_aux.evidence import (
     MOMENTS,
     PLATEAU_FRACTION,
@@ -27,6 +26,7 @@ from depthlab.studies.inception_aux.evidence import (
 )
 from depthlab.studies.inception_aux.findings import COSINE_BOUND
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, TAPS, tap_label
+from depthlab.studies.results import Condition, StudyResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -30,7 +30,7 @@ from depthlab.stats import (
     welch,
     with_paired_test,
 )
-from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
+from depthlab.studies.declare import Finding
 from depthlab.studies.inception_aux.evidence import (
     GradientReading,
     Groups,
@@ -44,6 +44,7 @@ from depthlab.studies.inception_aux.evidence import (
     test_correct,
 )
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, tap_label
+from depthlab.studies.results import Condition, StudyResult, status_findings
 
 __all__ = [
     "RETHINKING",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from depthlab.studies.engine import RunSpec
+from depthlab.studies.declare import RunSpec
 from depthlab.studies.inception_aux.presets import InceptionAuxPreset
 
 __all__ = ["label", "run_name", "model_kwargs", "grid"]

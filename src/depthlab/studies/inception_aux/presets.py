@@ -14,7 +14,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from depthlab.studies.engine import Recipe, StudyError
+from depthlab.studies.declare import Recipe, StudyError
 
 __all__ = ["PAPER_WEIGHT", "InceptionAuxPreset", "BASE", "QUICK", "PAPER", "PRESETS"]
 

@@ -21,14 +21,17 @@ import math
 import statistics
 
 from depthlab.present.format import pct, sci
-from depthlab.studies import register_study
-from depthlab.studies.engine import ReportTable, Section, Study, StudyResult
+from depthlab.present.types import ReportTable, Section
+from depthlab.studies.declare import Study
+from depthlab.studies.inception_aux import figures as figs
 from depthlab.studies.inception_aux.answers import compute_answers
 from depthlab.studies.inception_aux.evidence import MOMENTS, early_error, early_step, gradient_reading, groups
 from depthlab.studies.inception_aux.findings import compute_findings
 from depthlab.studies.inception_aux.grid import grid
 from depthlab.studies.inception_aux.presets import PRESETS
 from depthlab.studies.inception_aux.probe import TAPS, probe, tap_label
+from depthlab.studies.registry import register_study
+from depthlab.studies.results import StudyResult
 
 __all__ = ["STUDY", "sections"]
 
@@ -89,8 +92,6 @@ def _gradient_table(result: StudyResult) -> ReportTable | None:
 
 
 def sections(result: StudyResult) -> list[Section]:
-    from depthlab.studies.inception_aux import figures as figs
-
     gtable = _gradient_table(result)
     return [
         Section(

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from depthlab.present.format import difference_ci
-from depthlab.studies.engine import Answer, Finding, StudyResult
+from depthlab.studies.declare import Answer, Finding
+from depthlab.studies.results import StudyResult
 from depthlab.studies.vgg_depth.evidence import ladder, nets
 from depthlab.studies.vgg_depth.findings import PAPER, p_value
 

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from depthlab.stats import Estimate, estimate
-from depthlab.studies.engine import Condition, StudyResult
+from depthlab.studies.results import Condition, StudyResult
 from depthlab.studies.vgg_depth.presets import BASE, DEPTH, DEPTH_LADDER, VGGDepthPreset
+from depthlab.train.evaluation import load_correct
 
 __all__ = [
     "PLATEAU_FRACTION",
@@ -185,7 +186,7 @@ def test_correct(
     """Per-image test correctness of ``a`` and ``b``, seed-matched (the seeds both ran), from each run's
     ``correct-test.npy``; ``None`` unless every matched run wrote it, on the same number of images."""
     if load is None:
-        from depthlab.train import load_correct as load
+        load = load_correct
     seeds = sorted({r.seed for r in a.runs} & {r.seed for r in b.runs})
     if not seeds:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from depthlab.present.plots import png_bytes, pyplot
 from depthlab.present.types import ReportFigure
-from depthlab.studies.engine import Condition, StudyResult
+from depthlab.studies.results import Condition, StudyResult
 from depthlab.studies.vgg_depth.evidence import Net, nets, preset_of, training
 from depthlab.studies.vgg_depth.presets import DEPTH, TABLE3, TABLE3_SOURCE
 

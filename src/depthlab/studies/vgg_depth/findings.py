@@ -26,7 +26,8 @@ from depthlab.stats import (
     welch,
     with_paired_test,
 )
-from depthlab.studies.engine import Condition, Finding, StudyResult, status_findings
+from depthlab.studies.declare import Finding
+from depthlab.studies.results import Condition, StudyResult, status_findings
 from depthlab.studies.vgg_depth.evidence import (
     LoadCorrect,
     Net,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from depthlab.studies.engine import RunSpec
+from depthlab.studies.declare import RunSpec
 from depthlab.studies.vgg_depth.presets import DEPTH, MODELS, WARM_LAYERS, VGGDepthPreset
 
 __all__ = ["label", "run_name", "grid"]

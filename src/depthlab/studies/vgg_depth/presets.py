@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from depthlab.studies.engine import Recipe, StudyError
+from depthlab.studies.declare import Recipe, StudyError
 
 __all__ = [
     "TABLE3",

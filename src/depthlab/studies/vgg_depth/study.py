@@ -17,9 +17,12 @@ package: :mod:`.presets`, :mod:`.grid`, :mod:`.evidence` (typed readings of the 
 from __future__ import annotations
 
 from depthlab.present.format import pct
+from depthlab.present.types import ReportTable, Section
 from depthlab.stats import Estimate
-from depthlab.studies import register_study
-from depthlab.studies.engine import ReportTable, Section, Study, StudyResult
+from depthlab.studies.declare import Study
+from depthlab.studies.registry import register_study
+from depthlab.studies.results import StudyResult
+from depthlab.studies.vgg_depth import figures as figs
 from depthlab.studies.vgg_depth.answers import compute_answers
 from depthlab.studies.vgg_depth.evidence import Net, nets, preset_of, training
 from depthlab.studies.vgg_depth.findings import compute_findings
@@ -60,8 +63,6 @@ def _table(result: StudyResult) -> ReportTable:
 
 
 def sections(result: StudyResult) -> list[Section]:
-    from depthlab.studies.vgg_depth import figures as figs
-
     return [Section("results", "Error by configuration", tables=(_table(result),),
                     figures=tuple(figs.figures(result)))]  # fmt: skip
 
