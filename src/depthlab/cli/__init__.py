@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from depthlab import __version__
 from depthlab.errors import DepthlabError, EnvironmentFault
+from depthlab.train.rundir import environment_cause, environment_message
 
 # Command-group modules, in the order their commands appear in --help.
 COMMAND_MODULES = ("models", "analysis", "train", "study", "why")
@@ -55,7 +56,6 @@ def error(message: str, code: int = EXIT_INPUT) -> int:
 def environment_error(exc: OSError, argv: Sequence[str], command: str) -> str:
     """The one line of an error of the environment. A fault met while training a run says how to continue
     it; for any command but ``train`` that is the command as typed (it resumes the run itself)."""
-    from depthlab.train.rundir import environment_message
 
     if isinstance(exc, EnvironmentFault):
         if command == "train" or exc.run_dir is None:
@@ -96,8 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DepthlabError as exc:
         return error(one_line(exc))
     except OSError as exc:
-        from depthlab.train.rundir import environment_cause
-
         cause = environment_cause(exc)
         if cause is not None:
             return error(environment_error(cause, argv, args.command), EXIT_ENVIRONMENT)

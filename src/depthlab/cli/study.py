@@ -11,9 +11,25 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from depthlab.analysis.gradients import gradflow_json, gradient_flow
 from depthlab.cli.train import add_tensorboard_option, tensorboard_wanted
+from depthlab.data import load_data, make_loader
 from depthlab.errors import UsageError
-from depthlab.io import read_json
+from depthlab.io import read_json, write_json
+from depthlab.present.plots import png_bytes
+from depthlab.report import build_report
+from depthlab.report.answers import group_findings
+from depthlab.report.figures import gradflow_figure
+from depthlab.report.html import export_figures
+from depthlab.report.readme import replication_markdown, results_markdown
+from depthlab.runtime import select_device
+from depthlab.studies.declare import StudyError, apply_preset_overrides
+from depthlab.studies.plan import plan_study, study_status
+from depthlab.studies.registry import get_study, list_studies
+from depthlab.studies.replication import pool_studies, replicate
+from depthlab.studies.results import recorded_settings
+from depthlab.studies.run import EXECUTORS, run_study
+from depthlab.train.tensorboard import LOG_SUBDIR, write_image
 
 DEFAULT_GRADFLOW_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 
@@ -34,9 +50,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/gradflow", help="output directory (default: runs/gradflow)")
     add_tensorboard_option(p, "OUT/tensorboard (the figure as an image)")
     p.set_defaults(func=run_gradflow)
-
-    from depthlab.studies.registry import list_studies
-    from depthlab.studies.run import EXECUTORS
 
     p = subparsers.add_parser(
         "experiment",
@@ -159,11 +172,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------------------------------- gradflow
 def run_gradflow(args: argparse.Namespace) -> int:
-    from depthlab.analysis.gradients import gradflow_json, gradient_flow
-    from depthlab.data import load_data, make_loader
-    from depthlab.present.plots import png_bytes
-    from depthlab.report.figures import gradflow_figure
-
     names = list(args.models) or list(DEFAULT_GRADFLOW_MODELS)
     if args.batch < 1:
         raise UsageError(f"--batch must be a positive integer, got {args.batch}")
@@ -180,8 +188,6 @@ def run_gradflow(args: argparse.Namespace) -> int:
     png = png_bytes(gradflow_figure(flows, title=title))
     (out / "gradflow.png").write_bytes(png)
     if tensorboard_wanted(args):
-        from depthlab.train.tensorboard import LOG_SUBDIR, write_image
-
         write_image(out / LOG_SUBDIR, f"gradflow/{'no-bn' if args.no_bn else 'bn'}", png)
 
     table = Table(title=title)
@@ -205,10 +211,6 @@ def run_gradflow(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- experiment
 def run_experiment(args: argparse.Namespace) -> int:
-    from depthlab.studies.declare import StudyError, apply_preset_overrides
-    from depthlab.studies.registry import get_study
-    from depthlab.studies.run import run_study
-
     study = get_study(args.study)
     if args.preset not in study.presets:
         raise StudyError(
@@ -222,7 +224,6 @@ def run_experiment(args: argparse.Namespace) -> int:
     if args.status:
         # Asking what a directory holds needs no settings: it describes itself (study.json). Only a command
         # that trains compares the command line's with the directory's.
-        from depthlab.studies.results import recorded_settings
 
         recorded = recorded_settings(out, study)
         preset = recorded.preset if recorded is not None else preset
@@ -276,8 +277,6 @@ def worker_threads(workers: int, device: str, cores: int | None = None) -> int:
     count, so every run of a study is single-threaded however the grid is split), an equal share of the
     cores (at least one) when the work is on a GPU."""
     import os
-
-    from depthlab.runtime import select_device
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
@@ -340,7 +339,6 @@ def print_answers(console: Console, result: Any) -> None:
 
 def grouped_findings(result: Any) -> list[tuple[str, list[Any]]]:
     """Findings under the question they are evidence for, in the order of the answers; the rest last."""
-    from depthlab.report.answers import group_findings
 
     return group_findings(result.answers, result.findings)
 
@@ -349,8 +347,6 @@ def print_status(console: Console, study: Any, preset: Any, out: Path, args: arg
     """``--status``: one line per run — done, running (its worker and heartbeat) or waiting — then the counts.
     Plain lines, not a table: a worker's description is long and a table would wrap it."""
     import time
-
-    from depthlab.studies.plan import study_status
 
     states = study_status(study, preset, out, seeds=args.seeds, seed_offset=args.seed_offset,
                           data_dir=args.data_dir)  # fmt: skip
@@ -386,12 +382,9 @@ def _duration(seconds: float) -> str:
 
 def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespace) -> int:
     """``--dry-run``: the grid, the images it trains on, and the estimated time of its training steps."""
-    from depthlab.studies.plan import plan_study
 
     timed = args.timed_steps
     if timed is None:
-        from depthlab.runtime import select_device
-
         timed = 30 if select_device(args.device).type == "cuda" else 3
     plan = plan_study(study, preset, seeds=args.seeds, seed_offset=args.seed_offset, device=args.device,
                       data_dir=args.data_dir, timed=timed)  # fmt: skip
@@ -425,13 +418,8 @@ def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespa
 
 # --------------------------------------------------------------------------------------------- report
 def run_report(args: argparse.Namespace) -> int:
-    from depthlab.report import build_report
-
     directory = Path(args.dir)
     if args.markdown:
-        from depthlab.report.readme import results_markdown
-        from depthlab.studies.declare import StudyError
-
         path = directory / "results.json"
         if not path.is_file():
             raise StudyError(f"{path} does not exist: run the study (depthlab experiment …) first")
@@ -442,8 +430,6 @@ def run_report(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
     if args.figures:
-        from depthlab.report.html import export_figures
-
         export_figures(report, args.figures)
     print(f"report: {out.resolve()} ({report.num_runs} runs, {len(report.html) / 1024:.0f} KiB)")
     return 0
@@ -451,10 +437,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ replicate
 def run_replicate(args: argparse.Namespace) -> int:
-    from depthlab.io import write_json
-    from depthlab.report.readme import replication_markdown
-    from depthlab.studies.replication import replicate
-
     rep = replicate(args.dir_a, args.dir_b, pooled=args.pooled)
     record = rep.to_dict()
     if args.out:
@@ -494,8 +476,6 @@ def run_replicate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- pool
 def run_pool(args: argparse.Namespace) -> int:
-    from depthlab.studies.replication import pool_studies
-
     console = Console()
     result = pool_studies(args.dirs, args.out, progress=lambda line: console.print(line, highlight=False))
     print_answers(console, result)

@@ -28,6 +28,8 @@ from depthlab.train import (
     train,
 )
 from depthlab.train.rundir import load_run_config
+from depthlab.train.runlock import guard_run
+from depthlab.train.tensorboard import TensorBoardWriter, require_tensorboard, tensorboard_available
 
 # CLI option → config field, for options whose value is passed through as typed by argparse.
 _FIELDS = {
@@ -166,7 +168,6 @@ def add_tensorboard_option(p: argparse.ArgumentParser, where: str) -> None:
 
 def tensorboard_wanted(args: argparse.Namespace) -> bool:
     """--tensorboard: yes (an error if not installed); --no-tensorboard: no; neither: if installed."""
-    from depthlab.train.tensorboard import require_tensorboard, tensorboard_available
 
     if args.tensorboard is None:
         return tensorboard_available()
@@ -335,15 +336,11 @@ def run_train(args: argparse.Namespace) -> int:
         reporter = RichReporter()
     callbacks: list[Any] = [reporter]
     if tensorboard_wanted(args):
-        from depthlab.train.tensorboard import TensorBoardWriter
-
         callbacks.append(TensorBoardWriter())
 
     def callback(event: TrainEvent) -> None:
         for c in callbacks:
             c(event)
-
-    from depthlab.train.runlock import guard_run
 
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -19,9 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.analysis.attribution import GRANULARITIES, METHODS
+from depthlab.analysis.landscape import LandscapeConfig
 from depthlab.analysis.lesion import NoResidualBlocksError
 from depthlab.errors import UsageError
-from depthlab.studies.why import DEFAULTS
+from depthlab.present.plots import png_bytes
+from depthlab.registry import model_info
+from depthlab.runtime import DEVICES
+from depthlab.studies import why_figures as wf
+from depthlab.studies.why import (
+    DEFAULTS,
+    explain_files,
+    landscape_comparison,
+    run_attribution,
+    run_landscape,
+    run_lesion,
+    run_paths,
+)
 
 CHECKPOINTS = ("last", "best")
 
@@ -72,8 +85,6 @@ def set_threads(value: str) -> int:
 
 
 def _device_option(p: argparse.ArgumentParser) -> None:
-    from depthlab.runtime import DEVICES
-
     p.add_argument(
         "--device", choices=DEVICES, default="cpu",
         help="where the model and images go (default cpu; auto: CUDA when available)",
@@ -130,8 +141,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="image subset and random paths (default 0)")
     p.set_defaults(func=run_paths_cmd)
-
-    from depthlab.analysis.landscape import LandscapeConfig
 
     d = LandscapeConfig()
     p = subparsers.add_parser(
@@ -252,16 +261,12 @@ def _report(name: str, folder: Path, result: Any, seconds: float, label: str, re
 def _compare(name: str, compare: Path | None, items: list[tuple[str, Any]]) -> None:
     if compare is None or len(items) < 2:
         return
-    from depthlab.present.plots import png_bytes
-    from depthlab.studies import why_figures as wf
 
     plot = {"lesion": wf.plot_lesion, "paths": wf.plot_paths, "landscape": wf.plot_landscape}[name]
     compare.parent.mkdir(parents=True, exist_ok=True)
     compare.write_bytes(png_bytes(plot(items)))
     print(f"side by side: {compare}")
     if name == "landscape":
-        from depthlab.studies.why import landscape_comparison
-
         for line in landscape_comparison(items):
             print(f"  {line}")
 
@@ -295,8 +300,6 @@ def _each(name: str, args: argparse.Namespace, call: Callable[..., Any]) -> int:
 
 # ------------------------------------------------------------------------------------------- commands
 def run_lesion_cmd(args: argparse.Namespace) -> int:
-    from depthlab.studies.why import run_lesion
-
     if args.max_swaps < 0:
         raise UsageError(f"--max-swaps must be 0 or more, got {args.max_swaps}")
 
@@ -310,8 +313,6 @@ def run_lesion_cmd(args: argparse.Namespace) -> int:
 
 
 def run_paths_cmd(args: argparse.Namespace) -> int:
-    from depthlab.studies.why import run_paths
-
     if not 0 < args.mass <= 1:
         raise UsageError(f"--mass must be in (0, 1], got {args.mass}")
 
@@ -325,9 +326,6 @@ def run_paths_cmd(args: argparse.Namespace) -> int:
 
 
 def run_landscape_cmd(args: argparse.Namespace) -> int:
-    from depthlab.analysis.landscape import LandscapeConfig
-    from depthlab.studies.why import run_landscape
-
     config = LandscapeConfig(
         span=args.span,
         points=args.points,
@@ -354,8 +352,6 @@ def _methods(text: str) -> list[str]:
 
 
 def run_attribute_cmd(args: argparse.Namespace) -> int:
-    from depthlab.studies.why import explain_files, run_attribution
-
     methods = _methods(args.methods)
     set_threads(args.threads)
     target = Path(args.target)
@@ -363,8 +359,6 @@ def run_attribute_cmd(args: argparse.Namespace) -> int:
     if args.pretrained and is_run:
         raise UsageError(f"--pretrained takes a model name, but {args.target} is a directory")
     if not is_run and not args.pretrained:
-        from depthlab.registry import model_info
-
         model_info(args.target)  # an unknown name gets the registry's "closest names" error
         raise UsageError(
             f"{args.target} is not a run directory; for a model name add --pretrained (ImageNet weights)"

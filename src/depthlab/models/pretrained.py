@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from depthlab.errors import DepthlabError
+from depthlab.models.torchvision_compat import load_torchvision_weights
 
 __all__ = [
     "PRETRAINED",
@@ -136,7 +137,6 @@ def pretrained_kwargs(
 
 def load_pretrained(model: nn.Module, name: str, download: bool = True) -> nn.Module:
     """Load ``name``'s ImageNet weights into ``model`` (built by :func:`pretrained_kwargs`'s arguments)."""
-    from depthlab.models.torchvision_compat import load_torchvision_weights
 
     return load_torchvision_weights(model, load_pretrained_state_dict(name, download))
 
