@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "depthlab.io": 1,
     "depthlab.errors": 1,
     "depthlab.runtime": 1,
+    "depthlab.i18n": 1,
 }
 LAYER_NAMES = {
     8: "cli",
@@ -50,7 +51,7 @@ LAYER_NAMES = {
     5: "analysis",
     4: "train",
     3: "models, data",
-    1: "bottom (present, stats, io, errors, runtime)",
+    1: "bottom (present, stats, io, errors, runtime, i18n)",
 }
 
 
