@@ -45,6 +45,8 @@ def test_every_module_has_a_layer() -> None:
             unplaced.append(name)
     assert not unplaced, f"modules missing from import_graph.LAYERS: {unplaced}"
     assert all(isinstance(v, int) for v in LAYERS.values())
+    with pytest.raises(KeyError):  # a new top-level module is placed by hand, never by default
+        layer("depthlab.unplaced")
 
 
 def test_the_graph_sees_imports_at_every_level() -> None:
