@@ -58,8 +58,11 @@ def test_each_resolved_finding_gets_the_status_its_outcomes_imply(tmp_path):
     ]
     text = replication_markdown(rep.to_dict())
     assert (
-        "Of the 5 findings the original resolved, 1 agree, 1 are not resolved, 2 are opposite and 1 " in text
+        "Of the 5 findings the original resolved, 1 agree, 0 are compatible (the same within a bound in one, a "
+        "difference inside it in the other: not a replication), 1 are not resolved, 2 are opposite and 1 "
+        in text
     )
+    assert "**not replicated** — 0 of the 1 questions the original answered get the same verdict" in text
     assert "opposite in the replication (lower): finding k3" in text
     assert "finding k1" not in text  # agreeing findings are counted, not listed
 
@@ -70,6 +73,30 @@ def test_a_replication_that_agrees_everywhere_is_replicated_and_overlapping_seed
     rep = replicate(a, b)
     assert rep.replicated and not rep.fresh  # seed 2 is in both
     assert rep.answers[0].status == "agrees"
+    assert "**replicated** — 1 of the 1 questions" in replication_markdown(rep.to_dict())
+
+
+def test_a_verdict_supported_in_one_and_contradicted_in_the_other_is_opposite(tmp_path):
+    a = _results(tmp_path / "a", {"k1": "higher"}, verdict="supported")
+    b = _results(tmp_path / "b", {"k1": "lower"}, seeds=(3, 4, 5), verdict="contradicted")
+    rep = replicate(a, b)
+    assert rep.answers[0].status == "opposite" and not rep.replicated
+    c = _results(tmp_path / "c", {"k1": "lower"}, verdict="contradicted")
+    d = _results(tmp_path / "d", {"k1": "higher"}, seeds=(3, 4, 5), verdict="supported")
+    assert replicate(c, d).answers[0].status == "opposite"
+
+
+def test_the_replicated_headline_follows_the_answers_and_opposite_findings(tmp_path):
+    """Every answered question agrees, but a secondary finding is opposite: not replicated. A question the
+    original left not resolved counts neither way; compatible findings are counted apart and do not make it
+    replicated or not."""
+    a = _results(tmp_path / "a", {"k1": "higher", "k2": "lower"})
+    b = _results(tmp_path / "b", {"k1": "higher", "k2": "higher"}, seeds=(3, 4, 5))
+    assert not replicate(a, b).replicated
+    open_a = _results(tmp_path / "oa", {"k1": "higher"}, verdict="not resolved")
+    open_b = _results(tmp_path / "ob", {"k1": "not resolved"}, seeds=(3, 4, 5), verdict="supported")
+    rep = replicate(open_a, open_b)
+    assert rep.answers[0].status == "unresolved in A" and rep.replicated
 
 
 def test_replicate_refuses_different_studies_presets_and_unkeyed_findings(tmp_path):
@@ -170,7 +197,7 @@ def test_equivalence_and_a_difference_inside_its_bound_are_compatible_not_opposi
     rep = replicate(a, b)
     status = {f.key: f.status for f in rep.findings}
     assert status == {"inside": "compatible", "beyond": "opposite", "dir": "compatible", "far": "opposite"}
-    assert rep.counts()["compatible"] == 2 and not rep.replicated
+    assert rep.counts()["compatible"] == 2 and rep.counts()["agrees"] == 0 and not rep.replicated
     text = replication_markdown(rep.to_dict())
     assert "2 agree" not in text and "0 agree, 2 are compatible (the same within a bound in one" in text
     assert "- compatible in the replication (higher): finding inside" in text
@@ -219,7 +246,8 @@ def test_pooling_two_seed_sets_gives_the_study_run_on_all_seeds_at_once(tmp_path
     by_key = {e["key"]: e for e in pooled["evidence"] if e.get("key")}
     for f in rep.findings:
         assert f.outcome_pooled == by_key[f.key]["outcome"] and f.text_pooled == by_key[f.key]["text"]
-        assert f.status_pooled is not None
+    # The pool is an estimate shown beside A and B, never a status: it contains A's seeds.
+    assert "status_pooled" not in json.dumps(rep.to_dict())
     record = rep.to_dict()
     assert record["pooled"] == str(tmp_path / "pooled") and record["seeds_pooled"] == [0, 1]
     with pytest.raises(StudyError, match="not the union"):
@@ -247,30 +275,43 @@ def test_pool_refuses_what_cannot_be_one_study(tmp_path):
     assert not (tmp_path / "p6").exists()  # nothing is written before every check passes
 
 
-def test_replication_markdown_gives_the_pooled_sentence_under_each_finding_that_did_not_agree(tmp_path):
+def test_replication_markdown_shows_the_pooled_estimate_beside_and_never_counts_it(tmp_path):
     a = _results(tmp_path / "a", {"k1": "higher", "k2": "lower"})
     b = _results(tmp_path / "b", {"k1": "higher", "k2": "not resolved"}, seeds=(3, 4, 5))
     p = _results(tmp_path / "p", {"k1": "higher", "k2": "lower"}, seeds=(0, 1, 2, 3, 4, 5))
     text = replication_markdown(replicate(a, b, pooled=p).to_dict())
-    assert "| question | original | replication | status | pooled (seeds 0–5) |" in text
-    assert "| Does it? | supported | supported | agrees | supported |" in text
     assert (
-        "Pooled over seeds 0–5, of the same 2: 2 agree, 0 are not resolved, 0 are opposite and 0 are missing."
-        in text
+        "| question | original | replication | status |" in text
+        and "| Does it? | supported | supported | agrees |" in text
     )
     assert (
-        "- not resolved in the replication (not resolved): finding k2\n  - pooled, seeds 0–5, agrees (lower): finding k2"
+        "- not resolved in the replication (not resolved): finding k2\n  - pooled estimate, seeds 0–5: finding k2"
         in text
     )
-    assert "finding k1" not in text  # agreeing in both: counted, not listed
-    # A finding the replication agrees with but the pool does not is listed with the pooled sentence.
-    p2 = _results(tmp_path / "p2", {"k1": "not resolved", "k2": "lower"}, seeds=(0, 1, 2, 3, 4, 5))
-    rep = replicate(a, b, pooled=p2)
-    assert {f.key: f.status_pooled for f in rep.findings} == {"k1": "not resolved", "k2": "agrees"}
-    text = replication_markdown(rep.to_dict())
+    assert "finding k1" not in text  # agreeing in B: counted, not listed — the pool does not change that
     assert (
-        "- agrees in the replication (higher): finding k1\n  - pooled, seeds 0–5, not resolved (not resolved): finding k1"
+        "The pooled estimate (seeds 0–5; it contains the original's seeds, so it is shown, not counted):"
         in text
     )
-    # Without a pooled study the block is what it was.
+    assert "- Does it? n" in text
+    assert "Pooled over" not in text
+    # Without a pooled study the block says nothing of one.
     assert "pooled" not in replication_markdown(replicate(a, b).to_dict()).lower()
+
+
+@pytest.mark.parametrize(
+    "low,high,beyond",
+    [
+        (0.021, 0.03, True),
+        (-0.03, -0.021, True),
+        (-0.0226, -0.0174, False),
+        (0.0174, 0.0226, False),
+        (-0.01, 0.01, False),
+    ],
+)
+def test_beyond_the_bound_holds_on_both_sides(low: float, high: float, beyond: bool) -> None:
+    """A CI wholly beyond ±bound, on the negative side as on the positive (a fall of [−0.0226, −0.0174]
+    against a 0.02 bound straddles −0.02: not beyond it)."""
+    from depthlab.studies.replication import _beyond
+
+    assert _beyond({"ci": {"low": low, "high": high}}, 0.02) is beyond

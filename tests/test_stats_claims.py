@@ -160,3 +160,34 @@ def test_outlying_is_scipys_scaled_mad_rule() -> None:
     assert outlying(values) == expected == (4,)
     assert outlying([0.1, 0.1, 0.1, 0.5]) == ()  # no spread among the rest: MAD 0, nothing is called out
     assert outlying([0.1, 0.2]) == ()
+
+
+def test_bounded_outcome_with_a_minimum_effect_needs_the_ci_beyond_the_bound_on_either_side() -> None:
+    from depthlab.stats import Difference, Equivalence, Interval, bounded_outcome
+
+    def diff(low: float, high: float) -> Difference:
+        e = Estimate((0.0, 0.0))
+        return Difference("a", "b", e, e, (low + high) / 2, Interval(low, high), 5.0, 0.01, "t", se=0.001)
+
+    not_equivalent = Equivalence(0.02, False, 0.5, None)
+    assert bounded_outcome(diff(-0.0226, -0.0174), not_equivalent, minimum_effect=True) == "not resolved"
+    assert bounded_outcome(diff(-0.05, -0.03), not_equivalent, minimum_effect=True) == "lower"
+    assert bounded_outcome(diff(0.03, 0.05), not_equivalent, minimum_effect=True) == "higher"
+    assert bounded_outcome(diff(0.0174, 0.0226), not_equivalent, minimum_effect=True) == "not resolved"
+    # Without the minimum effect, the direction comes first: [−0.0226, −0.0174] is lower.
+    assert bounded_outcome(diff(-0.0226, -0.0174), not_equivalent) == "lower"
+
+
+@pytest.mark.parametrize(
+    "value,digits,text",
+    [(-0.014, 1, "-0.01"), (0.013, 1, "+0.01"), (0.0, 1, "+0.0"), (-0.0, 1, "+0.0"), (-4.7, 1, "-4.7"),
+     (0.0004, 1, "+0.0004"), (0.000004, 1, "+4.0e-06")],
+)  # fmt: skip
+def test_a_limit_that_rounds_to_zero_keeps_its_sign(value: float, digits: int, text: str) -> None:
+    """Issue 23: "[−4.7, +0.0]" (resolved lower: upper limit −0.014) and "[+0.0, +2.4]" (not resolved: lower
+    limit −0.013) looked alike; a limit that is not 0 is written with the digits that show its sign."""
+    from depthlab.present.format import difference_ci, signed_digits
+
+    assert signed_digits(value, digits) == text
+    assert difference_ci(-0.02, -0.047, -0.00014) == "difference -2.0 points, 95% CI [-4.7, -0.01]"
+    assert difference_ci(0.012, -0.00013, 0.024) == "difference +1.2 points, 95% CI [-0.01, +2.4]"

@@ -452,15 +452,15 @@ def run_replicate(args: argparse.Namespace) -> int:
     )
     if rep.answers:
         table = Table(title="questions")
-        pooled = ("pooled",) if rep.pooled else ()
+        pooled = ("pooled estimate (shown, not counted)",) if rep.pooled else ()
         for col in ("question", "A", "B", "status", *pooled):
             table.add_column(col, overflow="fold")
         for a in rep.answers:
             table.add_row(a.question, a.verdict_a, a.verdict_b or "—", a.status,
-                          *((a.verdict_pooled or "—",) if rep.pooled else ()))  # fmt: skip
+                          *((a.numbers_pooled or "—",) if rep.pooled else ()))  # fmt: skip
         console.print(table)
     table = Table(title="findings A resolved")
-    pooled = (f"pooled (seeds {list(rep.seeds_pooled)})",) if rep.pooled else ()
+    pooled = (f"pooled estimate (seeds {list(rep.seeds_pooled)})",) if rep.pooled else ()
     for col in ("finding (A)", "A", "B", "status", *pooled):
         table.add_column(col, overflow="fold")
     for f in rep.findings:
@@ -469,7 +469,7 @@ def run_replicate(args: argparse.Namespace) -> int:
                           *((f.outcome_pooled or "—",) if rep.pooled else ()))  # fmt: skip
     console.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in rep.counts().items() if n)
-    verdict = "replicated" if rep.replicated else "did not fully replicate"
+    verdict = "replicated" if rep.replicated else "not replicated"
     console.print(f"{verdict}: {counts}", highlight=False)
     return 0
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["pct", "sci", "number", "difference_ci"]
+__all__ = ["pct", "sci", "number", "signed_digits", "p_text", "difference_ci"]
+
+MORE_DIGITS = 3  # at most this many more decimals to show a value that rounds to 0 at the asked precision
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -30,6 +32,26 @@ def number(value: float, spec: str = ".3g") -> str:
     return format(value, spec) if math.isfinite(value) else "unknown"
 
 
+def signed_digits(value: float, digits: int = 1) -> str:
+    """``value`` signed, with ``digits`` decimals — or more, up to :data:`MORE_DIGITS` more, when it is not 0
+    but rounds to 0: a CI limit of −0.014 is written "−0.01", not "+0.0" or "−0.0", so that "[−4.7, −0.01]"
+    (resolved lower) and "[−0.01, +2.4]" (not resolved) cannot look alike. Exactly 0 is "+0.0"."""
+    for d in range(digits, digits + MORE_DIGITS + 1):
+        if value == 0 or round(value, d) != 0:
+            return f"{round(value, d) + 0.0:+.{d}f}"  # + 0.0: no "-0.0" for an exact 0
+    return f"{value:+.1e}"  # smaller still: scientific, which keeps the sign
+
+
+def p_text(p: float | None) -> str:
+    """A p-value with two significant digits ("p = 0.0018", "p = 2.1e-06"; "p < 1e-300" below the double
+    range's resolution); "no p-value" for ``None``."""
+    if p is None or not math.isfinite(p):
+        return "no p-value"
+    if p < 1e-300:
+        return "p < 1e-300"
+    return f"p = {p:.2g}"
+
+
 def difference_ci(
     difference: float,
     low: float | None,
@@ -47,9 +69,7 @@ def difference_ci(
     difference (a side without values, or a non-finite value) is written "difference —"."""
 
     def signed(x: float) -> str:
-        return (
-            f"{round(scale * x, digits) + 0.0:+.{digits}f}"  # + 0.0: no "-0.0" for a value that rounds to 0
-        )
+        return signed_digits(scale * x, digits)
 
     unit = f" {unit}" if unit else ""
     head = f"difference {signed(difference)}{unit}" if math.isfinite(difference) else "difference —"

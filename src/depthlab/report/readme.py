@@ -7,7 +7,6 @@ the README's copy equals what this function makes of the committed ``results/NAM
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,60 +64,52 @@ def _cell(text: str) -> str:
 
 
 def replication_markdown(record: Mapping[str, Any]) -> str:
-    """The README block of a replication (``depthlab replicate A B --out FILE``): each question's verdict in
-    both runs, then the count of A's resolved findings that B agrees with, and every one that it does not.
-    With a pooled study (``--pooled``), each verdict also gives the pooled one, the count says how A's resolved
-    findings fare on all the seeds (by the same rule), and each finding that B or the pool did not agree with
-    is followed by the pooled study's own sentence."""
-    seeds_a = ", ".join(map(str, record["seeds_a"]))
-    seeds_b = ", ".join(map(str, record["seeds_b"]))
+    """The README block of a replication (``depthlab replicate A B --out FILE``): whether it replicated
+    (:attr:`~depthlab.studies.replication.Replication.replicated`), each question's verdict in both runs,
+    then the count of A's resolved findings by status — agrees, compatible (its own column: it replicates
+    nothing), not resolved, opposite, missing — and every one that B does not agree with. With a pooled study
+    (``--pooled``), the pooled estimate is shown beside them — its key numbers, its sentences — never as a
+    status or a count: it contains the original's seeds."""
+    seeds_a = _seed_range(record["seeds_a"])
+    seeds_b = _seed_range(record["seeds_b"])
     pooled = record.get("pooled")
     seeds_p = _seed_range(record.get("seeds_pooled", ()))
+    answered = [a for a in record["answers"] if a["status"] != "unresolved in A"]
+    agreeing = sum(a["status"] == "agrees" for a in answered)
+    opposite = sum(f["status"] == "opposite" for f in record["findings"])
+    verdict = "**replicated**" if record.get("replicated") else "**not replicated**"
     lines = [
         f"Replication of {record['study']} ({record['preset']}): seeds {seeds_a} vs "
-        f"{'fresh ' if record['fresh_seeds'] else ''}seeds {seeds_b}.",
+        f"{'fresh ' if record['fresh_seeds'] else ''}seeds {seeds_b}: {verdict} — {agreeing} of the "
+        f"{len(answered)} questions the original answered get the same verdict, and {opposite} finding"
+        f"{'s are' if opposite != 1 else ' is'} opposite.",
         "",
     ]
     if record["answers"]:
-        extra = f" pooled (seeds {seeds_p}) |" if pooled else ""
-        lines += [
-            f"| question | original | replication | status |{extra}",
-            "|---|---|---|---|" + ("---|" if pooled else ""),
-        ]
+        lines += ["| question | original | replication | status |", "|---|---|---|---|"]
         lines += [
             f"| {_cell(a['question'])} | {a['verdict_a']} | {a['verdict_b'] or '—'} | {a['status']} |"
-            + (f" {a.get('verdict_pooled') or '—'} |" if pooled else "")
             for a in record["answers"]
         ]
         lines.append("")
     counts = record["counts"]
-    resolved = sum(n for s, n in counts.items() if s != "unresolved in A")
-    compatible = counts.get("compatible", 0)
+    resolved = sum(n for st, n in counts.items() if st != "unresolved in A")
     lines.append(
-        f"Of the {resolved} findings the original resolved, {counts['agrees']} agree, "
-        + (f"{compatible} are compatible (the same within a bound in one, a difference inside it in the "
-           "other), " if compatible else "")
-        + f"{counts['not resolved']} are not resolved, {counts['opposite']} are opposite and "
+        f"Of the {resolved} findings the original resolved, {counts['agrees']} agree, {counts.get('compatible', 0)} "
+        f"are compatible (the same within a bound in one, a difference inside it in the other: not a "
+        f"replication), {counts['not resolved']} are not resolved, {counts['opposite']} are opposite and "
         f"{counts['missing']} are missing in the replication."
-    )  # fmt: skip
-    judged = [f for f in record["findings"] if f["status"] != "unresolved in A"]
-    if pooled and judged:
-        c = Counter(f.get("status_pooled") for f in judged)
-        lines.append(
-            f"Pooled over seeds {seeds_p}, of the same {len(judged)}: {c['agrees']} agree, "
-            + (f"{c['compatible']} are compatible, " if c["compatible"] else "")
-            + f"{c['not resolved']} are not resolved, {c['opposite']} are opposite and {c['missing']} are missing."
-        )
-    for f in judged:
-        shown = f["status"] != "agrees" or (pooled and f.get("status_pooled") != "agrees")
-        if not shown:
+    )
+    for f in record["findings"]:
+        if f["status"] in ("agrees", "unresolved in A"):
             continue
         lines.append(f"- {f['status']} in the replication ({f['outcome_b'] or '—'}): {f['text_a']}")
         if pooled:
-            lines.append(
-                f"  - pooled, seeds {seeds_p}, {f.get('status_pooled') or '—'} "
-                f"({f.get('outcome_pooled') or '—'}): {f.get('text_pooled') or '—'}"
-            )
+            lines.append(f"  - pooled estimate, seeds {seeds_p}: {f.get('text_pooled') or '—'}")
+    if pooled and record["answers"]:
+        lines += ["", f"The pooled estimate (seeds {seeds_p}; it contains the original's seeds, so it is shown, "
+                  "not counted):", ""]  # fmt: skip
+        lines += [f"- {a['question']} {a.get('numbers_pooled') or '—'}" for a in record["answers"]]
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from depthlab.errors import DepthlabError
 from depthlab.present.types import Section
+from depthlab.stats import ClaimTest
 from depthlab.train import TrainConfig
 from depthlab.train.config import parse_value
 
@@ -69,6 +70,17 @@ class Recipe:
     ``test_at_end``: evaluate the test split only at the end (held-out curves come from validation).
     ``full``: train on every training image (no validation split; the test split is then evaluated at
     every evaluation, as for the ResNet paper's Table 6).
+
+    The bounds the answers are judged by, fixed before any data were seen (issue 23; a change after results
+    were seen is recorded in the study's ``results/<study>/NOTES.md``):
+
+    * ``plateau_bound`` — a net is *flat* at the end of training when its running training error changed by
+      less than this (a fraction: 0.005 is half a point) between the last 10% of iterations and the 10%
+      before, by TOST (:mod:`depthlab.studies.common`);
+    * ``margin`` — a relative margin: "no higher than", "does not improve" and "the same" mean within this
+      fraction of the reference condition's error. 0.10 is the smallest gain on error that the papers these
+      studies test report as real: VGG's A → D, 29.6% → 27.0% top-1 (Table 3), a 9.6% relative gain — and
+      about half the ResNet paper's ResNet-20 → 56 gap on CIFAR-10 (8.75% → 6.97%, Table 6).
     """
 
     name: str = "custom"
@@ -98,6 +110,8 @@ class Recipe:
     seeds: int = 2
     diag_batch: int = 128
     eval_batch_size: int = 500
+    plateau_bound: float = 0.005
+    margin: float = 0.10
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -115,6 +129,10 @@ class Recipe:
                 raise StudyError(f"{key} must be a positive integer, got {value!r}")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise StudyError(f"lr must be a positive number, got {self.lr!r}")
+        for key in ("plateau_bound", "margin"):
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value < 1:
+                raise StudyError(f"{key} must be a fraction between 0 and 1, got {value!r}")
 
     def describe(self) -> str:
         aug = "crop + flip" if self.augment else "no augmentation"
@@ -295,10 +313,14 @@ class Finding:
 class Answer:
     """One question a study asks, answered first in its report and README.
 
-    ``verdict`` is about the paper's (or the lecture notes') claim: ``supported`` or ``contradicted`` only
-    from resolved comparisons, otherwise ``not resolved``. ``numbers``: the key numbers with their 95% CIs,
-    one line of text; ``paper``: what the paper claims; ``evidence``: the keys of the findings it rests on
-    (they are listed under it).
+    ``verdict`` is about the paper's (or the lecture notes') claim. Each question rests on one primary test,
+    ``test`` (:class:`~depthlab.stats.ClaimTest`, of the finding ``primary``); a study's answers are
+    Holm-adjusted together (``p_holm``, :func:`depthlab.studies.common.finalize`), and the verdict is
+    ``supported`` or ``contradicted`` only when the adjusted p-value is below 0.05, else ``not resolved``.
+    ``numbers``: the key numbers with their 95% CIs, one line of text; ``paper``: what the paper claims;
+    ``evidence``: the keys of the findings it rests on (listed under it; every one but ``primary`` is
+    secondary). ``budget``: what the answer holds for ("after 240 iterations of batch 128 …", "at
+    initialisation"); ``states``: each compared net's state at the end of training (still falling, flat, …).
     """
 
     id: str
@@ -307,6 +329,11 @@ class Answer:
     numbers: str
     paper: str
     evidence: tuple[str, ...] = ()
+    primary: str = ""
+    test: ClaimTest | None = None
+    p_holm: float | None = None
+    budget: str = ""
+    states: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -320,6 +347,11 @@ class Answer:
             "numbers": self.numbers,
             "paper": self.paper,
             "evidence": list(self.evidence),
+            "primary": self.primary,
+            "test": self.test.to_dict() if self.test is not None else None,
+            "p_holm": self.p_holm,
+            "budget": self.budget,
+            "states": dict(self.states),
         }
 
 

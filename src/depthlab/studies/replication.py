@@ -7,22 +7,25 @@ every finding of A, matches B's finding with the same ``key``:
 * ``not resolved`` — A resolved it, B did not (its CI includes 0, or the numbers were non-finite);
 * ``compatible`` — one says "the same within ±bound" (TOST) and the other a resolved difference whose 95% CI
   does not lie wholly beyond that bound: both can be true of one small effect (D+BN − A+BN = +0.3 points,
-  CI [−1.3, +2.0], equivalent within ±2; then +1.3, CI [+0.3, +2.3], higher), so neither contradicts the other;
+  CI [−1.3, +2.0], equivalent within ±2; then +1.3, CI [+0.3, +2.3], higher), so neither contradicts the
+  other — but neither replicates the other either: it is counted apart, never as agreement;
 * ``opposite`` — A resolved it one way and B the other way, or one says equivalent and the other a
   difference whose CI lies wholly beyond the bound (or the numbers to tell are missing);
 * ``missing`` — B has no finding with that key;
 * ``unresolved in A`` — A did not resolve it, so there is nothing to replicate (listed, not judged).
 
 Each question's verdicts are compared the same way. A replication is on *fresh* seeds when the two
-directories share no seed; ``fresh`` says whether they do.
+directories share no seed; ``fresh`` says whether they do. The study **replicated** when every question A
+answered (supported or contradicted) gets the same verdict in B and no finding of A is opposite in B
+(:attr:`Replication.replicated`); a question A left not resolved is not counted for or against.
 
 ``depthlab pool DIR_A DIR_B --out DIR`` merges two finished directories of one study (same preset and
 ``--set`` values, disjoint seeds) into one study on all their seeds, without training: their run
 directories are copied, the study-level analyses at initialisation are computed for the union of seeds,
-and ``results.json`` is rebuilt. ``depthlab replicate DIR_A DIR_B --pooled DIR`` then reports, beside each
-finding of A, what the pooled seeds say: a 95% interval from 3 seeds that only just excludes 0 often fails
-to exclude it on 3 fresh seeds even when the effect is real, so the pooled estimate (twice the seeds) is the better-founded answer
-for a finding that did not re-resolve, and it is reported as such, not as a replication.
+and ``results.json`` is rebuilt. ``depthlab replicate DIR_A DIR_B --pooled DIR`` then shows, beside A's and
+B's, the pooled estimate of each finding and answer (its sentence, its key numbers). The pool contains A's
+seeds, so it is never a status or a count: a false positive of A is carried into the pool (a simulation
+with no true effect: when A resolved one, the independent B agreed 2.5% of the time and the pool 31%).
 """
 
 from __future__ import annotations
@@ -63,9 +66,8 @@ class Agreement:
     outcome_a: str | None
     outcome_b: str | None
     status: str
-    outcome_pooled: str | None = None  # the pooled study's outcome for this key (``--pooled``)
+    outcome_pooled: str | None = None  # the pooled estimate's outcome for this key (``--pooled``), shown only
     text_pooled: str | None = None
-    status_pooled: str | None = None  # A against the pooled study, by the same rule as ``status``
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -76,11 +78,7 @@ class Agreement:
             "status": self.status,
         }
         if self.text_pooled is not None or self.outcome_pooled is not None:
-            out |= {
-                "outcome_pooled": self.outcome_pooled,
-                "text_pooled": self.text_pooled,
-                "status_pooled": self.status_pooled,
-            }
+            out |= {"outcome_pooled": self.outcome_pooled, "text_pooled": self.text_pooled}
         return out
 
 
@@ -91,7 +89,7 @@ class AnswerAgreement:
     verdict_a: str
     verdict_b: str | None
     status: str  # "agrees", "not resolved", "opposite", "missing", "unresolved in A"
-    verdict_pooled: str | None = None  # the pooled study's verdict (``--pooled``)
+    numbers_pooled: str | None = None  # the pooled estimate's key numbers (``--pooled``), shown only
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -101,8 +99,8 @@ class AnswerAgreement:
             "verdict_b": self.verdict_b,
             "status": self.status,
         }
-        if self.verdict_pooled is not None:
-            out["verdict_pooled"] = self.verdict_pooled
+        if self.numbers_pooled is not None:
+            out["numbers_pooled"] = self.numbers_pooled
         return out
 
 
@@ -131,9 +129,13 @@ class Replication:
 
     @property
     def replicated(self) -> bool:
-        """Every finding A resolved holds in B with the same outcome, or a compatible one (none opposite, not
-        resolved or missing)."""
-        return all(f.status in ("agrees", "compatible", "unresolved in A") for f in self.findings)
+        """Every question A answered (supported or contradicted) has the same verdict in B, and no finding of
+        A is opposite in B. A question A left not resolved counts neither way; a compatible, not resolved or
+        missing secondary finding does not undo it but is counted and listed (:meth:`counts`)."""
+        answered = [a for a in self.answers if a.status != "unresolved in A"]
+        return all(a.status == "agrees" for a in answered) and not any(
+            f.status == "opposite" for f in self.findings
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -275,7 +277,6 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
             judged(e, b_by_key),
             p_by_key.get(e["key"], {}).get("outcome"),
             p_by_key.get(e["key"], {}).get("text"),
-            judged(e, p_by_key) if rp else None,
         )
         for e in compared
     )
@@ -290,7 +291,7 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
             _verdict_status(
                 a["verdict"], b_answers.get(a["id"], {}).get("verdict"), found=a["id"] in b_answers
             ),
-            p_answers.get(a["id"], {}).get("verdict"),
+            p_answers.get(a["id"], {}).get("numbers"),
         )
         for a in ra.get("answers", [])
     )

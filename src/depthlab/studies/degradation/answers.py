@@ -1,208 +1,271 @@
-"""The degradation study's questions, each answered from its findings (read by key, never re-derived).
+"""The degradation study's questions, each answered by one primary test (issue 23).
 
-A verdict is about the claim in ``paper``: ``supported`` or ``contradicted`` only from resolved comparisons
-(or, for the vanishing-gradient question, resolved gradient outcomes), otherwise ``not resolved``.
+Each question rests on one :class:`~depthlab.stats.ClaimTest` built from the comparison its primary
+finding made (read by key, never re-derived); the seven tests are Holm-adjusted together
+(:func:`depthlab.studies.common.finalize`) and a verdict is ``supported`` or ``contradicted`` only when the
+adjusted p-value is below 0.05. The verdict is about the claim in ``paper``. Every end-of-training answer
+names its budget and the state of each net it compares (still falling, flat, …).
+
+The primary tests: depth raises plain nets' training error (deepest − shallowest plain, two-sided Welch);
+vanishing gradients explain it (the deepest plain net's first/last block gradient ratio with BN below 0.1,
+at initialisation and during training: an intersection-union test of the two; contradicted when either is
+resolved above 0.1; asked only where the degradation itself resolved); shortcuts remove it (deepest ResNet −
+plain twin); the deepest ResNet ends no higher than the shallowest (non-inferiority: deep − shallow below the
+preset's relative ``margin`` of the shallow net's error); the deeper ResNet ends below the shallower one on
+test error; residual gradients are less shattered at initialisation (lag-1 autocorrelation, with BN); and
+residual layers respond more weakly after training at every depth (an intersection-union test over the
+depths, Fig. 7's two panels).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from depthlab.present.format import difference_ci
+from depthlab.i18n import N_, _
+from depthlab.stats import (
+    ClaimTest,
+    Difference,
+    Estimate,
+    claim_all,
+    claim_margin,
+    claim_sign,
+    welch,
+)
+from depthlab.studies.common import budget, by_key, comparison_numbers, finalize
 from depthlab.studies.declare import Answer, Finding
-from depthlab.studies.degradation.findings import NOT_VANISHING
+from depthlab.studies.degradation.evidence import VANISH, conditions
+from depthlab.studies.degradation.findings import (
+    Degradation,
+    degraded,
+    error_comparison,
+    preset_bounds,
+    response_comparisons,
+)
+from depthlab.studies.degradation.grid import ConditionKey
 from depthlab.studies.results import StudyResult
 
-__all__ = ["answers"]
+__all__ = ["QUESTIONS", "PAPER", "answers"]
+
+QUESTIONS = {
+    "degradation": N_("Does depth raise training error in plain nets?"),
+    "vanishing": N_("Do vanishing gradients explain the degradation (nets with BN)?"),
+    "shortcuts": N_(
+        "Do shortcuts remove the degradation: does the deepest ResNet end below its plain twin on training error?"
+    ),
+    "deeper_resnet": N_("Does the deepest ResNet end no higher than the shallowest on training error?"),
+    "test_error": N_("Does the deeper ResNet end below the shallower one on test error?"),
+    "shattered": N_(
+        "Are residual gradients less shattered at initialisation (lag-1 autocorrelation along a line of inputs, "
+        "with BN)?"
+    ),
+    "responses": N_(
+        "Do residual layers respond more weakly than plain ones after training, at every depth (Fig. 7)?"
+    ),
+}
+PAPER = {
+    "degradation": N_(
+        "He et al. 2015 (Fig. 6 left, Table 6): yes — plain-56 ends above plain-20 on training error (the "
+        "degradation problem)"
+    ),
+    "vanishing": N_(
+        "Lecture notes on ResNets commonly say yes (no single source is checked here). He et al. 2015 (§4.1): "
+        "unlikely — with BN they verified that the backward-propagated gradients have healthy norms. The "
+        "verdict is about the lecture notes' claim."
+    ),
+    "shortcuts": N_("He et al. 2015 (Fig. 6, Table 6): yes — ResNet-56 ends far below plain-56"),
+    "deeper_resnet": N_(
+        "He et al. 2015 (Fig. 6 right): yes, lower — ResNet-56 below ResNet-20 throughout training"
+    ),
+    "test_error": N_(
+        "He et al. 2015 (Table 6, CIFAR-10): yes — ResNet-56 6.97% vs ResNet-20 8.75% test error"
+    ),
+    "shattered": N_(
+        "Balduzzi et al. 2017: yes — a plain net's gradients decorrelate with depth like white noise, a ResNet's "
+        "stay correlated"
+    ),
+    "responses": N_(
+        "He et al. 2015 (Fig. 7, the 20- and 56-layer panels): yes — ResNets' layer responses have smaller std "
+        "than plain nets'"
+    ),
+}
 
 
-def _line(
-    f: Finding | None, scale: float = 100.0, unit: str = "points", digits: int = 1, log: bool = False
-) -> str:
-    """ "a x vs b y: +d points, 95% CI [l, h] (outcome, n seeds each; McNemar p)" from a comparison finding's
-    numbers (``scale`` 100: fractions written as percentages and points)."""
-    if f is None:
-        return ""
-    n = f.numbers
-    ci = n.get("ci") or {}
-    a, b = n.get("a_seeds"), n.get("b_seeds")
-    seeds = f"{a} seed{'s' if a != 1 else ''} each" if a == b else f"{a} and {b} seeds"
-    why = n.get("no_interval") if f.outcome != "unknown" else None
-    text = difference_ci(float(n["difference"]), ci.get("low"), ci.get("high"), scale=scale, unit=unit,
-                         digits=digits, reason=why)  # fmt: skip
-
-    def value(x: float) -> str:
-        if not math.isfinite(x):
-            return "unknown"  # a non-finite value (read back from null)
-        if log:  # the comparison is of log10 values: write the geometric means
-            return f"{10**x:.3g}"
-        return f"{scale * x:.{digits}f}%" if scale == 100.0 else f"{x:.{max(digits, 2)}f}"
-
-    def mean(side: str) -> str:
-        # "—": no seed left to average (every one diverged); "unknown": a non-finite value
-        return "—" if n.get(f"{side}_seeds") == 0 else value(float(n[f"{side}_mean"]))
-
-    test = n.get("paired_test")
-    mcnemar = (f"; McNemar p = {test['p']:.2g}" if test["p"] > 0 else "; McNemar p < 1e-300") if test else ""
-    return (
-        f"{n['a']} {mean('a')} vs {n['b']} {mean('b')}: "
-        f"{text.removeprefix('difference ')} ({f.outcome}, {seeds}{mcnemar})"
-    )
+def _answer(qid: str, numbers: str, evidence: Sequence[str], test: ClaimTest | None, primary: str, *,
+            by: Mapping[str, Finding] | None = None, result: StudyResult | None = None,
+            nets: Sequence[ConditionKey] = ()) -> Answer:  # fmt: skip
+    """An answer whose verdict :func:`finalize` draws; end-of-training answers (``result`` given) carry the
+    budget and the convergence state of each net in ``nets`` that has a convergence reading."""
+    spent, states = "", {}
+    if result is not None:
+        spent = budget(result)
+        readings = {k: (by or {}).get(f"convergence:{k.label}") for k in nets}
+        states = {k.label: str(f.numbers["state"]) for k, f in readings.items() if f is not None}
+    return Answer(qid, _(QUESTIONS[qid]), "not resolved", numbers, _(PAPER[qid]), tuple(evidence), primary, test,
+                  budget=spent, states=states)  # fmt: skip
 
 
-def _by_key(findings: Sequence[Finding]) -> Mapping[str, Finding]:
-    return {f.key: f for f in findings if f.key}
+def _deepest(result: StudyResult, residual: bool) -> tuple[ConditionKey, ConditionKey] | None:
+    keys = [k for k in conditions(result) if k.residual == residual]
+    return (keys[-1], keys[0]) if len(keys) >= 2 else None
 
 
-def _find(by: Mapping[str, Finding], prefix: str) -> Finding | None:
-    """The comparison whose key starts with ``prefix`` and names the most distant depths (the last listed)."""
-    hits = [f for k, f in by.items() if k.startswith(prefix)]
-    return hits[-1] if hits else None
-
-
-def _deepest_pair(by: Mapping[str, Finding], kind: str, a: str, b: str) -> Finding | None:
-    """The ``kind`` comparison of family ``a``'s deepest net with family ``b``'s (deepest or shallowest)."""
-    keys = [k for k in by if k.startswith(f"{kind}:{a}-")]
-    matches = [k for k in keys if k.split(":")[2].startswith(f"{b}-")]
-    if not matches:
+def _degradation(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
+    pair = _deepest(result, residual=False)
+    c = error_comparison(result, *pair, "train") if pair else None
+    if pair is None or c is None:
         return None
-
-    def depths(k: str) -> tuple[int, int]:
-        _, x, y = k.split(":")
-        return int(x.split("-")[1]), -int(y.split("-")[1])
-
-    return by[max(matches, key=depths)]
+    deep, shallow = pair
+    key = f"train_error:{deep.label}:{shallow.label}"
+    return _answer("degradation", comparison_numbers(c.difference, c.outcome), (key,),
+                   claim_sign(c.difference, "higher"), key, by=by, result=result, nets=pair)  # fmt: skip
 
 
-def _verdict(outcome: str | None, expected: str) -> str:
-    if outcome == expected:
-        return "supported"
-    if outcome in ("higher", "lower"):
-        return "contradicted"
-    return "not resolved"
+def _log_ratio_vs(e: Estimate, threshold: float, label: str) -> Difference:
+    """A one-sample Welch comparison of the mean log10 ratio with log10 ``threshold``."""
+    logs = Estimate(tuple(math.log10(v) if v > 0 and math.isfinite(v) else math.nan for v in e.values))
+    return welch(label, logs, "threshold", Estimate((math.log10(threshold),) * len(e.values)))
 
 
-def _degradation(by: Mapping[str, Finding]) -> Answer | None:
-    f = _deepest_pair(by, "train_error", "plain", "plain")
-    if f is None:
-        return None
-    plateaus = [g for k, g in by.items() if k.startswith("plateau:")]
-    still = [g.key.split(":")[1] for g in plateaus if g.outcome == "lower"]
-    numbers = _line(f) + (f"; still falling over the last 10%: {', '.join(still)}" if still else "")
-    return Answer("degradation", "Does depth raise training error in plain nets?", _verdict(f.outcome, "higher"),
-                  numbers, "He et al. 2015 (Fig. 6 left, Table 6): yes — plain-56 ends above plain-20 on training "
-                  "error (the degradation problem)", (f.key, *(g.key for g in plateaus)))  # fmt: skip
-
-
-def _vanishing(by: Mapping[str, Finding]) -> Answer | None:
+def _vanishing(result: StudyResult, by: Mapping[str, Finding], deg: Degradation | None) -> Answer | None:
     verdict_f = next((f for k, f in by.items() if k.startswith("vanishing:")), None)
     if verdict_f is None:
         return None
-    outcomes: dict[str, Any] = dict(verdict_f.numbers.get("outcomes", {}))
-    known = [o for o in outcomes.values() if o is not None]
-    deg = _deepest_pair(by, "train_error", "plain", "plain")
-    if deg is None or deg.outcome != "higher" or not known:
-        verdict = "not resolved"  # no degradation (or no gradient measured) to explain
-    elif all(o == "vanishing" for o in known):
-        verdict = "supported"
-    elif all(o in NOT_VANISHING for o in known):
-        verdict = "contradicted"
-    else:
-        verdict = "not resolved"
     name = verdict_f.key.split(":", 1)[1]
-    settings = {"init_bn": "at init", "during_bn": "during training"}
-    growth = [by[k] for k in (f"grad_growth:{s}:{name}" for s in settings) if k in by]
-    states = [f"{v} {w}" for w, v in (("at init", outcomes.get("init")), ("during training", outcomes.get("during")))
-              if v]  # fmt: skip
-    parts = [f"{name} with BN: gradient {', '.join(states)}"]
+    ratios = verdict_f.numbers
+    parts = []
+    for moment in ("init", "during"):
+        values = ratios.get(f"{moment}_ratio") or []
+        if values:
+            parts.append(claim_sign(_log_ratio_vs(Estimate(tuple(values)), VANISH, name), "lower"))
+    growth = [by[k] for k in (f"grad_growth:{s}:{name}" for s in ("init_bn", "during_bn")) if k in by]
+    outcomes = {k: v for k, v in dict(ratios.get("outcomes", {})).items() if v}
+    numbers = _("{name} with BN: gradient {states}").format(
+        name=name, states=", ".join(f"{_(v)} {_('at init') if k == 'init' else _('during training')}"
+                                    for k, v in outcomes.items()))  # fmt: skip
     for g in growth:
         ci = g.numbers.get("ci") or {}
         if ci:
-            parts.append(f"growth toward the input {settings[g.key.split(':')[1]]} {g.numbers['difference']:+.3f} "
-                         f"log10 per block, 95% CI [{ci['low']:+.3f}, {ci['high']:+.3f}]")  # fmt: skip
-    return Answer("vanishing", "Do vanishing gradients explain the degradation (nets with BN)?", verdict,
-                  "; ".join(parts), "Lecture notes: yes. He et al. 2015 (§4.1): unlikely — with BN the forward and "
-                  "backward signals are healthy. The verdict is about the lecture notes' claim.",
-                  (verdict_f.key, *(g.key for g in growth)))  # fmt: skip
+            when = _("at init") if ":init_bn:" in g.key else _("during training")
+            numbers += "; " + _("growth toward the input {when} {growth:+.3f} log10 per block, 95% CI [{low:+.3f}, "
+                                "{high:+.3f}]").format(when=when, growth=g.numbers["difference"], low=ci["low"],
+                                                        high=ci["high"])  # fmt: skip
+    evidence = (verdict_f.key, *(g.key for g in growth))
+    if deg is None or deg.comparison.outcome != "higher":
+        # No degradation resolved, so nothing for the gradients to explain: no test is made.
+        numbers += "; " + _("not asked: the deepest plain net's higher training error is not resolved")
+        return _answer("vanishing", numbers, evidence, None, verdict_f.key)
+    test = claim_all(parts)
+    return _answer("vanishing", numbers, evidence, test, verdict_f.key)
 
 
-def _shortcuts(by: Mapping[str, Finding]) -> Answer | None:
-    f = _deepest_pair(by, "train_error", "ResNet", "plain")
-    if f is None:
+def _shortcuts(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
+    """The deepest depth with both nets: the ResNet against its plain twin (any number of depths)."""
+    keys = set(conditions(result))
+    both = [
+        d for d in sorted({k.depth for k in keys}) if {ConditionKey(d, True), ConditionKey(d, False)} <= keys
+    ]
+    if not both:
         return None
-    return Answer("shortcuts", "Do shortcuts remove the degradation: does the deepest ResNet end below its plain "
-                  "twin on training error?", _verdict(f.outcome, "lower"), _line(f),
-                  "He et al. 2015 (Fig. 6, Table 6): yes — ResNet-56 ends far below plain-56", (f.key,))  # fmt: skip
-
-
-def _deeper_resnet(by: Mapping[str, Finding]) -> Answer | None:
-    """The weaker half of Fig. 6 right: the deeper ResNet does not end above the shallower one. Supported by a
-    resolved lower error or by equivalence within the stated bound; contradicted only by a resolved higher."""
-    f = _deepest_pair(by, "train_error", "ResNet", "ResNet")
-    if f is None:
+    res, plain = ConditionKey(both[-1], True), ConditionKey(both[-1], False)
+    c = error_comparison(result, res, plain, "train")
+    if c is None:
         return None
-    verdict = (
-        "supported"
-        if f.outcome in ("lower", "equivalent")
-        else "contradicted"
-        if f.outcome == "higher"
-        else ("not resolved")
+    key = f"train_error:{res.label}:{plain.label}"
+    return _answer("shortcuts", comparison_numbers(c.difference, c.outcome), (key,),
+                   claim_sign(c.difference, "lower"), key, by=by, result=result, nets=(res, plain))  # fmt: skip
+
+
+def _margin_text(margin_points: float, margin: float, reference: str) -> str:
+    return _("margin {points:.1f} points: {pct:.0f}% of {reference}'s error").format(
+        points=100 * margin_points, pct=100 * margin, reference=reference
     )
-    bound = (f.numbers.get("equivalence") or {}).get("bound")
-    tail = f" (equivalence bound ±{100 * bound:.0f} points)" if bound else ""
-    return Answer("deeper_resnet", "Does the deepest ResNet end no higher than the shallowest on training error?",
-                  verdict, _line(f) + tail,
-                  "He et al. 2015 (Fig. 6 right): yes, lower — ResNet-56 below ResNet-20 throughout training",
-                  (f.key,))  # fmt: skip
 
 
-def _test_error(by: Mapping[str, Finding]) -> Answer | None:
-    f = _deepest_pair(by, "test_error", "ResNet", "ResNet")
-    if f is None:
+def _deeper_resnet(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
+    """Non-inferiority (the weaker half of Fig. 6 right): the deepest ResNet's training error is below the
+    shallowest's plus the margin; contradicted when it is above by more than the margin."""
+    pair = _deepest(result, residual=True)
+    c = error_comparison(result, *pair, "train") if pair else None
+    if pair is None or c is None:
         return None
-    other = _deepest_pair(by, "test_error", "ResNet", "plain")
-    numbers = _line(f) + (f"; {_line(other)}" if other is not None else "")
-    evidence = (f.key,) + ((other.key,) if other is not None else ())
-    return Answer("test_error", "Does the deeper ResNet end below the shallower one on test error?",
-                  _verdict(f.outcome, "lower"), numbers,
-                  "He et al. 2015 (Table 6, CIFAR-10): yes — ResNet-56 6.97% vs ResNet-20 8.75% test error",
-                  evidence)  # fmt: skip
-
-
-def _shattered(by: Mapping[str, Finding]) -> Answer | None:
-    f = _find(by, "shattered:bn:")
-    if f is None:
-        return None
-    twin = _find(by, "shattered:no_bn:")
-    numbers = _line(f, scale=1.0, unit="", digits=2) + (
-        f"; BN-free twins: {_line(twin, scale=1.0, unit='', digits=2)}" if twin is not None else ""
+    deep, shallow = pair
+    relative = preset_bounds(result)[1]
+    margin = relative * c.difference.b.mean
+    test = claim_margin(c.difference, margin, "lower") if math.isfinite(margin) else ClaimTest(None, None, "")
+    key = f"train_error:{deep.label}:{shallow.label}"
+    numbers = (
+        comparison_numbers(c.difference, c.outcome) + "; " + _margin_text(margin, relative, shallow.label)
     )
+    return _answer("deeper_resnet", numbers, (key,), test, key, by=by, result=result, nets=pair)
+
+
+def _test_error(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
+    pair = _deepest(result, residual=True)
+    c = error_comparison(result, *pair, "test") if pair else None
+    if pair is None or c is None:
+        return None
+    deep, shallow = pair
+    key = f"test_error:{deep.label}:{shallow.label}"
+    numbers = comparison_numbers(c.difference, c.outcome)
+    f = by.get(key)
+    eq = (f.numbers.get("equivalence") or {}) if f is not None else {}
+    if eq.get("ci") is not None:
+        verdict = _("equivalent") if eq.get("equivalent") else _("not shown")
+        numbers += "; " + _("the same within ±{bound:.1f} points ({pct:.0f}% of {ref}'s error, TOST): {verdict}").format(
+            bound=100 * eq["bound"], pct=100 * preset_bounds(result)[1], ref=shallow.label,
+            verdict=verdict,
+        )  # fmt: skip
+    return _answer("test_error", numbers, (key,), claim_sign(c.difference, "lower"), key, by=by, result=result,
+                   nets=pair)  # fmt: skip
+
+
+def _shattered(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
+    f = next((f for k, f in by.items() if k.startswith("shattered:bn:")), None)
+    if f is None:
+        return None
+    d = _difference_of(f)
+    numbers = comparison_numbers(d, str(f.outcome), scale=1.0, unit="", digits=2)
+    twin = next((g for k, g in by.items() if k.startswith("shattered:no_bn:")), None)
+    if twin is not None:
+        numbers += "; " + _("BN-free twins: {line}").format(
+            line=comparison_numbers(_difference_of(twin), str(twin.outcome), scale=1.0, unit="", digits=2)
+        )
     evidence = (f.key,) + ((twin.key,) if twin is not None else ())
-    return Answer("shattered", "Are residual gradients less shattered at initialisation (lag-1 autocorrelation "
-                  "along a line of inputs, with BN)?", _verdict(f.outcome, "higher"), numbers,
-                  "Balduzzi et al. 2017: yes — a plain net's gradients decorrelate with depth like white noise, a "
-                  "ResNet's stay correlated", evidence)  # fmt: skip
+    return _answer("shattered", numbers, evidence, claim_sign(d, "higher"), f.key)
 
 
-def _responses(by: Mapping[str, Finding]) -> Answer | None:
-    f = _deepest_pair(by, "response", "ResNet", "plain")
-    if f is None:
+def _responses(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
+    """Fig. 7 at every depth: an intersection-union test over the depths' comparisons (ResNet − plain)."""
+    pairs = response_comparisons(result)
+    if not pairs:
         return None
-    numbers = _line(f, scale=1.0, unit="in log10", digits=2, log=True)
-    return Answer("responses", "Do residual layers respond more weakly than plain ones after training (Fig. 7)?",
-                  _verdict(f.outcome, "lower"), numbers,
-                  "He et al. 2015 (Fig. 7): yes — ResNets' layer responses have smaller std than plain nets'",
-                  (f.key,))  # fmt: skip
+    lines = [comparison_numbers(c.difference, c.outcome, scale=1.0, unit="in log10", digits=2, log=True)
+             for _k, c in pairs]  # fmt: skip
+    keys = tuple(f"response:{r.label}:{p.label}" for (r, p), _c in pairs)
+    test = claim_all([claim_sign(c.difference, "lower") for _k, c in pairs])
+    nets = tuple(k for (r, p), _c in pairs for k in (r, p))
+    return _answer("responses", "; ".join(lines), keys, test, keys[-1], by=by, result=result, nets=nets)
+
+
+def _difference_of(f: Finding) -> Difference:
+    """The :class:`Difference` a comparison finding recorded (its numbers), rebuilt for the answer's line."""
+    n = f.numbers
+    a, b = Estimate(tuple(n["a_values"])), Estimate(tuple(n["b_values"]))
+    return welch(str(n["a"]), a, str(n["b"]), b)
 
 
 def answers(result: StudyResult, findings: Sequence[Finding]) -> list[Answer]:
-    """The study's questions, in order, answered from ``findings``; a question whose evidence is missing is
-    left out."""
-    by = _by_key(findings)
-    out = [
-        a(by)
-        for a in (_degradation, _vanishing, _shortcuts, _deeper_resnet, _test_error, _shattered, _responses)
-    ]
-    return [a for a in out if a is not None]
+    """The study's questions, in order, each from its primary test, Holm-adjusted together; a question whose
+    evidence is missing is left out."""
+    by = by_key(findings)
+    deg = degraded(result)
+    return finalize([
+        _degradation(result, by),
+        _vanishing(result, by, deg),
+        _shortcuts(result, by),
+        _deeper_resnet(result, by),
+        _test_error(result, by),
+        _shattered(result, by),
+        _responses(result, by),
+    ])  # fmt: skip

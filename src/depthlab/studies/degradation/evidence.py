@@ -29,7 +29,6 @@ from depthlab.stats import Estimate, estimate, slope
 from depthlab.studies.declare import StudyError
 from depthlab.studies.degradation.grid import ConditionKey, parse_model
 from depthlab.studies.results import Condition, StudyResult, StudyRun
-from depthlab.train.evaluation import load_correct
 
 __all__ = [
     "VANISH",
@@ -51,7 +50,6 @@ __all__ = [
     "response_estimate",
     "ShatteredEvidence",
     "shattered_evidence",
-    "correct",
 ]
 
 VANISH = 0.1  # a first/last per-element gradient ratio below this is "vanishing"
@@ -325,10 +323,3 @@ def shattered_evidence(result: StudyResult) -> ShatteredEvidence | None:
 
 
 # ------------------------------------------------------------------------------------ per-image results
-def correct(c: Condition, split: str) -> list[np.ndarray] | None:
-    """Per-image correctness of every seed at the final evaluation of ``split`` (the trainer's
-    ``correct-<split>.npy``), seeds in order; ``None`` when any run lacks it (runs of an older trainer)."""
-    arrays = [load_correct(r.run_dir, split) for r in c.runs]  # None for runs of a trainer that wrote none
-    if any(a is None for a in arrays):
-        return None
-    return [np.asarray(a, dtype=bool) for a in arrays]
