@@ -22,7 +22,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from depthlab.errors import DepthlabError
 from depthlab.present.types import Section
@@ -113,6 +113,11 @@ class Recipe:
     plateau_bound: float = 0.005
     margin: float = 0.10
     note: str = ""
+
+    # Fields that judge the runs rather than produce them: a study directory is read with the values of its
+    # preset as the code declares them now (and its recorded --set values), so a bound fixed after a run was
+    # trained applies to it, and changing one never makes a directory "hold different settings".
+    JUDGING: ClassVar[tuple[str, ...]] = ("plateau_bound", "margin", "note")
 
     def __post_init__(self) -> None:
         for key in (

@@ -34,6 +34,7 @@ from depthlab.studies.declare import (
     RunSpec,
     Study,
     StudyError,
+    apply_preset_overrides,
     preset_from_dict,
     seed_list,
 )
@@ -259,7 +260,20 @@ def recorded_settings(directory: str | Path, study: Study | None = None) -> Reco
     kind = type(next(iter(found.presets.values())))
     # The preset's own count is a default; what describe() prints is the count that was run.
     preset = dataclasses.replace(preset_from_dict(kind, values), seeds=seeds)
-    return RecordedSettings(found, preset, seeds, offset, overrides)
+    return RecordedSettings(found, judged_by_code(found, preset, overrides), seeds, offset, overrides)
+
+
+def judged_by_code(study: Study, preset: Recipe, overrides: Sequence[str]) -> Recipe:
+    """``preset`` (as a directory recorded it) with its judging fields (:attr:`Recipe.JUDGING`: the bounds
+    its answers are judged by) taken from the study's preset of the same name as the code declares it now,
+    then the recorded ``--set`` values that name one of them. A preset the code no longer has keeps its
+    recorded values."""
+    current = study.presets.get(preset.name)
+    if current is None or type(current) is not type(preset):
+        return preset
+    judged = dataclasses.replace(preset, **{f: getattr(current, f) for f in type(preset).JUDGING})
+    mine = [o for o in overrides if o.partition("=")[0].strip() in type(preset).JUDGING]
+    return apply_preset_overrides(judged, mine) if mine else judged
 
 
 def read_study(directory: str | Path) -> StudyResult:
@@ -307,6 +321,10 @@ def results_json(result: StudyResult) -> dict[str, Any]:
     return {
         "study": result.study.name if result.study else None,
         "preset": result.preset.name if result.preset else None,
+        # The bounds the answers were judged by (Recipe.JUDGING, as the code declares them, issue 23).
+        "bounds": {f: getattr(result.preset, f) for f in type(result.preset).JUDGING if f != "note"}
+        if result.preset
+        else {},
         "dataset": result.dataset,
         "seeds": result.seeds,
         "seed_list": sorted({r.seed for r in result.runs}),

@@ -62,8 +62,12 @@ def _check_study_file(
             )
         # A key an older depthlab did not write takes its default, so an old study directory stays usable.
         stored = preset_to_dict(preset_from_dict(type(preset), old.get("preset", {})))
-        # The note documents a preset; it is not a setting, so rewording it keeps old directories valid.
-        diff = sorted(k for k in record["preset"] if k != "note" and stored.get(k) != record["preset"][k])
+        # What judges the runs (the note, the bounds: Recipe.JUDGING) is not a setting of the runs, so changing
+        # it keeps old directories valid; they are read with the code's values (results.judged_by_code).
+        judging = type(preset).JUDGING
+        diff = sorted(
+            k for k in record["preset"] if k not in judging and stored.get(k) != record["preset"][k]
+        )
         if int(old.get("seed_offset", 0)) != seed_offset:
             diff.append("seed_offset")
         if diff:
