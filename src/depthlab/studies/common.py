@@ -23,7 +23,6 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from depthlab.i18n import _
 from depthlab.present.format import difference_ci, p_text, pct
