@@ -181,7 +181,7 @@ class BasicBlock(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        width: int,
+        inner_channels: int,
         stride: int = 1,
         *,
         shortcut: str = "B",
@@ -191,10 +191,10 @@ class BasicBlock(nn.Module):
         branch_scale: float | None = None,
     ) -> None:
         super().__init__()
-        out_channels = width * self.expansion
+        out_channels = inner_channels * self.expansion
         branch = [
-            ConvNormAct(in_channels, width, 3, stride, norm=norm),
-            ConvNormAct(width, out_channels, 3, norm=norm, act=False),
+            ConvNormAct(in_channels, inner_channels, 3, stride, norm=norm),
+            ConvNormAct(inner_channels, out_channels, 3, norm=norm, act=False),
         ]
         self.branch = nn.Sequential(
             *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
@@ -220,7 +220,7 @@ class Bottleneck(BasicBlock):
     def __init__(
         self,
         in_channels: int,
-        width: int,
+        inner_channels: int,
         stride: int = 1,
         *,
         shortcut: str = "B",
@@ -232,12 +232,12 @@ class Bottleneck(BasicBlock):
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
             raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
-        out_channels = width * self.expansion
+        out_channels = inner_channels * self.expansion
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         branch = [
-            ConvNormAct(in_channels, width, 1, s1, norm=norm),
-            ConvNormAct(width, width, 3, s3, norm=norm),
-            ConvNormAct(width, out_channels, 1, norm=norm, act=False),
+            ConvNormAct(in_channels, inner_channels, 1, s1, norm=norm),
+            ConvNormAct(inner_channels, inner_channels, 3, s3, norm=norm),
+            ConvNormAct(inner_channels, out_channels, 1, norm=norm, act=False),
         ]
         self.branch = nn.Sequential(
             *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
@@ -280,7 +280,7 @@ class PreActBlock(BasicBlock):
     def __init__(
         self,
         in_channels: int,
-        width: int,
+        inner_channels: int,
         stride: int = 1,
         *,
         shortcut: str = "B",
@@ -291,11 +291,11 @@ class PreActBlock(BasicBlock):
         preact: str = "branch",
     ) -> None:
         nn.Module.__init__(self)
-        out_channels = width * self.expansion
+        out_channels = inner_channels * self.expansion
         self.preact = _preact(preact, in_channels, norm)
         branch = [
-            NormActConv(in_channels, width, 3, stride, norm=norm, preact=preact == "branch"),
-            NormActConv(width, out_channels, 3, norm=norm),
+            NormActConv(in_channels, inner_channels, 3, stride, norm=norm, preact=preact == "branch"),
+            NormActConv(inner_channels, out_channels, 3, norm=norm),
         ]
         self.branch = nn.Sequential(
             *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
@@ -318,7 +318,7 @@ class PreActBottleneck(PreActBlock):
     def __init__(
         self,
         in_channels: int,
-        width: int,
+        inner_channels: int,
         stride: int = 1,
         *,
         shortcut: str = "B",
@@ -331,13 +331,13 @@ class PreActBottleneck(PreActBlock):
         nn.Module.__init__(self)
         if stride_on not in STRIDE_PLACEMENTS:
             raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
-        out_channels = width * self.expansion
+        out_channels = inner_channels * self.expansion
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         self.preact = _preact(preact, in_channels, norm)
         branch = [
-            NormActConv(in_channels, width, 1, s1, norm=norm, preact=preact == "branch"),
-            NormActConv(width, width, 3, s3, norm=norm),
-            NormActConv(width, out_channels, 1, norm=norm),
+            NormActConv(in_channels, inner_channels, 1, s1, norm=norm, preact=preact == "branch"),
+            NormActConv(inner_channels, inner_channels, 3, s3, norm=norm),
+            NormActConv(inner_channels, out_channels, 1, norm=norm),
         ]
         self.branch = nn.Sequential(
             *_skipinit(branch, skipinit, self.residual, type(self).__name__, branch_scale)
@@ -363,7 +363,7 @@ class ResNet(ZooModel):
     """A stem, stages of blocks, and a pool-FC head; the block makes it residual, plain or pre-activation.
 
     ``layers`` gives the number of blocks per stage and ``widths`` each stage's inner width (its output
-    has ``width × block.expansion`` channels). The first block of every stage after the first strides by 2.
+    has ``inner_channels × block.expansion`` channels; ``width`` is the multiplier of every stage). The first block of every stage after the first strides by 2.
     """
 
     def __init__(
@@ -443,7 +443,7 @@ class ResNet(ZooModel):
         stages: list[nn.Sequential] = []
         self.feature_info = []
         channels = stem_width
-        for i, (n, width) in enumerate(zip(layers, widths, strict=True)):
+        for i, (n, inner) in enumerate(zip(layers, widths, strict=True)):
             stride = 1 if i == 0 else 2
             blocks = []
             for j in range(n):
@@ -456,7 +456,7 @@ class ResNet(ZooModel):
                 blocks.append(
                     block(
                         channels,
-                        width,
+                        inner,
                         stride if j == 0 else 1,
                         shortcut=shortcut,
                         norm=norm,
@@ -466,7 +466,7 @@ class ResNet(ZooModel):
                         **extra,  # type: ignore[arg-type]
                     )
                 )
-                channels = width * block.expansion
+                channels = inner * block.expansion
             stages.append(nn.Sequential(*blocks))
             reduction *= stride
             self.feature_info.append(FeatureInfo(f"stages.{i}", channels, reduction))
