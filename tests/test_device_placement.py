@@ -181,13 +181,13 @@ CASES = {
     # Integrated gradients is left out: Captum builds its step sizes on the default device and moves them to
     # the gradient's (correct on a GPU, but a meta tensor cannot be moved). Its own device handling is
     # exercised on the GPU by tests/test_gpu_studies.py.
-    "explain_images": lambda m: attribution.explain_images(m, X[:3], methods=("gradcam", "saliency")),
+    "attribute_images": lambda m: attribution.attribute_images(m, X[:3], methods=("gradcam", "saliency")),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_analysis_makes_its_tensors_on_its_inputs_device(name: str) -> None:
-    if name == "explain_images":
+    if name == "attribute_images":
         pytest.importorskip("captum", reason="attributions need Captum")
     model = tiny()
     expected = CASES[name](model)  # everything on one device
@@ -199,7 +199,7 @@ def test_each_analysis_makes_its_tensors_on_its_inputs_device(name: str) -> None
 
 def _numbers(result: object) -> object:
     """The comparable content of an analysis result (wall times left out)."""
-    if isinstance(result, tuple):  # explain_images: (result, maps)
+    if isinstance(result, tuple):  # attribute_images: (result, maps)
         return _numbers(result[0])
     if isinstance(result, float):
         return result

@@ -21,7 +21,7 @@ from depthlab.analysis.attribution import (
     SanityRow,
     attribution_maps,
     cascading_randomization,
-    explain_images,
+    attribute_images,
     map_variants,
     randomization_groups,
     reinitialize,
@@ -278,7 +278,7 @@ def _trained_tiny() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 def test_randomisation_check_reports_a_large_change_for_gradcam():
     model, x, y = _trained_tiny()
     assert evaluate(model, x, y).error <= 0.25  # it did learn where the patch is
-    result, maps = explain_images(model, x, labels=y.tolist(), methods=["gradcam", "saliency"], ig_steps=4)
+    result, maps = attribute_images(model, x, labels=y.tolist(), methods=["gradcam", "saliency"], ig_steps=4)
     rows = {(r.cut, r.method): r for r in result.sanity}
     # Control: the same maps from an untouched copy correlate perfectly, so a low ρ is the weights' doing.
     again = attribution_maps(copy.deepcopy(model), x, result_targets(result), methods=["gradcam"])

@@ -1,6 +1,6 @@
 """Attribution maps (Captum) and the model-randomisation sanity check.
 
-Methods (all from Captum, ``pip install 'depthlab[explain]'``), each explaining the logit of one target class
+Methods (all from Captum, ``pip install 'depthlab[attribution]'``), each explaining the logit of one target class
 (the class the *original* model predicts, also for its randomised copies), model in eval mode, main logits
 only (a GoogLeNet's aux heads never run in eval mode):
 
@@ -78,7 +78,7 @@ __all__ = [
     "randomization_groups",
     "reinitialize",
     "cascading_randomization",
-    "explain_images",
+    "attribute_images",
 ]
 
 METHODS = ("gradcam", "integrated_gradients", "saliency")
@@ -105,7 +105,7 @@ def _captum() -> Any:
         import captum.attr
     except ImportError:  # pragma: no cover - depends on the environment
         raise CaptumMissingError(
-            "attributions need Captum: pip install 'depthlab[explain]' (or pip install captum)"
+            "attributions need Captum: pip install 'depthlab[attribution]' (or pip install captum)"
         ) from None
     return captum.attr
 
@@ -553,7 +553,7 @@ def cascading_randomization(
     return rows
 
 
-def explain_images(
+def attribute_images(
     model: nn.Module,
     images: torch.Tensor,
     *,

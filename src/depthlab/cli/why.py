@@ -28,7 +28,7 @@ from depthlab.runtime import DEVICES
 from depthlab.studies import why_figures as wf
 from depthlab.studies.why import (
     DEFAULTS,
-    explain_files,
+    attribute_files,
     landscape_comparison,
     run_attribution,
     run_landscape,
@@ -373,12 +373,12 @@ def run_attribute_cmd(args: argparse.Namespace) -> int:
             stem = Path(args.image[0]).stem
             if args.pretrained:
                 out = Path(args.out) if args.out else Path("runs") / "attribute" / f"{args.target}-{stem}"
-                result = explain_files(
+                result = attribute_files(
                     args.image, model_name=args.target, out=out, progress=progress, **common
                 )
             else:
                 out = Path(args.out) if args.out else target / "analysis" / f"image-{stem}"
-                result = explain_files(
+                result = attribute_files(
                     args.image,
                     run_dir=target,
                     checkpoint=args.checkpoint,

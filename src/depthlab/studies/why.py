@@ -46,7 +46,7 @@ from depthlab.analysis.attribution import (
     METHODS,
     AttributionResult,
     display_maps,
-    explain_images,
+    attribute_images,
 )
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_landscape
@@ -87,7 +87,7 @@ __all__ = [
     "run_paths",
     "run_landscape",
     "run_attribution",
-    "explain_files",
+    "attribute_files",
     "run_analyses",
     "read_result",
     "why_section",
@@ -479,7 +479,7 @@ def run_attribution(
     def compute(partial: PartialResults) -> AttributionResult:
         data = load_eval_set(run, DEFAULTS["lesion"], seed)  # the lesion/paths subset; its first images
         x, y = data.images[:images], data.labels[:images]
-        result, maps = explain_images(
+        result, maps = attribute_images(
             run.model, x, labels=y.tolist(), sources=[f"test[{i}]" for i in data.indices[:images]],
             class_names=data.classes, methods=methods, granularity=granularity, ig_steps=ig_steps,
             seed=seed, sanity=sanity, progress=progress, partial=partial,
@@ -495,7 +495,7 @@ def run_attribution(
     return _run("attribution", run, options, folder, force, compute, draw)
 
 
-def explain_files(
+def attribute_files(
     paths: Sequence[str | os.PathLike[str]],
     *,
     model_name: str | None = None,
@@ -514,7 +514,7 @@ def explain_files(
     (``model_name``; torchvision's preprocessing and class names) on ``device`` →
     ``OUT/attribution.json``/``.png``."""
     if (model_name is None) == (run_dir is None):
-        raise ValueError("explain_files needs exactly one of model_name (pretrained) or run_dir")
+        raise ValueError("attribute_files needs exactly one of model_name (pretrained) or run_dir")
     if not paths:
         raise ValueError("no image given")
     folder = Path(out)
@@ -541,7 +541,7 @@ def explain_files(
     # The files are read on the CPU; model and images meet on ``device``.
     model = model.to(device=device, memory_format=torch.channels_last)
     batch = batch.to(device)
-    result, maps = explain_images(
+    result, maps = attribute_images(
         model, batch, sources=[str(p) for p in paths], class_names=classes, methods=methods,
         granularity=granularity, ig_steps=ig_steps, seed=seed, sanity=sanity, progress=progress,
     )  # fmt: skip
