@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.depthlab-installed
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo demo-replication publish-demo study publish-study test test-slow test-gpu lint setup data browser clean
+.PHONY: demo demo-replication publish-demo study publish-study test test-slow test-gpu lint setup data browser fonts locales clean
 
 # pyproject.toml gives ranges; constraints.txt pins the exact versions the tests run with (torch included).
 $(STAMP): pyproject.toml constraints.txt
@@ -18,6 +18,26 @@ data:
 	@if [ ! -f $(FMNIST) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else echo "note: run 'sudo apt-get install dataset-fashion-mnist' for the real data"; fi; fi
+
+# A CJK font for figures and reports in Japanese and Korean (`--lang ja|ko`): Debian's Noto Sans CJK, found by
+# matplotlib; needs root, skipped politely otherwise (figures then warn of missing glyphs).
+fonts:
+	@if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; \
+	  else echo "note: run 'sudo apt-get install fonts-noto-cjk' for Japanese and Korean figures"; fi; fi
+
+# The gettext catalogues (src/depthlab/locale): extract every _()/N_() message, merge it into each language's
+# .po (translations are kept; new messages start empty, i.e. English), and compile the .mo files the package
+# reads. Run after changing a message; commit the .po and .mo files (a test checks the .mo are current).
+LOCALE := src/depthlab/locale
+locales: $(STAMP)
+	$(PY) -m babel.messages.frontend extract -F babel.cfg -k _ -k N_ --no-location --sort-output \
+	  --project depthlab -o $(LOCALE)/depthlab.pot src/depthlab
+	for lang in ja ko; do \
+	  $(PY) -m babel.messages.frontend update -i $(LOCALE)/depthlab.pot -d $(LOCALE) -D depthlab -l $$lang \
+	    --no-fuzzy-matching --ignore-obsolete && \
+	  $(PY) -m babel.messages.frontend compile -d $(LOCALE) -D depthlab -l $$lang || exit 1; \
+	done
 
 # Headless Chromium for the report test.
 browser:
@@ -42,7 +62,7 @@ endef
 # report (+ its figures as PNG); the report command prints the answers first. Re-running skips finished runs
 # and resumes interrupted ones. runs/demo/timing.json records the wall time of this invocation (study +
 # report; the set-up above is not counted).
-demo: $(STAMP) data
+demo: $(STAMP) data fonts
 	@start=$$(date +%s); \
 	$(call workers,degradation --preset quick,runs/demo) && \
 	$(PY) -m depthlab report runs/demo --out runs/demo/report.html --figures runs/demo/figures && \
@@ -117,7 +137,7 @@ publish-study:
 
 # The tests of what --precision auto does run under DEPTHLAB_CPU_BF16=0 and =1 within the suite (the cpu_bf16
 # fixture), so one run covers CPUs with and without native bf16; a test that compares numbers pins its precision.
-test: $(STAMP) data browser
+test: $(STAMP) data browser fonts
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP) data browser
