@@ -45,17 +45,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "note: run 'sudo apt-get install chromium' for the report test"; fi; fi
 
-# Train one study directory with $(WORKERS) worker processes (default: one per core; `depthlab experiment
+# Train one study directory with $(WORKERS) worker processes (default: one per core; `depthlab study
 # --workers`, README "Several workers"), on $(DEVICE) (default cpu). On the CPU each worker has one torch
 # thread: every run is then single-threaded however many workers share the grid, so its bits do not depend on
 # the machine's core count. DEVICE=cuda puts every worker on the GPU (several small nets keep it busier than
-# one), each with an equal share of the cores. $(1): the `depthlab experiment` arguments, $(2): the study
+# one), each with an equal share of the cores. $(1): the `depthlab study` arguments, $(2): the study
 # directory (the extra workers log to $(2).workerN.log; this one prints, answers last).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 DEVICE ?= cpu
 WORKER_THREADS = $(if $(filter cpu,$(DEVICE)),1,$(shell n=$$(( $$(nproc) / $(WORKERS) )); echo $$(( n > 0 ? n : 1 ))))
 define workers
-OMP_NUM_THREADS=$(WORKER_THREADS) $(PY) -m depthlab experiment $(1) --device $(DEVICE) --workers $(WORKERS) --out $(2)
+OMP_NUM_THREADS=$(WORKER_THREADS) $(PY) -m depthlab study $(1) --device $(DEVICE) --workers $(WORKERS) --out $(2)
 endef
 
 # The main job: the quick degradation study on the built-in Fashion-MNIST (its WORKERS workers), then its

@@ -51,7 +51,7 @@ study_pair() {  # the gpu preset (seeds 0-5), then its replication (6-11), each 
   for d in degradation-gpu degradation-gpu-replication; do
     offset=0; [ "$d" = degradation-gpu-replication ] && offset=$seeds
     t0=$(date +%s)
-    $PYTHON -m depthlab experiment degradation --preset gpu --device cuda --workers "$WORKERS" \
+    $PYTHON -m depthlab study degradation --preset gpu --device cuda --workers "$WORKERS" \
       --seed-offset "$offset" --out "$OUT/$d" > "$OUT/study-$d.log" 2>&1 || rc=1
     printf '{"command": "benchmarks/gpu_check.sh study (%s: depthlab experiment degradation --preset gpu --device cuda --workers %s --seed-offset %s)", "workers": %s, "device": "cuda", "wall_seconds": %s}\n' \
       "$d" "$WORKERS" "$offset" "$WORKERS" "$(( $(date +%s) - t0 ))" > "$OUT/$d/timing.json"
@@ -82,7 +82,7 @@ for s in "${steps[@]}"; do
     t93) stage t93 90 $PYTHON benchmarks/time_to_accuracy.py --device cuda --json "$OUT/time_to_accuracy_cuda.json" ;;
     dryrun)
       for st in degradation vgg-depth inception-aux; do
-        stage "dryrun-$st" 90 $PYTHON -m depthlab experiment "$st" --preset gpu --device cuda --dry-run
+        stage "dryrun-$st" 90 $PYTHON -m depthlab study "$st" --preset gpu --device cuda --dry-run
       done ;;
     study) stage study "${STUDY_LIMIT:-420}" bash -c study_pair ;;
     mps) stage mps 90 bash -c mps_workers ;;

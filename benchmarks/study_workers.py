@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def command(out: Path, seeds: int, steps: int) -> list[str]:
     return [
-        sys.executable, "-m", "depthlab", "experiment", "degradation", "--preset", "quick", "--device", "cpu",
+        sys.executable, "-m", "depthlab", "study", "degradation", "--preset", "quick", "--device", "cpu",
         "--seeds", str(seeds), "--set", f"steps={steps}", "--out", str(out),
     ]  # fmt: skip
 

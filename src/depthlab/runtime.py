@@ -2,7 +2,7 @@
 
 One definition each, so a run's step-0 weights and its device are chosen the same way wherever a model is
 built. Nothing is imported at module import time beyond the standard library and :mod:`depthlab.errors`
-(``depthlab experiment --help`` stays fast); torch is imported on first use. Atomic writes and the JSON rule
+(``depthlab study --help`` stays fast); torch is imported on first use. Atomic writes and the JSON rule
 for non-finite numbers live in :mod:`depthlab.io`.
 """
 

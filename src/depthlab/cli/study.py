@@ -1,4 +1,4 @@
-"""``depthlab gradflow``, ``depthlab experiment degradation`` and ``depthlab report``: the degradation study."""
+"""``depthlab gradflow``, ``depthlab study degradation`` and ``depthlab report``: the degradation study."""
 
 from __future__ import annotations
 
@@ -52,8 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_gradflow)
 
     p = subparsers.add_parser(
-        "experiment",
-        help="run a declared study (" + ", ".join(list_studies()) + ")",
+        "study",
+        aliases=["experiment"],  # the command's name before issue 24; kept so old scripts keep working
+        help="run a declared study (" + ", ".join(list_studies()) + "); alias: experiment",
         description="Train every run of the study's grid in its own run directory (re-running skips finished "
         "runs and resumes unfinished ones), then write results.json with computed findings. The same command "
         "started several times on one directory (on one machine, or on machines sharing the file system) "
@@ -124,7 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="one self-contained HTML report from a study directory",
         description="Build the report from run directories and results.json only (never retrains).",
     )
-    p.add_argument("dir", help="a study directory (from `depthlab experiment`) or a directory of runs")
+    p.add_argument("dir", help="a study directory (from `depthlab study`) or a directory of runs")
     p.add_argument("--out", default=None, help="HTML file to write (default: DIR/report.html)")
     p.add_argument("--figures", default=None, metavar="DIR", help="also write every figure as DIR/NAME.png")
     p.add_argument(
@@ -138,7 +139,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "replicate",
         help="does a study's result replicate? match every resolved finding of DIR_A in DIR_B",
         description="Reads DIR_A/results.json and DIR_B/results.json (the same study and preset, ideally on "
-        "fresh seeds: `depthlab experiment … --seed-offset N`) and lists, for every finding A resolved, "
+        "fresh seeds: `depthlab study … --seed-offset N`) and lists, for every finding A resolved, "
         "whether B agrees, is compatible (the same within a bound vs a difference inside it), did not resolve it, found the opposite, or lacks it; then each question's verdict.",
     )
     p.add_argument("dir_a", metavar="DIR_A", help="the original study directory (or its results.json)")
@@ -164,7 +165,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "study-level analyses for all the seeds and writes OUT/results.json: the findings on every seed.",
     )
     p.add_argument(
-        "dirs", nargs="+", metavar="DIR", help="study directories written by `depthlab experiment`"
+        "dirs", nargs="+", metavar="DIR", help="study directories written by `depthlab study`"
     )
     p.add_argument("--out", required=True, metavar="OUT", help="the pooled study directory to write")
     p.set_defaults(func=run_pool)
@@ -296,7 +297,7 @@ def start_workers(args: argparse.Namespace, out: Path, console: Console) -> list
 
     threads = worker_threads(args.workers, args.device)
     torch.set_num_threads(threads)
-    argv = [sys.executable, "-m", "depthlab", "experiment", args.study, "--preset", args.preset, "--out", str(out),
+    argv = [sys.executable, "-m", "depthlab", "study", args.study, "--preset", args.preset, "--out", str(out),
             "--seed-offset", str(args.seed_offset), "--device", args.device]  # fmt: skip
     if args.seeds is not None:
         argv += ["--seeds", str(args.seeds)]
@@ -422,7 +423,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.markdown:
         path = directory / "results.json"
         if not path.is_file():
-            raise StudyError(f"{path} does not exist: run the study (depthlab experiment …) first")
+            raise StudyError(f"{path} does not exist: run the study (depthlab study …) first")
         print(results_markdown(read_json(path)))
         return 0
     out = Path(args.out) if args.out else directory / "report.html"

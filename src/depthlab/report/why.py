@@ -1,5 +1,5 @@
 """The report's "Why it works" section: lesion, path-length, loss-landscape and attribution results that
-``depthlab lesion|landscape|attribute`` (or ``depthlab experiment … --analyses``) stored in the study's run
+``depthlab lesion|landscape|attribute`` (or ``depthlab study … --analyses``) stored in the study's run
 directories. Reads JSON and PNG files only; computes nothing."""
 
 from __future__ import annotations

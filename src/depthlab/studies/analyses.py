@@ -1,4 +1,4 @@
-"""Post-training analyses of a study's runs (``depthlab experiment STUDY --analyses lesion,landscape,…``).
+"""Post-training analyses of a study's runs (``depthlab study STUDY --analyses lesion,landscape,…``).
 
 Each study analysis name maps to the run-level analyses of :mod:`depthlab.studies.why`:
 ``lesion`` → lesion study and path lengths (Veit et al. 2016), ``landscape`` → loss landscape (Li et al.

@@ -1,6 +1,6 @@
 """Executors beyond the local one: every run of a study's grid as a Ray task.
 
-:func:`run_on_ray` is what ``depthlab experiment STUDY --executor ray [--address ADDR]`` calls (through
+:func:`run_on_ray` is what ``depthlab study STUDY --executor ray [--address ADDR]`` calls (through
 :func:`depthlab.studies.engine.run_study`, which has already checked the study directory and run the
 study-level ``prepare`` step; it writes ``results.json`` afterwards from the run directories).
 
@@ -22,7 +22,7 @@ Contract:
   raises :class:`RunNotFinished` so it is retried the same way.
 * The study directory must be on a path every node sees (a shared filesystem); each task writes only its
   own ``runs/NAME`` directory, holding its lock (``run_one``): a run that another process trains — a
-  local ``depthlab experiment`` worker on the same directory — is waited for, then skipped or resumed.
+  local ``depthlab study`` worker on the same directory — is waited for, then skipped or resumed.
 * Ctrl-C in the driver cancels the outstanding tasks (each stops at its next step with a checkpoint);
   running the same command again resumes.
 * Without a running cluster (``address=None``) a local Ray instance is started and stopped again; its

@@ -1,4 +1,4 @@
-"""Where a study stands and what it would cost, without training: :func:`study_status` (``depthlab experiment
+"""Where a study stands and what it would cost, without training: :func:`study_status` (``depthlab study
 … --status``: every run of the grid done, running or waiting, read without writing) and :func:`plan_study`
 (``--dry-run``: the grid, the images it trains on, and the seconds its training steps take on this machine).
 """
@@ -121,7 +121,7 @@ class StepTiming:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """What ``depthlab experiment … --dry-run`` reports: the grid, the images it trains on and an
+    """What ``depthlab study … --dry-run`` reports: the grid, the images it trains on and an
     estimate of the time its training steps take here (evaluations, probes and checkpoints not included)."""
 
     runs: tuple[PlannedRun, ...]

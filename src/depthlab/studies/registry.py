@@ -17,7 +17,7 @@ _STUDIES: dict[str, Study] = {}
 
 
 def register_study(study: Study) -> Study:
-    """Make ``study`` available to :func:`get_study` (and ``depthlab experiment``) under its name."""
+    """Make ``study`` available to :func:`get_study` (and ``depthlab study``) under its name."""
     _STUDIES[study.name] = study
     return study
 

@@ -159,7 +159,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     file = p / "results.json" if p.is_dir() else p
     if not file.is_file():
-        raise StudyError(f"{file} does not exist: run the study (depthlab experiment …) first")
+        raise StudyError(f"{file} does not exist: run the study (depthlab study …) first")
     try:
         data = read_json(file)
     except json.JSONDecodeError as exc:
@@ -243,7 +243,7 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
     if unkeyed:
         raise StudyError(
             f"{dir_a} has findings without a key (written by an older depthlab), e.g. {unkeyed[0]!r}: "
-            "re-run its `depthlab experiment` command, which keeps the finished runs and rewrites results.json"
+            "re-run its `depthlab study` command, which keeps the finished runs and rewrites results.json"
         )
     b_by_key = {e["key"]: e for e in rb["evidence"] if e.get("key")}
     rp: dict[str, Any] = {}
@@ -317,7 +317,7 @@ def _study_record(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise StudyError(
             f"{directory} is not a study directory (no study.json): pool the directories that "
-            "`depthlab experiment … --out DIR` wrote, not a results/ copy"
+            "`depthlab study … --out DIR` wrote, not a results/ copy"
         )
     try:
         return dict(read_json(path))
@@ -380,7 +380,7 @@ def pool_studies(
             if status not in FINISHED:
                 raise StudyError(
                     f"{root / 'runs' / spec.name} is {status}, not finished: finish the study first (re-run its "
-                    "`depthlab experiment` command, which resumes it)"
+                    "`depthlab study` command, which resumes it)"
                 )
             names[spec.name] = root / "runs" / spec.name
     target = Path(out)

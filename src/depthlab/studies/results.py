@@ -271,8 +271,13 @@ def judged_by_code(study: Study, preset: Recipe, overrides: Sequence[str]) -> Re
     current = study.presets.get(preset.name)
     if current is None or type(current) is not type(preset):
         return preset
-    judged = dataclasses.replace(preset, **{f: getattr(current, f) for f in type(preset).JUDGING})
     mine = [o for o in overrides if o.partition("=")[0].strip() in type(preset).JUDGING]
+    # A field a recorded --set names keeps its recorded value until the --set is applied again: the code's
+    # value may not fit the recorded runs (inception-aux's early_step must lie below the recorded steps).
+    named = {o.partition("=")[0].strip() for o in mine}
+    judged = dataclasses.replace(
+        preset, **{f: getattr(current, f) for f in type(preset).JUDGING if f not in named}
+    )
     return apply_preset_overrides(judged, mine) if mine else judged
 
 
@@ -400,7 +405,7 @@ def reproduce_commands(result: StudyResult, directory: str | Path) -> list[str]:
     sets = "".join(f" --set {shlex.quote(o)}" for o in result.overrides)
     offset = f" --seed-offset {result.seed_offset}" if result.seed_offset else ""
     return [
-        f"depthlab experiment {result.study.name} --preset {result.preset.name} --seeds {result.seeds}{offset}"
+        f"depthlab study {result.study.name} --preset {result.preset.name} --seeds {result.seeds}{offset}"
         f"{sets} --out {d}",
         f"depthlab report {d}",
     ]

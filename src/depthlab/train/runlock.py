@@ -32,7 +32,7 @@ Rules (:func:`acquire_run`):
 * To break a lock by hand — its holder is gone for good and waiting is not wanted — delete
   ``RUN_DIR/.lock`` and ``RUN_DIR/.lock.json``.
 * Who takes it: ``depthlab train`` (:func:`guard_run`) and the study engine's ``run_one`` (local workers of
-  ``depthlab experiment`` and Ray tasks). :func:`depthlab.train.train` itself does not; a program calling it
+  ``depthlab study`` and Ray tasks). :func:`depthlab.train.train` itself does not; a program calling it
   wraps it in :func:`guard_run`. Within one process the lock is re-entrant.
 
 Cores: every process that holds a run lock also holds an flock on ``TMPDIR/depthlab-UID/trainers/PID.lock``,

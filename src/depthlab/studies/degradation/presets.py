@@ -148,7 +148,7 @@ PRESETS: dict[str, DegradationPreset] = {
             "McNemar over seed-matched images)? Only the two depths that question compares: the paper's four "
             "(20/32/44/56) at 200 iterations were estimated by --dry-run at over an hour of training steps "
             "alone on the 2-core CPU (fp32, no native bf16) this was sized on, beyond the one-hour budget, and "
-            "fewer iterations would leave ResNet-56 further from converged. `depthlab experiment degradation "
+            "fewer iterations would leave ResNet-56 further from converged. `depthlab study degradation "
             "--preset standard --dry-run` prints the estimate for the machine at hand (--set depths=20,32,44,56 "
             "restores the four); a study resumes, so it may be run in parts. The last 10% of iterations "
             "(271-300) is 3 logging points, as in quick",
