@@ -2,7 +2,7 @@
 
 A :class:`Study` declares
 * ``presets`` — frozen :class:`Recipe` subclasses (the training recipe and the study's own factors);
-* ``grid(preset, seeds)`` — the runs: one :class:`RunSpec` (model × settings × seed) each;
+* ``grid(preset, seed_list)`` — the runs: one :class:`RunSpec` (model × settings × seed) each;
 * ``probe`` — diagnostics recorded on one fixed held-out batch at initialisation, at every evaluation step
   during training, and at the end (``None``: none), from a :class:`ProbeContext`;
 * ``prepare`` — study-level analyses that need no training (e.g. shattered gradients at init), idempotent;
@@ -366,14 +366,15 @@ class Study:
     title: str
     claim: str  # one paragraph: what the study tests, against which paper
     presets: Mapping[str, Recipe]
-    grid: Callable[[Any, Sequence[int], str, str | None], list[RunSpec]]  # (preset, seeds, device, data_dir)
+    # (preset, seed_list, device, data_dir): seed_list holds the seeds themselves, Recipe.seeds their count
+    grid: Callable[[Any, Sequence[int], str, str | None], list[RunSpec]]
     findings: Callable[[StudyResult], list[Finding]]
     sections: Callable[[StudyResult], list[Section]]
     # The study's questions, answered from its findings (``answers(result, findings)``): first in the report.
     answers: Callable[[StudyResult, Sequence[Finding]], list[Answer]] | None = None
     probe: Probe | None = None
     prepare: Callable[[Any, Path, Any, Any, Any, Sequence[int]], None] | None = (
-        None  # (preset, root, bundle, images, labels, seeds)
+        None  # (preset, root, bundle, images, labels, seed_list)
     )
     # (result, device): post-training analyses by name, run on the study's device (a torch.device).
     analyses: Mapping[str, Callable[[StudyResult, Any], None]] = field(default_factory=dict)

@@ -87,7 +87,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------- shattered gradients
 def run_shattered(
-    preset: DegradationPreset, root: Path, bundle: Any, images: Any, labels: Any, seeds: Sequence[int]
+    preset: DegradationPreset, root: Path, bundle: Any, images: Any, labels: Any, seed_list: Sequence[int]
 ) -> None:
     """Shattered gradients at init for plain/ResNet × preset depths × {BN, BN-free twin} × seeds →
     ``root/analysis/shattered.json`` (skipped when present with the same settings)."""
@@ -99,7 +99,7 @@ def run_shattered(
     settings = {
         "points": preset.shatter_points,
         "depths": list(preset.depths),
-        "seeds": list(seeds),
+        "seeds": list(seed_list),  # the key shattered.json has always had
         "no_bn": NO_BN_TWIN,
         **preset.model_kwargs,  # absent at width 1, so directories written before width existed still match
     }
@@ -110,7 +110,7 @@ def run_shattered(
         for residual in (False, True):
             for bn in (True, False):
                 kwargs = {**preset.model_kwargs, **({} if bn else no_bn_kwargs(residual))}
-                for seed in seeds:
+                for seed in seed_list:
                     torch.manual_seed(seed)
                     model = create_model(
                         f"{'resnet' if residual else 'plain'}{depth}",

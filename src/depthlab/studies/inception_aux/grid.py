@@ -30,13 +30,13 @@ def model_kwargs(preset: InceptionAuxPreset, heads: bool) -> dict[str, Any]:
 
 
 def grid(
-    preset: InceptionAuxPreset, seeds: Sequence[int], device: str, data_dir: str | None
+    preset: InceptionAuxPreset, seed_list: Sequence[int], device: str, data_dir: str | None
 ) -> list[RunSpec]:
     """seed → aux weights (heads on) → heads removed. Weight w trains L_main + w·(L_aux1 + L_aux2); with the
     heads removed ``aux_weight`` is 0 (there is no aux loss)."""
     specs = []
     weights: list[float | None] = [*preset.aux_weights, *([None] if preset.no_heads else [])]
-    for seed in seeds:
+    for seed in seed_list:
         for w in weights:
             config = preset.train_config(
                 "googlenet", seed, model_kwargs=model_kwargs(preset, w is not None), device=device,
