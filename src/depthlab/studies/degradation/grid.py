@@ -55,7 +55,9 @@ def label(depth: int, residual: bool) -> str:
     return f"{'ResNet' if residual else 'plain'}-{depth}"
 
 
-def grid(preset: DegradationPreset, seed_list: Sequence[int], device: str, data_dir: str | None) -> list[RunSpec]:
+def grid(
+    preset: DegradationPreset, seed_list: Sequence[int], device: str, data_dir: str | None
+) -> list[RunSpec]:
     """seed → depth → plain, ResNet: the first seed of every condition finishes first."""
     specs = []
     for seed in seed_list:

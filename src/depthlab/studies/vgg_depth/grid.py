@@ -28,7 +28,9 @@ def _warm_start(preset: VGGDepthPreset, config: str, bn: bool, seed: int) -> dic
     return {"init_from": f"runs/{run_name('A', bn, seed)}", "init_from_layers": WARM_LAYERS}
 
 
-def grid(preset: VGGDepthPreset, seed_list: Sequence[int], device: str, data_dir: str | None) -> list[RunSpec]:
+def grid(
+    preset: VGGDepthPreset, seed_list: Sequence[int], device: str, data_dir: str | None
+) -> list[RunSpec]:
     """seed → without BN, with BN → configuration, A first: the first seed of every condition finishes
     first, and a warm-started net's source (A of its seed and normalisation) is trained before it."""
     specs = []
