@@ -7,10 +7,11 @@ import atexit
 import functools
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,3 +201,26 @@ def make_result(runs: list[StudyRun], root: Path | None = None, study: str = "de
 
 def texts(result: StudyResult, study: str = "degradation") -> list[str]:
     return [f.text for f in get_study(study).findings(result)]
+
+
+# ------------------------------------------------------------------------------- statistics by hand
+def holm_by_hand(raw: Mapping[str, float]) -> dict[str, float]:
+    """Holm's step-down adjustment written out: sorted ascending, the i-th smallest of m times m − i (from
+    0), each raised to the largest before it and capped at 1."""
+    out, running = {}, 0.0
+    for i, key in enumerate(sorted(raw, key=lambda k: raw[k])):
+        running = max(running, min(1.0, (len(raw) - i) * raw[key]))
+        out[key] = running
+    return out
+
+
+def margin_tests(a: Sequence[float], b: Sequence[float], margin: float) -> tuple[float, float]:
+    """(p_support, p_contradict) of the claim a − b > −margin, by scipy: one-sided Welch tests of
+    (a + margin) − b above and below 0."""
+    from scipy import stats as sps
+
+    shifted = np.asarray(a, dtype=float) + margin
+    return (
+        float(sps.ttest_ind(shifted, b, equal_var=False, alternative="greater").pvalue),
+        float(sps.ttest_ind(shifted, b, equal_var=False, alternative="less").pvalue),
+    )

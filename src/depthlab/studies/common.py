@@ -21,18 +21,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from depthlab.i18n import _
-from depthlab.present.format import difference_ci, p_text, pct
+from depthlab.present.format import difference_ci, p_text, pct, sci
 from depthlab.stats import (
     LEVEL,
     ClaimTest,
     Convergence,
     Difference,
+    Equivalence,
     Estimate,
+    bounded_outcome,
     convergence,
+    equivalence,
     holm,
     outlying,
 )
@@ -49,9 +52,17 @@ __all__ = [
     "budget",
     "states_text",
     "seeds_text",
+    "Compared",
+    "compared",
+    "relative_bound",
+    "tost_text",
+    "error_sentence",
     "comparison_numbers",
+    "margin_text",
     "test_text",
     "outlier_finding",
+    "net_findings",
+    "answer",
     "finalize",
     "by_key",
 ]
@@ -184,6 +195,93 @@ def seeds_text(d: Difference) -> str:
     return _("{a} and {b} seeds").format(a=d.a.seeds, b=d.b.seeds)
 
 
+@dataclass(frozen=True)
+class Compared:
+    """``a − b`` across seeds (:class:`~depthlab.stats.Difference`) with its TOST where "the same" can be
+    said (``equivalence``, against a bound fixed in the preset), and ``withheld``: why no outcome may be drawn
+    whatever the numbers say (e.g. a net that did not train), else "".
+
+    ``outcome``: ``not resolved`` when withheld; ``unknown`` for a non-finite value; ``higher``/``lower`` when
+    the 95% CI excludes 0; then ``equivalent`` when the TOST holds; else ``not resolved`` (a side with fewer
+    than two seeds has no interval)."""
+
+    difference: Difference
+    equivalence: Equivalence | None = None
+    withheld: str = ""
+
+    @property
+    def outcome(self) -> str:
+        if self.withheld:
+            return "not resolved"
+        if self.difference.unknown:
+            return "unknown"
+        return bounded_outcome(self.difference, self.equivalence)
+
+    def numbers(self) -> dict[str, object]:
+        return {
+            **self.difference.to_dict(),
+            "equivalence": self.equivalence.to_dict() if self.equivalence else None,
+            "withheld": self.withheld or None,
+            "outcome": self.outcome,
+        }
+
+
+def relative_bound(reference: Estimate | None, margin: float) -> float | None:
+    """``margin`` × the reference condition's mean error (the preset's relative margin, in error units);
+    ``None`` when the reference has no positive finite mean (no bound, so no equivalence test)."""
+    if reference is None or not reference.values or not math.isfinite(reference.mean) or reference.mean <= 0:
+        return None
+    return margin * reference.mean
+
+
+def compared(d: Difference, bound: float | None, withheld: str = "") -> Compared:
+    """``d`` with its TOST against ``bound`` (none without a bound)."""
+    return Compared(d, equivalence(d, bound) if bound else None, withheld)
+
+
+def tost_text(c: Compared) -> str:
+    """ "; TOST against ±1.6 points: p = 0.003" ("" without an equivalence test)."""
+    e = c.equivalence
+    if e is None:
+        return ""
+    return "; " + _("TOST against ±{bound} points: {p}").format(bound=f"{100 * e.bound:.2g}", p=p_text(e.p))
+
+
+def error_sentence(c: Compared, noun: str, setting: str, a: str = "", b: str = "") -> str:
+    """One comparison of error rates, without its closing stop: resolved, the same within the bound, not
+    resolved, withheld (with the reason), or unknown. ``a``/``b`` name the two sides (default their labels),
+    ``setting`` starts the sentence ("At the end", "Without batch norm")."""
+    d = c.difference
+    a, b = a or d.a_label, b or d.b_label
+    values = f"{pct(d.a.mean)} vs {pct(d.b.mean)}, " + difference_ci(
+        d.difference, d.ci.low if d.ci else None, d.ci.high if d.ci else None,
+        reason=d.no_interval if not d.unknown else None,
+    )  # fmt: skip
+    basis = _("Welch t, {seeds}").format(seeds=seeds_text(d))
+    bound = f"±{100 * c.equivalence.bound:.2g}" if c.equivalence else ""
+    fields = {"setting": setting, "a": a, "b": b, "noun": _(noun), "values": values, "basis": basis,
+              "bound": bound, "tost": tost_text(c)}  # fmt: skip
+    if c.withheld:
+        return _("{setting}, {a} vs {b} on {noun} ({values}; {basis}): {why}").format(
+            **fields, why=c.withheld
+        )
+    match c.outcome:
+        case "higher":
+            return _("{setting}, {a} has higher {noun} than {b} ({values}; {basis})").format(**fields)
+        case "lower":
+            return _("{setting}, {a} has lower {noun} than {b} ({values}; {basis})").format(**fields)
+        case "equivalent":
+            return _("{setting}, {a} and {b} have the same {noun} within {bound} points ({values}; {basis}{tost})"
+                     ).format(**fields)  # fmt: skip
+        case "unknown":
+            return _("{setting}, how the {noun} of {a} and {b} compare is unknown: non-finite values ({raw})"
+                     ).format(**fields, raw=f"{_sci(d.a)} vs {_sci(d.b)}")  # fmt: skip
+    text = _("{setting}, whether {a} has higher or lower {noun} than {b} is not resolved ({values}; {basis})")
+    if bound:
+        text += _(", nor is equivalence within {bound} points shown{tost}")
+    return text.format(**fields)
+
+
 def comparison_numbers(
     d: Difference,
     outcome: str,
@@ -214,9 +312,22 @@ def comparison_numbers(
     )  # fmt: skip
 
 
+def _sci(e: Estimate) -> str:
+    return ", ".join(sci(v) for v in e.values)
+
+
+def margin_text(points: float, margin: float, reference: str) -> str:
+    """ "margin 1.6 points: 10% of A's error" (``points`` a fraction of error, ``margin`` the preset's)."""
+    return _("margin {points:.1f} points: {pct:.0f}% of {reference}'s error").format(
+        points=100 * points, pct=100 * margin, reference=reference
+    )
+
+
 def test_text(test: ClaimTest | None, p_holm: float | None, count: int) -> str:
     """ "primary test p = 0.0018, Holm-adjusted over 7 answers p = 0.011"."""
-    if test is None or test.p is None:
+    if test is None:  # not asked: the answer's numbers say why (a net that did not train, nothing to explain)
+        return _("no primary test")
+    if test.p is None:
         return _("no primary test (too few seeds or a non-finite value)")
     return _("primary test {p}, Holm-adjusted over {count} answers {p_holm}").format(
         p=p_text(test.p), count=count, p_holm=p_text(p_holm)
@@ -261,7 +372,40 @@ def outlier_finding(c: Condition, e: Estimate | None, noun: str, question: str, 
     return Finding(text, "spread", "end", numbers, key=key, question=question)
 
 
+def net_findings(nets: Iterable[tuple[str, Condition, str]], plateau_bound: float) -> list[Finding]:
+    """For each (label, condition, question): its convergence reading against ``plateau_bound``
+    (``convergence:LABEL``), then, for those whose seeds stalled, the spread of the final eval-mode training
+    error (``spread:LABEL``)."""
+    listed = list(nets)
+    out = []
+    for label, c, question in listed:
+        reading = convergence_reading(c, label, plateau_bound)
+        if reading is not None:
+            out.append(convergence_finding(reading, question))
+    for label, c, question in listed:
+        spread = outlier_finding(
+            c, c.error("train_eval"), "final training error", question, f"spread:{label}"
+        )
+        if spread is not None:
+            out.append(spread)
+    return out
+
+
 # --------------------------------------------------------------------------------------------- answers
+def answer(qid: str, question: str, paper: str, numbers: str, evidence: Sequence[str], test: ClaimTest | None,
+           primary: str, *, result: StudyResult | None = None, by: Mapping[str, Finding] | None = None,
+           nets: Sequence[str] = ()) -> Answer:  # fmt: skip
+    """An answer whose verdict :func:`finalize` draws. An end-of-training answer (``result`` given) carries
+    the budget and the state of each net of ``nets`` (labels) that has a convergence finding in ``by``."""
+    spent, states = "", {}
+    if result is not None:
+        spent = budget(result)
+        found = {label: (by or {}).get(f"convergence:{label}") for label in nets}
+        states = {label: str(f.numbers["state"]) for label, f in found.items() if f is not None}
+    return Answer(qid, question, "not resolved", numbers, paper, tuple(evidence), primary, test, budget=spent,
+                  states=states)  # fmt: skip
+
+
 def finalize(answers: Sequence[Answer | None]) -> list[Answer]:
     """The study's answers with their primary tests Holm-adjusted together (``p_holm``) and each verdict
     drawn from its adjusted p-value (:meth:`~depthlab.stats.ClaimTest.verdict`); a question whose evidence

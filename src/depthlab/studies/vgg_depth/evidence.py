@@ -11,43 +11,29 @@ Definitions (errors are fractions):
   preset's ``chance_margin`` (85% for 10 classes and the default 5 points): it never left chance, which is
   a failure to start, not the degradation of a net that trains (He et al. 2016). A condition enters a
   comparison only when every seed trained.
-* **plateau** — the change of the training error over the last 10% of iterations: from the last evaluation
-  at or before 90% of the run to the end, on the same images, one value per seed.
+* **convergence** — the one rule of every study (:mod:`depthlab.studies.common`): the running training
+  error over the last 10% of iterations against the 10% before, paired by seed.
 * **depth effect** — deep − shallow of one seed (the two runs share the seed, hence the data order), one
   value per seed; compared between with and without BN to ask whether batch norm changes what depth does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 
 from depthlab.stats import Estimate, estimate
 from depthlab.studies.results import Condition, StudyResult
 from depthlab.studies.vgg_depth.presets import BASE, DEPTH, DEPTH_LADDER, VGGDepthPreset
-from depthlab.train.evaluation import load_correct
 
 __all__ = [
-    "PLATEAU_FRACTION",
     "Net",
     "nets",
     "preset_of",
     "Training",
     "training",
     "ladder",
-    "Plateau",
-    "plateau",
     "depth_effect",
-    "LoadCorrect",
-    "test_correct",
 ]
-
-PLATEAU_FRACTION = 0.1  # the plateau check looks at the last 10% of iterations
-
-LoadCorrect = Callable[[Any, str], np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -129,42 +115,6 @@ def training(c: Condition, margin: float) -> Training | None:
     return Training(c.name, tuple(float(e) for e in errors if e is not None), chance, chance - margin)
 
 
-# ------------------------------------------------------------------------------------------------ plateau
-@dataclass(frozen=True)
-class Plateau:
-    """The training error of one condition at ``start`` (the last evaluation at or before 90% of the run)
-    and at ``end``, on the same images, one value per seed (seeds in the same order on both)."""
-
-    condition: str
-    start: int
-    end: int
-    before: Estimate
-    after: Estimate
-
-
-def plateau(c: Condition, fraction: float = PLATEAU_FRACTION) -> Plateau | None:
-    """The plateau reading of ``c``, or ``None`` unless every seed evaluated the training subset before the
-    last ``fraction`` of its run and at its end."""
-    starts, ends, before, after = [], [], [], []
-    for r in c.runs:
-        curve = dict(r.curves.get("train_eval", ()))
-        steps = int(r.config.get("steps") or r.step)
-        early = [s for s in curve if s <= steps - fraction * steps]
-        if steps not in curve or not early:
-            return None
-        s = max(early)
-        starts.append(s)
-        ends.append(steps)
-        before.append(curve[s])
-        after.append(curve[steps])
-    if not starts:
-        return None
-    k = len(c.diverged)  # counted in the sentence's seeds, not compared
-    return Plateau(
-        c.name, min(starts), max(ends), Estimate(tuple(before), 0, k), Estimate(tuple(after), 0, k)
-    )
-
-
 # ------------------------------------------------------------------------------------------ depth effect
 def depth_effect(deep: Condition, shallow: Condition, split: str) -> Estimate | None:
     """deep − shallow of ``split``'s final error, one value per seed both conditions ran."""
@@ -177,26 +127,3 @@ def depth_effect(deep: Condition, shallow: Condition, split: str) -> Estimate | 
     # A seed where either net diverged has no depth effect: counted, not compared.
     diverged = len({r.seed for r in deep.diverged} | {r.seed for r in shallow.diverged})
     return estimate(values, diverged=diverged)
-
-
-# ------------------------------------------------------------------------------------ per-image results
-def test_correct(
-    a: Condition, b: Condition, load: LoadCorrect | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    """Per-image test correctness of ``a`` and ``b``, seed-matched (the seeds both ran), from each run's
-    ``correct-test.npy``; ``None`` unless every matched run wrote it, on the same number of images."""
-    if load is None:
-        load = load_correct
-    seeds = sorted({r.seed for r in a.runs} & {r.seed for r in b.runs})
-    if not seeds:
-        return None
-    by_a, by_b = {r.seed: r for r in a.runs}, {r.seed: r for r in b.runs}
-    xs = [load(by_a[s].run_dir, "test") for s in seeds]
-    ys = [load(by_b[s].run_dir, "test") for s in seeds]
-    xa = [np.asarray(x, dtype=bool) for x in xs if x is not None]
-    ya = [np.asarray(y, dtype=bool) for y in ys if y is not None]
-    if len(xa) != len(seeds) or len(ya) != len(seeds):
-        return None
-    if any(x.shape != y.shape for x, y in zip(xa, ya, strict=True)):
-        return None
-    return xa, ya

@@ -117,8 +117,8 @@ def _curves(by: dict[Net, Condition]) -> ReportFigure:
     return ReportFigure(
         "Training error vs iterations",
         "Mean over seeds of the eval-mode error on the fixed training subset the nets fit, at every evaluation "
-        "(the plateau check compares the last evaluation at or before 90% of the run with the end); same y-axis for both "
-        "panels.",
+        "(each net's convergence reading uses its running training error instead: the last 10% of iterations "
+        "against the 10% before); same y-axis for both panels.",
         png_bytes(fig),
         "vgg_training_curves",
     )

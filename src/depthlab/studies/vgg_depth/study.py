@@ -23,7 +23,7 @@ from depthlab.studies.declare import Study
 from depthlab.studies.registry import register_study
 from depthlab.studies.results import StudyResult
 from depthlab.studies.vgg_depth import figures as figs
-from depthlab.studies.vgg_depth.answers import compute_answers
+from depthlab.studies.vgg_depth.answers import answers
 from depthlab.studies.vgg_depth.evidence import Net, nets, preset_of, training
 from depthlab.studies.vgg_depth.findings import compute_findings
 from depthlab.studies.vgg_depth.grid import grid
@@ -78,6 +78,6 @@ STUDY = register_study(
         grid=grid,
         findings=compute_findings,
         sections=sections,
-        answers=compute_answers,
+        answers=answers,
     )
 )
