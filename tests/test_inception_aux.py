@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats as sps
 
 from depthlab import create_model
 from depthlab.models.base import aux_logits, main_logits
@@ -25,7 +26,7 @@ from depthlab.studies.inception_aux.evidence import early_mean
 from depthlab.studies.inception_aux.findings import compute_findings
 from depthlab.studies.inception_aux.presets import BASE
 from depthlab.studies.inception_aux.probe import AuxGradients, TapGradient, aux_gradients, probe, tap_label
-from studies import make_result, study_run, tiny_aux_study
+from studies import holm_by_hand, make_result, margin_tests, study_run, tiny_aux_study
 
 STUDY = get_study("inception-aux")
 RETHINKING = "Szegedy et al. 2015 (Rethinking the Inception Architecture, §4)"
@@ -36,10 +37,10 @@ def test_presets_are_differences_from_one_base() -> None:
     quick, paper = PRESETS["quick"], PRESETS["paper"]
     assert quick.aux_weights == (0.3, 0.0) and quick.seeds >= 3 and paper.seeds >= 3
     assert quick.width < 1 and paper.width == 1
-    # Every evaluation covers the whole training subset, so the plateau check compares the same images.
+    # Every evaluation covers the whole training subset (the final training error).
     assert quick.eval_subset is None and quick.eval_train
     for p in (quick, paper):  # what a preset does not change is the base's
-        for key in ("norm", "schedule", "aux_pool", "error_bound", "share_bound", "test_at_end"):
+        for key in ("norm", "schedule", "aux_pool", "margin", "plateau_bound", "share_bound", "test_at_end"):
             assert getattr(p, key) == getattr(BASE, key), key
     assert quick.image_size >= create_model("googlenet", num_classes=10, in_channels=1).min_input_size
     assert quick.early_step % quick.log_every == 0 and quick.early_step < quick.steps
@@ -50,8 +51,10 @@ def test_presets_are_differences_from_one_base() -> None:
         apply_preset_overrides(quick, ["early_step=33"])
     with pytest.raises(StudyError, match="aux_weights must be non-negative"):
         apply_preset_overrides(quick, ["aux_weights=-0.3"])
-    with pytest.raises(StudyError, match="error_bound must be a positive number"):
-        apply_preset_overrides(quick, ["error_bound=0"])
+    with pytest.raises(StudyError, match="share_bound must be a positive number"):
+        apply_preset_overrides(quick, ["share_bound=0"])
+    with pytest.raises(StudyError, match="unknown preset key 'error_bound'"):
+        apply_preset_overrides(quick, ["error_bound=0.02"])
 
 
 def test_grid_pairs_conditions_by_seed() -> None:
@@ -219,29 +222,33 @@ def test_aux_share_sees_an_orthogonal_contribution_that_the_norm_ratio_hides() -
 W = 0.3
 
 
-def _probe(share: float, cosine: float) -> dict[str, Any]:
-    """A probe with aux share ``share`` (at weight 0.3) and cosine ``cosine`` at every tap the heads reach."""
-    taps = []
+def _probe(share: float, cosine: float, taps: dict[str, float] | None = None) -> dict[str, Any]:
+    """A probe with aux share ``share`` (at weight 0.3; ``taps`` overrides it by tap) and cosine ``cosine`` at
+    every tap the heads reach."""
+    out = []
     for t in TAPS:
         reached = t not in TAPS[-3:]
-        aux = share / W if reached else 0.0
-        taps.append(TapGradient(t, 64, 1.0, aux, cosine * aux if reached else 0.0))
-    return {"aux_grad": AuxGradients(8, {"main": 1.0, "aux1": 1.0, "aux2": 1.0}, tuple(taps)).to_dict()}
+        aux = (taps or {}).get(t, share) / W if reached else 0.0
+        out.append(TapGradient(t, 64, 1.0, aux, cosine * aux if reached else 0.0))
+    return {"aux_grad": AuxGradients(8, {"main": 1.0, "aux1": 1.0, "aux2": 1.0}, tuple(out)).to_dict()}
 
 
 def _run(
     weight: float | None, seed: int, *, early: float = 0.4, train: float = 0.0, test: float = 0.2,
-    before: float | None = None, share: float = 0.5, cosine: float = 0.0, steps: int = 200,
+    late: tuple[float, float] = (0.05, 0.05), share: float = 0.5, cosine: float = 0.0,
+    taps: dict[str, float] | None = None, steps: int = 200,
 ) -> Any:  # fmt: skip
-    """A completed run: running training error ``early`` ± 0.05 over iterations 1–100 (mean ``early``) and
-    0.99 after (which the early measure must ignore); eval-mode training error ``before`` (default ``train``)
-    at iteration 180 and ``train`` at 200; probes at init, during (100, 150) and at the end."""
+    """A completed run of 200 iterations of batch 32: running training error ``early`` ± 0.05 over iterations
+    1–100 (mean ``early``), 0.99 at 150 (which the early measure must ignore), ``late[0]`` at 170 (the window
+    161–180 before the last 10%) and ``late[1]`` at 190 and 200 (the last 10%); eval-mode training error
+    ``train`` at the end; probes at init, during (100, 150) and at the end."""
     name = "no aux heads" if weight is None else f"aux {weight:g}"
     factors = {"aux_weight": weight or 0.0, "aux_heads": weight is not None}
-    p = _probe(share, cosine)
+    p = _probe(share, cosine, taps)
     diags = {"init": p, "steps": {"100": p, "150": p, "200": _probe(99.0, -1.0)}, "end": p}
-    running = ((50, early + 0.05), (100, early - 0.05), (150, 0.99), (200, 0.99))
-    evals = ((100, 0.5), (180, train if before is None else before), (200, train))
+    running = ((50, early + 0.05), (100, early - 0.05), (150, 0.99), (170, late[0]), (190, late[1]),
+               (200, late[1]))  # fmt: skip
+    evals = ((100, 0.5), (180, train), (200, train))
     run = study_run(
         f"{name}-{seed}", name, factors, seed=seed, final={"train_eval": train, "test": test},
         images={"train_eval": 1000, "test": 2000}, curves={"train": running, "train_eval": evals, "test": ((200, test),)},
@@ -250,8 +257,8 @@ def _run(
     return dataclasses.replace(run, config={**run.config, "batch_size": 32})
 
 
-def _findings(runs: list[Any], **kw: Any) -> dict[str, Finding]:
-    return {f.key: f for f in compute_findings(make_result(runs, study="inception-aux"), **kw) if f.key}
+def _findings(runs: list[Any]) -> dict[str, Finding]:
+    return {f.key: f for f in compute_findings(make_result(runs, study="inception-aux")) if f.key}
 
 
 def _answers(runs: list[Any]) -> dict[str, Any]:
@@ -288,6 +295,7 @@ def test_known_effects_are_resolved_with_keys_and_paper_clauses() -> None:
     assert f"difference -20.0 points, 95% CI [{-20 - half:+.1f}, {-20 + half:+.1f}]" in early.text
     test = found["test_error:aux 0.3:aux 0"]
     assert test.outcome == "lower" and "as " + RETHINKING + " found" in test.text
+    assert "mcnemar" not in test.text.lower() and "paired_test" not in test.numbers  # the seed is the unit
     answers = _answers(runs)
     assert answers["early"].verdict == "contradicted" and answers["final"].verdict == "supported"
     assert "95% CI" in answers["final"].numbers and answers["final"].evidence[0] == "test_error:aux 0.3:aux 0"
@@ -296,7 +304,9 @@ def test_known_effects_are_resolved_with_keys_and_paper_clauses() -> None:
 def test_no_effect_is_the_same_only_by_equivalence_and_noise_is_not_resolved() -> None:
     tight = [_run(w, s, early=0.40 + 0.001 * s) for w in (0.3, 0.0) for s in range(3)]
     early = _findings(tight)["early_train_error:aux 0.3:aux 0"]
-    assert early.outcome == "equivalent" and "within ±2 points" in early.text
+    # The bound is the preset's margin, 10% of the reference (aux 0) condition's 40.1%: ±4.0 points.
+    assert early.outcome == "equivalent" and "within ±4 points" in early.text
+    assert early.numbers["equivalence"]["bound"] == pytest.approx(0.0401)
     assert "did not speed up early training, as " + RETHINKING in early.text
     assert _answers(tight)["early"].verdict == "supported"
     # Noise of ±10 points, no effect: neither a difference nor "the same", and no word about the paper.
@@ -307,31 +317,125 @@ def test_no_effect_is_the_same_only_by_equivalence_and_noise_is_not_resolved() -
     assert _answers(noisy)["early"].verdict == "not resolved"
 
 
-def test_test_error_needs_mcnemar_to_agree_when_per_image_results_exist() -> None:
-    """Welch alone resolves 20% vs 25%; with per-image results McNemar must agree: the same images right
-    on both sides (no discordant pair) leave it not resolved; aux right on 60 more images resolves it."""
-    runs = [_run(0.3, s, test=0.20 + 0.0001 * s) for s in range(3)] + [
-        _run(0.0, s, test=0.25 + 0.0001 * s) for s in range(3)
+# ---------------------------------------------------------------------------- every verdict, by hand
+@pytest.mark.parametrize(
+    ("aux", "verdict"),
+    [
+        ((0.196, 0.20, 0.204), "supported"),  # aux 5 points below weight 0
+        ((0.296, 0.30, 0.304), "contradicted"),  # aux 5 points above
+        ((0.15, 0.25, 0.35), "not resolved"),  # aux's seeds straddle weight 0
+    ],
+)
+def test_final_verdicts_from_the_two_sided_welch_test(aux: tuple[float, ...], verdict: str) -> None:
+    base = (0.246, 0.25, 0.254)
+    runs = [_run(0.3, s, test=t) for s, t in enumerate(aux)] + [
+        _run(0.0, s, test=t) for s, t in enumerate(base)
     ]
-    assert _findings(runs)["test_error:aux 0.3:aux 0"].outcome == "lower"
-    base = np.ones(2000, dtype=bool)
-    base[:400] = False
+    answers = _answers(runs)
+    a = answers["final"]
+    assert a.test.p == pytest.approx(sps.ttest_ind(aux, base, equal_var=False).pvalue)
+    assert a.test.p_support == pytest.approx(
+        sps.ttest_ind(aux, base, equal_var=False, alternative="less").pvalue
+    )
+    assert a.verdict == verdict and a.primary == "test_error:aux 0.3:aux 0"
+    # Holm over the three answers, by hand: here the gradient's p is far smaller (shares of 0.5 against 0.1).
+    assert a.p_holm == pytest.approx(holm_by_hand({k: x.test.p for k, x in answers.items()})["final"])
 
-    def same(run_dir: Any, split: str) -> np.ndarray:
-        return base.copy()
 
-    found = _findings(runs, load=same)["test_error:aux 0.3:aux 0"]
-    assert found.outcome == "not resolved" and "McNemar p = 1" in found.text and "Szegedy" not in found.text
+def _shares(values: tuple[float, ...], **taps: tuple[float, ...]) -> list[Any]:
+    """aux 0.3 with the given aux share per seed at every lower tap (``taps``: per tap label), and weight 0."""
+    labels = {tap_label(t): t for t in LOWER_TAPS}
+    runs = [
+        _run(0.3, s, share=v, taps={labels[k]: vs[s] for k, vs in taps.items()}) for s, v in enumerate(values)
+    ]
+    return runs + [_run(0.0, s) for s in range(3)]
 
-    def better(run_dir: Any, split: str) -> np.ndarray:
-        c = base.copy()
-        if "aux 0.3" in str(run_dir):
-            c[:20] = True  # 20 images per seed right only with the aux losses
-        return c
 
-    found = _findings(runs, load=better)["test_error:aux 0.3:aux 0"]
-    assert found.outcome == "lower" and found.numbers["paired_test"]["a_only"] == 60
-    assert found.numbers["paired_test"]["b_only"] == 0
+@pytest.mark.parametrize(
+    ("values", "taps", "verdict"),
+    [
+        ((0.45, 0.5, 0.55), {}, "supported"),  # above 0.1 at every tap
+        ((0.009, 0.01, 0.011), {}, "contradicted"),  # below 0.1 at every tap
+        ((0.45, 0.5, 0.55), {"3b": (0.009, 0.01, 0.011)}, "contradicted"),  # below at one tap: not every tap
+        ((0.45, 0.5, 0.55), {"3b": (0.03, 0.1, 0.3)}, "not resolved"),  # one tap straddles the bound
+    ],
+)
+def test_gradient_verdicts_from_the_intersection_union_test(
+    values: tuple[float, ...], taps: dict[str, tuple[float, ...]], verdict: str
+) -> None:
+    """Supported only when the share is above the bound at every lower tap (the largest one-sided p of the
+    taps' one-sample t tests of log10 share against log10 0.1); contradicted when any tap is below
+    (3 × the smallest one-sided p the other way)."""
+    answer = _answers(_shares(values, **taps))["gradient"]
+    logs = {tap_label(t): np.log10(taps.get(tap_label(t), values)) for t in LOWER_TAPS}
+    above = [sps.ttest_1samp(v, -1.0, alternative="greater").pvalue for v in logs.values()]
+    below = [sps.ttest_1samp(v, -1.0, alternative="less").pvalue for v in logs.values()]
+    assert answer.test.p_support == pytest.approx(max(above))
+    assert answer.test.p_contradict == pytest.approx(min(1.0, 3 * min(below)))
+    assert answer.verdict == verdict and answer.primary == "aux_share:stem:during"
+    assert answer.budget == "" and not answer.states  # measured during training, not at its end
+
+
+def test_a_tap_without_a_reading_leaves_the_gradient_answer_untested() -> None:
+    runs = _shares((0.45, 0.5, 0.55))
+    for i in range(3):  # no probe during training reached 3b
+        d = runs[i].diagnostics
+        steps = {s: _probe(0.5, 0.0) for s in d["steps"]}
+        for probe_ in steps.values():
+            probe_["aux_grad"]["taps"] = [t for t in probe_["aux_grad"]["taps"] if t["tap"] != TAPS[2]]
+        runs[i] = dataclasses.replace(runs[i], diagnostics={**d, "steps": steps})
+    answer = _answers(runs)["gradient"]
+    assert answer.verdict == "not resolved" and answer.test.p is None and "3b" not in answer.numbers
+
+
+@pytest.mark.parametrize(
+    ("aux", "verdict"),
+    [
+        ((0.397, 0.401, 0.405), "supported"),  # the same early error: not faster by the 4-point margin
+        ((0.456, 0.46, 0.464), "supported"),  # slower: certainly not faster
+        ((0.296, 0.30, 0.304), "contradicted"),  # 10 points faster, beyond the margin
+        ((0.25, 0.40, 0.55), "not resolved"),  # seeds 15 points apart
+    ],
+)
+def test_early_verdicts_from_the_non_inferiority_test(aux: tuple[float, ...], verdict: str) -> None:
+    """aux − base > −margin (the paper: the aux losses do not speed early training up), the margin 10% of the
+    base's early error: the one-sided Welch test of (aux + margin) − base > 0 supports it."""
+    base = (0.396, 0.40, 0.404)
+    runs = [_run(0.3, s, early=e) for s, e in enumerate(aux)] + [
+        _run(0.0, s, early=e) for s, e in enumerate(base)
+    ]
+    answer = _answers(runs)["early"]
+    p_support, p_contradict = margin_tests(aux, base, 0.1 * float(np.mean(base)))
+    assert (answer.test.p_support, answer.test.p_contradict) == pytest.approx((p_support, p_contradict))
+    assert answer.verdict == verdict and answer.primary == "early_train_error:aux 0.3:aux 0"
+    assert "margin 4.0 points: 10% of aux 0's error" in answer.numbers
+
+
+def test_a_verdict_needs_its_holm_adjusted_p_value() -> None:
+    """Each of the three answers resolves at 95% on its own (raw p between 1/60 and 0.05), but Holm's
+    adjustment over the three lifts each to at least 3 × the smallest, above 0.05: not resolved. Checked
+    against scipy's p-values and Holm written out by hand."""
+    noise = np.array([-0.004, 0.0, 0.004])
+    base_test, base_early = 0.25 + noise, 0.40 + noise
+    aux_test = base_test - 0.011  # lower, p = 0.028
+    aux_early = base_early - 0.1 * base_early.mean() + 0.011  # 1.1 points inside the 4-point margin
+    shares = 10 ** (-1 + 0.32 + np.array([-0.1, 0.0, 0.1]))  # above 0.1, p = 0.031
+    runs = [_run(0.3, s, test=aux_test[s], early=aux_early[s], share=shares[s]) for s in range(3)]
+    runs += [_run(0.0, s, test=base_test[s], early=base_early[s]) for s in range(3)]
+    answers = _answers(runs)
+    raw = {
+        "final": sps.ttest_ind(aux_test, base_test, equal_var=False).pvalue,
+        "gradient": 2 * sps.ttest_1samp(np.log10(shares), -1.0, alternative="greater").pvalue,
+        "early": 2 * sps.ttest_ind(aux_early + 0.1 * base_early.mean(), base_early, equal_var=False,
+                                   alternative="greater").pvalue,
+    }  # fmt: skip
+    holm = holm_by_hand(raw)
+    for qid, p in raw.items():
+        assert 1 / 60 < p < 0.05, qid  # each resolved alone …
+        assert answers[qid].test.p == pytest.approx(p), qid
+        assert answers[qid].p_holm == pytest.approx(holm[qid]) and holm[qid] >= 0.05, qid  # … none after Holm
+        assert answers[qid].verdict == "not resolved", qid
+    assert _findings(runs)["test_error:aux 0.3:aux 0"].outcome == "lower"  # secondary: not adjusted
 
 
 def test_non_finite_evidence_gives_unknown_and_no_verdict() -> None:
@@ -344,6 +448,7 @@ def test_non_finite_evidence_gives_unknown_and_no_verdict() -> None:
     assert share.outcome == "unknown" and "bound" not in share.text
     answers = _answers(runs)
     assert answers["final"].verdict == "not resolved" and answers["gradient"].verdict == "not resolved"
+    assert answers["final"].test.p is None and answers["gradient"].test.p is None
 
 
 @pytest.mark.parametrize(("share", "cosine", "share_outcome", "cosine_outcome", "verdict"), [
@@ -368,28 +473,37 @@ def test_gradient_findings_compare_the_aux_share_with_its_bound(
     assert _answers(runs)["gradient"].verdict == verdict
 
 
-def test_plateau_is_reported_and_a_falling_error_leaves_the_final_answer_open() -> None:
-    flat = [
-        _run(w, s, train=0.01 * s, test=0.2 + (0.0 if w else 0.05) + 0.001 * s)
-        for w in (0.3, 0.0)
-        for s in range(3)
-    ]
-    found = _findings(flat)
-    p = found["plateau:aux 0.3"]
-    assert p.outcome == "equivalent" and "(180 → 200)" in p.text and "reached a plateau" in p.text
-    assert _answers(flat)["final"].verdict == "supported"
-    falling = [_run(w, s, train=0.01 * s, before=0.08 + 0.011 * s, test=0.2 + (0.0 if w else 0.05) + 0.001 * s)
-               for w in (0.3, 0.0) for s in range(3)]  # fmt: skip
-    found = _findings(falling)
-    assert found["plateau:aux 0.3"].outcome == "lower" and "still falling" in found["plateau:aux 0.3"].text
-    assert found["test_error:aux 0.3:aux 0"].outcome == "lower"
-    assert _answers(falling)["final"].verdict == "not resolved"
-    # A resolved but small fall (0.2 points, inside the 2-point bound) is a plateau, not "still falling", as
-    # in the committed quick run (aux 0: 6.3% → 6.1%, CI [-0.3, -0.1]).
-    small = [_run(w, s, train=0.01 * s, before=0.01 * s + 0.002 + 0.0005 * s, test=0.2 + 0.001 * s)
-             for w in (0.3, 0.0) for s in range(3)]  # fmt: skip
-    f = _findings(small)["plateau:aux 0.3"]
-    assert f.numbers["ci"]["high"] < 0 and f.outcome == "equivalent" and "reached a plateau" in f.text
+def test_convergence_is_the_shared_rule_and_never_withholds_the_final_answer() -> None:
+    """Each condition's running training error over the last 10% of iterations (181–200) against the 10%
+    before (161–180), paired by seed: aux 0.3 still falling, aux 0 flat. The final answer keeps its verdict
+    and names the budget and both states (it used to be withheld while a net was still falling)."""
+    falling = ((0.10, 0.05), (0.11, 0.06), (0.12, 0.08))
+    runs = [_run(0.3, s, test=0.2 + 0.001 * s, late=falling[s]) for s in range(3)]
+    runs += [_run(0.0, s, test=0.25 + 0.001 * s, late=(0.05, 0.05 + 0.001 * (s - 1))) for s in range(3)]
+    found = _findings(runs)
+    aux, base = found["convergence:aux 0.3"], found["convergence:aux 0"]
+    assert aux.numbers["state"] == "still falling" and aux.question == "final" and "181–200" in aux.text
+    after, before = [0.05, 0.06, 0.08], [0.10, 0.11, 0.12]
+    ci = sps.ttest_rel(after, before).confidence_interval(0.95)
+    assert (aux.numbers["ci"]["low"], aux.numbers["ci"]["high"]) == pytest.approx((ci.low, ci.high))
+    assert base.numbers["state"] == "flat" and "±0.5 points" in base.text
+    a = _answers(runs)["final"]
+    assert a.verdict == "supported"
+    assert a.budget == "after 200 iterations of batch 32" and a.states == {
+        "aux 0.3": "still falling",
+        "aux 0": "flat",
+    }
+    assert a.numbers.endswith("after 200 iterations of batch 32: aux 0.3 still falling, aux 0 flat")
+    assert not any(k.startswith("plateau:") for k in found)
+
+
+def test_a_stalled_seed_is_named_with_the_median() -> None:
+    runs = [_run(0.3, s, train=t) for s, t in enumerate((0.02, 0.021, 0.019, 0.022, 0.09, 0.02))]
+    runs += [_run(0.0, s, train=0.02 + 0.001 * s) for s in range(6)]
+    found = _findings(runs)
+    f = found["spread:aux 0.3"]
+    assert f.question == "final" and "seed 4 at 9.0%" in f.text and f.numbers["outlying"] == [4]
+    assert "spread:aux 0" not in found
 
 
 def test_keys_are_the_same_for_fresh_seeds() -> None:
@@ -400,6 +514,23 @@ def test_keys_are_the_same_for_fresh_seeds() -> None:
     first = keys(range(3))
     assert first == keys(range(3, 6)) and len(first) == len(set(first))
     assert "test_error:aux 0:no aux heads" in first
+    assert {"convergence:aux 0.3", "convergence:aux 0", "convergence:no aux heads"} <= set(first)
+
+
+def test_bounds_are_the_recipes_and_old_directories_still_load() -> None:
+    """error_bound is gone (the recipe's margin replaces it); share_bound and early_step judge the runs; a
+    recorded --set early_step survives being judged by the code's preset (whose early_step would not fit the
+    recorded steps)."""
+    from depthlab.studies.declare import Recipe, preset_from_dict, preset_to_dict
+    from depthlab.studies.results import judged_by_code
+
+    quick = PRESETS["quick"]
+    assert type(quick).JUDGING == (*Recipe.JUDGING, "share_bound", "early_step")
+    assert preset_from_dict(type(quick), {**preset_to_dict(quick), "error_bound": 0.02}) == quick
+    sets = ["steps=4", "log_every=1", "early_step=2"]
+    tiny = apply_preset_overrides(quick, sets)
+    judged = judged_by_code(STUDY, dataclasses.replace(tiny, share_bound=0.5), sets)
+    assert (judged.early_step, judged.share_bound, judged.steps) == (2, quick.share_bound, 4)
 
 
 # ----------------------------------------------------------------------------------------- end to end

@@ -1,148 +1,138 @@
-"""The inception-aux study's questions and their answers, drawn from its keyed findings.
+"""The inception-aux study's questions, each answered by one primary test (issue 23).
 
-A verdict is about the paper's claim: ``supported`` or ``contradicted`` only from resolved findings, else
-``not resolved``. The key numbers come with their 95% CIs across seeds.
+Each question rests on one :class:`~depthlab.stats.ClaimTest` across seeds; the three tests are
+Holm-adjusted together (:func:`depthlab.studies.common.finalize`) and a verdict is ``supported`` or
+``contradicted`` only when the adjusted p-value is below 0.05. The verdict is about the claim in ``PAPER``.
+The aux condition (the weight nearest the paper's 0.3) is compared with weight 0 (else the net without heads).
+
+The primary tests (``margin``: the preset's relative margin of the reference condition's error):
+
+* ``final`` — aux − base test error at the end: lower, two-sided. It names its budget and the convergence
+  state of both nets (a net still falling does not withhold it).
+* ``gradient`` — the aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ during training above ``share_bound`` at every
+  lower tap (stem, 3a, 3b): an intersection-union test of one-sample t tests of the log10 share against
+  log10 ``share_bound``; contradicted when it is resolved below the bound at any tap (Bonferroni).
+* ``early`` — aux − base mean running training error over iterations 1 … ``early_step``: the paper says the
+  aux losses do not speed early training up, so the claim is that aux is not lower by more than the margin
+  (aux − base > −margin, non-inferiority); contradicted when it is lower by more.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from depthlab.present.format import difference_ci, pct, sci
+from depthlab.i18n import N_, _
+from depthlab.present.format import sci
+from depthlab.stats import ClaimTest, claim_all, claim_margin, claim_sign
+from depthlab.studies.common import answer, by_key, comparison_numbers, finalize, margin_text
 from depthlab.studies.declare import Answer, Finding
-from depthlab.studies.inception_aux.evidence import groups
-from depthlab.studies.inception_aux.findings import GOING_DEEPER, RETHINKING
+from depthlab.studies.inception_aux.evidence import Groups, early_step, gradient_reading, groups, preset_of
+from depthlab.studies.inception_aux.findings import compare_early, compare_final, compare_share
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, tap_label
 from depthlab.studies.results import StudyResult
 
-__all__ = ["QUESTIONS", "compute_answers"]
+__all__ = ["QUESTIONS", "PAPER", "answers"]
 
 QUESTIONS = {
-    "final": "Do the auxiliary heads change the final accuracy?",
-    "gradient": "Do the auxiliary losses change the gradient that reaches the lower layers?",
-    "early": "Do the auxiliary losses speed up early training?",
+    "final": N_("Do the auxiliary heads lower the final test error?"),
+    "gradient": N_(
+        "Do the auxiliary losses change the gradient that reaches the lower layers: is the aux share above the "
+        "bound at every lower tap during training?"
+    ),
+    "early": N_("Do the auxiliary losses speed up early training?"),
 }
 PAPER = {
-    "final": f"{RETHINKING}: near the end of training the net with auxiliary branches overtakes the one without "
-    "and reaches a slightly higher accuracy plateau; the heads act as a regulariser.",
-    "gradient": f"{GOING_DEEPER}: the auxiliary classifiers were added to increase the gradient signal that "
-    "gets propagated back to the lower layers.",
-    "early": f"{RETHINKING}: they did not improve convergence early in training; with and without them, "
-    "training progressed virtually identically until high accuracy.",
+    "final": N_(
+        "Szegedy et al. 2015 (Rethinking the Inception Architecture, §4): near the end of training the net with "
+        "auxiliary branches overtakes the one without and reaches a slightly higher accuracy plateau; the heads "
+        "act as a regulariser."
+    ),
+    "gradient": N_(
+        "Szegedy et al. 2015 (Going Deeper with Convolutions, §5): the auxiliary classifiers were added to "
+        "increase the gradient signal that gets propagated back to the lower layers."
+    ),
+    "early": N_(
+        "Szegedy et al. 2015 (Rethinking the Inception Architecture, §4): no — they did not improve convergence "
+        "early in training; with and without them, training progressed virtually identically until high "
+        "accuracy. The verdict is about this claim."
+    ),
 }
 
 
-def _ci(numbers: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    ci = numbers.get("ci")
-    return (ci["low"], ci["high"]) if ci else (None, None)
+def _answer(qid: str, numbers: str, evidence: Sequence[str], test: ClaimTest | None, primary: str, *,
+            result: StudyResult | None = None, by: Mapping[str, Finding] | None = None,
+            nets: Sequence[str] = ()) -> Answer:  # fmt: skip
+    return answer(qid, _(QUESTIONS[qid]), _(PAPER[qid]), numbers, evidence, test, primary, result=result, by=by,
+                  nets=nets)  # fmt: skip
 
 
-def _why(f: Finding) -> str | None:
-    """Why a comparison has no interval (too few seeds, e.g. after divergence), unless its value is unknown."""
-    return f.numbers.get("no_interval") if f.outcome != "unknown" else None
-
-
-def _error_numbers(f: Finding) -> str:
-    n = f.numbers
-    low, high = _ci(n)
-    test = n.get("paired_test")
-    mc = f", McNemar p = {test['p']:.2g}" if test else ""
-    return (
-        f"{n['a']} {pct(n['a_mean'])} vs {n['b']} {pct(n['b_mean'])}, "
-        f"{difference_ci(n['difference'], low, high, reason=_why(f))}"
-        f" ({n['a_seeds']} and {n['b_seeds']} seeds{mc}; {f.outcome})"
-    )
-
-
-def _plateau_numbers(f: Finding) -> str:
-    n = f.numbers
-    low, high = _ci(n)
-    name = str(n["a"]).rsplit(" at ", 1)[0]
-    return f"{name} {difference_ci(n['difference'], low, high, reason=_why(f))} ({f.outcome})"
-
-
-def _share_numbers(f: Finding) -> str:
-    n = f.numbers
-    low, high = _ci(n)
-    bound = float(n["bound"])
-    interval = (
-        f" [{sci(bound * 10**low)}, {sci(bound * 10**high)}]" if low is not None and high is not None else ""
-    )
-    return f"{sci(10 ** n['a_mean'])}{interval}"
-
-
-def _cosine_numbers(f: Finding) -> str:
-    n = f.numbers
-    low, high = _ci(n)
-    interval = f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
-    return f"{n['a_mean']:+.2f}{interval}"
-
-
-def _final(by: Mapping[str, Finding], aux: str, base: str) -> Answer | None:
-    test = by.get(f"test_error:{aux}:{base}")
-    if test is None:
+def _final(result: StudyResult, by: Mapping[str, Finding], g: Groups) -> Answer | None:
+    aux, base = g.aux, g.baselines[0]
+    c = compare_final(aux, base, "test", preset_of(result).margin) if aux is not None else None
+    if aux is None or c is None:
         return None
-    plateaus = [f for k, f in by.items() if k.startswith("plateau:")]
-    falling = [f for f in plateaus if f.outcome == "lower"]
-    verdict = {"lower": "supported", "higher": "contradicted"}.get(str(test.outcome), "not resolved")
-    if falling:  # the claim is about the end of training: a net still improving has not reached it
-        verdict = "not resolved"
-    numbers = f"test error: {_error_numbers(test)}"
-    if plateaus:
-        numbers += "; training error over the last 10% of iterations: " + ", ".join(
-            map(_plateau_numbers, plateaus)
-        )
-    keys = (test.key, *(f.key for f in plateaus))
-    return Answer("final", QUESTIONS["final"], verdict, numbers, PAPER["final"], keys)
+    primary = f"test_error:{aux.name}:{base.name}"
+    numbers = _("test error: {line}").format(line=comparison_numbers(c.difference, c.outcome))
+    return _answer("final", numbers, (primary,), claim_sign(c.difference, "lower"), primary, result=result, by=by,
+                   nets=(aux.name, base.name))  # fmt: skip
 
 
-def _gradient(by: Mapping[str, Finding]) -> Answer | None:
-    shares = [by.get(f"aux_share:{tap_label(t)}:during") for t in LOWER_TAPS]
-    cosines = [by.get(f"aux_cosine:{tap_label(t)}:during") for t in LOWER_TAPS]
-    found = [f for f in shares if f is not None]
+def _gradient(result: StudyResult, g: Groups) -> Answer | None:
+    if g.aux is None:
+        return None
+    bound = preset_of(result).share_bound
+    readings = [gradient_reading(g.aux, tap, "during") for tap in LOWER_TAPS]
+    found = [(tap, r) for tap, r in zip(LOWER_TAPS, readings, strict=True) if r is not None]
     if not found:
         return None
-    outcomes = {f.outcome for f in found}
-    verdict = "not resolved"
-    if len(found) == len(LOWER_TAPS) and outcomes == {"higher"}:
-        verdict = "supported"
-    elif len(found) == len(LOWER_TAPS) and outcomes == {"lower"}:
-        verdict = "contradicted"
-    w = found[0].numbers.get("bound")
-    parts = [f"{tap_label(t)} {_share_numbers(f)}" for t, f in zip(LOWER_TAPS, shares, strict=True) if f]
-    cos = [f"{tap_label(t)} {_cosine_numbers(f)}" for t, f in zip(LOWER_TAPS, cosines, strict=True) if f]
-    seeds = found[0].numbers.get("a_seeds")
-    numbers = (
-        f"aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ during training (bound {w:g}): {', '.join(parts)}; cosine "
-        f"between the two gradients: {', '.join(cos)} (geometric mean and mean over {seeds} seeds, 95% CIs)"
+    compared = [(tap, compare_share(r, bound)) for tap, r in found]
+    parts = [claim_sign(c.difference, "higher") for _tap, c in compared]
+    # Every lower tap must be read: a tap without a reading leaves the claim untested.
+    test = (
+        claim_all(parts)
+        if len(found) == len(LOWER_TAPS)
+        else ClaimTest(None, None, "a tap without a reading")
     )
-    keys = tuple(f.key for f in (*found, *(c for c in cosines if c is not None)))
-    return Answer("gradient", QUESTIONS["gradient"], verdict, numbers, PAPER["gradient"], keys)
+    lines = []
+    for tap, c in compared:
+        d = c.difference
+        interval = f" [{sci(bound * 10**d.ci.low)}, {sci(bound * 10**d.ci.high)}]" if d.ci is not None else ""
+        lines.append(f"{tap_label(tap)} {sci(10**d.a.mean) if math.isfinite(d.a.mean) else _('unknown')}{interval} "
+                     f"({_(c.outcome)})")  # fmt: skip
+    numbers = _(
+        "aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ during training against the bound {bound:g}: {lines} (geometric "
+        "mean over {seeds} seeds with its 95% CI, one-sample Welch t on log10)"
+    ).format(bound=bound, lines=", ".join(lines), seeds=compared[0][1].difference.a.seeds)
+    keys = tuple(f"aux_share:{tap_label(tap)}:during" for tap, _c in compared)
+    return _answer("gradient", numbers, keys, test, keys[0])
 
 
-def _early(by: Mapping[str, Finding], aux: str, base: str) -> Answer | None:
-    f = by.get(f"early_train_error:{aux}:{base}")
-    if f is None:
+def _early(result: StudyResult, g: Groups) -> Answer | None:
+    """Non-inferiority the other way: aux − base > −margin (aux not faster by more than the margin)."""
+    aux, base, step = g.aux, g.baselines[0], early_step(result)
+    if aux is None or step is None:
         return None
-    verdict = {"equivalent": "supported", "lower": "contradicted", "higher": "contradicted"}.get(
-        str(f.outcome), "not resolved"
+    margin = preset_of(result).margin
+    c = compare_early(aux, base, step, margin)
+    if c is None:
+        return None
+    points = margin * c.difference.b.mean
+    test = (
+        claim_margin(c.difference, -points, "higher") if math.isfinite(points) else ClaimTest(None, None, "")
     )
-    bound = f.numbers.get("equivalence") or {}
-    within = f"; same within ±{100 * bound['bound']:g} points by TOST: p = {bound['p']:.2g}" if bound else ""
-    numbers = (
-        f"mean running training error, iterations 1–{f.numbers.get('step')}: {_error_numbers(f)}{within}"
-    )
-    return Answer("early", QUESTIONS["early"], verdict, numbers, PAPER["early"], (f.key,))
+    numbers = _("mean running training error, iterations 1–{step}: {line}; {margin}").format(
+        step=step, line=comparison_numbers(c.difference, c.outcome), margin=margin_text(points, margin, base.name)
+    )  # fmt: skip
+    primary = f"early_train_error:{aux.name}:{base.name}"
+    return _answer("early", numbers, (primary,), test, primary)
 
 
-def compute_answers(result: StudyResult, findings: Sequence[Finding]) -> list[Answer]:
-    """One answer per question with evidence: the aux condition against weight 0 (else the net without
-    heads)."""
+def answers(result: StudyResult, findings: Sequence[Finding]) -> list[Answer]:
+    """The study's questions, in order, each from its primary test, Holm-adjusted together: the aux condition
+    against weight 0 (else the net without heads); a question without evidence is left out."""
     g = groups(result)
     if g.aux is None or not g.baselines:
         return []
-    by = {f.key: f for f in findings if f.key}
-    aux, base = g.aux.name, g.baselines[0].name
-    answers = [_final(by, aux, base), _gradient(by), _early(by, aux, base)]
-    return [a for a in answers if a is not None]
+    by = by_key(findings)
+    return finalize([_final(result, by, g), _gradient(result, g), _early(result, g)])

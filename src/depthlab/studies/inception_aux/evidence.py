@@ -10,8 +10,8 @@ Definitions (errors are fractions):
   trained on: what Szegedy et al. plot as training progress) averaged over the logged rows of iterations
   1 … ``early_step``, i.e. over ``early_step × batch_size`` images.
 * **final** — the eval-mode error over the whole fixed training subset at the last step, and the test error.
-* **plateau** — the change of that eval-mode training error over the last 10% of iterations: from the last
-  evaluation at or before 90% of the run to the end, on the same images, one value per seed.
+* **convergence** — the one rule of every study (:mod:`depthlab.studies.common`): the running training
+  error over the last 10% of iterations against the 10% before, paired by seed.
 * **gradient readings** — :mod:`depthlab.studies.inception_aux.probe` at a tap, at initialisation, during
   training (per seed the median over the probes after initialisation and before the last step) and at the end.
 """
@@ -23,25 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from depthlab.stats import Estimate, estimate
 from depthlab.studies.inception_aux.presets import BASE, PAPER_WEIGHT, InceptionAuxPreset
 from depthlab.studies.inception_aux.probe import AuxGradients, TapGradient
 from depthlab.studies.results import Condition, StudyResult, StudyRun
-from depthlab.train.evaluation import load_correct
 
 __all__ = [
     "MOMENTS",
-    "PLATEAU_FRACTION",
     "Groups",
     "groups",
     "early_step",
     "early_mean",
     "early_error",
-    "Plateau",
-    "plateau",
-    "test_correct",
     "probe_at",
     "probes_during",
     "GradientReading",
@@ -50,7 +43,6 @@ __all__ = [
 ]
 
 MOMENTS = ("init", "during", "end")
-PLATEAU_FRACTION = 0.1  # the plateau check looks at the last 10% of iterations
 
 
 # ------------------------------------------------------------------------------------------- conditions
@@ -108,60 +100,6 @@ def early_error(c: Condition, step: int) -> Estimate | None:
     """Early training of condition ``c`` over seeds; ``images`` = step × batch size."""
     batch = max((int(r.config.get("batch_size", 0)) for r in c.runs), default=0)
     return c.estimate([early_mean(r, step) for r in c.runs], step * batch)
-
-
-@dataclass(frozen=True)
-class Plateau:
-    """The eval-mode training error of one condition at ``start`` (the last evaluation at or before 90% of the
-    run) and at ``end``, on the same images, one value per seed (seeds in the same order on both)."""
-
-    condition: str
-    start: int
-    end: int
-    before: Estimate
-    after: Estimate
-
-
-def plateau(c: Condition, fraction: float = PLATEAU_FRACTION) -> Plateau | None:
-    """The plateau reading of ``c``, or ``None`` when no seed evaluated the training subset before the last
-    ``fraction`` of its run and at its end."""
-    pairs: list[tuple[int, int, float, float]] = []
-    for r in c.runs:
-        curve = dict(r.curves.get("train_eval", ()))
-        steps = int(r.config.get("steps") or r.step)
-        if steps not in curve:
-            continue
-        early = [s for s in curve if s <= steps - fraction * steps]
-        if early:
-            s = max(early)
-            pairs.append((s, steps, curve[s], curve[steps]))
-    if not pairs:
-        return None
-    before = Estimate(tuple(p[2] for p in pairs))
-    after = Estimate(tuple(p[3] for p in pairs))
-    return Plateau(c.name, min(p[0] for p in pairs), max(p[1] for p in pairs), before, after)
-
-
-def test_correct(
-    a: Condition, b: Condition, load: Callable[[Any, str], np.ndarray | None] | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    """Per-image test correctness of ``a`` and ``b``, seed-matched (the seeds both ran), from each run's
-    ``correct-test.npy``; ``None`` unless every matched run wrote it, on images of the same count."""
-    if load is None:
-        load = load_correct
-    seeds = sorted({r.seed for r in a.runs} & {r.seed for r in b.runs})
-    if not seeds:
-        return None
-    by_a, by_b = {r.seed: r for r in a.runs}, {r.seed: r for r in b.runs}
-    xs = [load(by_a[s].run_dir, "test") for s in seeds]
-    ys = [load(by_b[s].run_dir, "test") for s in seeds]
-    if any(x is None for x in xs + ys):
-        return None
-    xa = [x for x in xs if x is not None]
-    ya = [y for y in ys if y is not None]
-    if any(x.shape != y.shape for x, y in zip(xa, ya, strict=True)):
-        return None
-    return xa, ya
 
 
 # -------------------------------------------------------------------------------------------- gradients

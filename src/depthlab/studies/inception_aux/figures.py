@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from depthlab.present.plots import png_bytes, pyplot
 from depthlab.present.types import ReportFigure
 from depthlab.stats import Estimate, estimate
+from depthlab.studies.common import PLATEAU_FRACTION
 from depthlab.studies.inception_aux.evidence import (
     MOMENTS,
-    PLATEAU_FRACTION,
     early_step,
     gradient_reading,
     groups,
@@ -77,7 +77,9 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
         if step is not None:
             ax.axvline(step, color="grey", lw=0.8, ls=":")
         if last:
-            ax.axvspan(last * (1 - PLATEAU_FRACTION), last, color="grey", alpha=0.12, lw=0)
+            ax.axvspan(last * (1 - 2 * PLATEAU_FRACTION), last * (1 - PLATEAU_FRACTION), color="grey", alpha=0.06,
+                       lw=0)  # fmt: skip
+            ax.axvspan(last * (1 - PLATEAU_FRACTION), last, color="grey", alpha=0.15, lw=0)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)
@@ -89,9 +91,9 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
             "Error vs iterations with and without the auxiliary losses",
             "Mean over seeds. Left: running training error of the main classifier on the batches being trained on "
             "(training mode; the early-training finding averages it up to the dotted line); middle: eval-mode "
-            "error on the whole fixed training subset the nets fit; right: held-out error (eval mode). The shaded "
-            "band is the last 10% of iterations, over which the plateau finding measures the change of the "
-            "middle curve. Same y-axis.",
+            "error on the whole fixed training subset the nets fit; right: held-out error (eval mode). The darker "
+            "band is the last 10% of iterations, the lighter one the 10% before: each condition's convergence "
+            "finding compares the left curve's mean over the two. Same y-axis.",
             png_bytes(fig),
             "aux_error_curves",
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from depthlab.studies.declare import Recipe, StudyError
 
@@ -30,10 +31,10 @@ class InceptionAuxPreset(Recipe):
     normalisation (``None``: the 2015 paper's, none; ``"batch"``: BN after every conv). ``aux_pool``: the aux
     head's pooling (``paper``, ``fixed`` or ``adaptive``: see :mod:`depthlab.models.googlenet`). ``width``:
     the channel multiplier (1: the paper's widths). ``early_step``: early training is the mean running
-    training error over iterations 1 … ``early_step`` (a multiple of ``log_every``).
-    ``error_bound``: the equivalence (TOST) bound, a fraction, under which two errors are called "the same".
-    ``share_bound``: the aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ above which the aux losses are said to change
-    a layer's gradient (and below which they are said not to).
+    training error over iterations 1 … ``early_step`` (a multiple of ``log_every``). ``share_bound``: the aux
+    share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ above which the aux losses are said to change a layer's gradient (and
+    below which they are said not to). Both judge the runs (:attr:`JUDGING`), with the recipe's
+    ``plateau_bound`` and ``margin`` (the bound of "the same" error and of the early-training question).
     """
 
     aux_weights: tuple[float, ...] = (PAPER_WEIGHT, 0.0)
@@ -43,8 +44,9 @@ class InceptionAuxPreset(Recipe):
     aux_pool: str = "paper"
     width: float = 1.0
     early_step: int = 100
-    error_bound: float = 0.02
     share_bound: float = 0.1
+
+    JUDGING: ClassVar[tuple[str, ...]] = (*Recipe.JUDGING, "share_bound", "early_step")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,10 +59,8 @@ class InceptionAuxPreset(Recipe):
                 f"early_step must be a multiple of log_every ({self.log_every}) below steps ({self.steps}), "
                 f"got {self.early_step}"
             )
-        for key in ("error_bound", "share_bound"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or value <= 0:
-                raise StudyError(f"{key} must be a positive number, got {value!r}")
+        if not math.isfinite(self.share_bound) or self.share_bound <= 0:
+            raise StudyError(f"share_bound must be a positive number, got {self.share_bound!r}")
 
     def describe(self) -> str:
         weights = ", ".join(f"{w:g}" for w in self.aux_weights)
@@ -77,7 +77,7 @@ class InceptionAuxPreset(Recipe):
 # What every preset shares: the paper's weight against weight 0; batch norm (as in the nets of Rethinking
 # the Inception Architecture; the 2015 GoogLeNet has none and did not leave chance level in the 100
 # iterations of an earlier CPU preset); eval-mode training error on the whole fixed training subset at every
-# evaluation (so the last 10% of iterations can be compared on the same images); test error at the end only.
+# evaluation (the final training error and its curve); test error at the end only.
 BASE = InceptionAuxPreset(
     name="base",
     dataset="fashion-mnist",

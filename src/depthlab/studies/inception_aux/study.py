@@ -8,7 +8,7 @@ arXiv:1512.00567, §4) found that they "did not result in improved convergence e
 training with and without them looks virtually identical until high accuracy — and that near the end the
 net with them reaches a slightly higher plateau: they "act as regularizer".
 
-Its three questions (:mod:`.answers`): do the heads change the final accuracy; do the aux losses change the
+Its three questions (:mod:`.answers`): do the heads lower the final test error; do the aux losses change the
 gradient that reaches the lower layers; do they speed up early training. The package: :mod:`.presets`,
 :mod:`.grid`, :mod:`.probe` (what is measured on the diagnostics batch), :mod:`.evidence` (typed readings of
 the runs), :mod:`.findings`, :mod:`.answers`, :mod:`.figures`; this module declares the study and its
@@ -24,7 +24,7 @@ from depthlab.present.format import pct, sci
 from depthlab.present.types import ReportTable, Section
 from depthlab.studies.declare import Study
 from depthlab.studies.inception_aux import figures as figs
-from depthlab.studies.inception_aux.answers import compute_answers
+from depthlab.studies.inception_aux.answers import answers
 from depthlab.studies.inception_aux.evidence import MOMENTS, early_error, early_step, gradient_reading, groups
 from depthlab.studies.inception_aux.findings import compute_findings
 from depthlab.studies.inception_aux.grid import grid
@@ -122,7 +122,7 @@ STUDY = register_study(
         grid=grid,
         findings=compute_findings,
         sections=sections,
-        answers=compute_answers,
+        answers=answers,
         probe=probe,
     )
 )
