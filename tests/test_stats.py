@@ -20,7 +20,6 @@ from depthlab.stats import (
     Difference,
     Estimate,
     Interval,
-    PairedTest,
     bootstrap_ci,
     compare_log,
     equivalence,
@@ -30,7 +29,6 @@ from depthlab.stats import (
     paired,
     slope,
     welch,
-    with_paired_test,
 )
 
 SIMS = 4000
@@ -216,9 +214,7 @@ def test_one_seed_gives_no_ci_and_no_verdict() -> None:
 
 
 def test_difference_to_dict_is_strict_json_with_the_contract_keys() -> None:
-    d = with_paired_test(
-        welch("a", est([0.3, 0.31, 0.32]), "b", est([0.2, 0.21, 0.2])), PairedTest("x", 5, 1, 0.2)
-    )
+    d = welch("a", est([0.3, 0.31, 0.32]), "b", est([0.2, 0.21, 0.2]))
     out = d.to_dict()
     json.dumps(out, allow_nan=False)
     for key in (
@@ -235,7 +231,8 @@ def test_difference_to_dict_is_strict_json_with_the_contract_keys() -> None:
         "method",
     ):
         assert key in out
-    assert out["outcome"] == "not resolved" and out["paired_test"]["a_only"] == 5
+    # The seed is the unit (issue 23): no per-image test rides along with a comparison across seeds.
+    assert out["outcome"] == "higher" and "paired_test" not in out
 
 
 # ----------------------------------------------------------------------------------------------- TOST
@@ -317,22 +314,10 @@ def test_mcnemar_chi_square_with_continuity_correction_for_many_discordant_image
     assert t.p == pytest.approx(math.erfc(math.sqrt(stat / 2)))  # chi-square(1) upper tail
 
 
-def test_identical_predictions_give_p_1_and_keep_a_difference_unresolved() -> None:
+def test_identical_predictions_give_p_1() -> None:
     flags = _flags(60, 40)
     t = mcnemar([flags, flags], [flags.copy(), flags.copy()])
     assert (t.a_only, t.b_only, t.p) == (0, 0, 1.0)
-    d = welch("a", est([0.30, 0.31, 0.32]), "b", est([0.20, 0.21, 0.20]))
-    assert d.outcome == "higher"
-    assert with_paired_test(d, t).outcome == "not resolved"
-
-
-def test_a_paired_test_must_agree_in_direction() -> None:
-    d = welch("a", est([0.30, 0.31, 0.32]), "b", est([0.20, 0.21, 0.20]))  # a has the higher error
-    a_better = PairedTest("mcnemar (chi2)", 300, 100, 1e-20)  # ... but a is right more often
-    assert with_paired_test(d, a_better).outcome == "not resolved"
-    b_better = PairedTest("mcnemar (chi2)", 100, 300, 1e-20)
-    assert with_paired_test(d, b_better).outcome == "higher"
-    assert with_paired_test(d, PairedTest("mcnemar (exact)", 2, 7, 0.18)).outcome == "not resolved"
 
 
 def test_mcnemar_rejects_unpaired_inputs() -> None:

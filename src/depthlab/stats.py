@@ -28,10 +28,9 @@ Conventions
     at all (its mean is then NaN and it is compared with nothing);
   - with fewer than two values on a side there is no interval; :attr:`Difference.no_interval` says why (how
     many seeds each side has, and how many diverged), for the sentence to say it.
-* Where both conditions were evaluated on the same images, a per-image McNemar test (:func:`mcnemar`) can be
-  attached (:func:`with_paired_test`). The Difference is then one of *error rates*, and a resolved outcome
-  also needs the paired test to reject at ``1 − level`` (0.05) in the same direction: ``a_only > b_only``
-  (a right where b is wrong more often than the reverse) means ``a`` has the *lower* error.
+* The seed is the unit of every comparison across conditions (issue 23): no per-image test stands beside a
+  Difference. :func:`mcnemar` compares two predictions of *one* trained net on the same images (the lesion
+  analysis: a net with a block deleted against the intact net), a statement conditional on that net.
 * "Not resolved" is not "the same". "The same" needs :func:`equivalence` (two one-sided tests, TOST) against a
   bound the sentence states.
 * :func:`slope` (least squares, t CI), :func:`mean_ci` (t interval) and :func:`bootstrap_ci` (for CIs over
@@ -71,7 +70,6 @@ __all__ = [
     "paired",
     "compare_log",
     "mcnemar",
-    "with_paired_test",
     "Equivalence",
     "equivalence",
     "bounded_outcome",
@@ -330,27 +328,20 @@ class Difference:
     df: float | None
     p: float | None
     method: str
-    paired_test: PairedTest | None = None
     se: float | None = None
 
     @property
     def outcome(self) -> str:
         """``"higher"`` (CI above 0), ``"lower"`` (CI below 0) or ``"not resolved"``.
 
-        Unresolved when there is no CI or any value is non-finite; with a paired test attached, also unless
-        it rejects at ``1 − ci.level`` in the CI's direction."""
+        Unresolved when there is no CI or any value is non-finite."""
         if self.ci is None or not (self.a.finite and self.b.finite and math.isfinite(self.difference)):
             return "not resolved"
         if self.ci.low > 0:
-            outcome, sign = "higher", 1
-        elif self.ci.high < 0:
-            outcome, sign = "lower", -1
-        else:
-            return "not resolved"
-        t = self.paired_test
-        if t is not None and not (t.p < 1.0 - self.ci.level and t.direction == sign):
-            return "not resolved"
-        return outcome
+            return "higher"
+        if self.ci.high < 0:
+            return "lower"
+        return "not resolved"
 
     @property
     def resolved(self) -> bool:
@@ -402,7 +393,6 @@ class Difference:
             "p": self.p,
             "method": self.method,
             "outcome": self.outcome,
-            "paired_test": self.paired_test.to_dict() if self.paired_test else None,
         }
 
 
@@ -468,11 +458,6 @@ def compare_log(a_label: str, a: Estimate, b_label: str, b: Estimate, *, level: 
     return dataclasses.replace(d, method="welch t on log10")
 
 
-def with_paired_test(d: Difference, test: PairedTest) -> Difference:
-    """``d`` (a difference of error rates) with a per-image paired test attached (see :attr:`Difference.outcome`)."""
-    return dataclasses.replace(d, paired_test=test)
-
-
 # ------------------------------------------------------------------------------------------- equivalence
 @dataclass(frozen=True)
 class Equivalence:
@@ -516,7 +501,7 @@ def equivalence(d: Difference, bound: float, *, alpha: float = 0.05) -> Equivale
     """TOST of ``d`` against ``±bound`` (in ``d``'s units), with the same standard error and df as ``d``.
 
     H0₁: difference ≤ −bound, rejected by a large ``(d + bound)/se``; H0₂: difference ≥ bound, rejected by a
-    small ``(d − bound)/se``; equivalent iff both p < ``alpha``. An attached paired test is not used."""
+    small ``(d − bound)/se``; equivalent iff both p < ``alpha``."""
     if not bound > 0 or not math.isfinite(bound):
         raise UsageError(
             f"equivalence bound {bound!r} must be a positive finite number (in the difference's units)"
