@@ -18,6 +18,7 @@ BENCH_BLOCKS = {
     "gpu_workers": ("gpu_workers", "gpu_workers.json"),
     "time_to_accuracy_cuda": ("time_to_accuracy", "time_to_accuracy_cuda.json"),
     "train_throughput_cuda": ("train_throughput", "train_throughput_cuda.json"),
+    "train_throughput": ("train_throughput", "train_throughput.json"),
 }
 BLOCK = re.compile(r"<!-- bench:([\w-]+):start -->\n(.*?)\n<!-- bench:\1:end -->", re.S)
 

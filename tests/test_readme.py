@@ -1,4 +1,6 @@
-"""The README's model table is generated from the registry; it must not drift."""
+"""The README and the docs pages quote generated tables and committed artifacts; they must not drift. Blocks
+may sit in README.md or any docs/*.md page (the deep dives moved there, issue 24); the README's first screen
+quotes the demo's answers."""
 
 from __future__ import annotations
 
@@ -9,6 +11,18 @@ from depthlab.cli.models import markdown_table
 from depthlab.registry import describe_models
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+
+
+class _Pages:
+    """README.md and every docs page as one text, for the quoted blocks wherever they now sit."""
+
+    @staticmethod
+    def read_text() -> str:
+        return "\n".join(p.read_text() for p in [README, *DOCS])
+
+
+PAGES = _Pages()
 
 
 def test_readme_opens_with_the_two_commands() -> None:
@@ -18,7 +32,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 def test_readme_model_table_is_current() -> None:
-    text = README.read_text()
+    text = PAGES.read_text()
     match = re.search(r"<!-- models:start -->\n(.*?)\n<!-- models:end -->", text, re.S)
     assert match, "README.md lacks the <!-- models:start --> ... <!-- models:end --> block"
     expected = markdown_table(describe_models())
@@ -35,7 +49,7 @@ def test_readme_narrow_table_is_current() -> None:
 
     from depthlab.cli import main
 
-    text = " ".join(README.read_text().split())
+    text = " ".join(PAGES.read_text().split())
     match = re.search(r"<!-- narrow:start --> (.*?) <!-- narrow:end -->", text)
     assert match, "README.md lacks the <!-- narrow:start --> ... <!-- narrow:end --> block"
     command = (
@@ -64,7 +78,7 @@ def test_readme_states_the_measured_resnet50_table1_macs() -> None:
     with torch.device("meta"):
         model = depthlab.create_model("resnet50", stride_on="1x1")
     gmacs = summarize(model, (3, 224, 224)).macs / 1e9
-    text = " ".join(README.read_text().split())
+    text = " ".join(PAGES.read_text().split())
     assert f"ResNet-50 measures {gmacs:.2f} G against the published 3.8" in text
 
 
@@ -80,7 +94,7 @@ def test_readme_quotes_the_committed_study_results_verbatim() -> None:
 
     from depthlab.report.readme import results_markdown
 
-    blocks = {m["name"]: m["body"] for m in RESULT_BLOCK.finditer(README.read_text())}
+    blocks = {m["name"]: m["body"] for m in RESULT_BLOCK.finditer(PAGES.read_text())}
     assert "degradation-quick" in blocks, "README.md lacks the <!-- results:degradation-quick:start --> block"
     for name, body in blocks.items():
         path = ROOT / "results" / name / "results.json"
@@ -97,13 +111,16 @@ def test_readme_timings_and_figures_come_from_committed_artifacts() -> None:
     exists in the repository."""
     import json
 
-    text = " ".join(README.read_text().split())
+    text = " ".join(PAGES.read_text().split())
     for timing in sorted(ROOT.glob("results/*/timing.json")):
         seconds = json.loads(timing.read_text())["wall_seconds"]
         quoted = f"{timing.parent.name} took {seconds} s ({seconds / 60:.1f} min)"
         assert quoted in text, f"README must quote {timing.relative_to(ROOT)} as '{quoted}'"
-    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text()):
-        assert (ROOT / image).is_file(), f"README shows {image}, which is not in the repository"
+    for page in [README, *DOCS]:
+        for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
+            assert (page.parent / image).is_file(), (
+                f"{page.name} shows {image}, which is not in the repository"
+            )
 
 
 def test_readme_speed_claims_are_the_committed_benchmark_results() -> None:
@@ -111,7 +128,7 @@ def test_readme_speed_claims_are_the_committed_benchmark_results() -> None:
     import importlib.util
     import json
 
-    text = README.read_text()
+    text = PAGES.read_text()
     spec = importlib.util.spec_from_file_location(
         "train_throughput", ROOT / "benchmarks" / "train_throughput.py"
     )
@@ -136,7 +153,7 @@ def test_readme_speed_claims_are_the_committed_benchmark_results() -> None:
 def test_readme_compare_table_is_current() -> None:
     from depthlab.cli.analysis import CLASSIC_MODELS, build_summary, compare_markdown
 
-    match = re.search(r"<!-- compare:start -->\n(.*?)\n<!-- compare:end -->", README.read_text(), re.S)
+    match = re.search(r"<!-- compare:start -->\n(.*?)\n<!-- compare:end -->", PAGES.read_text(), re.S)
     assert match, "README.md lacks the <!-- compare:start --> block"
     expected = compare_markdown([(name, build_summary(name, None)) for name in CLASSIC_MODELS])
     assert match.group(1).strip() == expected, "regenerate it with `depthlab compare --markdown`"
@@ -156,7 +173,7 @@ def test_every_committed_result_has_a_replication_that_the_readme_quotes() -> No
 
     from depthlab.report.readme import replication_markdown
 
-    blocks = {m["name"]: m["body"] for m in REPLICATION_BLOCK.finditer(README.read_text())}
+    blocks = {m["name"]: m["body"] for m in REPLICATION_BLOCK.finditer(PAGES.read_text())}
     originals = [
         p.parent
         for p in sorted(ROOT.glob("results/*/results.json"))
@@ -195,7 +212,7 @@ def test_readme_degradation_preset_table_matches_the_presets() -> None:
     from depthlab.studies.degradation.presets import PRESETS
 
     rows = {
-        line.split("|")[1].strip(): line for line in README.read_text().splitlines() if line.startswith("| ")
+        line.split("|")[1].strip(): line for line in PAGES.read_text().splitlines() if line.startswith("| ")
     }
     for name in ("quick", "standard"):
         preset = PRESETS[name]
@@ -218,7 +235,7 @@ def test_readme_quotes_the_committed_workers_benchmark() -> None:
     record = json.loads((ROOT / "benchmarks" / "results" / "study_workers.json").read_text())
     assert all(n == 1 for n in record["times_trained"].values()) and record["times_trained"]
     assert record["weights_identical"] and record["results_equal"]
-    text = " ".join(README.read_text().split())
+    text = " ".join(PAGES.read_text().split())
     quoted = (
         f"one worker took {record['one_worker_seconds']} s and {record['workers']} workers "
         f"{record['workers_seconds']} s ({record['speedup']}×)"
@@ -232,7 +249,7 @@ def test_readme_quotes_the_committed_thread_split_benchmark() -> None:
     import json
 
     record = json.loads((ROOT / "benchmarks" / "results" / "thread_split.json").read_text())
-    text = " ".join(README.read_text().split())
+    text = " ".join(PAGES.read_text().split())
     for row in record["results"]:
         assert row["ratio"] == round(row["split_images_per_s"] / row["together_images_per_s"], 2)
         quoted = (
@@ -244,21 +261,34 @@ def test_readme_quotes_the_committed_thread_split_benchmark() -> None:
     assert narrow and all(r["ratio"] > 1 for r in narrow), "the README's reason for split workers must hold"
 
 
-def test_the_3_seed_record_pools_into_the_6_seed_demo() -> None:
-    """Single-threaded runs do not depend on how the grid was split: the 3-seed demo (seeds 0-2) and its
-    replication (3-5), run as separate invocations, pool into exactly the committed 6-seed demo, all but the
-    runs' wall times."""
+def test_readme_first_screen_is_short() -> None:
+    """What a learner sees before the Contents — what depthlab is, the two commands, the demo's answers and
+    one figure — fits in 120 lines (issue 24)."""
+    text = README.read_text()
+    assert text.index("## Contents") > 0
+    assert len(text[: text.index("## Contents")].splitlines()) <= 120
+
+
+def test_readme_quotes_the_demos_answers_and_its_replication_headline() -> None:
     import json
 
-    pooled = json.loads(
-        (ROOT / "results/degradation-quick-3seeds-replication/pooled/results.json").read_text()
+    from depthlab.report.readme import answers_markdown, replication_headline
+
+    text = README.read_text()
+    answers = re.search(
+        r"<!-- answers:degradation-quick:start -->\n(.*?)<!-- answers:degradation-quick:end -->", text, re.S
     )
-    demo = json.loads((ROOT / "results/degradation-quick/results.json").read_text())
-    assert pooled["seed_list"] == demo["seed_list"] == [0, 1, 2, 3, 4, 5]
-
-    def strip(record: dict) -> dict:
-        runs = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in record["runs"]]
-        return {**record, "runs": runs}
-
-    assert strip(pooled) == strip(demo)
-    assert [r["wall_seconds"] for r in pooled["runs"]] != [r["wall_seconds"] for r in demo["runs"]]
+    assert answers, "README.md lacks the <!-- answers:degradation-quick:start --> block"
+    results = json.loads((ROOT / "results" / "degradation-quick" / "results.json").read_text())
+    assert answers.group(1).strip() == answers_markdown(results), (
+        "the README's answers differ from results/degradation-quick/results.json: regenerate them with "
+        "`depthlab report results/degradation-quick --markdown --answers`"
+    )
+    headline = re.search(
+        r"<!-- headline:degradation-quick:start -->\n(.*?)<!-- headline:degradation-quick:end -->", text, re.S
+    )
+    assert headline, "README.md lacks the <!-- headline:degradation-quick:start --> block"
+    record = json.loads((ROOT / "results" / "degradation-quick-replication" / "replication.json").read_text())
+    assert headline.group(1).strip() == replication_headline(record)
+    # The headline follows `replicated` (issue 23): it says "replicated" only when the record does.
+    assert ("**replicated**" in headline.group(1)) == bool(record["replicated"])

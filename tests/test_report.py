@@ -68,7 +68,7 @@ def test_report_from_the_study(tmp_path: Path) -> None:
         assert str(escape(finding.text)) in html
     for title in ("Shattered gradients", "One gradient measure for every condition", "ResNet paper Fig. 6"):
         assert title in html
-    assert "depthlab experiment degradation --preset quick --seeds 1 --set " in html
+    assert "depthlab study degradation --preset quick --seeds 1 --set " in html
     assert f"depthlab report {root}" in html
 
 

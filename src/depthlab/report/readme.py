@@ -13,10 +13,21 @@ from typing import Any
 from depthlab.present.format import pct
 from depthlab.report.answers import group_findings
 
-__all__ = ["results_markdown", "replication_markdown"]
+__all__ = ["answers_markdown", "results_markdown", "replication_headline", "replication_markdown"]
 
 _SPLITS = (("train_eval", "train error (eval mode, fitted images)"), ("train", "running train error"),
            ("test", "test error"))  # fmt: skip
+
+
+def answers_markdown(results: Mapping[str, Any]) -> str:
+    """The answers table of one ``results.json`` (question, verdict, key numbers, the paper's claim): what the
+    README's first screen quotes; the whole block is :func:`results_markdown`."""
+    lines = ["| question | verdict | key numbers (95% CI) | the paper |", "|---|---|---|---|"]
+    lines += [
+        f"| {_cell(a['question'])} | **{a['verdict']}** | {_cell(a['numbers'])} | {_cell(a['paper'])} |"
+        for a in results.get("answers", [])
+    ]
+    return "\n".join(lines)
 
 
 def results_markdown(results: Mapping[str, Any]) -> str:
@@ -43,14 +54,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         ]
     answers = results.get("answers", [])
     evidence = results.get("evidence") or [{"text": s, "question": ""} for s in results.get("findings", [])]
-    head: list[str] = []
-    if answers:
-        head = ["| question | verdict | key numbers (95% CI) | the paper |", "|---|---|---|---|"]
-        head += [
-            f"| {_cell(a['question'])} | **{a['verdict']}** | {_cell(a['numbers'])} | {_cell(a['paper'])} |"
-            for a in answers
-        ]
-        head.append("")
+    head = [answers_markdown(results), ""] if answers else []
     body = []
     for question, findings in group_findings(answers, evidence):
         body += ["", f"**{question}**", ""] if answers else [""]
@@ -61,6 +65,11 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 def _cell(text: str) -> str:
     """Text inside a Markdown table cell: a literal ``|`` would end the cell."""
     return str(text).replace("|", "\\|")
+
+
+def replication_headline(record: Mapping[str, Any]) -> str:
+    """The first line of :func:`replication_markdown`: the seeds, and whether the study replicated."""
+    return replication_markdown(record).split("\n", 1)[0]
 
 
 def replication_markdown(record: Mapping[str, Any]) -> str:
