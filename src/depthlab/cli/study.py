@@ -15,19 +15,20 @@ from depthlab.analysis.gradients import gradflow_json, gradient_flow
 from depthlab.cli.train import add_tensorboard_option, tensorboard_wanted
 from depthlab.data import load_data, make_loader
 from depthlab.errors import UsageError
+from depthlab.i18n import LANGUAGES, _, language, resolve_language
 from depthlab.io import read_json, write_json
 from depthlab.present.plots import png_bytes
 from depthlab.report import build_report
 from depthlab.report.answers import group_findings
 from depthlab.report.figures import gradflow_figure
 from depthlab.report.html import export_figures
-from depthlab.report.readme import replication_markdown, results_markdown
+from depthlab.report.readme import answers_markdown, replication_markdown, results_markdown
 from depthlab.runtime import select_device
 from depthlab.studies.declare import StudyError, apply_preset_overrides
 from depthlab.studies.plan import plan_study, study_status
 from depthlab.studies.registry import get_study, list_studies
 from depthlab.studies.replication import pool_studies, replicate
-from depthlab.studies.results import recorded_settings
+from depthlab.studies.results import read_study, recorded_settings, results_json
 from depthlab.studies.run import EXECUTORS, run_study
 from depthlab.train.tensorboard import LOG_SUBDIR, write_image
 
@@ -118,6 +119,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="--dry-run: training steps timed per model (default 3 on the CPU, 30 on a GPU, where one "
         "replayed step takes milliseconds)",
     )
+    add_lang_option(p)
     p.set_defaults(func=run_experiment)
 
     p = subparsers.add_parser(
@@ -133,6 +135,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print DIR/results.json as the README quotes it (error table + findings) instead of writing HTML",
     )
+    p.add_argument(
+        "--answers",
+        action="store_true",
+        help="with --markdown: print the answers table alone (what the README's first screen quotes)",
+    )
+    add_lang_option(p)
     p.set_defaults(func=run_report)
 
     p = subparsers.add_parser(
@@ -253,24 +261,27 @@ def run_experiment(args: argparse.Namespace) -> int:
             analyses=analyses,
         )
     except BaseException:  # this worker stopped (an error, Ctrl-C): stop the ones it started, then report
-        for process, _ in helpers:
+        for process, _w in helpers:
             process.terminate()
         raise
-    print_answers(console, result)
-    for section in study.sections(result)[:1]:
-        for t in section.tables:
-            table = Table(title=t.title)
-            for col in t.header:
-                table.add_column(col, justify="right")
-            for row in t.rows:
-                table.add_row(*row)
-            console.print(table)
-    for question, findings in grouped_findings(result):
-        console.print(f"[bold]{question}[/bold]", highlight=False)
-        for finding in findings:
-            console.print(f"  • {finding.text}", highlight=False)
-    console.print(f"wrote {out / 'results.json'}; next: depthlab report {out}")
-    return wait_workers(helpers, console)
+    with language(args.lang) as lang:  # results.json stays English; what is printed follows --lang
+        if lang != "en":
+            result = read_study(out)
+        print_answers(console, result)
+        for section in study.sections(result)[:1]:
+            for t in section.tables:
+                table = Table(title=t.title)
+                for col in t.header:
+                    table.add_column(col, justify="right")
+                for row in t.rows:
+                    table.add_row(*row)
+                console.print(table)
+        for question, findings in grouped_findings(result):
+            console.print(f"[bold]{question}[/bold]", highlight=False)
+            for finding in findings:
+                console.print(f"  • {finding.text}", highlight=False)
+        console.print(f"wrote {out / 'results.json'}; next: depthlab report {out}")
+        return wait_workers(helpers, console)
 
 
 def worker_threads(workers: int, device: str, cores: int | None = None) -> int:
@@ -326,15 +337,25 @@ def wait_workers(helpers: list[tuple[Any, Path]], console: Console) -> int:
     return 0
 
 
+def add_lang_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=None,
+        help="the reader's language for answers, figures and headings (default: from the locale, LANG…; "
+        "else en). results.json stays English",
+    )
+
+
 def print_answers(console: Console, result: Any) -> None:
     """The study's questions, each with its verdict, key numbers and the paper's claim: first, on purpose."""
     if not result.answers:
         return
-    table = Table(title="answers", show_lines=True)
-    for col in ("question", "verdict", "key numbers (95% CI)", "the paper"):
+    table = Table(title=_("answers"), show_lines=True)
+    for col in (_("question"), _("verdict"), _("key numbers (95% CI)"), _("the paper")):
         table.add_column(col, overflow="fold")
     for a in result.answers:
-        table.add_row(a.question, a.verdict, a.numbers, a.paper)
+        table.add_row(a.question, _(a.verdict), a.numbers, a.paper)
     console.print(table)
 
 
@@ -420,14 +441,20 @@ def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespa
 # --------------------------------------------------------------------------------------------- report
 def run_report(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
+    lang = resolve_language(args.lang)
     if args.markdown:
+        render = answers_markdown if args.answers else results_markdown
+        if lang != "en":  # results.json is English: read the study back in the reader's language
+            with language(lang):
+                print(render(results_json(read_study(directory))))
+            return 0
         path = directory / "results.json"
         if not path.is_file():
             raise StudyError(f"{path} does not exist: run the study (depthlab study …) first")
-        print(results_markdown(read_json(path)))
+        print(render(read_json(path)))
         return 0
     out = Path(args.out) if args.out else directory / "report.html"
-    report = build_report(directory)
+    report = build_report(directory, lang=lang)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
     if args.figures:

@@ -24,7 +24,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Curve", "Series", "plot_error_curves", "plot_responses", "plot_gradflow", "png_bytes", "pyplot"]
+# Fonts, in order of preference, that cover Japanese kana and kanji and Korean hangul (the pan-CJK Noto
+# faces each hold all three).
+CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK KR", "Noto Sans CJK SC")
+
+__all__ = [
+    "CJK_FONTS",
+    "Curve",
+    "Series",
+    "plot_error_curves",
+    "plot_responses",
+    "plot_gradflow",
+    "png_bytes",
+    "pyplot",
+]
 
 
 @functools.cache
@@ -35,7 +48,13 @@ def pyplot() -> Any:
 
     matplotlib.use("Agg")  # no display; must precede pyplot (harmless if already set)
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
 
+    # Japanese and Korean labels (--lang ja|ko): fall back to Noto Sans CJK (Debian's fonts-noto-cjk, which
+    # `make fonts` installs) for the glyphs DejaVu Sans lacks; Latin text keeps DejaVu Sans.
+    cjk = [f.name for f in font_manager.fontManager.ttflist if f.name in CJK_FONTS]
+    if cjk:
+        plt.rcParams["font.family"] = ["DejaVu Sans", *dict.fromkeys(n for n in CJK_FONTS if n in cjk)]
     return plt
 
 

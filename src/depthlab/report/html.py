@@ -14,6 +14,7 @@ MACs count multiply-accumulates of Conv2d and Linear layers for one image at the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ import jinja2
 
 from depthlab import create_model
 from depthlab.analysis import summarize
+from depthlab.i18n import _, language
 from depthlab.present.format import pct
 from depthlab.present.types import ReportFigure, Section
 from depthlab.report.answers import group_findings
 from depthlab.report.why import why_section
+from depthlab.studies.declare import Recipe
 from depthlab.studies.results import StudyResult, StudyRun, read_study, reproduce_commands
 
 __all__ = ["Report", "Figure", "ModelCost", "build_report", "model_costs", "render", "export_figures"]
@@ -97,14 +100,20 @@ def _environment(runs: Sequence[StudyRun]) -> tuple[list[tuple[str, str]], list[
     return rows, notes
 
 
-def build_report(directory: str | Path, *, reproduce_dir: str | None = None) -> Report:
-    """Render the report of the study (or directory of runs) at ``directory``.
+def build_report(
+    directory: str | Path, *, reproduce_dir: str | None = None, lang: str | None = "en"
+) -> Report:
+    """Render the report of the study (or directory of runs) at ``directory`` in ``lang`` (``en``, ``ja``,
+    ``ko``; ``None``: from the environment, :func:`depthlab.i18n.resolve_language`).
 
     ``reproduce_dir`` is the directory named in the reproduce commands (default: ``directory`` as given).
+    The study is read back in that language (its answers and figures are built from translated templates;
+    the findings' sentences stay English in this version, and the report says so).
     """
     root = Path(directory)
-    result = read_study(root)
-    return render(result, reproduce_dir or str(directory))
+    with language(lang) as code:
+        result = read_study(root)
+        return render(result, reproduce_dir or str(directory), lang=code)
 
 
 def _why_section(result: StudyResult) -> Section | None:
@@ -113,7 +122,20 @@ def _why_section(result: StudyResult) -> Section | None:
     return why_section(result)
 
 
-def render(result: StudyResult, directory: str) -> Report:
+def _setup(preset: Recipe) -> list[tuple[str, str]]:
+    """The preset's fields as (name, value) rows: the report's Setup table (every setting, none in prose)."""
+    rows = []
+    for f in dataclasses.fields(preset):
+        if f.name in ("name", "note"):
+            continue
+        value = getattr(preset, f.name)
+        if isinstance(value, tuple):
+            value = ", ".join(str(v) for v in value) or "—"
+        rows.append((f.name, "—" if value is None else str(value)))
+    return rows
+
+
+def render(result: StudyResult, directory: str, lang: str = "en") -> Report:
     runs = list(result.runs)
     sections: list[Section] = list(result.study.sections(result)) if result.study is not None else []
     why = _why_section(result)
@@ -129,6 +151,8 @@ def render(result: StudyResult, directory: str) -> Report:
         + (f", preset {preset.name}" if preset else "")
     )
     context = {
+        "lang": lang,
+        "setup": _setup(preset) if preset is not None else [],
         "title": title,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "claim": study.claim if study else "",
@@ -177,10 +201,16 @@ def render(result: StudyResult, directory: str) -> Report:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_callables(gettext=_, ngettext=_ngettext, newstyle=False)  # type: ignore[attr-defined]
     html = env.get_template("report.html").render(**context)
     titles = tuple(f.title for s in sections for f in s.figures)
     return Report(html=html, num_runs=len(runs), figures=titles, pngs=pngs)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return _(singular if n == 1 else plural)
 
 
 def export_figures(report: Report, folder: str | Path) -> list[Path]:
