@@ -172,9 +172,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "disjoint consecutive seeds, e.g. an original and its replication) into OUT, computes the "
         "study-level analyses for all the seeds and writes OUT/results.json: the findings on every seed.",
     )
-    p.add_argument(
-        "dirs", nargs="+", metavar="DIR", help="study directories written by `depthlab study`"
-    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="study directories written by `depthlab study`")
     p.add_argument("--out", required=True, metavar="OUT", help="the pooled study directory to write")
     p.set_defaults(func=run_pool)
 

@@ -220,9 +220,15 @@ class InMemoryLoader:
             return
         draws = torch.stack(
             [
-                torch.stack((perm[k * self.batch_size : (k + 1) * self.batch_size][part], *(
-                    p[part] for p in _augment_params(self.batch_size, self.augment, self.seed, epoch, k)
-                )))  # fmt: skip
+                torch.stack(
+                    (
+                        perm[k * self.batch_size : (k + 1) * self.batch_size][part],
+                        *(
+                            p[part]
+                            for p in _augment_params(self.batch_size, self.augment, self.seed, epoch, k)
+                        ),
+                    )
+                )  # fmt: skip
                 for k in steps
             ],
             dim=1,

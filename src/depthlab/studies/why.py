@@ -45,8 +45,8 @@ from depthlab.analysis.attribution import (
     GRANULARITIES,
     METHODS,
     AttributionResult,
-    display_maps,
     attribute_images,
+    display_maps,
 )
 from depthlab.analysis.evaluation import AnalysisError, PartialResults, Progress
 from depthlab.analysis.landscape import LandscapeConfig, LandscapeResult, loss_landscape
