@@ -21,7 +21,7 @@ from depthlab.studies.engine import StudyResult, StudyRun, apply_preset_override
 
 # A degradation study small enough for the default suite: 2 runs of 4 iterations on 8×8 synthetic images.
 TINY = [
-    "dataset=synthetic:channels=1,size=8,train=320,test=64,classes=4",
+    "data=synthetic:channels=1,size=8,train=320,test=64,classes=4",
     "depths=20",
     "steps=4",
     "batch_size=16",
@@ -77,13 +77,13 @@ def run_tiny(study: str, overrides: list[str], root: Path) -> tuple[Path, tuple[
 # An inception-aux study small enough for the slow suite: 3 runs (aux 0.3, aux 0, no heads) of 4 iterations on
 # 32×32 synthetic images.
 TINY_AUX = [
-    "dataset=synthetic:channels=1,size=32,train=320,test=64,classes=4",
+    "data=synthetic:channels=1,size=32,train=320,test=64,classes=4",
     "steps=4", "batch_size=8", "eval_every=2", "early_step=2", "log_every=1", "val_size=64",
     "train_subset=64", "eval_subset=16", "test_subset=32", "diag_batch=4", "seeds=1", "no_heads=true",
 ]  # fmt: skip
 # A vgg-depth study: A without BN and A with BN, 4 iterations on 16×16 synthetic images.
 TINY_VGG = [
-    "dataset=synthetic:channels=1,size=16,train=320,test=64,classes=4",
+    "data=synthetic:channels=1,size=16,train=320,test=64,classes=4",
     "plain=A", "bn=A", "steps=4", "batch_size=8", "eval_every=2", "log_every=1", "val_size=64",
     "train_subset=64", "eval_subset=16", "test_subset=32", "seeds=1",
 ]  # fmt: skip

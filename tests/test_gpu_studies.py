@@ -45,17 +45,17 @@ pytestmark = [
 # nets are small (the findings' intervals across seeds are then computed, not skipped); GoogLeNet, the
 # slowest, one seed of each of its three conditions.
 DEGRADATION = [
-    "dataset=synthetic:channels=1,size=8,train=320,test=64,classes=4", "depths=20", "width=0.25", "steps=4",
+    "data=synthetic:channels=1,size=8,train=320,test=64,classes=4", "depths=20", "width=0.25", "steps=4",
     "batch_size=16", "eval_every=2", "log_every=1", "val_size=64", "train_subset=128", "eval_subset=32",
     "diag_batch=8", "seeds=2", "shatter_points=16",
 ]  # fmt: skip
 INCEPTION_AUX = [
-    "dataset=synthetic:channels=1,size=32,train=320,test=64,classes=4", "width=0.25", "steps=4",
+    "data=synthetic:channels=1,size=32,train=320,test=64,classes=4", "width=0.25", "steps=4",
     "batch_size=8", "eval_every=2", "early_step=2", "log_every=1", "val_size=64", "train_subset=64",
     "eval_subset=16", "test_subset=32", "diag_batch=4", "seeds=1", "no_heads=true",
 ]  # fmt: skip
 VGG_DEPTH = [
-    "dataset=synthetic:channels=1,size=16,train=320,test=64,classes=4", "plain=A,A-LRN", "bn=A,B", "width=0.25",
+    "data=synthetic:channels=1,size=16,train=320,test=64,classes=4", "plain=A,A-LRN", "bn=A,B", "width=0.25",
     "steps=4", "batch_size=8", "eval_every=2", "log_every=1", "val_size=64", "train_subset=64",
     "eval_subset=16", "test_subset=32", "seeds=2",
 ]  # fmt: skip

@@ -108,7 +108,7 @@ def test_warm_layers_are_the_papers_first_four_convs_and_head() -> None:
 def test_test_subset_is_a_fixed_subset_of_the_test_split() -> None:
     from depthlab.train.setup import prepare_bundle
 
-    preset = apply_preset_overrides(PRESETS["quick"], ["dataset=synthetic:channels=1,size=16,train=64,test=64,classes=4",
+    preset = apply_preset_overrides(PRESETS["quick"], ["data=synthetic:channels=1,size=16,train=64,test=64,classes=4",
                                                        "train_subset=32", "test_subset=20", "val_size=8"])  # fmt: skip
     full = prepare_bundle(preset.train_config("vgg11", 0, test_subset=None))
     a = prepare_bundle(preset.train_config("vgg11", 0))

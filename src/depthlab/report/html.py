@@ -29,8 +29,9 @@ from depthlab.present.format import pct
 from depthlab.present.types import ReportFigure, Section
 from depthlab.report.answers import group_findings
 from depthlab.report.why import why_section
-from depthlab.studies.declare import Recipe
+from depthlab.studies.declare import TRAIN_FIELDS, Recipe
 from depthlab.studies.results import StudyResult, StudyRun, read_study, reproduce_commands
+from depthlab.train import TrainConfig
 
 __all__ = ["Report", "Figure", "ModelCost", "build_report", "model_costs", "render", "export_figures"]
 
@@ -122,16 +123,25 @@ def _why_section(result: StudyResult) -> Section | None:
     return why_section(result)
 
 
+# Training fields the Setup table always shows; the others only where they differ from TrainConfig's defaults.
+_ALWAYS = ("data", "steps", "batch_size", "optimizer", "lr", "schedule", "momentum", "weight_decay", "augment",
+           "precision")  # fmt: skip
+
+
 def _setup(preset: Recipe) -> list[tuple[str, str]]:
-    """The preset's fields as (name, value) rows: the report's Setup table (every setting, none in prose)."""
-    rows = []
-    for f in dataclasses.fields(preset):
-        if f.name in ("name", "note"):
-            continue
-        value = getattr(preset, f.name)
+    """The preset as (name, value) rows: the report's Setup table (every setting in a table, none in prose) —
+    the study's own fields, then the shared training fields that are not TrainConfig's defaults."""
+
+    def text(value: object) -> str:
         if isinstance(value, tuple):
-            value = ", ".join(str(v) for v in value) or "—"
-        rows.append((f.name, "—" if value is None else str(value)))
+            return ", ".join(str(v) for v in value) or "—"
+        return "—" if value is None else str(value)
+
+    rows = [(f.name, text(getattr(preset, f.name))) for f in dataclasses.fields(preset)
+            if f.name not in ("name", "note", "train")]  # fmt: skip
+    defaults = TrainConfig()
+    rows += [(k, text(getattr(preset.train, k))) for k in TRAIN_FIELDS
+             if k in _ALWAYS or getattr(preset.train, k) != getattr(defaults, k)]  # fmt: skip
     return rows
 
 

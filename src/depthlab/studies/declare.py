@@ -28,7 +28,7 @@ from depthlab.errors import DepthlabError
 from depthlab.present.types import Section
 from depthlab.stats import ClaimTest
 from depthlab.train import TrainConfig
-from depthlab.train.config import parse_value
+from depthlab.train.config import config_from_dict, config_to_dict, parse_value
 
 if TYPE_CHECKING:
     from depthlab.studies.results import StudyResult
@@ -40,13 +40,17 @@ __all__ = [
     "Probe",
     "ProbeContext",
     "Progress",
+    "PER_RUN",
     "Recipe",
     "RunSpec",
+    "STUDY_TRAIN",
+    "TRAIN_FIELDS",
     "Study",
     "StudyError",
     "VERDICTS",
     "apply_preset_overrides",
     "preset_from_dict",
+    "preset_keys",
     "preset_to_dict",
     "seed_list",
 ]
@@ -59,20 +63,36 @@ class StudyError(DepthlabError, ValueError):
 
 
 # ------------------------------------------------------------------------------------------------ recipe
+# The training settings a study's runs share unless its preset changes them (the studies' own base, not
+# TrainConfig's defaults, which are the single-run recipe of `depthlab train`): plain SGD with momentum and
+# decay on every parameter, a one-cycle lr of 0.1, no augmentation or label smoothing, evaluations every 100
+# iterations that include the eval-mode training error, the test split only at the end.
+STUDY_TRAIN = TrainConfig(
+    epochs=None, steps=400, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False,
+    weight_decay=1e-4, decay_norm_and_bias=True, schedule="onecycle", label_smoothing=0.0, augment=False,
+    eval_every=100, eval_train=True, test_at_end=True, log_every=20, eval_batch_size=500,
+)  # fmt: skip
+# TrainConfig fields that each run of the grid sets itself, never a preset.
+PER_RUN = ("model", "model_kwargs", "seed", "device", "data_dir", "epochs", "checkpoint_every", "init_from",
+           "init_from_layers")  # fmt: skip
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in PER_RUN)
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """The training recipe every run of a study shares. Iterations are optimizer steps of ``batch_size``.
+    """A study's preset: the :class:`~depthlab.train.TrainConfig` every run shares (``train``; each run sets
+    its model, seed, device and data directory) plus the study's own fields. Iterations are optimizer steps
+    of ``train.batch_size``. The training fields read through the preset (``preset.steps`` is
+    ``preset.train.steps``), and :meth:`replace` changes either kind by name, so a preset is written as the
+    changes it makes to another: ``BASE.replace(name="quick", steps=240, seeds=6)``.
 
-    ``train_subset``: train on a fixed random subset of that many training images (None: all).
-    ``test_subset``: evaluate a fixed random subset of that many test images (None: all).
-    ``eval_subset``: intermediate evaluations use the first N images of each split; the last evaluates all.
-    ``eval_train``: also evaluate the training (sub)set in eval mode — the training error of Fig. 6.
-    ``test_at_end``: evaluate the test split only at the end (held-out curves come from validation).
     ``full``: train on every training image (no validation split; the test split is then evaluated at
-    every evaluation, as for the ResNet paper's Table 6).
+    every evaluation, as for the ResNet paper's Table 6). ``seeds``: how many seeds (their count; a grid
+    gets the seeds themselves). ``diag_batch``: held-out images of the probes. ``note``: why the preset
+    exists, in at most two sentences (its history is in the study's notes, ``results/<study>/NOTES.md``).
 
     The bounds the answers are judged by, fixed before any data were seen (issue 23; a change after results
-    were seen is recorded in the study's ``results/<study>/NOTES.md``):
+    were seen is recorded in the study's notes):
 
     * ``plateau_bound`` — a net is *flat* at the end of training when its running training error changed by
       less than this (a fraction: 0.005 is half a point) between the last 10% of iterations and the 10%
@@ -84,32 +104,10 @@ class Recipe:
     """
 
     name: str = "custom"
-    dataset: str = "fashion-mnist"
-    steps: int = 400
-    batch_size: int = 128
-    lr: float = 0.1
-    schedule: str = "onecycle"
-    milestones: tuple[float, ...] = ()
-    warmup: int | None = None
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    augment: bool = False
-    val_size: int | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
-    eval_every: int = 100
-    eval_subset: int | None = None
-    eval_train: bool = True
-    test_at_end: bool = True
+    train: TrainConfig = STUDY_TRAIN
     full: bool = False
-    normalize: str = "channel"
-    image_size: int | None = None
-    label_smoothing: float = 0.0
-    log_every: int = 20
     seeds: int = 2
     diag_batch: int = 128
-    eval_batch_size: int = 500
     plateau_bound: float = 0.005
     margin: float = 0.10
     note: str = ""
@@ -119,37 +117,50 @@ class Recipe:
     # trained applies to it, and changing one never makes a directory "hold different settings".
     JUDGING: ClassVar[tuple[str, ...]] = ("plateau_bound", "margin", "note")
 
+    def __getattr__(self, name: str) -> Any:
+        # Called only for names the preset lacks: the shared training fields read through it.
+        if name in TRAIN_FIELDS:
+            return getattr(object.__getattribute__(self, "train"), name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     def __post_init__(self) -> None:
-        for key in (
-            "steps",
-            "batch_size",
-            "eval_every",
-            "log_every",
-            "seeds",
-            "diag_batch",
-            "eval_batch_size",
-        ):
+        if not isinstance(self.train, TrainConfig):
+            raise StudyError(f"train must be a TrainConfig, got {type(self.train).__name__}")
+        if self.train.steps is None or self.train.epochs is not None:
+            raise StudyError("a study's runs are counted in iterations: set steps, not epochs")
+        for key in ("seeds", "diag_batch"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise StudyError(f"{key} must be a positive integer, got {value!r}")
-        if not math.isfinite(self.lr) or self.lr <= 0:
-            raise StudyError(f"lr must be a positive number, got {self.lr!r}")
         for key in ("plateau_bound", "margin"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value < 1:
                 raise StudyError(f"{key} must be a fraction between 0 and 1, got {value!r}")
 
+    def replace(self, **changes: Any) -> Recipe:
+        """This preset with ``changes``: each a field of the preset or of its shared training config."""
+        own = {f.name for f in dataclasses.fields(self)}
+        mine = {k: v for k, v in changes.items() if k in own}
+        train = {k: v for k, v in changes.items() if k not in own}
+        unknown = [k for k in train if k not in TRAIN_FIELDS]
+        if unknown:
+            raise StudyError(
+                f"unknown preset key {unknown[0]!r}; known keys: {', '.join(preset_keys(type(self)))}"
+            )
+        if train:
+            mine["train"] = dataclasses.replace(mine.get("train", self.train), **train)
+        return dataclasses.replace(self, **mine)
+
     def describe(self) -> str:
-        aug = "crop + flip" if self.augment else "no augmentation"
-        sched = self.schedule + (
-            f" ÷10 at {', '.join(f'{m:g}' for m in self.milestones)}" if self.milestones else ""
-        )
-        data = f"{self.dataset}" + (
-            f" (a fixed {self.train_subset:,}-image training subset)" if self.train_subset else ""
+        t = self.train
+        aug = "crop + flip" if t.augment else "no augmentation"
+        sched = t.schedule + (f" ÷10 at {', '.join(f'{m:g}' for m in t.milestones)}" if t.milestones else "")
+        data = f"{t.data}" + (
+            f" (a fixed {t.train_subset:,}-image training subset)" if t.train_subset else ""
         )
         return (
-            f"{data}, {self.steps} iterations of batch {self.batch_size}, lr {self.lr:g} ({sched}), momentum "
-            f"{self.momentum:g}, weight decay {self.weight_decay:g}, {aug}, {self.seeds} seed(s)"
+            f"{data}, {t.steps} iterations of batch {t.batch_size}, lr {t.lr:g} ({sched}), momentum "
+            f"{t.momentum:g}, weight decay {t.weight_decay:g}, {aug}, {self.seeds} seed(s)"
         )
 
     def train_config(
@@ -161,80 +172,84 @@ class Recipe:
         device: str = "auto",
         data_dir: str | None = None,
         **changes: Any,
-    ) -> Any:
-        """The :class:`depthlab.train.TrainConfig` of one run; ``changes`` override single fields."""
+    ) -> TrainConfig:
+        """The :class:`depthlab.train.TrainConfig` of one run: the shared ``train`` with the run's model,
+        seed, device and data directory; ``changes`` override single fields. A checkpoint is written at every
+        evaluation; ``full`` drops the validation split and evaluates the test split throughout."""
+        t = self.train
+        return dataclasses.replace(
+            t, model=model, model_kwargs=dict(model_kwargs or {}), seed=seed, device=device, data_dir=data_dir,
+            val_size=0 if self.full else t.val_size, test_at_end=t.test_at_end and not self.full,
+            checkpoint_every=t.eval_every, **changes,
+        )  # fmt: skip
 
-        values: dict[str, Any] = dict(
-            model=model,
-            model_kwargs=dict(model_kwargs or {}),
-            data=self.dataset,
-            data_dir=data_dir,
-            image_size=self.image_size,
-            val_size=0 if self.full else self.val_size,
-            train_subset=self.train_subset,
-            test_subset=self.test_subset,
-            epochs=None,
-            steps=self.steps,
-            batch_size=self.batch_size,
-            optimizer="sgd",
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
-            weight_decay=self.weight_decay,
-            decay_norm_and_bias=True,
-            schedule=self.schedule,
-            milestones=self.milestones,
-            warmup=self.warmup,
-            label_smoothing=self.label_smoothing,
-            augment=self.augment,
-            eval_every=self.eval_every,
-            eval_subset=self.eval_subset,
-            eval_train=self.eval_train,
-            test_at_end=self.test_at_end and not self.full,
-            normalize=self.normalize,
-            log_every=self.log_every,
-            eval_batch_size=self.eval_batch_size,
-            checkpoint_every=self.eval_every,
-            seed=seed,
-            device=device,
-        )
-        values.update(changes)
-        return TrainConfig(**values)
+
+def preset_keys(cls: type[Recipe]) -> list[str]:
+    """The keys ``--set`` takes for a preset of ``cls``: its own fields (not ``name``/``train``) and the
+    shared training fields."""
+    own = [f.name for f in dataclasses.fields(cls) if f.name not in ("name", "train")]
+    return [*own, *(k for k in TRAIN_FIELDS if k not in own)]
 
 
 def apply_preset_overrides(preset: Recipe, overrides: Iterable[str]) -> Recipe:
-    """``preset`` with each ``key=value`` applied (typed by the field; unknown keys rejected)."""
-    hints = typing.get_type_hints(type(preset))
+    """``preset`` with each ``key=value`` applied (typed by its field, of the preset or of its training
+    config; unknown keys rejected, naming the known ones)."""
+    own = typing.get_type_hints(type(preset))
+    train_hints = typing.get_type_hints(TrainConfig)
     changes: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not sep or not key:
             raise StudyError(f"override {item!r} is not KEY=VALUE")
-        if key not in hints or key == "name":
-            known = ", ".join(k for k in hints if k != "name")
-            raise StudyError(f"unknown preset key {key!r}; known keys: {known}")
-        changes[key] = parse_value(key, raw, hints[key])
+        hint = own.get(key) if key not in ("name", "train", "JUDGING") else None
+        if hint is None and key in TRAIN_FIELDS:
+            hint = train_hints[key]
+        if hint is None:
+            raise StudyError(
+                f"unknown preset key {key!r}; known keys: {', '.join(preset_keys(type(preset)))}"
+            )
+        changes[key] = parse_value(key, raw, hint)
     try:
-        return dataclasses.replace(preset, **changes)
+        return preset.replace(**changes)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, DepthlabError):
-            raise
+            raise StudyError(f"invalid preset override: {exc}") from None
         raise StudyError(f"invalid preset override: {exc}") from None
 
 
 def preset_to_dict(preset: Recipe) -> dict[str, Any]:
-    out = dataclasses.asdict(preset)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    """The preset as study.json records it: its own fields, and ``train`` as config.json writes one."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(preset):
+        value = getattr(preset, f.name)
+        out[f.name] = (
+            config_to_dict(value) if f.name == "train" else list(value) if isinstance(value, tuple) else value
+        )
+    return out
 
 
 def preset_from_dict(cls: type[Recipe], values: Mapping[str, Any]) -> Recipe:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
+    """A preset from study.json values. A preset written before issue 24 is flat (its training fields beside
+    its own, the dataset under ``dataset``): those fields apply to :data:`STUDY_TRAIN`, which holds what the
+    studies' runs used then. A key this depthlab no longer knows is dropped."""
+    own = {f.name for f in dataclasses.fields(cls)}
+    recorded = values.get("train")
+    train = dict(recorded) if isinstance(recorded, Mapping) else {}
+    base = config_to_dict(STUDY_TRAIN) if not isinstance(recorded, Mapping) else {}
+    kwargs: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in hints:
-            continue  # a field an older depthlab wrote and this one dropped
-        kwargs[key] = tuple(value) if isinstance(value, list) else value
+        if key == "train":
+            continue
+        if key == "dataset":  # the old name of the dataset field
+            train["data"] = value
+        elif key in own:
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+        elif key in TRAIN_FIELDS:
+            train[key] = value
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    merged = {k: v for k, v in {**base, **train}.items() if k in known}
+    kwargs["train"] = config_from_dict(merged)
     return cls(**kwargs)
 
 

@@ -219,7 +219,7 @@ class StudyResult:
     @property
     def dataset(self) -> str:
         if self.preset is not None:
-            return self.preset.dataset
+            return self.preset.data
         return str(self.runs[0].config.get("data", "?")) if self.runs else "?"
 
     def analysis(self, name: str) -> Any:

@@ -11,8 +11,9 @@ directories every time (nothing else is stored).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from depthlab.io import read_json, write_json
 from depthlab.registry import list_models
@@ -65,9 +66,8 @@ def _check_study_file(
         # What judges the runs (the note, the bounds: Recipe.JUDGING) is not a setting of the runs, so changing
         # it keeps old directories valid; they are read with the code's values (results.judged_by_code).
         judging = type(preset).JUDGING
-        diff = sorted(
-            k for k in record["preset"] if k not in judging and stored.get(k) != record["preset"][k]
-        )
+        mine, theirs = _flat(record["preset"]), _flat(stored)
+        diff = sorted(k for k in mine if k not in judging and theirs.get(k) != mine[k])
         if int(old.get("seed_offset", 0)) != seed_offset:
             diff.append("seed_offset")
         if diff:
@@ -77,6 +77,14 @@ def _check_study_file(
             )
     if write:
         write_json(path, record)
+
+
+def _flat(preset: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's study.json values with its shared training fields beside its own, so a difference is
+    named by its field (``steps``), not by ``train``."""
+    out = {k: v for k, v in preset.items() if k != "train"}
+    out.update(preset.get("train") or {})
+    return out
 
 
 def run_study(

@@ -53,7 +53,7 @@ def diagnostics_batch(preset: Recipe, bundle: Any, device: Any) -> tuple[Any, An
 
     held = bundle.val if bundle.val is not None else bundle.test
     if held is None:
-        raise StudyError(f"{preset.dataset} has neither a validation nor a test split for the diagnostics")
+        raise StudyError(f"{preset.data} has neither a validation nor a test split for the diagnostics")
     loader = make_loader(bundle, held, batch_size=min(preset.diag_batch, len(held)), device=device)
     return next(iter(loader.epoch()))
 

@@ -7,7 +7,6 @@ Iterations are optimizer steps of ``batch_size`` images. Every preset runs at le
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from depthlab.errors import DepthlabError
@@ -15,7 +14,7 @@ from depthlab.layers import check_width, scale_channels
 from depthlab.models.resnet import CIFAR_WIDTHS
 from depthlab.studies.declare import Recipe, StudyError
 
-__all__ = ["FAMILIES", "DegradationPreset", "BASE", "PRESETS", "QUICK_NOTE"]
+__all__ = ["FAMILIES", "DegradationPreset", "BASE", "PRESETS"]
 
 FAMILIES = ("plain", "resnet")  # plain twin first: plainN and resnetN share every layer but the shortcuts
 
@@ -74,9 +73,9 @@ class DegradationPreset(Recipe):
 
 # The quick recipe: every run fits one fixed 2,000-image subset of Fashion-MNIST's training split for 240
 # iterations of batch 128 (15 passes), with a one-cycle schedule whose learning rate ends near 0.
-BASE = DegradationPreset(
+BASE = DegradationPreset().replace(
     name="base",
-    dataset="fashion-mnist",
+    data="fashion-mnist",
     depths=(20, 56),
     steps=240,
     batch_size=128,
@@ -95,66 +94,28 @@ BASE = DegradationPreset(
     diag_batch=128,
 )
 
-QUICK_NOTE = (
-    "sized for a 2-core CPU. The nets are the paper's CIFAR ResNets and plain twins (depths, blocks, option-A "
-    "shortcuts, BN) at width 0.5: stages 8/16/32 channels wide instead of 16/32/64, a quarter of the MACs "
-    "(`--set width=1` trains the paper's widths; the standard preset does). The question is depth, and width "
-    "is the same on both sides of every comparison. `make demo` trains the grid with one worker process per "
-    "core, one torch thread each: at this width that trains more images per second on a 2-core CPU than one "
-    "process with two threads (benchmarks/thread_split.py measures both), and a run's bits depend on its "
-    "thread count, so every run is single-threaded however many workers share the grid. Every run fits the same fixed 2,000-image subset of the Fashion-MNIST training "
-    "split for 240 iterations of batch 128 (15 passes, one-cycle schedule ending near lr 0), so the final "
-    "training error is measured over the images the net fits (eval mode), not the online error of images it "
-    "has not seen. Six seeds, not three: at this width plain-56's seeds spread widely (some fit the subset, "
-    "some stall), and with three seeds the study met the 15-minute budget here but its headline comparisons "
-    "(plain-56 vs plain-20, ResNet-56 vs plain-56 on training error) did not resolve again on three fresh "
-    "seeds; six seeds at width 0.5 take less time here than three at the paper's width. Cut because they serve no finding: the held-out curve is evaluated every 40 "
-    "iterations instead of 20 (6 points; the probes during training follow it, 5 before the last step), and "
-    "the validation split holds 1,000 images instead of 5,000 (no finding reads the final validation error; "
-    "the diagnostics batch is its first 128 images). Fewer passes were tried at width 1 and rejected: at 160 "
-    "iterations (10 passes) the ResNets ended near 10% training error instead of 1-3% and plain-56's seeds "
-    "spread from 29% to 62%, another regime. Kept: the recipe, the subset, the full 10,000-image test set "
-    "(the test-error question), the probes and the shattered-gradient lines. The running training error is "
-    "logged every 8 iterations so that the last 10% of iterations (217-240) is a whole window for the "
-    "plateau check"
-)
-
-GPU_NOTE = (
-    "for one GPU: the paper's four depths 20/32/44/56, plain and ResNet at the paper's widths (16/32/64), 6 "
-    "seeds, on the whole Fashion-MNIST training split less a 5,000-image validation split (55,000 images), with "
-    "the paper's recipe (§4.2: batch 128, lr 0.1 ÷10 at 50% and 75% of the run, momentum 0.9, weight decay "
-    "1e-4, per-pixel mean subtraction, 4-pixel pad + random crop + flip) for 600 iterations (1.4 passes): sized "
-    "so that it and its replication on fresh seeds train in the few minutes of GPU time a session had "
-    "(`--dry-run --device cuda` measured 36 ms per iteration of all eight nets on one H200). Intermediate "
-    "evaluations every 60 iterations use the first 5,000 images of each split; the last one every image"
-)
-
+# Each preset's history (trials rejected, budgets measured) is in results/degradation-quick/NOTES.md.
 PRESETS: dict[str, DegradationPreset] = {
     p.name: p
     for p in (
-        dataclasses.replace(BASE, name="quick", width=0.5, seeds=6, note=QUICK_NOTE),
-        dataclasses.replace(
-            BASE,
+        BASE.replace(
+            name="quick",
+            width=0.5,
+            seeds=6,
+            note="sized for a 2-core CPU: the paper's nets at width 0.5 fit a fixed 2,000-image subset for 240 "
+            "iterations, one single-thread worker per core; six seeds, because plain-56's seeds spread widely at "
+            "this width",
+        ),
+        BASE.replace(
             name="standard",
-            depths=(20, 56),
             steps=300,
             train_subset=5000,
             eval_every=50,
             log_every=10,
-            note="the paper's other half at a larger scale than quick: plain and ResNet at depths 20 and 56, 3 "
-            "seeds, on a fixed 5,000-image subset of the Fashion-MNIST training split (2.5 times quick's): 300 "
-            "iterations of batch 128 (7.7 passes, one-cycle schedule ending near lr 0), the full 10,000-image "
-            "test set. Its question: does ResNet-56 end below ResNet-20 on test error (Welch CI over seeds, "
-            "McNemar over seed-matched images)? Only the two depths that question compares: the paper's four "
-            "(20/32/44/56) at 200 iterations were estimated by --dry-run at over an hour of training steps "
-            "alone on the 2-core CPU (fp32, no native bf16) this was sized on, beyond the one-hour budget, and "
-            "fewer iterations would leave ResNet-56 further from converged. `depthlab study degradation "
-            "--preset standard --dry-run` prints the estimate for the machine at hand (--set depths=20,32,44,56 "
-            "restores the four); a study resumes, so it may be run in parts. The last 10% of iterations "
-            "(271-300) is 3 logging points, as in quick",
+            note="the test-error question at a larger CPU budget than quick: depths 20 and 56 at the paper's "
+            "widths on a fixed 5,000-image subset for 300 iterations",
         ),
-        dataclasses.replace(
-            BASE,
+        BASE.replace(
             name="gpu",
             depths=(20, 32, 44, 56),
             width=1.0,
@@ -169,12 +130,13 @@ PRESETS: dict[str, DegradationPreset] = {
             eval_subset=5000,
             eval_batch_size=2000,
             log_every=10,
-            note=GPU_NOTE,
+            note="for one GPU: the paper's four depths at its widths and recipe on the whole Fashion-MNIST "
+            "training split, 6 seeds, 600 iterations — sized so that it and its replication fit the few minutes "
+            "of GPU time a session had",
         ),
-        dataclasses.replace(
-            BASE,
+        BASE.replace(
             name="paper",
-            dataset="cifar10",
+            data="cifar10",
             depths=(20, 32, 44, 56, 110),
             steps=64000,
             schedule="step",
@@ -189,15 +151,9 @@ PRESETS: dict[str, DegradationPreset] = {
             log_every=100,
             diag_batch=256,
             warmup_lr=0.01,
-            note="He et al. 2015 §4.2 (for a GPU): 45k/5k split (--set full=true trains on all 50k, as for "
-            "Table 6), batch 128, lr 0.1 ÷10 at 32k and 48k, 64k iterations, weight decay 1e-4, momentum "
-            "0.9, option-A shortcuts, per-pixel mean subtraction, 4-pixel pad (with the mean, after "
-            "normalising) + random crop + flip; ResNet-110 and plain-110 warm up at lr 0.01 for 400 "
-            "iterations (the paper: until training error < 80%, about 400). Remaining deviations: the "
-            "paper ran one seed (five for ResNet-110) where this runs three; it reports the running training "
-            "error, here the eval-mode error over the training set is the headline and the running error is "
-            "plotted beside it; weight decay also applies to BN parameters and biases (as in the paper's "
-            "Torch code); the lr warm-up is a fixed 400 iterations rather than 'until 80%'",
+            note="He et al. 2015 §4.2 on CIFAR-10 for a GPU (45k/5k split, 64k iterations, lr 0.1 ÷10 at 32k and "
+            "48k, ResNet-110 warmed up at 0.01); deviations: three seeds, the eval-mode training error as the "
+            "headline, weight decay on BN parameters too, a fixed 400-iteration warm-up",
         ),
     )
 }

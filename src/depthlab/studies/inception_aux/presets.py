@@ -10,7 +10,6 @@ refuses inputs other than 223–270 px), ``adaptive`` is torchvision's.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -78,9 +77,9 @@ class InceptionAuxPreset(Recipe):
 # the Inception Architecture; the 2015 GoogLeNet has none and did not leave chance level in the 100
 # iterations of an earlier CPU preset); eval-mode training error on the whole fixed training subset at every
 # evaluation (the final training error and its curve); test error at the end only.
-BASE = InceptionAuxPreset(
+BASE = InceptionAuxPreset().replace(
     name="base",
-    dataset="fashion-mnist",
+    data="fashion-mnist",
     norm="batch",
     schedule="cosine",
     momentum=0.9,
@@ -91,17 +90,8 @@ BASE = InceptionAuxPreset(
     seeds=3,
 )
 
-QUICK_NOTE = (
-    "sized for a 2-core CPU: GoogLeNet at width 0.25 (every channel count ÷ 4, rounded to a multiple of 8; "
-    "674k parameters with the aux heads) on Fashion-MNIST resized to 32×32 (the paper variant's smallest "
-    "input; the 4a/4d maps are 2×2, so the aux head pools adaptively to 4×4 instead of the paper's 5×5/3 "
-    "window), a fixed 2,000-image training subset fitted over 19 passes (600 iterations of batch 64) to the "
-    "end of a cosine schedule, early training compared over the first 10% of iterations, held-out curves on 2,000 validation images, test error on all 10,000 test images. Only weight 0.3 vs "
-    "weight 0: both build the same network from the same seed (weight 0's heads run but get no gradient), "
-    "so they differ in the aux losses alone; --set no_heads=true adds the net without heads"
-)
-QUICK = dataclasses.replace(
-    BASE,
+# Each preset's history is in results/inception-aux-quick/NOTES.md.
+QUICK = BASE.replace(
     name="quick",
     image_size=32,
     width=0.25,
@@ -116,11 +106,12 @@ QUICK = dataclasses.replace(
     log_every=10,
     diag_batch=128,
     early_step=60,
-    note=QUICK_NOTE,
+    note="sized for a 2-core CPU: GoogLeNet at width 0.25 on Fashion-MNIST at 32×32 fits a fixed 2,000-image "
+    "subset for 600 iterations; only aux weight 0.3 against 0, which build the same network from the same seed "
+    "and so differ in the aux losses alone",
 )
 
-PAPER = dataclasses.replace(
-    BASE,
+PAPER = BASE.replace(
     name="paper",
     image_size=224,
     steps=20000,
@@ -133,16 +124,12 @@ PAPER = dataclasses.replace(
     log_every=100,
     diag_batch=64,
     early_step=3000,
-    note="for a GPU: Fashion-MNIST resized to 224×224, where the aux head's 5×5/3 average pool on the 14×14 "
-    "4a/4d maps gives exactly the paper's 4×4; the paper's full width; all 55,000 training images, ~47 "
-    "epochs, crop + flip. Deviations: batch norm after every conv (as in the nets of Rethinking the "
-    "Inception Architecture; --set norm=none for the 2015 GoogLeNet); SGD momentum 0.9 with a cosine "
-    "schedule (the paper: asynchronous SGD, lr −4% every 8 epochs, Polyak averaging), one GPU, "
-    "Fashion-MNIST instead of ImageNet",
+    note="for a GPU: Fashion-MNIST at 224×224, where the aux head's 5×5/3 pool on 4a/4d is exactly the paper's, "
+    "at the paper's width; deviations: batch norm after every conv (--set norm=none for the 2015 GoogLeNet) and "
+    "plain SGD with a cosine schedule on one GPU",
 )
 
-GPU = dataclasses.replace(
-    BASE,
+GPU = BASE.replace(
     name="gpu",
     image_size=64,
     width=1.0,
@@ -159,13 +146,9 @@ GPU = dataclasses.replace(
     diag_batch=128,
     early_step=300,
     seeds=6,
-    note="for one GPU (sized by `--dry-run --device cuda` to run within 10 minutes on one H200 with the "
-    "workers of `make study DEVICE=cuda`): GoogLeNet at the paper's widths with batch norm, on the whole "
-    "Fashion-MNIST training split less 5,000 validation images, resized to 64×64 (the 4a/4d maps are 4×4: "
-    "the aux head pools them adaptively, see the module docstring) with crop + flip; aux weight 0.3 against "
-    "0 and heads removed, 6 seeds, 3,000 iterations of batch 128 (7 passes); intermediate evaluations on the "
-    "first 5,000 images of each split. `--dry-run --device cuda` measured 6.2-6.6 ms per iteration on one "
-    "H200: about 5.8 minutes of training steps",
+    note="for one GPU: GoogLeNet at the paper's widths with batch norm on the whole Fashion-MNIST training split "
+    "at 64×64, six seeds, 3,000 iterations; `--dry-run --device cuda` measured 6.2–6.6 ms per iteration on one "
+    "H200, about 5.8 minutes of training steps",
 )
 
 PRESETS: dict[str, InceptionAuxPreset] = {p.name: p for p in (QUICK, GPU, PAPER)}

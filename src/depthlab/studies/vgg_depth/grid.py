@@ -44,8 +44,6 @@ def grid(
                     model_kwargs=kwargs,
                     device=device,
                     data_dir=data_dir,
-                    optimizer=preset.optimizer,
-                    init=preset.init,
                     **_warm_start(preset, config, bn, seed),
                 )
                 factors = {"config": config, "bn": bn, "depth": DEPTH[config]}

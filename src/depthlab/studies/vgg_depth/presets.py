@@ -8,7 +8,6 @@ seeds); ``--seeds`` and ``--seed-offset`` change that.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -65,8 +64,9 @@ class VGGDepthPreset(Recipe):
 
     ``plain``/``bn``: the configurations trained without and with batch norm after every conv. ``head``:
     ``small`` (global pooling and a 2-layer classifier, for 28/32-pixel inputs) or ``imagenet``. ``width``:
-    the channel multiplier (1: the paper's widths; see :mod:`depthlab.models.vgg`). ``init``: ``model`` (the
-    zoo's He fan-out convs and N(0, 0.01) linear layers), ``glorot`` (the paper's footnote) or ``kaiming``.
+    the channel multiplier (1: the paper's widths; see :mod:`depthlab.models.vgg`). The shared training
+    config's ``init`` is ``model`` (the zoo's He fan-out convs and N(0, 0.01) linear layers), ``glorot`` (the
+    paper's footnote) or ``kaiming``.
     ``warm_start``: every configuration deeper than A starts from the ``last`` weights of A's run with the
     same seed and normalisation, layers :data:`WARM_LAYERS` (the paper's §3.1); the others start from
     ``init``. ``chance_margin``: a run whose final eval-mode training error is at least chance
@@ -77,9 +77,7 @@ class VGGDepthPreset(Recipe):
     plain: tuple[str, ...] = ("A", "A-LRN", "B", "C", "D", "E")
     bn: tuple[str, ...] = ("A", "B", "C", "D", "E")
     head: str = "small"
-    optimizer: str = "sgd"
     width: float = 1.0
-    init: str = "model"
     warm_start: bool = False
     chance_margin: float = 0.05
 
@@ -95,12 +93,8 @@ class VGGDepthPreset(Recipe):
                 )
         if not self.plain and not self.bn:
             raise StudyError("plain and bn are both empty: nothing to train")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise StudyError(f"unknown optimizer {self.optimizer!r}; choose from: sgd, adamw")
         if self.head not in ("small", "imagenet"):
             raise StudyError(f"unknown head {self.head!r}; choose from: small, imagenet")
-        if self.init not in INITS:
-            raise StudyError(f"unknown init {self.init!r}; choose from: {', '.join(INITS)}")
         if not math.isfinite(self.width) or self.width <= 0:
             raise StudyError(f"width must be a positive number, got {self.width!r}")
         if self.warm_start and any("A" not in group for group in (self.plain, self.bn) if group):
@@ -122,12 +116,11 @@ class VGGDepthPreset(Recipe):
 
 # The paper's optimisation recipe (§3.1): SGD with momentum 0.9, weight decay 5e-4, dropout 0.5 in the first
 # FC layers (the zoo's default), the learning rate divided by 10 twice (the paper: three times, each when
-# the validation accuracy stopped improving; here at fixed points, 50% and 75% of the run). Eval-mode training
-# error on the whole fixed training subset at every evaluation (the final one says whether a net trained); the
-# test error at the end only.
-BASE = VGGDepthPreset(
+# the validation accuracy stopped improving; here at 50% and 75% of the run). Eval-mode training error at every
+# evaluation (the final one says whether a net trained); the test error at the end only.
+BASE = VGGDepthPreset().replace(
     name="base",
-    dataset="fashion-mnist",
+    data="fashion-mnist",
     optimizer="sgd",
     momentum=0.9,
     nesterov=False,
@@ -139,16 +132,8 @@ BASE = VGGDepthPreset(
     seeds=3,
 )
 
-QUICK_NOTE = (
-    "sized for a 2-core CPU: VGG at width 0.125 (every channel count ÷ 8, rounded to a multiple of 8) with the "
-    "small head, on Fashion-MNIST at its native 28×28 (stages at 28, 14, 7, 3 and 1 pixels, so C's 1×1 convs "
-    "differ from D's 3×3 in stages 3 and 4 and are equivalent on stage 5's 1×1 map); a fixed 1,000-image "
-    "training subset fitted over many passes; the paper's SGD recipe; test error on all 10,000 test images. "
-    "Batch norm only for A, D and E: the depth questions need the ladder with and without it; A-LRN and C "
-    "answer the paper's LRN and 1×1 questions on its own, BN-free nets"
-)
-QUICK = dataclasses.replace(
-    BASE,
+# Each preset's history is in results/vgg-depth-quick/NOTES.md.
+QUICK = BASE.replace(
     name="quick",
     plain=("A", "A-LRN", "C", "D", "E"),
     bn=("A", "D", "E"),
@@ -157,22 +142,20 @@ QUICK = dataclasses.replace(
     train_subset=1000,
     val_size=0,
     test_subset=None,
-    # 750 iterations (48 passes over the subset): at 300 the lr drops (50% and 75% of the run) came while the
-    # deeper BN-free nets were still falling fast (E: 89% → 56% training error over the first 150), so their
-    # "plateau" was the schedule's, not convergence.
     steps=750,
     batch_size=64,
     lr=0.02,
     eval_every=75,
     log_every=25,
     seeds=6,
-    note=QUICK_NOTE,
+    note="sized for a 2-core CPU: VGG at width 0.125 with the small head fits a fixed 1,000-image subset of "
+    "Fashion-MNIST for 750 iterations, six seeds; batch norm for A, D and E only, since LRN and 1×1 are the "
+    "paper's questions about its BN-free nets",
 )
 
-PAPER = dataclasses.replace(
-    BASE,
+PAPER = BASE.replace(
     name="paper",
-    dataset="cifar10",
+    data="cifar10",
     steps=40000,
     batch_size=128,
     lr=0.02,
@@ -180,16 +163,12 @@ PAPER = dataclasses.replace(
     val_size=5000,
     eval_every=2000,
     log_every=100,
-    note="for a GPU: every configuration with and without BN on CIFAR-10 (45k/5k split, crop + flip), "
-    "~114 epochs of batch 128, momentum 0.9, weight decay 5e-4 and dropout 0.5 as in the paper, lr ÷10 "
-    "twice. Deviations: 32-pixel inputs and the small head instead of 224-pixel ImageNet crops and fc6/fc7; "
-    "the zoo's He initialisation for every net (--set warm_start=true starts the deeper nets from A as the "
-    "paper did, --set init=glorot uses the initialisation its footnote says works without it); lr 0.02 (the "
-    "paper: 0.01, batch 256)",
+    note="for a GPU: every configuration with and without BN on CIFAR-10 with the paper's SGD recipe; "
+    "deviations: 32-pixel inputs and the small head, the zoo's He initialisation (--set warm_start=true or "
+    "init=glorot for the paper's two ways), lr 0.02 at batch 128",
 )
 
-GPU = dataclasses.replace(
-    BASE,
+GPU = BASE.replace(
     name="gpu",
     width=0.5,
     init="kaiming",
@@ -204,14 +183,9 @@ GPU = dataclasses.replace(
     eval_batch_size=2000,
     log_every=20,
     seeds=6,
-    note="for one GPU (sized by `--dry-run --device cuda` to run within 10 minutes on one H200 with the "
-    "workers of `make study DEVICE=cuda`): every configuration of Table 1 without BN and A–E with it, at half "
-    "the paper's widths (32-64-128-256-256 channels) with the small head, on the whole Fashion-MNIST training "
-    "split less 5,000 validation images, at 28×28 with crop + flip, 4,000 iterations of batch 128 (9.3 passes), "
-    "6 seeds; the paper's SGD recipe (momentum 0.9, weight decay 5e-4, dropout 0.5, lr ÷10 twice); "
-    "intermediate evaluations on the first 5,000 images of each split, test error on all 10,000 test images. "
-    "`--dry-run --device cuda` measured 0.7-1.8 ms per iteration on one H200: about 5.4 minutes of "
-    "training steps",
+    note="for one GPU: every configuration of Table 1 without BN and A–E with it at half the paper's widths on "
+    "the whole Fashion-MNIST training split, 4,000 iterations, six seeds; `--dry-run --device cuda` measured "
+    "0.7–1.8 ms per iteration on one H200, about 5.4 minutes of training steps",
 )
 
 PRESETS: dict[str, VGGDepthPreset] = {p.name: p for p in (QUICK, GPU, PAPER)}
