@@ -26,16 +26,20 @@ fonts:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; \
 	  else echo "note: run 'sudo apt-get install fonts-noto-cjk' for Japanese and Korean figures"; fi; fi
 
-# The gettext catalogues (src/depthlab/locale): extract every _()/N_() message, merge it into each language's
-# .po (translations are kept; new messages start empty, i.e. English), and compile the .mo files the package
-# reads. Run after changing a message; commit the .po and .mo files (a test checks the .mo are current).
+# The gettext catalogues (src/depthlab/locale): extract every _()/N_() message of the Python source and the
+# report template (babel.cfg) into build/depthlab.pot, merge it into each language's .po (translations are kept;
+# new messages start empty, i.e. English; a missing .po is created), and compile the .mo files the package
+# reads. babel.cfg's paths are relative to the repository root, where extraction starts. Run after changing a
+# message, translate the new ones, run again; commit the .po and .mo files (tests check that every message is
+# translated and that the .mo are current).
 LOCALE := src/depthlab/locale
 locales: $(STAMP)
+	mkdir -p build
 	$(PY) -m babel.messages.frontend extract -F babel.cfg -k _ -k N_ --no-location --sort-output \
-	  --project depthlab -o $(LOCALE)/depthlab.pot src/depthlab
+	  --project depthlab -o build/depthlab.pot .
 	for lang in ja ko; do \
-	  $(PY) -m babel.messages.frontend update -i $(LOCALE)/depthlab.pot -d $(LOCALE) -D depthlab -l $$lang \
-	    --no-fuzzy-matching --ignore-obsolete && \
+	  $(PY) -m babel.messages.frontend update -i build/depthlab.pot -d $(LOCALE) -D depthlab -l $$lang \
+	    --init-missing --no-fuzzy-matching --ignore-obsolete && \
 	  $(PY) -m babel.messages.frontend compile -d $(LOCALE) -D depthlab -l $$lang || exit 1; \
 	done
 

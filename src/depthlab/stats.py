@@ -56,6 +56,7 @@ from scipy import special
 from scipy import stats as sps
 
 from depthlab.errors import UsageError
+from depthlab.i18n import N_, _
 
 __all__ = [
     "LEVEL",
@@ -92,7 +93,10 @@ __all__ = [
 ]
 
 LEVEL = 0.95
-OUTCOMES = ("higher", "lower", "not resolved")
+# The words of every outcome, state and verdict, marked once here for the catalogues (depthlab.i18n): the code
+# and JSON keep the English word, a reader sees _(word).
+OUTCOMES = (N_("higher"), N_("lower"), N_("not resolved"))
+EQUIVALENT, UNKNOWN = N_("equivalent"), N_("unknown")  # the outcomes a bound or a non-finite value adds
 
 # Below this many discordant pairs McNemar's chi-square approximation is poor; scipy's exact binomial test
 # is cheap there.
@@ -364,14 +368,15 @@ class Difference:
             return None
         sides = ((self.a_label, self.a), (self.b_label, self.b))
         short = [
-            f"{label} has {e.seeds or 'none'}" + (f", {e.diverged} diverged" if e.diverged else "")
+            (_("{label} has {n}").format(label=label, n=e.seeds) if e.seeds else _("{label} has none").format(
+                label=label)) + (_(", {n} diverged").format(n=e.diverged) if e.diverged else "")
             for label, e in sides
             if e.seeds < 2
-        ]
+        ]  # fmt: skip
         if short:  # e.g. "fewer than two seeds: plain-110 has none, 2 diverged; plain-20 has 1"
-            return f"fewer than two seeds: {'; '.join(short)}"
+            return _("fewer than two seeds: {sides}").format(sides="; ".join(short))
         if self.unknown:
-            return "a non-finite value"
+            return _("a non-finite value")
         return None  # not reached: welch and paired give a CI whenever both sides have 2 finite seeds
 
     def to_dict(self) -> dict[str, Any]:
@@ -581,7 +586,7 @@ def one_sided(d: Difference, side: str, *, against: float = 0.0) -> float | None
 
 
 # --------------------------------------------------------------------------------------------- claims
-CLAIM_VERDICTS = ("supported", "contradicted", "not resolved")
+CLAIM_VERDICTS = (N_("supported"), N_("contradicted"), N_("not resolved"))
 
 
 @dataclass(frozen=True)
@@ -663,7 +668,7 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 # ---------------------------------------------------------------------------------------- convergence
-CONVERGENCE_STATES = ("still falling", "flat", "rising", "not resolved", "unknown")
+CONVERGENCE_STATES = (N_("still falling"), N_("flat"), N_("rising"), N_("not resolved"), N_("unknown"))
 
 
 @dataclass(frozen=True)

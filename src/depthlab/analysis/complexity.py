@@ -33,10 +33,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from depthlab.analysis.receptive_field import RF, _check_shape, propagate
 from depthlab.errors import UsageError
+from depthlab.i18n import N_
 
 __all__ = ["LayerRow", "ModelSummary", "Trace", "trace", "summarize", "CONVENTIONS"]
 
-CONVENTIONS = "MACs count Conv2d and Linear (per image); FLOPs = 2 × MACs"
+CONVENTIONS = N_("MACs count Conv2d and Linear (per image); FLOPs = 2 × MACs")  # shown as _(CONVENTIONS)
 
 aten = torch.ops.aten
 _EVAL_BATCH_NORMS = (aten.native_batch_norm.default, aten._native_batch_norm_legit_no_training.default)

@@ -29,6 +29,7 @@ from torch import nn
 from depthlab.analysis.complexity import CONVENTIONS, summarize
 from depthlab.analysis.receptive_field import _check_shape
 from depthlab.errors import UsageError
+from depthlab.i18n import _
 from depthlab.layers import ConvNormAct
 from depthlab.models.resnet import BasicBlock, Bottleneck, PlainBasicBlock
 from depthlab.registry import create_model
@@ -107,7 +108,7 @@ def vgg_stack(channels: int = 256, size: int = 56, ks: Sequence[int] = (1, 2, 3,
 
         def stack(k: int = k) -> nn.Module:
             layers: list[nn.Module] = []
-            for _ in range(k):
+            for _i in range(k):
                 layers += [nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.ReLU()]
             return nn.Sequential(*layers)
 
@@ -135,21 +136,23 @@ def vgg_stack(channels: int = 256, size: int = 56, ks: Sequence[int] = (1, 2, 3,
     best = max(rows, key=lambda r: r.weights_saved_pct)
     three = next((r for r in rows if r.k == 3), best)
     c2 = channels * channels
-    conclusion = (
-        f"k stacked 3×3 convs see the same (2k+1)×(2k+1) field as one big conv with fewer weights and k "
-        f"nonlinearities instead of 1: three see {three.receptive_field}×{three.receptive_field} with "
-        f"{three.stack_weights // c2}C² = {three.stack_weights:,} weights vs {three.big_weights // c2}C² = "
-        f"{three.big_weights:,} ({three.weights_saved_pct:.0f}% fewer weights, "
-        f"{_pct(three.big_macs - three.stack_macs, three.big_macs):.0f}% fewer MACs); the saving "
-        f"grows from {rows[0].weights_saved_pct:.0f}% at k={rows[0].k} to {best.weights_saved_pct:.0f}% at "
-        f"k={best.k}."
-    )
+    conclusion = _(
+        "k stacked 3×3 convs see the same (2k+1)×(2k+1) field as one big conv with fewer weights and k "
+        "nonlinearities instead of 1: three see {rf}×{rf} with {stack_c}C² = {stack:,} weights vs {big_c}C² = "
+        "{big:,} ({saved:.0f}% fewer weights, {macs_saved:.0f}% fewer MACs); the saving grows from {first:.0f}% "
+        "at k={first_k} to {best:.0f}% at k={best_k}."
+    ).format(rf=three.receptive_field, stack_c=three.stack_weights // c2, stack=three.stack_weights,
+             big_c=three.big_weights // c2, big=three.big_weights, saved=three.weights_saved_pct,
+             macs_saved=_pct(three.big_macs - three.stack_macs, three.big_macs), first=rows[0].weights_saved_pct,
+             first_k=rows[0].k, best=best.weights_saved_pct, best_k=best.k)  # fmt: skip
     return Explanation(
         "vgg-stack",
-        f"k stacked 3×3 convs vs one (2k+1)×(2k+1) conv, C={channels}, on {size}×{size} (bias-free)",
+        _("k stacked 3×3 convs vs one (2k+1)×(2k+1) conv, C={channels}, on {size}×{size} (bias-free)").format(
+            channels=channels, size=size
+        ),
         tuple(rows),
         conclusion,
-        (CONVENTIONS,),
+        (_(CONVENTIONS),),
     )
 
 
@@ -255,23 +258,28 @@ def inception_bottleneck(input_shape: Sequence[int] = (3, 224, 224), variant: st
     # The paper's example: inception 3a's "5×5" branch (a 3×3 in the torchvision variant).
     classic = next(r for r in rows if r.branch.startswith("branch3"))
     kernel = classic.branch.split()[1]
-    kernel_note = "" if kernel == "5x5" else f" (a {kernel} conv in this variant)"
-    conclusion = (
-        f"Without their 1×1 reductions the {len(names)} inception modules would need {mwo / 1e9:.2f} GMACs "
-        f"instead of {mw / 1e9:.2f} ({mwo / mw:.1f}×) and {pwo / 1e6:.1f}M parameters instead of "
-        f"{pw / 1e6:.1f}M ({pwo / pw:.1f}×), taking the whole network from {net.macs / 1e9:.2f} to "
-        f"{(net.macs + saved_macs) / 1e9:.2f} GMACs; the classic case, {classic.module.split('.')[-1]}'s "
-        f'"5×5" branch{kernel_note} on {classic.in_channels} channels, costs {classic.macs_with / 1e6:.1f}M '
-        f"MACs with its reduction and {classic.macs_without / 1e6:.1f}M without ({classic.macs_ratio:.1f}×)."
-    )
+    kernel_note = "" if kernel == "5x5" else _(" (a {kernel} conv in this variant)").format(kernel=kernel)
+    conclusion = _(
+        "Without their 1×1 reductions the {n} inception modules would need {macs_without:.2f} GMACs instead of "
+        "{macs_with:.2f} ({macs_ratio:.1f}×) and {params_without:.1f}M parameters instead of {params_with:.1f}M "
+        "({params_ratio:.1f}×), taking the whole network from {net_macs:.2f} to {net_macs_without:.2f} GMACs; the "
+        'classic case, {module}\'s "5×5" branch{kernel_note} on {channels} channels, costs {classic_with:.1f}M '
+        "MACs with its reduction and {classic_without:.1f}M without ({classic_ratio:.1f}×)."
+    ).format(n=len(names), macs_without=mwo / 1e9, macs_with=mw / 1e9, macs_ratio=mwo / mw, params_without=pwo / 1e6,
+             params_with=pw / 1e6, params_ratio=pwo / pw, net_macs=net.macs / 1e9,
+             net_macs_without=(net.macs + saved_macs) / 1e9, module=classic.module.split(".")[-1],
+             kernel_note=kernel_note, channels=classic.in_channels, classic_with=classic.macs_with / 1e6,
+             classic_without=classic.macs_without / 1e6, classic_ratio=classic.macs_ratio)  # fmt: skip
     return Explanation(
         "inception-bottleneck",
-        f"GoogLeNet ({variant}) inception modules with vs without 1×1 reductions, input {c}×{h}×{w}",
+        _("GoogLeNet ({variant}) inception modules with vs without 1×1 reductions, input {c}×{h}×{w}").format(
+            variant=variant, c=c, h=h, w=w
+        ),
         tuple(rows),
         conclusion,
         (
-            CONVENTIONS,
-            "without = the 3×3/5×5 conv applied to the module input directly; other branches unchanged",
+            _(CONVENTIONS),
+            _("without = the 3×3/5×5 conv applied to the module input directly; other branches unchanged"),
         ),
     )
 
@@ -326,20 +334,24 @@ def resnet_bottleneck(size: int = 56, norm: str | None = "batch") -> Explanation
     first = rows[0]
     p_ratio = first.basic_params / first.bottleneck_params
     m_ratio = first.basic_macs / first.bottleneck_macs
-    conclusion = (
-        f"At the same output width a bottleneck block has {p_ratio:.1f}× fewer parameters and {m_ratio:.1f}× "
-        f"fewer MACs than a basic block ({first.bottleneck_params:,} vs {first.basic_params:,} at width "
-        f"{first.out_width}) while stacking {first.bottleneck_depth} convolutions instead of "
-        f"{first.basic_depth}: that is how ResNet-50 ({r50.depth} layers, {r50.macs / 1e9:.2f} GMACs) costs "
-        f"only {_pct(r50.macs - r34.macs, r34.macs):.0f}% more than ResNet-34 ({r34.depth} layers, "
-        f"{r34.macs / 1e9:.2f} GMACs) with {Bottleneck.expansion}× wider stage outputs."
-    )
+    conclusion = _(
+        "At the same output width a bottleneck block has {p_ratio:.1f}× fewer parameters and {m_ratio:.1f}× "
+        "fewer MACs than a basic block ({bottleneck:,} vs {basic:,} at width {width}) while stacking "
+        "{bottleneck_depth} convolutions instead of {basic_depth}: that is how ResNet-50 ({r50_depth} layers, "
+        "{r50_macs:.2f} GMACs) costs only {more:.0f}% more than ResNet-34 ({r34_depth} layers, {r34_macs:.2f} "
+        "GMACs) with {expansion}× wider stage outputs."
+    ).format(p_ratio=p_ratio, m_ratio=m_ratio, bottleneck=first.bottleneck_params, basic=first.basic_params,
+             width=first.out_width, bottleneck_depth=first.bottleneck_depth, basic_depth=first.basic_depth,
+             r50_depth=r50.depth, r50_macs=r50.macs / 1e9, more=_pct(r50.macs - r34.macs, r34.macs),
+             r34_depth=r34.depth, r34_macs=r34.macs / 1e9, expansion=Bottleneck.expansion)  # fmt: skip
     return Explanation(
         "resnet-bottleneck",
-        f"basic vs bottleneck block at the same output width (stride 1, identity shortcut, norm={norm})",
+        _(
+            "basic vs bottleneck block at the same output width (stride 1, identity shortcut, norm={norm})"
+        ).format(norm=norm),
         tuple(rows),
         conclusion,
-        (CONVENTIONS, "depth = conv layers on the longest path; rf = receptive field of one block"),
+        (_(CONVENTIONS), _("depth = conv layers on the longest path; rf = receptive field of one block")),
     )
 
 
@@ -381,19 +393,21 @@ def skip_gradient(
     p_lo = next(r for r in rows if r.gamma == low and r.block == "plain")
     r_hi = next(r for r in rows if r.gamma == gammas[0] and r.block == "residual")
     p_hi = next(r for r in rows if r.gamma == gammas[0] and r.block == "plain")
-    conclusion = (
-        f"At γ={gammas[0]:g} the residual block's dL/dx points along dL/dH (cosine {r_hi.cosine:.2f}) "
-        f"while the plain block's does not ({p_hi.cosine:.2f}); as the branch is scaled down to γ={low:g} the "
-        f"plain block passes {p_lo.ratio:.3g}× the output gradient and the residual block still "
-        f"{r_lo.ratio:.2f}× (cosine {r_lo.cosine:.2f}) — its identity part ‖δ‖ = {r_lo.identity_part:.1f} "
-        f"is the +1 path, untouched by the branch."
-    )
+    conclusion = _(
+        "At γ={high:g} the residual block's dL/dx points along dL/dH (cosine {r_hi:.2f}) while the plain block's "
+        "does not ({p_hi:.2f}); as the branch is scaled down to γ={low:g} the plain block passes {p_lo:.3g}× the "
+        "output gradient and the residual block still {r_lo:.2f}× (cosine {r_lo_cos:.2f}) — its identity part "
+        "‖δ‖ = {identity:.1f} is the +1 path, untouched by the branch."
+    ).format(high=gammas[0], r_hi=r_hi.cosine, p_hi=p_hi.cosine, low=low, p_lo=p_lo.ratio, r_lo=r_lo.ratio,
+             r_lo_cos=r_lo.cosine, identity=r_lo.identity_part)  # fmt: skip
     return Explanation(
         "skip-gradient",
-        f"dL/dx vs dL/dH: BasicBlock vs PlainBasicBlock, {batch}×{channels}×{size}×{size}, train mode",
+        _(
+            "dL/dx vs dL/dH: BasicBlock vs PlainBasicBlock, {batch}×{channels}×{size}×{size}, train mode"
+        ).format(batch=batch, channels=channels, size=size),
         tuple(rows),
         conclusion,
-        ("L = <H, G> with G random, so dL/dH = G; norms are Frobenius norms over the batch",),
+        (_("L = <H, G> with G random, so dL/dH = G; norms are Frobenius norms over the batch"),),
     )
 
 

@@ -28,7 +28,9 @@ from rich.table import Table
 
 from depthlab.analysis.complexity import CONVENTIONS, ModelSummary, summarize
 from depthlab.analysis.explain import TOPICS, Explanation, explain
+from depthlab.cli.study import add_lang_option
 from depthlab.errors import MissingFileError, UsageError
+from depthlab.i18n import N_, _, language
 from depthlab.registry import create_model, model_info
 
 CLASSIC_MODELS = ("alexnet", "vgg16", "googlenet", "resnet50")
@@ -107,7 +109,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Print a topic's table and the conclusion computed from it.",
     )
     p.add_argument("topic", metavar="TOPIC", help=" | ".join(TOPICS))
-    p.add_argument("--json", action="store_true", help="print the table and conclusion as JSON")
+    p.add_argument("--json", action="store_true", help="print the table and conclusion as JSON (English)")
+    add_lang_option(p)
     p.set_defaults(func=run_explain)
 
 
@@ -292,11 +295,24 @@ def _cell(value: object, column: str = "") -> str:
     return str(value)
 
 
+# The explanations' column headings (their rows' field names, "_" written as a space), marked for the catalogues.
+HEADINGS = (
+    N_("k"), N_("receptive field"), N_("big kernel"), N_("stack weights"), N_("big weights"),
+    N_("weights saved pct"), N_("stack macs"), N_("big macs"), N_("stack nonlinearities"), N_("big nonlinearities"),
+    N_("module"), N_("branch"), N_("in channels"), N_("size"), N_("params with"), N_("params without"),
+    N_("macs with"), N_("macs without"), N_("stage"), N_("out width"), N_("basic params"), N_("bottleneck params"),
+    N_("basic macs"), N_("bottleneck macs"), N_("basic depth"), N_("bottleneck depth"), N_("basic rf"),
+    N_("bottleneck rf"), N_("gamma"), N_("block"), N_("grad out norm"), N_("grad in norm"), N_("branch part"),
+    N_("identity part"), N_("ratio"), N_("cosine"),
+)  # fmt: skip
+
+
 def render_explanation(e: Explanation, console: Console) -> None:
+    """The table and its conclusion, headings in the current language (:func:`depthlab.i18n.language`)."""
     table = Table(title=e.title, caption="; ".join(e.notes) or None)
     for col in e.columns:
         table.add_column(
-            col.replace("_", " "), justify="left" if col in ("module", "branch", "block") else "right"
+            _(col.replace("_", " ")), justify="left" if col in ("module", "branch", "block") else "right"
         )
     for row in e.rows:
         table.add_row(*(_cell(getattr(row, c), c) for c in e.columns))
@@ -305,9 +321,9 @@ def render_explanation(e: Explanation, console: Console) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    e = explain(args.topic)
-    if args.json:
-        _dump(e.to_json())
+    if args.json:  # the stable form stays English, as results.json does
+        _dump(explain(args.topic).to_json())
         return 0
-    render_explanation(e, _console())
+    with language(args.lang):
+        render_explanation(explain(args.topic), _console())
     return 0

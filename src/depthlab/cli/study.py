@@ -140,6 +140,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --markdown: print the answers table alone (what the README's first screen quotes)",
     )
+    p.add_argument(
+        "--results",
+        default=None,
+        metavar="FILE",
+        help="write DIR's results.json in the --lang language to FILE instead of writing HTML: the answers' "
+        "questions, key numbers and the paper's claims translated (verdicts keep their English code words, "
+        "findings stay English; what README.ja.md and README.ko.md quote)",
+    )
     add_lang_option(p)
     p.set_defaults(func=run_report)
 
@@ -234,9 +242,13 @@ def run_experiment(args: argparse.Namespace) -> int:
 
         recorded = recorded_settings(out, study)
         preset = recorded.preset if recorded is not None else preset
-    console.print(
-        f"[bold]{study.title}[/bold], preset {preset.name}: {preset.describe()}\nstudy directory: {out}"
-    )
+    with language(args.lang):
+        console.print(
+            f"[bold]{_(study.title)}[/bold]"
+            + _(", preset {name}: {description}").format(name=preset.name, description=preset.describe())
+            + "\n"
+            + _("study directory: {out}").format(out=out)
+        )
     if args.status:
         return print_status(console, study, preset, out, args)
     if args.dry_run:
@@ -278,7 +290,9 @@ def run_experiment(args: argparse.Namespace) -> int:
             console.print(f"[bold]{question}[/bold]", highlight=False)
             for finding in findings:
                 console.print(f"  • {finding.text}", highlight=False)
-        console.print(f"wrote {out / 'results.json'}; next: depthlab report {out}")
+        console.print(
+            _("wrote {results}; next: depthlab report {out}").format(results=out / "results.json", out=out)
+        )
         return wait_workers(helpers, console)
 
 
@@ -440,6 +454,12 @@ def print_plan(console: Console, study: Any, preset: Any, args: argparse.Namespa
 def run_report(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     lang = resolve_language(args.lang)
+    if args.results:  # results.json, read back in the reader's language (DIR/results.json stays English)
+        with language(lang):
+            record = {"language": lang, **results_json(read_study(directory))}
+        write_json(Path(args.results), record)
+        print(f"{args.results}: {len(record['answers'])} answers ({lang})")
+        return 0
     if args.markdown:
         render = answers_markdown if args.answers else results_markdown
         if lang != "en":  # results.json is English: read the study back in the reader's language
@@ -457,7 +477,9 @@ def run_report(args: argparse.Namespace) -> int:
     out.write_text(report.html, encoding="utf-8")
     if args.figures:
         export_figures(report, args.figures)
-    print(f"report: {out.resolve()} ({report.num_runs} runs, {len(report.html) / 1024:.0f} KiB)")
+    with language(lang):
+        print(_("report: {path} ({n} runs, {size:.0f} KiB)").format(path=out.resolve(), n=report.num_runs,
+                                                                    size=len(report.html) / 1024))  # fmt: skip
     return 0
 
 

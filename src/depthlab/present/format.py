@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from depthlab.i18n import N_, _
+
 __all__ = ["pct", "sci", "number", "signed_digits", "p_text", "difference_ci"]
 
 MORE_DIGITS = 3  # at most this many more decimals to show a value that rounds to 0 at the asked precision
@@ -15,21 +17,21 @@ def pct(value: float | None, std: float | None = None) -> str:
     if value is None or math.isnan(value):
         return "—"
     if not math.isfinite(value):
-        return "non-finite"
+        return _("non-finite")
     return f"{100 * value:.1f}%" + (f" ± {100 * std:.1f}" if std is not None and math.isfinite(std) else "")
 
 
 def sci(value: float) -> str:
     """A ratio with three significant digits (``inf``/``nan`` spelled out)."""
     if not math.isfinite(value):
-        return "non-finite" if math.isnan(value) else "infinite"
+        return _("non-finite") if math.isnan(value) else _("infinite")
     return f"{value:.3g}"
 
 
 def number(value: float, spec: str = ".3g") -> str:
     """``value`` in the format ``spec`` (e.g. ``"+.2f"``), or "unknown" when it is not finite: a non-finite
     number is written as null and read back as NaN, and a sentence says so instead of "nan"."""
-    return format(value, spec) if math.isfinite(value) else "unknown"
+    return format(value, spec) if math.isfinite(value) else _("unknown")
 
 
 def signed_digits(value: float, digits: int = 1) -> str:
@@ -46,7 +48,7 @@ def p_text(p: float | None) -> str:
     """A p-value with two significant digits ("p = 0.0018", "p = 2.1e-06"; "p < 1e-300" below the double
     range's resolution); "no p-value" for ``None``."""
     if p is None or not math.isfinite(p):
-        return "no p-value"
+        return _("no p-value")
     if p < 1e-300:
         return "p < 1e-300"
     return f"p = {p:.2g}"
@@ -58,21 +60,26 @@ def difference_ci(
     high: float | None,
     *,
     scale: float = 100.0,
-    unit: str = "points",
+    unit: str = N_("points"),
     digits: int = 1,
     level: float = 0.95,
     reason: str | None = None,
+    head: bool = True,
 ) -> str:
     """ "difference +x.x points, 95% CI [a, b]" (signed; ``scale`` 100 writes fractions as points, 1 keeps
     the value); without a CI (fewer than 2 seeds) "difference +x.x points, no CI", followed by ``reason`` in
     parentheses when given (e.g. :attr:`depthlab.stats.Difference.no_interval`). A non-finite
-    difference (a side without values, or a non-finite value) is written "difference —"."""
+    difference (a side without values, or a non-finite value) is written "difference —". ``head=False`` leaves
+    out the word "difference" (for a line that has already said what it compares)."""
 
     def signed(x: float) -> str:
         return signed_digits(scale * x, digits)
 
-    unit = f" {unit}" if unit else ""
-    head = f"difference {signed(difference)}{unit}" if math.isfinite(difference) else "difference —"
+    unit = f" {_(unit)}" if unit else ""  # the unit's word in the reader's language (mark it with N_)
+    value = f"{signed(difference)}{unit}" if math.isfinite(difference) else "—"
+    text = _("difference {value}").format(value=value) if head else value
     if low is None or high is None:
-        return f"{head}, no CI" + (f" ({reason})" if reason else "")
-    return f"{head}, {100 * level:.0f}% CI [{signed(low)}, {signed(high)}]"
+        return _("{difference}, no CI").format(difference=text) + (f" ({reason})" if reason else "")
+    return _("{difference}, {level:.0f}% CI [{low}, {high}]").format(
+        difference=text, level=100 * level, low=signed(low), high=signed(high)
+    )

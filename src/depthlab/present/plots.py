@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from depthlab.i18n import N_, _
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -95,14 +97,18 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def plot_error_curves(curves: Sequence[Curve], *, held_out_name: str = "validation") -> Figure:
-    """Fig. 6 style: thin = training error (on the fly), bold = ``held_out_name`` error."""
+def plot_error_curves(curves: Sequence[Curve], *, held_out_name: str = N_("validation")) -> Figure:
+    """Fig. 6 style: thin = training error (on the fly), bold = ``held_out_name`` error (shown as
+    ``_(held_out_name)``)."""
     plt = pyplot()
     if not curves:
         raise ValueError("plot_error_curves needs at least one curve")
     colours = _colours([c.depth for c in curves])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, residual, title in ((axes[0], False, "plain networks"), (axes[1], True, "residual networks")):
+    for ax, residual, title in (
+        (axes[0], False, _("plain networks")),
+        (axes[1], True, _("residual networks")),
+    ):
         mine = sorted((c for c in curves if c.residual == residual), key=lambda c: c.depth)
         for c in mine:
             colour = colours[c.depth]
@@ -113,15 +119,14 @@ def plot_error_curves(curves: Sequence[Curve], *, held_out_name: str = "validati
                 xs, ys = zip(*c.held_out, strict=True)
                 ax.plot(xs, ys, color=colour, lw=2.4, marker="o" if len(xs) < 3 else None, label=c.label)
         ax.set_title(title)
-        ax.set_xlabel("iterations")
+        ax.set_xlabel(_("iterations"))
         ax.grid(alpha=0.3)
         if mine:
-            ax.legend(
-                loc="upper right", fontsize=8, title=f"bold: {held_out_name}; dashed: train", title_fontsize=8
-            )
+            legend = _("bold: {held_out}; dashed: train").format(held_out=_(held_out_name))
+            ax.legend(loc="upper right", fontsize=8, title=legend, title_fontsize=8)
         else:
-            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    axes[0].set_ylabel("error (%)")
+            ax.text(0.5, 0.5, _("no runs"), ha="center", va="center", transform=ax.transAxes)
+    axes[0].set_ylabel(_("error (%)"))
     fig.tight_layout()
     return fig
 
@@ -133,7 +138,7 @@ def _by_layer(
     log: bool,
     sorted_panel: bool,
     title: str,
-    xlabel: str = "layer index",
+    xlabel: str = N_("layer index"),
 ) -> Figure:
     if not series:
         raise ValueError("a by-layer plot needs at least one series")
@@ -149,13 +154,14 @@ def _by_layer(
         if sorted_panel:
             ranked = sorted(s.values, reverse=True)
             axes[1][0].plot(range(1, len(ranked) + 1), ranked, **style)
-    axes[0][0].set_xlabel(f"{xlabel} (original order)" if sorted_panel else xlabel)
-    axes[0][0].set_title(title)
+    xlabel = _(xlabel)
+    axes[0][0].set_xlabel(_("{xlabel} (original order)").format(xlabel=xlabel) if sorted_panel else xlabel)
+    axes[0][0].set_title(_(title))
     if sorted_panel:
-        axes[1][0].set_xlabel(f"{xlabel} (sorted by magnitude)")
+        axes[1][0].set_xlabel(_("{xlabel} (sorted by magnitude)").format(xlabel=xlabel))
     for row in axes:
         ax = row[0]
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(_(ylabel))
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
@@ -165,18 +171,19 @@ def _by_layer(
 
 
 def plot_responses(
-    series: Sequence[Series], *, title: str = "3×3 layer responses (after BN, before ReLU)"
+    series: Sequence[Series], *, title: str = N_("3×3 layer responses (after BN, before ReLU)")
 ) -> Figure:
-    """Fig. 7 style: response std by layer index and sorted; dashed plain, solid residual."""
-    return _by_layer(series, "std", log=False, sorted_panel=True, title=title)
+    """Fig. 7 style: response std by layer index and sorted; dashed plain, solid residual. Titles and labels
+    are shown as ``_(text)``: mark one given here with ``N_``."""
+    return _by_layer(series, N_("std"), log=False, sorted_panel=True, title=title)
 
 
 def plot_gradflow(
     series: Sequence[Series],
     *,
-    title: str = "gradient norm by layer",
-    ylabel: str = "‖∂L/∂W‖ (log)",
-    xlabel: str = "layer index",
+    title: str = N_("gradient norm by layer"),
+    ylabel: str = N_("‖∂L/∂W‖ (log)"),
+    xlabel: str = N_("layer index"),
 ) -> Figure:
     """Gradient norms on a log axis (default: ‖∂L/∂W‖ per weighted layer); dashed plain, solid residual.
     Zeros are not drawn."""

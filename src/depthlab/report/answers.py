@@ -8,14 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from depthlab.i18n import N_, _
+
 __all__ = ["group_findings", "OTHER"]
 
-OTHER = "Other findings"
+OTHER = N_("Other findings")
 
 
 def group_findings(answers: Sequence[Any], findings: Sequence[Any]) -> list[tuple[str, list[Any]]]:
     """(question, findings) in the order of ``answers``; findings under no listed question come last under
-    :data:`OTHER`. Works on :class:`~depthlab.studies.engine.Answer`/``Finding`` objects and on their
+    :data:`OTHER` (in the reader's language). Works on :class:`~depthlab.studies.engine.Answer`/``Finding`` objects and on their
     ``to_dict()`` forms (``results.json``)."""
 
     def get(obj: Any, key: str) -> Any:
@@ -28,5 +30,5 @@ def group_findings(answers: Sequence[Any], findings: Sequence[Any]) -> list[tupl
         groups.get(get(f, "question") or "", other).append(f)
     out = [(titles[k], v) for k, v in groups.items() if v]
     if other:
-        out.append((OTHER, other))
+        out.append((_(OTHER), other))
     return out

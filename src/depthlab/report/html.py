@@ -94,7 +94,9 @@ def _environment(runs: Sequence[StudyRun]) -> tuple[list[tuple[str, str]], list[
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         rows.append((key, str(value)))
     notes = [
-        f"runs differ in {key}: {', '.join(sorted({str(e.get(key)) for e in envs}))}"
+        _("runs differ in {key}: {values}").format(
+            key=key, values=", ".join(sorted({str(e.get(key)) for e in envs}))
+        )
         for key in first
         if key not in ("hostname",) and len({str(e.get(key)) for e in envs}) > 1
     ]
@@ -156,16 +158,16 @@ def render(result: StudyResult, directory: str, lang: str = "en") -> Report:
     preset = result.preset
     study = result.study
     title = (
-        (study.title if study else "Runs")
+        (_(study.title) if study else _("Runs"))
         + f" — {result.dataset}"
-        + (f", preset {preset.name}" if preset else "")
+        + (_(", preset {name}").format(name=preset.name) if preset else "")
     )
     context = {
         "lang": lang,
         "setup": _setup(preset) if preset is not None else [],
         "title": title,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "claim": study.claim if study else "",
+        "claim": _(study.claim) if study else "",
         "preset": preset,
         "seeds": result.seeds,
         "overrides": result.overrides,

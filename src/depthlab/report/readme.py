@@ -10,21 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from depthlab.i18n import N_, _
 from depthlab.present.format import pct
 from depthlab.report.answers import group_findings
 
 __all__ = ["answers_markdown", "results_markdown", "replication_headline", "replication_markdown"]
 
-_SPLITS = (("train_eval", "train error (eval mode, fitted images)"), ("train", "running train error"),
-           ("test", "test error"))  # fmt: skip
+_SPLITS = (("train_eval", N_("train error (eval mode, fitted images)")), ("train", N_("running train error")),
+           ("test", N_("test error")))  # fmt: skip
 
 
 def answers_markdown(results: Mapping[str, Any]) -> str:
     """The answers table of one ``results.json`` (question, verdict, key numbers, the paper's claim): what the
-    README's first screen quotes; the whole block is :func:`results_markdown`."""
-    lines = ["| question | verdict | key numbers (95% CI) | the paper |", "|---|---|---|---|"]
+    README's first screen quotes; the whole block is :func:`results_markdown`. Its header row and verdict words
+    are in the current language (:func:`depthlab.i18n.language`); the rest is ``results``' text."""
+    header = (_("question"), _("verdict"), _("key numbers (95% CI)"), _("the paper"))
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---|---|"]
     lines += [
-        f"| {_cell(a['question'])} | **{a['verdict']}** | {_cell(a['numbers'])} | {_cell(a['paper'])} |"
+        f"| {_cell(a['question'])} | **{_(a['verdict'])}** | {_cell(a['numbers'])} | {_cell(a['paper'])} |"
         for a in results.get("answers", [])
     ]
     return "\n".join(lines)
@@ -37,11 +40,11 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     splits = [(s, name) for s, name in _SPLITS if any(s in c["error"] for c in conditions)]
     if splits and splits[0][0] == "train_eval":
         splits = [s for s in splits if s[0] != "train"]
-    header = ["condition", "seeds", *(name for _, name in splits)]
+    header = [_("condition"), _("seeds"), *(_(name) for _split, name in splits)]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(splits)]
     for c in conditions:
         cells = [str(c["condition"]), str(c["seeds"])]
-        for split, _ in splits:
+        for split, _name in splits:
             e = c["error"].get(split)
             cells.append(pct(e["mean"], e["std"]) if e else "—")
         lines.append("| " + " | ".join(cells) + " |")
@@ -50,7 +53,9 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         total = sum(float(r.get("wall_seconds", 0.0)) for r in runs)
         lines += [
             "",
-            f"{len(runs)} runs; their wall times (each run's `summary.json`) add up to {total:.0f} s.",
+            _("{n} runs; their wall times (each run's `summary.json`) add up to {total:.0f} s.").format(
+                n=len(runs), total=total
+            ),
         ]
     answers = results.get("answers", [])
     evidence = results.get("evidence") or [{"text": s, "question": ""} for s in results.get("findings", [])]

@@ -24,7 +24,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from depthlab.i18n import _
+from depthlab.i18n import N_, _
 from depthlab.present.format import difference_ci, p_text, pct, sci
 from depthlab.stats import (
     LEVEL,
@@ -287,12 +287,13 @@ def comparison_numbers(
     outcome: str,
     *,
     scale: float = 100.0,
-    unit: str = "points",
+    unit: str = N_("points"),
     digits: int = 1,
     log: bool = False,
 ) -> str:
     """The key numbers of one comparison: "plain-56 38.4% vs plain-20 9.1%: +29.3 points, 95% CI [+22.6,
-    +36.0] (higher, 6 seeds each)". ``log``: the sides hold log10 values, written as geometric means."""
+    +36.0] (higher, 6 seeds each)". ``log``: the sides hold log10 values, written as geometric means. ``unit``
+    is shown as ``_(unit)``: mark a new one with ``N_``."""
 
     def value(e: Estimate) -> str:
         if not e.values:
@@ -305,10 +306,10 @@ def comparison_numbers(
 
     why = d.no_interval if not d.unknown else None
     text = difference_ci(d.difference, d.ci.low if d.ci else None, d.ci.high if d.ci else None, scale=scale,
-                         unit=_(unit) if unit else "", digits=digits, reason=why)  # fmt: skip
+                         unit=unit, digits=digits, reason=why, head=False)  # fmt: skip
     return _("{a} {a_value} vs {b} {b_value}: {difference} ({outcome}, {seeds})").format(
         a=d.a_label, a_value=value(d.a), b=d.b_label, b_value=value(d.b),
-        difference=text.removeprefix("difference "), outcome=_(outcome), seeds=seeds_text(d),
+        difference=text, outcome=_(outcome), seeds=seeds_text(d),
     )  # fmt: skip
 
 
@@ -384,7 +385,7 @@ def net_findings(nets: Iterable[tuple[str, Condition, str]], plateau_bound: floa
             out.append(convergence_finding(reading, question))
     for label, c, question in listed:
         spread = outlier_finding(
-            c, c.error("train_eval"), "final training error", question, f"spread:{label}"
+            c, c.error("train_eval"), N_("final training error"), question, f"spread:{label}"
         )
         if spread is not None:
             out.append(spread)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depthlab.i18n import language
 from depthlab.io import read_json, read_number
 from depthlab.stats import Estimate, estimate
 from depthlab.studies.declare import (
@@ -282,7 +283,8 @@ def judged_by_code(study: Study, preset: Recipe, overrides: Sequence[str]) -> Re
 
 
 def read_study(directory: str | Path) -> StudyResult:
-    """A study (or any directory of runs) read back from disk; findings are recomputed from the runs."""
+    """A study (or any directory of runs) read back from disk; findings are recomputed from the runs. The
+    answers are written in the current language (:func:`depthlab.i18n.language`), the findings in English."""
     root = Path(directory)
     study = preset = None
     seeds, overrides, offset = 0, (), 0
@@ -303,7 +305,8 @@ def read_study(directory: str | Path) -> StudyResult:
     result = StudyResult(study, preset, seeds, overrides, root, runs, seed_offset=offset)
     if study is None:
         return result
-    findings = tuple(study.findings(result))
+    with language("en"):  # the findings' sentences stay English in every language (issue 25, first version)
+        findings = tuple(study.findings(result))
     answers = tuple(study.answers(result, findings)) if study.answers is not None else ()
     return dataclasses.replace(result, findings=findings, answers=answers)
 

@@ -54,6 +54,7 @@ from depthlab.analysis.lesion import LesionResult, lesion_study
 from depthlab.analysis.paths import PathResult, path_study, residual_blocks
 from depthlab.data import load_data, make_loader
 from depthlab.errors import DepthlabError
+from depthlab.i18n import N_, language
 from depthlab.io import read_json, write_bytes, write_json
 from depthlab.models.pretrained import imagenet_categories, pretrained_preprocessing
 from depthlab.present.format import number
@@ -97,6 +98,9 @@ __all__ = [
 
 ANALYSES = ("lesion", "paths", "landscape", "attribution")
 ANALYSIS_DIR = "analysis"
+# The title of a run's attribution figure. why_section's titles are English (the report names the exported PNG
+# after them) and marked for the catalogues: the report shows _(title), or _(ATTRIBUTIONS) for this one.
+ATTRIBUTIONS = N_("Attributions: {label}")
 ALIASES = {"attribute": "attribution"}  # the command's name
 # Default numbers of test images per analysis (chosen for a 2-core CPU; see docs/design.md for timings).
 DEFAULTS: dict[str, int] = {"lesion": 1000, "paths": 1000, "landscape": 300, "attribution": 8}
@@ -634,36 +638,40 @@ def why_section(
         return [(name, d, r) for name, (d, r) in zip(names, items, strict=True)]
 
     plots = {
-        "lesion": ("Lesion study", wf.lesion_caption, wf.plot_lesion),
-        "paths": ("Path lengths", wf.paths_caption, wf.plot_paths),
-        "landscape": ("Loss landscape", wf.landscape_caption, wf.plot_landscape),
+        "lesion": (N_("Lesion study"), wf.lesion_caption, wf.plot_lesion),
+        "paths": (N_("Path lengths"), wf.paths_caption, wf.plot_paths),
+        "landscape": (N_("Loss landscape"), wf.landscape_caption, wf.plot_landscape),
     }
     for name, (title, caption, plot) in plots.items():
         if not found[name]:
             continue
         items = [(label, r) for label, _, r in labelled(found[name])]
         figures.append((title, caption(items), png_bytes(plot(items))))
-        for label, r in items:
-            sentences += r.findings(label)
-        if name == "landscape":
-            sentences += landscape_comparison(items)
+        with language("en"):  # findings stay English (issue 25, first version); figures follow the reader's
+            for label, r in items:
+                sentences += r.findings(label)
+            if name == "landscape":
+                sentences += landscape_comparison(items)
     if found["attribution"]:
         triples = labelled(found["attribution"])
         for label, d, r in triples:
             png = d / ANALYSIS_DIR / "attribution.png"
             if png.is_file():
-                figures.append((f"Attributions: {label}", wf.attribution_caption(label, r), png.read_bytes()))
+                figures.append(
+                    (ATTRIBUTIONS.format(label=label), wf.attribution_caption(label, r), png.read_bytes())
+                )
         with_sanity = [(label, r) for label, _, r in triples if r.sanity]
         if with_sanity:
             figures.append(
                 (
-                    "Attribution sanity check",
+                    N_("Attribution sanity check"),
                     wf.sanity_caption(with_sanity),
                     png_bytes(wf.plot_sanity(with_sanity)),
                 )
             )
-        for label, _, r in triples:
-            sentences += r.findings(label)
+        with language("en"):
+            for label, _d, r in triples:
+                sentences += r.findings(label)
     return figures, sentences
 
 

@@ -20,6 +20,7 @@ from depthlab.analysis.attribution import METHOD_TITLES, AttributionResult, vari
 from depthlab.analysis.landscape import LandscapeResult
 from depthlab.analysis.lesion import LesionResult
 from depthlab.analysis.paths import PathResult
+from depthlab.i18n import _
 from depthlab.present.plots import _colours, pyplot
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def _style(items: Sequence[Item]) -> list[dict[str, Any]]:
     plt = pyplot()
     colours = _colours([_depth_of(r) for _, r in items])
     styles = []
-    for i, (_, r) in enumerate(items):
+    for i, (_label, r) in enumerate(items):
         residual = bool(r.source.get("residual", getattr(r, "mode", "") == "residual"))
         colour = colours[_depth_of(r)]
         # Two runs of one depth and kind (seeds) would be indistinguishable: shift to the next colours.
@@ -64,14 +65,13 @@ def _style(items: Sequence[Item]) -> list[dict[str, Any]]:
 
 
 def _data_note(results: Sequence[Any]) -> str:
-    names = {"train": "training", "test": "test"}
-    kinds = sorted(
-        {
-            f"{r.source.get('data', '?')} {names.get(r.source.get('split', 'test'), 'test')} split"
-            for r in results
-        }
-    )
-    return ", ".join(kinds)
+    def kind(r: Any) -> str:
+        data = r.source.get("data", "?")
+        if r.source.get("split", "test") == "train":
+            return _("{data} training split").format(data=data)
+        return _("{data} test split").format(data=data)
+
+    return ", ".join(sorted({kind(r) for r in results}))
 
 
 # ----------------------------------------------------------------------------------------------- lesion
@@ -89,7 +89,8 @@ def plot_lesion(items: Sequence[tuple[str, LesionResult]]) -> Figure:
     for (label, r), st in zip(items, styles, strict=True):
         idx = [s.index for s in r.single]
         err = [100 * s.error for s in r.single]
-        axes[0].plot(idx, err, marker=".", lw=1.4, label=f"{label} ({r.mode} mode)", **st)
+        mode = _("{label} (residual mode)") if r.mode == "residual" else _("{label} (plain mode)")
+        axes[0].plot(idx, err, marker=".", lw=1.4, label=mode.format(label=label), **st)
         axes[0].axhline(100 * r.intact_error, color=st["color"], lw=0.8, ls=":")
         down = [(s.index, 100 * s.error) for s in r.single if s.downsampling]
         if down:
@@ -108,18 +109,20 @@ def plot_lesion(items: Sequence[tuple[str, LesionResult]]) -> Figure:
         ax.axhline(100 * chance, color="0.5", lw=1, ls="-.")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[0].set_title("delete one block (○ = downsampling; dotted = intact)")
-    axes[0].set_xlabel("block (execution order among deletable blocks)")
-    axes[0].set_ylabel("test error (%)")
-    axes[1].set_title("delete k random blocks")
-    axes[1].set_xlabel("k (blocks deleted)")
-    axes[2].set_title("swap k random pairs of same-stage blocks")
+    axes[0].set_title(_("delete one block (○ = downsampling; dotted = intact)"))
+    axes[0].set_xlabel(_("block (execution order among deletable blocks)"))
+    axes[0].set_ylabel(_("test error (%)"))
+    axes[1].set_title(_("delete k random blocks"))
+    axes[1].set_xlabel(_("k (blocks deleted)"))
+    axes[2].set_title(_("swap k random pairs of same-stage blocks"))
     for ax in axes[1:]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[2].set_xlabel("k (pairs swapped)")
-    if not any(r.swaps for _, r in items):
-        axes[2].text(0.5, 0.5, "no swappable blocks", ha="center", va="center", transform=axes[2].transAxes)
-    axes[0].text(0.99, 100 * chance - 1, "chance", ha="right", va="top", fontsize=8, color="0.4",
+    axes[2].set_xlabel(_("k (pairs swapped)"))
+    if not any(r.swaps for _x, r in items):
+        axes[2].text(
+            0.5, 0.5, _("no swappable blocks"), ha="center", va="center", transform=axes[2].transAxes
+        )
+    axes[0].text(0.99, 100 * chance - 1, _("chance"), ha="right", va="top", fontsize=8, color="0.4",
                  transform=axes[0].get_yaxis_transform())  # fmt: skip
     axes[0].legend(fontsize=8, loc="center right")
     fig.tight_layout()
@@ -130,15 +133,14 @@ def lesion_caption(items: Sequence[tuple[str, LesionResult]]) -> str:
     results = [r for _, r in items]
     n = sorted({r.images for r in results})
     draws = sorted({r.draws for r in results})
-    return (
+    return _(
         "Lesion study (Veit et al. 2016, Fig. 3 and 5): test error after deleting blocks of the trained "
         "network — residual mode keeps the shortcut and drops the residual branch, plain mode replaces a "
-        "shape-preserving block by the identity — on "
-        f"{'/'.join(f'{v:,}' for v in n)} fixed images of the {_data_note(results)}, eval mode (BN running "
-        f"statistics). Left: each block alone; middle: k random blocks at once ({'/'.join(map(str, draws))} "
-        "draws per k, bars = spread of the draws); right: k random swaps of two blocks of one stage. "
-        "Solid lines residual nets, dashed plain nets; dash-dot = chance. One error axis for all panels."
-    )
+        "shape-preserving block by the identity — on {images} fixed images of the {data}, eval mode (BN running "
+        "statistics). Left: each block alone; middle: k random blocks at once ({draws} draws per k, bars = spread "
+        "of the draws); right: k random swaps of two blocks of one stage. Solid lines residual nets, dashed plain "
+        "nets; dash-dot = chance. One error axis for all panels."
+    ).format(images="/".join(f"{v:,}" for v in n), data=_data_note(results), draws="/".join(map(str, draws)))
 
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -158,21 +160,26 @@ def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
         axes[1].plot(r.lengths, np.where(g > 0, g, np.nan), marker=".", lw=1.4, label=label, **st)
         total = np.array(r.total)
         share = total / total.sum() if total.sum() > 0 else total
-        axes[2].plot(r.lengths, share, marker=".", lw=1.4, label=f"{label}: gradient", **st)
+        axes[2].plot(
+            r.lengths, share, marker=".", lw=1.4, label=_("{label}: gradient").format(label=label), **st
+        )
         # Where the paths are, for comparison: a gradient that ignores length would follow this line.
-        axes[2].plot(r.lengths, r.probability, lw=1.0, color=st["color"], ls=":", label=f"{label}: paths")
+        axes[2].plot(r.lengths, r.probability, lw=1.0, color=st["color"], ls=":",
+                     label=_("{label}: paths").format(label=label))  # fmt: skip
         a, b = r.effective
         axes[2].axvspan(a - 0.5, b + 0.5, color=st["color"], alpha=0.12)
-    axes[0].set_title("distribution of path lengths")
-    axes[0].set_ylabel("fraction of paths")
-    axes[1].set_title("gradient magnitude of one path")
-    axes[1].set_ylabel("mean per-image ‖∂L/∂x₀‖ (log)")
+    axes[0].set_title(_("distribution of path lengths"))
+    axes[0].set_ylabel(_("fraction of paths"))
+    axes[1].set_title(_("gradient magnitude of one path"))
+    axes[1].set_ylabel(_("mean per-image ‖∂L/∂x₀‖ (log)"))
     axes[1].set_yscale("log")
-    axes[2].set_title(f"total gradient magnitude (shaded: {100 * items[0][1].mass:.0f}% range)")
-    axes[2].set_ylabel("share of Σ P(k)·|g_k| (dotted: share of paths, P(k))")
+    axes[2].set_title(
+        _("total gradient magnitude (shaded: {pct:.0f}% range)").format(pct=100 * items[0][1].mass)
+    )
+    axes[2].set_ylabel(_("share of Σ P(k)·|g_k| (dotted: share of paths, P(k))"))
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("path length k (residual branches on the path)")
+        ax.set_xlabel(_("path length k (residual branches on the path)"))
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -181,17 +188,16 @@ def plot_paths(items: Sequence[tuple[str, PathResult]]) -> Figure:
 
 def paths_caption(items: Sequence[tuple[str, PathResult]]) -> str:
     results = [r for _, r in items]
-    return (
+    return _(
         "Path lengths (Veit et al. 2016, Fig. 6). Left: of the 2ⁿ paths through n residual blocks, the "
         "fraction with k residual branches, Binomial(n, ½). Middle: gradient of the cross-entropy reaching the "
         "first block's input through single paths of length k (backward pass through the branch at k random "
-        "blocks and through the shortcut at the others), mean per-image norm, "
-        f"{'/'.join(sorted({str(r.samples[1]) for r in results}))} samples of "
-        f"{'/'.join(sorted({str(r.batch) for r in results}))} {_data_note(results)} images per k, eval mode. "
-        "Right: the two multiplied — the gradient each length contributes in total; the shaded band is the "
-        "effective path range; dotted: the path-length distribution again, which the gradient would follow if "
-        "one path's gradient did not depend on its length."
-    )
+        "blocks and through the shortcut at the others), mean per-image norm, {samples} samples of {batch} {data} "
+        "images per k, eval mode. Right: the two multiplied — the gradient each length contributes in total; the "
+        "shaded band is the effective path range; dotted: the path-length distribution again, which the gradient "
+        "would follow if one path's gradient did not depend on its length."
+    ).format(samples="/".join(sorted({str(r.samples[1]) for r in results})),
+             batch="/".join(sorted({str(r.batch) for r in results})), data=_data_note(results))  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- landscape
@@ -210,8 +216,8 @@ def _sharpness_title(label: str, r: LandscapeResult) -> str:
     e = r.sharpness_estimate()
     ci = e.ci() if e is not None else None
     interval = f" [{ci.low:.3f}, {ci.high:.3f}]" if ci is not None else ""
-    value = f"{r.sharpness:.3f}" if np.isfinite(r.sharpness) else "unknown (non-finite)"
-    return f"{label}: sharpness {value}{interval}"
+    value = f"{r.sharpness:.3f}" if np.isfinite(r.sharpness) else _("unknown (non-finite)")
+    return _("{label}: sharpness {value}").format(label=label, value=value) + interval
 
 
 def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
@@ -250,25 +256,26 @@ def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
             ax.contour(coords, coords, z, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
             ax.plot([0], [0], marker="+", color="red", ms=10)
             ax.set_title(_sharpness_title(label, r), fontsize=9)
-            ax.set_xlabel("α (direction 1 of pair 0)")
+            ax.set_xlabel(_("α (direction 1 of pair 0)"))
             ax.set_aspect("equal")
             if c == 0:
-                ax.set_ylabel("β (direction 2 of pair 0)")
+                ax.set_ylabel(_("β (direction 2 of pair 0)"))
         if mappable is not None:
-            fig.colorbar(mappable, ax=contour_axes, shrink=0.9, label="loss (shared levels, capped)")
+            fig.colorbar(mappable, ax=contour_axes, shrink=0.9, label=_("loss (shared levels, capped)"))
         bottom = fig.add_subplot(gs[1, :])
     else:
         bottom = fig.add_subplot(1, 1, 1)
     for (label, r), st in zip(items, styles, strict=True):
-        bottom.plot(r.slice_t, r.slice_loss, lw=1.8, label=f"{label} (pair 0)", **st)
+        bottom.plot(r.slice_t, r.slice_loss, lw=1.8, label=_("{label} (pair 0)").format(label=label), **st)
         others = r.pair_slice_loss[1:]
         for k, losses in enumerate(others):
             bottom.plot(r.slice_t, losses, lw=0.8, alpha=0.6,
-                        label=f"{label}, pairs 1–{len(others)}" if k == 0 else None, **st)  # fmt: skip
-    bottom.set_xlabel("t (filter-normalised direction 1 of each pair)")
-    bottom.set_ylabel("loss")
+                        label=_("{label}, pairs 1–{n}").format(label=label, n=len(others)) if k == 0 else None,
+                        **st)  # fmt: skip
+    bottom.set_xlabel(_("t (filter-normalised direction 1 of each pair)"))
+    bottom.set_ylabel(_("loss"))
     bottom.set_yscale("log")
-    bottom.set_title("1-D slices (one loss axis for all runs)")
+    bottom.set_title(_("1-D slices (one loss axis for all runs)"))
     bottom.grid(alpha=0.3, which="both")
     bottom.legend(fontsize=8)
     return fig
@@ -277,20 +284,20 @@ def plot_landscape(items: Sequence[tuple[str, LandscapeResult]]) -> Figure:
 def landscape_caption(items: Sequence[tuple[str, LandscapeResult]]) -> str:
     results = [r for _, r in items]
     c = results[0].config
-    grid = f"{c.grid}×{c.grid} grid" if c.grid else "no grid"
+    grid = _("{n}×{n} grid").format(n=c.grid) if c.grid else _("no grid")
     pairs = "/".join(sorted({str(r.pairs) for r in results}))
-    return (
+    return _(
         "Loss landscape (Li et al. 2018): mean cross-entropy of the trained weights moved along random "
         "filter-normalised directions (each conv filter / linear row of a direction scaled to the norm of the "
-        f"same filter of the weights; BN and bias parameters not moved), {pairs} seeded direction pair(s) per "
-        f"run; contours: pair 0 on a {grid} over [−{c.span:g}, {c.span:g}]²; "
-        f"on {'/'.join(sorted({f'{r.images:,}' for r in results}))} fixed images of the {_data_note(results)}, "
+        "same filter of the weights; BN and bias parameters not moved), {pairs} seeded direction pair(s) per "
+        "run; contours: pair 0 on a {grid} over [−{span:g}, {span:g}]²; on {images} fixed images of the {data}, "
         "eval mode (BN running statistics). Contours share one set of log-spaced levels from the lowest loss to "
         "20× that (or the 95th percentile of the least rough surface, if lower; higher losses take the top "
         "colour); the 1-D slices along each pair's first direction share one axis (pair 0 thick). Sharpness = "
-        f"mean loss rise within radius {c.radius:g} of the trained weights, mean over the pairs with its 95% t "
+        "mean loss rise within radius {radius:g} of the trained weights, mean over the pairs with its 95% t "
         "interval over the pairs in brackets."
-    )
+    ).format(pairs=pairs, grid=grid, span=c.span, images="/".join(sorted({f"{r.images:,}" for r in results})),
+             data=_data_note(results), radius=c.radius)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ attribution
@@ -310,8 +317,9 @@ def plot_attributions(
         shown = img[:, :, 0] if gray else img
         rec = result.images[i]
         axes[i][0].imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1)
-        truth = f"true {rec.label_name}\n" if rec.label_name is not None else ""
-        axes[i][0].set_title(f"{truth}pred {rec.prediction_name} ({100 * rec.probability:.0f}%)", fontsize=8)
+        truth = _("true {name}").format(name=rec.label_name) + "\n" if rec.label_name is not None else ""
+        predicted = _("pred {name} ({pct:.0f}%)").format(name=rec.prediction_name, pct=100 * rec.probability)
+        axes[i][0].set_title(truth + predicted, fontsize=8)
         for j, m in enumerate(result.methods, start=1):
             ax = axes[i][j]
             v = maps[m][i].detach().cpu().numpy()
@@ -325,18 +333,18 @@ def plot_attributions(
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{label}: attributions for the predicted class", fontsize=10)
+    fig.suptitle(_("{label}: attributions for the predicted class").format(label=label), fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def attribution_caption(label: str, result: AttributionResult) -> str:
-    return (
-        f"Attributions of {label} for its predicted class on {len(result.images)} image(s), eval mode: "
-        f"Grad-CAM at the output of {result.layer} (ReLU, upsampled, over the image), integrated gradients "
-        f"(|Σ over channels|, zero baseline = the mean image, {result.ig_steps} steps) and saliency (max over "
-        "channels of |∂logit/∂x|); each map scaled to [0, 1] per image (Captum)."
-    )
+    return _(
+        "Attributions of {label} for its predicted class on {n} image(s), eval mode: Grad-CAM at the output of "
+        "{layer} (ReLU, upsampled, over the image), integrated gradients (|Σ over channels|, zero baseline = the "
+        "mean image, {steps} steps) and saliency (max over channels of |∂logit/∂x|); each map scaled to [0, 1] per "
+        "image (Captum)."
+    ).format(label=label, n=len(result.images), layer=result.layer, steps=result.ig_steps)
 
 
 def plot_sanity(items: Sequence[tuple[str, AttributionResult]]) -> Figure:
@@ -370,21 +378,21 @@ def plot_sanity(items: Sequence[tuple[str, AttributionResult]]) -> Figure:
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_title(f"{label}", fontsize=10)
-        ax.set_xlabel("re-initialised from the head down to")
+        ax.set_xlabel(_("re-initialised from the head down to"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("mean Spearman ρ vs original map")
+    axes[0][0].set_ylabel(_("mean Spearman ρ vs original map"))
     fig.tight_layout()
     return fig
 
 
 def sanity_caption(items: Sequence[tuple[str, AttributionResult]]) -> str:
     results = [r for _, r in items]
-    return (
+    return _(
         "Cascading model-parameter randomisation (Adebayo et al. 2018): the layers are re-initialised from the "
-        f"head down, {results[0].granularity} by {results[0].granularity}, and each method's map is recomputed "
-        "for the original model's predicted class; y = Spearman rank correlation with the original map, mean "
-        f"over {'/'.join(sorted({str(len(r.images)) for r in results}))} image(s), shaded: 95% t interval over "
-        "the images; solid: absolute maps (Grad-CAM: its signed map), dashed: signed maps (no absolute value); "
-        "eval mode. A map that stays correlated after the weights are destroyed does not explain the model."
-    )
+        "head down, {unit} by {unit}, and each method's map is recomputed for the original model's predicted "
+        "class; y = Spearman rank correlation with the original map, mean over {n} image(s), shaded: 95% t "
+        "interval over the images; solid: absolute maps (Grad-CAM: its signed map), dashed: signed maps (no "
+        "absolute value); eval mode. A map that stays correlated after the weights are destroyed does not explain "
+        "the model."
+    ).format(unit=results[0].granularity, n="/".join(sorted({str(len(r.images)) for r in results})))

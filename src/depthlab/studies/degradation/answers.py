@@ -240,7 +240,7 @@ def _responses(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
     pairs = response_comparisons(result)
     if not pairs:
         return None
-    lines = [comparison_numbers(c.difference, c.outcome, scale=1.0, unit="in log10", digits=2, log=True)
+    lines = [comparison_numbers(c.difference, c.outcome, scale=1.0, unit=N_("in log10"), digits=2, log=True)
              for _k, c in pairs]  # fmt: skip
     keys = tuple(f"response:{r.label}:{p.label}" for (r, p), _c in pairs)
     test = claim_all([claim_sign(c.difference, "lower") for _k, c in pairs])

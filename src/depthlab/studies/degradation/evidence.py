@@ -25,6 +25,7 @@ import numpy as np
 
 from depthlab.analysis.gradients import Diagnostics
 from depthlab.analysis.shattered import condition
+from depthlab.i18n import N_
 from depthlab.stats import Estimate, estimate, slope
 from depthlab.studies.declare import StudyError
 from depthlab.studies.degradation.grid import ConditionKey, parse_model
@@ -54,14 +55,14 @@ __all__ = [
 
 VANISH = 0.1  # a first/last per-element gradient ratio below this is "vanishing"
 EXPLODE = 10.0  # above this "exploding": the gradient grows toward the input
-GRADIENT_OUTCOMES = (
-    "vanishing",
-    "exploding",
-    "neither",
-    "not vanishing",
-    "not exploding",
-    "not resolved",
-    "unknown",
+GRADIENT_OUTCOMES = (  # marked for the catalogues: a reader sees _(outcome)
+    N_("vanishing"),
+    N_("exploding"),
+    N_("neither"),
+    N_("not vanishing"),
+    N_("not exploding"),
+    N_("not resolved"),
+    N_("unknown"),
 )
 PLATEAU_FRACTION = 0.1  # the plateau check compares the last 10% of iterations with the 10% before
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 from depthlab.analysis.gradients import Diagnostics
+from depthlab.i18n import _
 from depthlab.present.format import pct, sci
 from depthlab.present.plots import (
     Curve,
@@ -49,7 +50,7 @@ def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[tuple[
 
 
 def _seeds(c: Condition) -> str:
-    return f" ({c.seeds} seed{'s' if c.seeds != 1 else ''})"
+    return " " + (_("({n} seed)") if c.seeds == 1 else _("({n} seeds)")).format(n=c.seeds)
 
 
 # ------------------------------------------------------------------------------------------------- errors
@@ -66,19 +67,21 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
         for k, c in by.items()
     ]  # fmt: skip
     points = min((len(x.held_out) for x in curves), default=0)
-    name = {"val": "held-out validation subset", "test": "test"}[held]
+    name = {"val": _("held-out validation subset"), "test": _("test")}[held]
     train_what = (
-        "dashed: training error in eval mode over the training images the net fits (intermediate points on a "
-        "fixed subset of them, the last on all)"
+        _("dashed: training error in eval mode over the training images the net fits (intermediate points on a "
+          "fixed subset of them, the last on all)")
         if eval_train
-        else "dashed: running training error of the batches since the previous row"
-    )
+        else _("dashed: running training error of the batches since the previous row")
+    )  # fmt: skip
     out = [
         ReportFigure(
-            "Training and held-out error vs iterations (ResNet paper Fig. 6)",
-            f"Mean over seeds. {train_what}; bold: {name} error ({points} points; intermediate points on a fixed "
-            "subset, the last on the whole split), eval mode. Plain networks left, residual right, same y-axis; "
-            "colours follow depth.",
+            _("Training and held-out error vs iterations (ResNet paper Fig. 6)"),
+            _(
+                "Mean over seeds. {train_what}; bold: {name} error ({points} points; intermediate points on a fixed "
+                "subset, the last on the whole split), eval mode. Plain networks left, residual right, same y-axis; "
+                "colours follow depth."
+            ).format(train_what=train_what, name=name, points=points),
             png_bytes(plot_error_curves(curves, held_out_name=name)),
             "fig6_error_curves",
         )
@@ -93,7 +96,10 @@ def _running_figure(result: StudyResult, by: dict[ConditionKey, Condition]) -> R
     colours = _colours([k.depth for k in by])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     steps = max((int(r.config.get("steps") or r.step) for c in by.values() for r in c.runs), default=0)
-    for ax, residual, title in ((axes[0], False, "plain networks"), (axes[1], True, "residual networks")):
+    for ax, residual, title in (
+        (axes[0], False, _("plain networks")),
+        (axes[1], True, _("residual networks")),
+    ):
         for k, c in by.items():
             if k.residual != residual:
                 continue
@@ -104,16 +110,18 @@ def _running_figure(result: StudyResult, by: dict[ConditionKey, Condition]) -> R
         if steps:
             ax.axvspan((1 - PLATEAU_FRACTION) * steps, steps, color="grey", alpha=0.15, lw=0)
         ax.set_title(title)
-        ax.set_xlabel("iterations")
+        ax.set_xlabel(_("iterations"))
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-    axes[0].set_ylabel("running training error (%)")
+    axes[0].set_ylabel(_("running training error (%)"))
     fig.tight_layout()
     return ReportFigure(
-        "Running training error (the paper's on-the-fly measure)",
-        "Mean over seeds of the error of the training batches since the previous logged row, in training mode "
-        f"(BN on batch statistics), as the ResNet paper plots it. Shaded: the last {100 * PLATEAU_FRACTION:.0f}% "
-        "of iterations, the window of the plateau check. Plain left, residual right, same y-axis.",
+        _("Running training error (the paper's on-the-fly measure)"),
+        _(
+            "Mean over seeds of the error of the training batches since the previous logged row, in training mode "
+            "(BN on batch statistics), as the ResNet paper plots it. Shaded: the last {pct:.0f}% of iterations, the "
+            "window of the plateau check. Plain left, residual right, same y-axis."
+        ).format(pct=100 * PLATEAU_FRACTION),
         png_bytes(fig),
         "running_train_error",
     )
@@ -145,7 +153,7 @@ def _mid_series(c: Condition) -> Series | None:
     for r in c.runs:
         probes = during_probes(r)
         if probes:
-            _, d = probes[len(probes) // 2]
+            d = probes[len(probes) // 2][1]
             pairs = [(b.index, b.grad_rms) for b in d.blocks if b.grad_rms > 0 and math.isfinite(b.grad_rms)]
             return _series(c, pairs)
     return None
@@ -156,9 +164,9 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
     by = dict(sorted(conditions(result).items(), key=lambda kv: (kv[0].residual, kv[0].depth)))
     panels: list[tuple[str, list[Series]]] = []
     for title, pick in (
-        ("init, BN (training mode)", lambda c: _first_seed(c, "init", "train")),
-        ("middle probe during training, BN", _mid_series),
-        (f"init, {NO_BN_TWIN}", lambda c: _first_seed(c, "init", "no_bn")),
+        (_("init, BN (training mode)"), lambda c: _first_seed(c, "init", "train")),
+        (_("middle probe during training, BN"), _mid_series),
+        (_("init, {no_bn}").format(no_bn=_(NO_BN_TWIN)), lambda c: _first_seed(c, "init", "no_bn")),
     ):
         series = [s for s in (pick(c) for c in by.values()) if s is not None]
         if series:
@@ -173,20 +181,24 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
                         lw=1.4, label=s.label)  # fmt: skip
             ax.set_yscale("log")
             ax.set_title(title, fontsize=9)
-            ax.set_xlabel("block index (input → output)")
+            ax.set_xlabel(_("block index (input → output)"))
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
-        axes[0][0].set_ylabel("RMS of ∂L/∂y per element at the block output (log)")
+        axes[0][0].set_ylabel(_("RMS of ∂L/∂y per element at the block output (log)"))
         fig.tight_layout()
         out.append(
             ReportFigure(
-                "One gradient measure for every condition: the per-element (RMS) gradient at each block's output",
-                "‖∂L/∂y‖/√(elements) — per element, because the blocks' outputs differ in size — for the first seed "
-                "of each condition, on the study's diagnostics batch of held-out images, cross-entropy loss. Left: "
-                "at initialisation with BN in training mode; middle: at the middle probe during training (BN, "
-                f"training mode); right: the same architecture at initialisation {NO_BN_TWIN}, same seed. Dashed: "
-                "plain, solid: ResNet; shared log y-axis. A line falling toward block 1 is a vanishing gradient, "
-                "rising an exploding one.",
+                _(
+                    "One gradient measure for every condition: the per-element (RMS) gradient at each block's output"
+                ),
+                _(
+                    "‖∂L/∂y‖/√(elements) — per element, because the blocks' outputs differ in size — for the first "
+                    "seed of each condition, on the study's diagnostics batch of held-out images, cross-entropy loss. "
+                    "Left: at initialisation with BN in training mode; middle: at the middle probe during training "
+                    "(BN, training mode); right: the same architecture at initialisation {no_bn}, same seed. Dashed: "
+                    "plain, solid: ResNet; shared log y-axis. A line falling toward block 1 is a vanishing gradient, "
+                    "rising an exploding one."
+                ).format(no_bn=_(NO_BN_TWIN)),
                 png_bytes(fig),
                 "gradient_blocks",
             )
@@ -221,16 +233,18 @@ def _ratio_figure(by: dict[ConditionKey, Condition]) -> ReportFigure | None:
     ax.axhline(VANISH, color="grey", lw=0.8, ls=":")
     ax.axhline(EXPLODE, color="grey", lw=0.8, ls=":")
     ax.set_yscale("log")
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("RMS ∂L/∂y, first block ÷ last (log)")
+    ax.set_xlabel(_("iterations"))
+    ax.set_ylabel(_("RMS ∂L/∂y, first block ÷ last (log)"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return ReportFigure(
-        "First/last block gradient ratio (per element) during training",
-        "First seed of each condition, BN in training mode, on the diagnostics batch: at initialisation (iteration "
-        "0) and at every probe during training (evaluation steps before the last). Dotted lines: the outcome "
-        f"thresholds {VANISH:g} (below: vanishing) and {EXPLODE:g} (above: exploding).",
+        _("First/last block gradient ratio (per element) during training"),
+        _(
+            "First seed of each condition, BN in training mode, on the diagnostics batch: at initialisation "
+            "(iteration 0) and at every probe during training (evaluation steps before the last). Dotted lines: the "
+            "outcome thresholds {vanish:g} (below: vanishing) and {explode:g} (above: exploding)."
+        ).format(vanish=VANISH, explode=EXPLODE),
         png_bytes(fig),
         "gradient_ratio_during",
     )
@@ -255,16 +269,17 @@ def shattered_figures(result: StudyResult) -> list[ReportFigure]:
             t = [i / (len(g) - 1) for i in range(len(g))]
             ax.plot(t, [v / scale for v in g], color=colours[int(r["depth"])], ls="-" if r["residual"] else "--",
                     lw=0.9, label=r["label"].split(",")[0])  # fmt: skip
-        ax.set_title("with BN" if bn else NO_BN_TWIN, fontsize=9)
-        ax.set_xlabel("position t on the line between two images")
-        ax.set_ylabel("∂logit/∂t (scaled to max 1)")
+        ax.set_title(_("with BN") if bn else _(NO_BN_TWIN), fontsize=9)
+        ax.set_xlabel(_("position t on the line between two images"))
+        ax.set_ylabel(_("∂logit/∂t (scaled to max 1)"))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     order = sorted(ev.conditions, key=lambda kb: (not kb[1], kb[0].residual, kb[0].depth))
-    names = [f"{k.label}\n{'BN' if bn else 'no BN'}" for k, bn in order]
+    no_bn = _("no BN")
+    names = [f"{k.label}\n{'BN' if bn else no_bn}" for k, bn in order]
     colour = ["#4c72b0" if k.residual else "#dd8452" for k, _ in order]
-    for ax, measure, ylabel in ((axes[1][0], "lag1", "lag-1 autocorrelation of ∂logit/∂t"),
-                                (axes[1][1], "slope", "spectral slope β (0 white, −2 brown)")):  # fmt: skip
+    for ax, measure, ylabel in ((axes[1][0], "lag1", _("lag-1 autocorrelation of ∂logit/∂t")),
+                                (axes[1][1], "slope", _("spectral slope β (0 white, −2 brown)"))):  # fmt: skip
         means, lows, highs = [], [], []
         for kb in order:
             e = getattr(ev.conditions[kb], measure)
@@ -279,16 +294,16 @@ def shattered_figures(result: StudyResult) -> list[ReportFigure]:
         ax.axhline(0, color="grey", lw=0.8, ls=":")
     axes[1][1].axhline(-2, color="grey", lw=0.8, ls=":")
     fig.tight_layout()
-    caption = (
-        f"At initialisation: the derivative of the logit of the first image's class along a {ev.points}-point "
-        f"straight line between two held-out images (top; seed {first_seed}; dashed plain, solid ResNet); bottom "
-        f"left: its lag-1 autocorrelation (≈ 0 white noise, → 1 smooth), bottom right: the slope of its power "
-        f"spectrum (0 white, −2 brown); bars: mean over {ev.seeds} seeds with the 95% t interval. With BN, BN "
-        f"normalises with the statistics of a held-out batch (eval mode with those statistics); no BN: {NO_BN_TWIN}."
-    )
+    caption = _(
+        "At initialisation: the derivative of the logit of the first image's class along a {points}-point "
+        "straight line between two held-out images (top; seed {seed}; dashed plain, solid ResNet); bottom "
+        "left: its lag-1 autocorrelation (≈ 0 white noise, → 1 smooth), bottom right: the slope of its power "
+        "spectrum (0 white, −2 brown); bars: mean over {seeds} seeds with the 95% t interval. With BN, BN "
+        "normalises with the statistics of a held-out batch (eval mode with those statistics); no BN: {no_bn}."
+    ).format(points=ev.points, seed=first_seed, seeds=ev.seeds, no_bn=_(NO_BN_TWIN))
     return [
         ReportFigure(
-            "Shattered gradients (Balduzzi et al. 2017)", caption, png_bytes(fig), "shattered_gradients"
+            _("Shattered gradients (Balduzzi et al. 2017)"), caption, png_bytes(fig), "shattered_gradients"
         )
     ]
 
@@ -308,10 +323,12 @@ def response_figures(result: StudyResult) -> list[ReportFigure]:
         return []
     return [
         ReportFigure(
-            "Layer responses (ResNet paper Fig. 7)",
-            "Standard deviation of each 3×3 layer's response after BN and before the ReLU/addition, trained models "
-            "(first seed) in eval mode on the diagnostics batch of held-out images; top: in network order, bottom: "
-            "sorted. Dashed: plain, solid: ResNet.",
+            _("Layer responses (ResNet paper Fig. 7)"),
+            _(
+                "Standard deviation of each 3×3 layer's response after BN and before the ReLU/addition, trained "
+                "models (first seed) in eval mode on the diagnostics batch of held-out images; top: in network order, "
+                "bottom: sorted. Dashed: plain, solid: ResNet."
+            ),
             png_bytes(plot_responses(series)),
             "fig7_responses",
         )
@@ -322,7 +339,7 @@ def response_figures(result: StudyResult) -> list[ReportFigure]:
 def _measure_cell(m: GradientMeasure) -> str:
     if m.ratio is None:
         return "—"
-    return f"{', '.join(sci(v) for v in m.ratio.values)} ({m.outcome})"
+    return f"{', '.join(sci(v) for v in m.ratio.values)} ({_(m.outcome)})"
 
 
 def _growth_cell(m: GradientMeasure) -> str:
@@ -348,44 +365,47 @@ def report_sections(result: StudyResult) -> list[Section]:
                 )
         rows.append(tuple(cells))
     measure = (
-        "eval-mode error over the training (sub)set each net fits"
+        _("eval-mode error over the training (sub)set each net fits")
         if split == "train_eval"
-        else "running error of the last logged batches"
+        else _("running error of the last logged batches")
     )
     table = ReportTable(
-        "Final error by depth",
-        ("depth", "plain train", "plain test", "residual train", "residual test"),
+        _("Final error by depth"),
+        (_("depth"), _("plain train"), _("plain test"), _("residual train"), _("residual test")),
         tuple(rows),
-        f"Train: {measure}, at the last step; test: the full test split at the end. Mean over seeds [95% t interval].",
-    )
-    out = [Section("results", "Final error by depth", tables=(table,), figures=tuple(error_figures(result)))]
+        _("Train: {measure}, at the last step; test: the full test split at the end. Mean over seeds [95% t "
+          "interval].").format(measure=measure),
+    )  # fmt: skip
+    out = [
+        Section("results", _("Final error by depth"), tables=(table,), figures=tuple(error_figures(result)))
+    ]
     ev_rows = []
     for k, c in by.items():
         g = gradient_evidence(c, k)
         ev_rows.append((c.name, _measure_cell(g.init_bn), _growth_cell(g.init_bn), _measure_cell(g.during_bn),
                         _measure_cell(g.init_no_bn), _growth_cell(g.init_no_bn)))  # fmt: skip
     gtable = ReportTable(
-        "Gradient measurements (per element)",
+        _("Gradient measurements (per element)"),
         (
-            "condition",
-            "RMS grad first ÷ last, init, BN",
-            "growth per block [95% CI]",
-            "… during training (median)",
-            "… init, no BN",
-            "growth per block, no BN",
+            _("condition"),
+            _("RMS grad first ÷ last, init, BN"),
+            _("growth per block [95% CI]"),
+            _("… during training (median)"),
+            _("… init, no BN"),
+            _("growth per block, no BN"),
         ),  # fmt: skip
         tuple(ev_rows),
-        "One ratio per seed; growth: the slope of log10 RMS gradient per block toward the input, mean over seeds "
-        f"with its 95% t interval. Outcomes from the 95% interval of the log10 ratio against {VANISH:g} "
-        f"(vanishing) and {EXPLODE:g} (exploding). BN in training mode on the diagnostics batch; no BN: the same "
-        f"net {NO_BN_TWIN}, same seed, untrained.",
-    )
-    out.append(Section("gradients", "Gradients: vanishing, exploding or neither?", tables=(gtable,),
+        _("One ratio per seed; growth: the slope of log10 RMS gradient per block toward the input, mean over seeds "
+          "with its 95% t interval. Outcomes from the 95% interval of the log10 ratio against {vanish:g} "
+          "(vanishing) and {explode:g} (exploding). BN in training mode on the diagnostics batch; no BN: the same "
+          "net {no_bn}, same seed, untrained.").format(vanish=VANISH, explode=EXPLODE, no_bn=_(NO_BN_TWIN)),
+    )  # fmt: skip
+    out.append(Section("gradients", _("Gradients: vanishing, exploding or neither?"), tables=(gtable,),
                        figures=tuple(gradient_figures(result))))  # fmt: skip
     shat = shattered_figures(result)
     if shat:
-        out.append(Section("shattered", "Shattered gradients at initialisation", figures=tuple(shat)))
+        out.append(Section("shattered", _("Shattered gradients at initialisation"), figures=tuple(shat)))
     resp = response_figures(result)
     if resp:
-        out.append(Section("responses", "Layer responses (Fig. 7)", figures=tuple(resp)))
+        out.append(Section("responses", _("Layer responses (Fig. 7)"), figures=tuple(resp)))
     return out

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from depthlab.i18n import N_
 from depthlab.studies.declare import RunSpec, StudyError
 from depthlab.studies.degradation.presets import DegradationPreset
 
@@ -19,7 +20,7 @@ _NAME = re.compile(r"^(?P<family>[a-z_]+?)(?P<depth>\d+)$")
 # x + α·F(x) — so its branches are live at init and its forward signal stays bounded; SkipInit's zero scale
 # would switch every branch off and leave only the stem, the shortcuts and the head to measure. The study
 # trains no BN-free net, so nothing here needs SkipInit.
-NO_BN_TWIN = "without BN (ResNets: branches scaled by 1/√blocks)"
+NO_BN_TWIN = N_("without BN (ResNets: branches scaled by 1/√blocks)")  # shown as _(NO_BN_TWIN)
 
 
 def no_bn_kwargs(residual: bool) -> dict[str, Any]:

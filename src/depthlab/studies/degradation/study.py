@@ -38,6 +38,7 @@ from typing import Any
 from depthlab import create_model
 from depthlab.analysis.gradients import diagnose
 from depthlab.analysis.shattered import shattered_gradients
+from depthlab.i18n import N_
 from depthlab.io import read_json, write_json
 from depthlab.present.types import Section
 from depthlab.studies.analyses import run_for_study
@@ -143,10 +144,12 @@ def _analysis_runner(name: str) -> Any:
 STUDY = register_study(
     Study(
         name="degradation",
-        title="Degradation study",
-        claim="Deeper plain networks end with higher training error than shallower ones while ResNets do not "
-        "(He et al. 2015, Fig. 6); is it vanishing gradients, as lecture notes say, or not, as the paper argues? "
-        "Are residual gradients less shattered (Balduzzi et al. 2017)?",
+        title=N_("Degradation study"),
+        claim=N_(
+            "Deeper plain networks end with higher training error than shallower ones while ResNets do not "
+            "(He et al. 2015, Fig. 6); is it vanishing gradients, as lecture notes say, or not, as the paper "
+            "argues? Are residual gradients less shattered (Balduzzi et al. 2017)?"
+        ),
         presets=PRESETS,
         grid=grid,
         findings=compute_findings,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from depthlab.i18n import N_
 from depthlab.stats import Estimate, estimate
 from depthlab.studies.inception_aux.presets import BASE, PAPER_WEIGHT, InceptionAuxPreset
 from depthlab.studies.inception_aux.probe import AuxGradients, TapGradient
@@ -42,7 +43,7 @@ __all__ = [
     "main_rms",
 ]
 
-MOMENTS = ("init", "during", "end")
+MOMENTS = (N_("init"), N_("during"), N_("end"))  # shown as _(moment)
 
 
 # ------------------------------------------------------------------------------------------- conditions

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from depthlab.i18n import _
 from depthlab.present.plots import png_bytes, pyplot
 from depthlab.present.types import ReportFigure
 from depthlab.stats import Estimate, estimate
@@ -64,16 +65,17 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
     step = early_step(result)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for ax, split, title in (
-        (axes[0], "train", "running training error (training mode)"),
-        (axes[1], "train_eval", "training error (eval mode, whole fixed training subset)"),
-        (axes[2], held, f"{'validation' if held == 'val' else 'test'} error (eval mode)"),
+        (axes[0], "train", _("running training error (training mode)")),
+        (axes[1], "train_eval", _("training error (eval mode, whole fixed training subset)")),
+        (axes[2], held, _("validation error (eval mode)") if held == "val" else _("test error (eval mode)")),
     ):
         for c in conditions:
             xs, ys = _mean_curve([r.curves.get(split, ()) for r in c.runs])
             if xs:
                 colour, ls = _style(c)
                 ax.plot(xs, ys, color=colour, ls=ls, marker="." if split != "train" else None, lw=1.5,
-                        label=f"{c.name} ({c.seeds} seed{'s' if c.seeds != 1 else ''})")  # fmt: skip
+                        label=f"{c.name} " + (_("({n} seed)") if c.seeds == 1 else _("({n} seeds)")).format(
+                            n=c.seeds))  # fmt: skip
         if step is not None:
             ax.axvline(step, color="grey", lw=0.8, ls=":")
         if last:
@@ -81,19 +83,21 @@ def error_figures(result: StudyResult) -> list[ReportFigure]:
                        lw=0)  # fmt: skip
             ax.axvspan(last * (1 - PLATEAU_FRACTION), last, color="grey", alpha=0.15, lw=0)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("iterations")
+        ax.set_xlabel(_("iterations"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylabel(_("error (%)"))
     fig.tight_layout()
     return [
         ReportFigure(
-            "Error vs iterations with and without the auxiliary losses",
-            "Mean over seeds. Left: running training error of the main classifier on the batches being trained on "
-            "(training mode; the early-training finding averages it up to the dotted line); middle: eval-mode "
-            "error on the whole fixed training subset the nets fit; right: held-out error (eval mode). The darker "
-            "band is the last 10% of iterations, the lighter one the 10% before: each condition's convergence "
-            "finding compares the left curve's mean over the two. Same y-axis.",
+            _("Error vs iterations with and without the auxiliary losses"),
+            _(
+                "Mean over seeds. Left: running training error of the main classifier on the batches being trained "
+                "on (training mode; the early-training finding averages it up to the dotted line); middle: "
+                "eval-mode error on the whole fixed training subset the nets fit; right: held-out error (eval "
+                "mode). The darker band is the last 10% of iterations, the lighter one the 10% before: each "
+                "condition's convergence finding compares the left curve's mean over the two. Same y-axis."
+            ),
             png_bytes(fig),
             "aux_error_curves",
         )
@@ -149,22 +153,22 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
         readings = [gradient_reading(g.aux, t, moment) for t in AUX_TAPS]
         offset = [x + 0.12 * (k - 1) for x in xs]
         _errorbar(ax_share, offset, [_log_summary(r.share if r else None) for r in readings], color=colour,
-                  marker=marker, ls="-", label=moment)  # fmt: skip
+                  marker=marker, ls="-", label=_(moment))  # fmt: skip
         _errorbar(ax_cos, offset, [_summary(r.cosine if r else None) for r in readings], color=colour,
-                  marker=marker, ls="-", label=moment)  # fmt: skip
+                  marker=marker, ls="-", label=_(moment))  # fmt: skip
     w = float(g.aux.factors.get("aux_weight", 0))
-    ax_share.axhline(bound, color="black", lw=0.8, ls=":", label=f"bound {bound:g}")
+    ax_share.axhline(bound, color="black", lw=0.8, ls=":", label=_("bound {bound:g}").format(bound=bound))
     ax_share.set_yscale("log")
     ax_share.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
-    ax_share.set_title(f"aux share of the training gradient, {g.aux.name}", fontsize=10)
+    ax_share.set_title(_("aux share of the training gradient, {net}").format(net=g.aux.name), fontsize=10)
     ax_cos.axhline(0.0, color="black", lw=0.8)
     ax_cos.axhspan(-COSINE_BOUND, COSINE_BOUND, color="grey", alpha=0.15, lw=0)
     ax_cos.set_ylim(-1.05, 1.05)
     ax_cos.set_ylabel("cos(∂L_aux/∂y, ∂L_main/∂y)")
-    ax_cos.set_title(f"direction of the aux gradient, {g.aux.name}", fontsize=10)
+    ax_cos.set_title(_("direction of the aux gradient, {net}").format(net=g.aux.name), fontsize=10)
     for ax in (ax_share, ax_cos):
         ax.set_xticks(xs, labels, fontsize=8)
-        ax.set_xlabel("output of (input → output)")
+        ax.set_xlabel(_("output of (input → output)"))
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     colours = ("#c44e52", "#8172b3", "#937860")
@@ -182,41 +186,45 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
             pts = [(s, v) for s, v in pts if v > 0 and math.isfinite(v)]
             if pts:
                 ax_time.plot(*zip(*pts, strict=True), color=colours[k], ls=styles[j % len(styles)], marker=".",
-                             label=f"{tap_label(tap)}, seed {r.seed}")  # fmt: skip
+                             label=_("{tap}, seed {seed}").format(tap=tap_label(tap), seed=r.seed))  # fmt: skip
     ax_time.axhline(bound, color="black", lw=0.8, ls=":")
     ax_time.set_yscale("log")
-    ax_time.set_xlabel("iterations")
+    ax_time.set_xlabel(_("iterations"))
     ax_time.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
-    ax_time.set_title(f"aux share at the lower layers during training, {g.aux.name}", fontsize=10)
+    ax_time.set_title(
+        _("aux share at the lower layers during training, {net}").format(net=g.aux.name), fontsize=10
+    )
     ax_time.grid(alpha=0.3, which="both")
     ax_time.legend(fontsize=7, ncol=len(LOWER_TAPS))
     all_x = list(range(len(TAPS)))
     for c in (g.aux, *g.baselines):
         colour, ls = _style(c)
         _errorbar(ax_rms, all_x, [_log_summary(main_rms(c, t, "end")) for t in TAPS], color=colour, marker="o",
-                  ls=ls, label=f"{c.name}, end")  # fmt: skip
+                  ls=ls, label=_("{net}, end").format(net=c.name))  # fmt: skip
     _errorbar(ax_rms, all_x, [_log_summary(main_rms(g.aux, t, "init")) for t in TAPS], color="#8c8c8c", marker="s",
-              ls="-", label=f"{g.aux.name}, init")  # fmt: skip
+              ls="-", label=_("{net}, init").format(net=g.aux.name))  # fmt: skip
     ax_rms.set_yscale("log")
     ax_rms.set_xticks(all_x, [tap_label(t) for t in TAPS], fontsize=8)
-    ax_rms.set_xlabel("output of (input → output)")
-    ax_rms.set_ylabel("RMS of ∂L_main/∂y per element (log)")
-    ax_rms.set_title("main-loss gradient per element", fontsize=10)
+    ax_rms.set_xlabel(_("output of (input → output)"))
+    ax_rms.set_ylabel(_("RMS of ∂L_main/∂y per element (log)"))
+    ax_rms.set_title(_("main-loss gradient per element"), fontsize=10)
     ax_rms.grid(alpha=0.3, which="both")
     ax_rms.legend(fontsize=8)
     fig.tight_layout()
     return [
         ReportFigure(
-            "Aux and main gradients at the stem and inception outputs",
-            "Training mode (dropout on, the same masks for every condition and moment) on the study's diagnostics "
-            "batch of held-out images; one forward pass, a backward pass for the main loss and one for the two aux "
-            "losses summed. Top left: the aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ at each output the aux heads "
-            "reach (stem to 4d), geometric mean over seeds with its 95% CI, at initialisation, during training "
-            "(per seed the median over its probes) and at the end; dotted: the bound the findings test against. "
-            "Top right: the cosine between the two gradients, mean over seeds with its 95% CI; shaded: "
-            f"±{COSINE_BOUND:g}, called orthogonal. Bottom left: the aux share at the stem, 3a and 3b at every "
-            "probe, one line per seed. Bottom right: the main loss's gradient per element (RMS) at every output, "
-            "geometric mean over seeds with its 95% CI, for each condition at the end and at initialisation.",
+            _("Aux and main gradients at the stem and inception outputs"),
+            _(
+                "Training mode (dropout on, the same masks for every condition and moment) on the study's "
+                "diagnostics batch of held-out images; one forward pass, a backward pass for the main loss and one for "
+                "the two aux losses summed. Top left: the aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ at each output the "
+                "aux heads reach (stem to 4d), geometric mean over seeds with its 95% CI, at initialisation, during "
+                "training (per seed the median over its probes) and at the end; dotted: the bound the findings test "
+                "against. Top right: the cosine between the two gradients, mean over seeds with its 95% CI; shaded: "
+                "±{cosine:g}, called orthogonal. Bottom left: the aux share at the stem, 3a and 3b at every probe, one "
+                "line per seed. Bottom right: the main loss's gradient per element (RMS) at every output, geometric "
+                "mean over seeds with its 95% CI, for each condition at the end and at initialisation."
+            ).format(cosine=COSINE_BOUND),
             png_bytes(fig),
             "aux_gradients",
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from depthlab.i18n import N_, _
 from depthlab.present.format import pct, sci
 from depthlab.present.types import ReportTable, Section
 from depthlab.studies.declare import Study
@@ -47,19 +48,19 @@ def _errors_table(result: StudyResult) -> ReportTable:
             cells.append(pct(x.mean, x.std) if x else "—")
         rows.append(tuple(cells))
     return ReportTable(
-        "Errors by condition",
+        _("Errors by condition"),
         (
-            "condition",
-            "seeds",
-            f"running training error, iterations 1–{step}",
-            "final training error",
-            "test error",
+            _("condition"),
+            _("seeds"),
+            _("running training error, iterations 1–{step}").format(step=step),
+            _("final training error"),
+            _("test error"),
         ),
         tuple(rows),
-        "Early: the mean running training error (training mode) of the batches of iterations 1 to the early step; "
-        "final: the eval-mode error over the whole fixed training subset, and the test error, at the last step; "
-        "mean ± standard deviation over seeds (the findings give each difference with its 95% CI).",
-    )
+        _("Early: the mean running training error (training mode) of the batches of iterations 1 to the early "
+          "step; final: the eval-mode error over the whole fixed training subset, and the test error, at the last "
+          "step; mean ± standard deviation over seeds (the findings give each difference with its 95% CI)."),
+    )  # fmt: skip
 
 
 def _gradient_table(result: StudyResult) -> ReportTable | None:
@@ -77,18 +78,21 @@ def _gradient_table(result: StudyResult) -> ReportTable | None:
             gm = 10 ** statistics.fmean(math.log10(v) if v > 0 else math.nan for v in r.share.values)
             cells += [sci(gm), f"{r.cosine.mean:+.2f}" if r.cosine.finite else "—"]
         rows.append(tuple(cells))
-    header = ["output"]
+    header = [_("output")]
     for moment in MOMENTS:
-        header += [f"aux share, {moment}", f"cosine, {moment}"]
+        header += [
+            _("aux share, {moment}").format(moment=_(moment)),
+            _("cosine, {moment}").format(moment=_(moment)),
+        ]
     return ReportTable(
-        f"Aux share and direction of the gradient, {g.aux.name}",
+        _("Aux share and direction of the gradient, {net}").format(net=g.aux.name),
         tuple(header),
         tuple(rows),
-        "Aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (geometric mean over seeds) and cos(∂L_aux/∂y, ∂L_main/∂y) "
-        "(mean over seeds) at the output y of the stem and of every inception module the aux heads reach; "
-        "training mode, the study's diagnostics batch, the same dropout masks; during: per seed the median over "
-        "the probes between initialisation and the last step.",
-    )
+        _("Aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (geometric mean over seeds) and cos(∂L_aux/∂y, ∂L_main/∂y) "
+          "(mean over seeds) at the output y of the stem and of every inception module the aux heads reach; "
+          "training mode, the study's diagnostics batch, the same dropout masks; during: per seed the median over "
+          "the probes between initialisation and the last step."),
+    )  # fmt: skip
 
 
 def sections(result: StudyResult) -> list[Section]:
@@ -96,13 +100,13 @@ def sections(result: StudyResult) -> list[Section]:
     return [
         Section(
             "results",
-            "Training curves and final errors",
+            _("Training curves and final errors"),
             tables=(_errors_table(result),),
             figures=tuple(figs.error_figures(result)),
         ),  # fmt: skip
         Section(
             "gradients",
-            "Gradient reaching the lower layers",
+            _("Gradient reaching the lower layers"),
             tables=(gtable,) if gtable else (),
             figures=tuple(figs.gradient_figures(result)),
         ),  # fmt: skip
@@ -112,12 +116,14 @@ def sections(result: StudyResult) -> list[Section]:
 STUDY = register_study(
     Study(
         name="inception-aux",
-        title="Inception's auxiliary classifiers",
-        claim="GoogLeNet's auxiliary classifiers were added to strengthen the gradient reaching the lower layers "
-        "(Going Deeper with Convolutions, Szegedy et al. 2015, §5); Szegedy et al. 2015 (Rethinking the "
-        "Inception Architecture, §4) found they do not speed up early training and, near the end of training, "
-        "reach a slightly higher accuracy plateau. Do they, here, trained to the end of the schedule with the "
-        "paper's weight 0.3 against weight 0?",
+        title=N_("Inception's auxiliary classifiers"),
+        claim=N_(
+            "GoogLeNet's auxiliary classifiers were added to strengthen the gradient reaching the lower layers "
+            "(Going Deeper with Convolutions, Szegedy et al. 2015, §5); Szegedy et al. 2015 (Rethinking the "
+            "Inception Architecture, §4) found they do not speed up early training and, near the end of training, "
+            "reach a slightly higher accuracy plateau. Do they, here, trained to the end of the schedule with the "
+            "paper's weight 0.3 against weight 0?"
+        ),
         presets=PRESETS,
         grid=grid,
         findings=compute_findings,

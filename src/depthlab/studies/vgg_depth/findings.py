@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from depthlab.i18n import _
 from depthlab.present.format import difference_ci, pct
 from depthlab.stats import welch
 from depthlab.studies.common import (
@@ -72,12 +73,12 @@ def _untrained(conditions: tuple[Condition, ...], chance_margin: float) -> tuple
 
 def untrained_clause(ts: tuple[Training, ...]) -> str:
     """Why a comparison with a net that never left chance is not resolved."""
-    parts = [f"{t.condition} did not train in {t.untrained} of {t.seeds} seeds" for t in ts]
-    return (
-        f"{'; '.join(parts)} (final training error at least {pct(ts[0].threshold)}, chance "
-        f"{pct(ts[0].chance)}), so the comparison is not resolved — a net that never left chance is not a "
-        f"deeper net that trains worse"
-    )
+    parts = [_("{net} did not train in {n} of {seeds} seeds").format(net=t.condition, n=t.untrained, seeds=t.seeds)
+             for t in ts]  # fmt: skip
+    return _(
+        "{nets} (final training error at least {threshold}, chance {chance}), so the comparison is not resolved — "
+        "a net that never left chance is not a deeper net that trains worse"
+    ).format(nets="; ".join(parts), threshold=pct(ts[0].threshold), chance=pct(ts[0].chance))
 
 
 def compare_errors(

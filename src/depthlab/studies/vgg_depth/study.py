@@ -16,6 +16,7 @@ package: :mod:`.presets`, :mod:`.grid`, :mod:`.evidence` (typed readings of the 
 
 from __future__ import annotations
 
+from depthlab.i18n import N_, _
 from depthlab.present.format import pct
 from depthlab.present.types import ReportTable, Section
 from depthlab.stats import Estimate
@@ -49,31 +50,35 @@ def _table(result: StudyResult) -> ReportTable:
             if c is None:
                 continue
             t = training(c, margin)
-            trained = "—" if t is None else f"{t.seeds - t.untrained} of {t.seeds}"
+            trained = "—" if t is None else _("{n} of {seeds}").format(n=t.seeds - t.untrained, seeds=t.seeds)
             rows.append((c.name, str(DEPTH[config]), f"{TABLE3[config]:.1f}%", trained,
                          _cell(c.error("train_eval")), _cell(c.error("test"))))  # fmt: skip
     return ReportTable(
-        "Final error by configuration",
-        ("condition", "weight layers", "Table 3 top-1", "seeds that trained", "training error", "test error"),
+        _("Final error by configuration"),
+        (_("condition"), _("weight layers"), _("Table 3 top-1"), _("seeds that trained"), _("training error"),
+         _("test error")),
         tuple(rows),
-        "Training error: eval mode over the fixed training subset at the last step; test error at the end. Mean "
-        "over seeds [95% CI across seeds]. A seed did not train when its training error stayed within "
-        f"{100 * margin:g} points of chance. Table 3: {TABLE3_SOURCE} (ImageNet, for the direction).",
-    )
+        _("Training error: eval mode over the fixed training subset at the last step; test error at the end. Mean "
+          "over seeds [95% CI across seeds]. A seed did not train when its training error stayed within "
+          "{points:g} points of chance. Table 3: {source} (ImageNet, for the direction).").format(
+            points=100 * margin, source=TABLE3_SOURCE),
+    )  # fmt: skip
 
 
 def sections(result: StudyResult) -> list[Section]:
-    return [Section("results", "Error by configuration", tables=(_table(result),),
+    return [Section("results", _("Error by configuration"), tables=(_table(result),),
                     figures=tuple(figs.figures(result)))]  # fmt: skip
 
 
 STUDY = register_study(
     Study(
         name="vgg-depth",
-        title="VGG's depth ablation",
-        claim="VGG's Table 3: error falls with depth from A to D/E, LRN does not help, and 1×1 convs (C) are worse "
-        "than 3×3 (D) at equal depth (Simonyan & Zisserman 2015). Does it hold here, without batch norm (the "
-        "paper's nets) and with it — counting a net that never leaves chance as not trained, not as degraded?",
+        title=N_("VGG's depth ablation"),
+        claim=N_(
+            "VGG's Table 3: error falls with depth from A to D/E, LRN does not help, and 1×1 convs (C) are worse "
+            "than 3×3 (D) at equal depth (Simonyan & Zisserman 2015). Does it hold here, without batch norm (the "
+            "paper's nets) and with it — counting a net that never leaves chance as not trained, not as degraded?"
+        ),
         presets=PRESETS,
         grid=grid,
         findings=compute_findings,
