@@ -119,6 +119,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="--dry-run: training steps timed per model (default 3 on the CPU, 30 on a GPU, where one "
         "replayed step takes milliseconds)",
     )
+    p.add_argument(
+        "--status-json",
+        metavar="FILE",
+        default=None,
+        help="with --status: also write the runs' states and the counts to FILE as JSON (a record of how far "
+        "a directory got)",
+    )
     add_lang_option(p)
     p.set_defaults(func=run_experiment)
 
@@ -403,6 +410,15 @@ def print_status(console: Console, study: Any, preset: Any, out: Path, args: arg
     if results.is_file():
         written = f"; results.json written {time.strftime('%Y-%m-%d %H:%M', time.localtime(results.stat().st_mtime))}"
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + written)
+    if args.status_json:
+        finished = sum(s.state == "done" and s.status == "completed" for s in states)
+        write_json(Path(args.status_json), {
+            "study": study.name, "preset": preset.name, "directory": str(out),
+            "seeds": sorted({int(s.name.rsplit("-s", 1)[1]) for s in states if "-s" in s.name}),
+            "runs": [{"name": s.name, "state": s.state, "status": s.status, "step": s.step,
+                      "total_steps": s.total_steps} for s in states],
+            "counts": counts, "completed": finished, "total": len(states),
+        })  # fmt: skip
     return 0
 
 
