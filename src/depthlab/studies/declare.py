@@ -22,6 +22,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from depthlab.errors import DepthlabError
@@ -37,6 +38,7 @@ __all__ = [
     "Answer",
     "FINDING_OUTCOMES",
     "Finding",
+    "GPU_SCALE",
     "Probe",
     "ProbeContext",
     "Progress",
@@ -72,6 +74,13 @@ STUDY_TRAIN = TrainConfig(
     weight_decay=1e-4, decay_norm_and_bias=True, schedule="onecycle", label_smoothing=0.0, augment=False,
     eval_every=100, eval_train=True, test_at_end=True, log_every=20, eval_batch_size=500,
 )  # fmt: skip
+# What every study's ``gpu`` preset changes alike (each adds its own nets, budget and learning rate): the whole
+# training split less a 5,000-image validation split, random crops and flips, evaluations on 5,000 images in
+# batches of 2,000 (a GPU holds them; the CPU presets' 500 would leave it idle), six seeds.
+GPU_SCALE: Mapping[str, Any] = MappingProxyType({
+    "train_subset": None, "val_size": 5000, "augment": True, "eval_subset": 5000, "eval_batch_size": 2000,
+    "seeds": 6,
+})  # fmt: skip
 # TrainConfig fields that each run of the grid sets itself, never a preset.
 PER_RUN = ("model", "model_kwargs", "seed", "device", "data_dir", "epochs", "checkpoint_every", "init_from",
            "init_from_layers")  # fmt: skip

@@ -32,7 +32,7 @@ from depthlab.stats import (
     claim_sign,
     welch,
 )
-from depthlab.studies.common import budget, by_key, comparison_numbers, finalize
+from depthlab.studies.common import answer, by_key, comparison_numbers, finalize, margin_text
 from depthlab.studies.declare import Answer, Finding
 from depthlab.studies.degradation.evidence import VANISH, conditions
 from depthlab.studies.degradation.findings import (
@@ -94,15 +94,9 @@ PAPER = {
 def _answer(qid: str, numbers: str, evidence: Sequence[str], test: ClaimTest | None, primary: str, *,
             by: Mapping[str, Finding] | None = None, result: StudyResult | None = None,
             nets: Sequence[ConditionKey] = ()) -> Answer:  # fmt: skip
-    """An answer whose verdict :func:`finalize` draws; end-of-training answers (``result`` given) carry the
-    budget and the convergence state of each net in ``nets`` that has a convergence reading."""
-    spent, states = "", {}
-    if result is not None:
-        spent = budget(result)
-        readings = {k: (by or {}).get(f"convergence:{k.label}") for k in nets}
-        states = {k.label: str(f.numbers["state"]) for k, f in readings.items() if f is not None}
-    return Answer(qid, _(QUESTIONS[qid]), "not resolved", numbers, _(PAPER[qid]), tuple(evidence), primary, test,
-                  budget=spent, states=states)  # fmt: skip
+    """:func:`~depthlab.studies.common.answer` with this study's question and paper texts, shown translated."""
+    return answer(qid, _(QUESTIONS[qid]), _(PAPER[qid]), numbers, evidence, test, primary, result=result, by=by,
+                  nets=[k.label for k in nets])  # fmt: skip
 
 
 def _deepest(result: StudyResult, residual: bool) -> tuple[ConditionKey, ConditionKey] | None:
@@ -176,12 +170,6 @@ def _shortcuts(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
                    claim_sign(c.difference, "lower"), key, by=by, result=result, nets=(res, plain))  # fmt: skip
 
 
-def _margin_text(margin_points: float, margin: float, reference: str) -> str:
-    return _("margin {points:.1f} points: {pct:.0f}% of {reference}'s error").format(
-        points=100 * margin_points, pct=100 * margin, reference=reference
-    )
-
-
 def _deeper_resnet(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
     """Non-inferiority (the weaker half of Fig. 6 right): the deepest ResNet's training error is below the
     shallowest's plus the margin; contradicted when it is above by more than the margin."""
@@ -195,7 +183,7 @@ def _deeper_resnet(result: StudyResult, by: Mapping[str, Finding]) -> Answer | N
     test = claim_margin(c.difference, margin, "lower") if math.isfinite(margin) else ClaimTest(None, None, "")
     key = f"train_error:{deep.label}:{shallow.label}"
     numbers = (
-        comparison_numbers(c.difference, c.outcome) + "; " + _margin_text(margin, relative, shallow.label)
+        comparison_numbers(c.difference, c.outcome) + "; " + margin_text(margin, relative, shallow.label)
     )
     return _answer("deeper_resnet", numbers, (key,), test, key, by=by, result=result, nets=pair)
 

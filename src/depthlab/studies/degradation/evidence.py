@@ -35,14 +35,11 @@ __all__ = [
     "VANISH",
     "EXPLODE",
     "GRADIENT_OUTCOMES",
-    "PLATEAU_FRACTION",
     "gradient_outcome",
     "conditions",
     "train_split",
     "ErrorEvidence",
     "error_evidence",
-    "Plateau",
-    "plateau",
     "GradientReading",
     "GradientMeasure",
     "GradientEvidence",
@@ -64,7 +61,6 @@ GRADIENT_OUTCOMES = (  # marked for the catalogues: a reader sees _(outcome)
     N_("not resolved"),
     N_("unknown"),
 )
-PLATEAU_FRACTION = 0.1  # the plateau check compares the last 10% of iterations with the 10% before
 
 
 def gradient_outcome(ratios: Estimate | None) -> str:
@@ -133,40 +129,6 @@ def error_evidence(result: StudyResult) -> dict[ConditionKey, ErrorEvidence]:
         k: ErrorEvidence(k, tuple(r.seed for r in c.runs), c.error(split), c.error("test"), split)
         for k, c in by.items()
     }
-
-
-@dataclass(frozen=True)
-class Plateau:
-    """The running training error (training mode, the batches since the previous logged row) averaged over
-    the rows in the last ``PLATEAU_FRACTION`` of iterations (``after``) and over the rows in the same span
-    just before (``before``), one value per seed, seeds in the same order."""
-
-    key: ConditionKey
-    steps: int
-    window: tuple[int, int, int]  # before = rows in (a, b], after = rows in (b, c]
-    before: Estimate
-    after: Estimate
-
-
-def plateau(c: Condition, key: ConditionKey) -> Plateau | None:
-    """The plateau reading of one condition; ``None`` when a run has no logged row in either window."""
-    befores: list[float] = []
-    afters: list[float] = []
-    steps = max((int(r.config.get("steps") or r.step) for r in c.runs), default=0)
-    span = max(1, round(PLATEAU_FRACTION * steps))
-    a, b = steps - 2 * span, steps - span
-    for r in c.runs:
-        curve = r.curves.get("train", ())
-        before = [e for s, e in curve if a < s <= b]
-        after = [e for s, e in curve if b < s <= steps]
-        if not before or not after:
-            return None
-        befores.append(statistics.fmean(before))
-        afters.append(statistics.fmean(after))
-    e_before, e_after = c.estimate(befores), c.estimate(afters)
-    if e_before is None or e_after is None or not e_after.values:
-        return None  # no seed to check (every one diverged: the status finding says so)
-    return Plateau(key, steps, (a, b, steps), e_before, e_after)
 
 
 # --------------------------------------------------------------------------------------------- gradients

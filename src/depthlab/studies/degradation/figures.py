@@ -22,9 +22,9 @@ from depthlab.present.plots import (
     pyplot,
 )
 from depthlab.present.types import ReportFigure, ReportTable, Section
+from depthlab.studies.common import PLATEAU_FRACTION
 from depthlab.studies.degradation.evidence import (
     EXPLODE,
-    PLATEAU_FRACTION,
     VANISH,
     GradientMeasure,
     conditions,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from depthlab.errors import DepthlabError
 from depthlab.layers import check_width, scale_channels
 from depthlab.models.resnet import CIFAR_WIDTHS
-from depthlab.studies.declare import Recipe, StudyError
+from depthlab.studies.declare import GPU_SCALE, Recipe, StudyError
 
 __all__ = ["FAMILIES", "DegradationPreset", "BASE", "PRESETS"]
 
@@ -117,18 +117,13 @@ PRESETS: dict[str, DegradationPreset] = {
         ),
         BASE.replace(
             name="gpu",
+            **GPU_SCALE,
             depths=(20, 32, 44, 56),
             width=1.0,
-            seeds=6,
             steps=600,
             schedule="step",
-            augment=True,
             normalize="pixel",
-            val_size=5000,
-            train_subset=None,
             eval_every=60,
-            eval_subset=5000,
-            eval_batch_size=2000,
             log_every=10,
             note="for one GPU: the paper's four depths at its widths and recipe on the whole Fashion-MNIST "
             "training split, 6 seeds, 600 iterations — sized so that it and its replication fit the few minutes "

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from depthlab.studies.declare import Recipe, StudyError
+from depthlab.studies.declare import GPU_SCALE, Recipe, StudyError
 
 __all__ = ["PAPER_WEIGHT", "InceptionAuxPreset", "BASE", "QUICK", "PAPER", "PRESETS"]
 
@@ -131,21 +131,16 @@ PAPER = BASE.replace(
 
 GPU = BASE.replace(
     name="gpu",
+    **GPU_SCALE,
     image_size=64,
     width=1.0,
-    train_subset=None,
-    val_size=5000,
     steps=3000,
     batch_size=128,
     lr=0.1,
-    augment=True,
     eval_every=300,
-    eval_subset=5000,
-    eval_batch_size=2000,
     log_every=30,
     diag_batch=128,
     early_step=300,
-    seeds=6,
     note="for one GPU: GoogLeNet at the paper's widths with batch norm on the whole Fashion-MNIST training split "
     "at 64×64, six seeds, 3,000 iterations; `--dry-run --device cuda` measured 6.2–6.6 ms per iteration on one "
     "H200, about 5.8 minutes of training steps",

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from depthlab.studies.declare import Recipe, StudyError
+from depthlab.studies.declare import GPU_SCALE, Recipe, StudyError
 
 __all__ = [
     "TABLE3",
@@ -170,19 +170,14 @@ PAPER = BASE.replace(
 
 GPU = BASE.replace(
     name="gpu",
+    **GPU_SCALE,
     width=0.5,
     init="kaiming",
-    train_subset=None,
-    val_size=5000,
     steps=4000,
     batch_size=128,
     lr=0.02,
-    augment=True,
     eval_every=400,
-    eval_subset=5000,
-    eval_batch_size=2000,
     log_every=20,
-    seeds=6,
     note="for one GPU: every configuration of Table 1 without BN and A–E with it at half the paper's widths on "
     "the whole Fashion-MNIST training split, 4,000 iterations, six seeds; `--dry-run --device cuda` measured "
     "0.7–1.8 ms per iteration on one H200, about 5.4 minutes of training steps",
