@@ -27,20 +27,24 @@ fonts:
 	  else echo "note: run 'sudo apt-get install fonts-noto-cjk' for Japanese and Korean figures"; fi; fi
 
 # The gettext catalogues (src/depthlab/locale): extract every _()/N_() message of the Python source and the
-# report template (babel.cfg) into build/depthlab.pot, merge it into each language's .po (translations are kept;
-# new messages start empty, i.e. English; a missing .po is created), and compile the .mo files the package
-# reads. babel.cfg's paths are relative to the repository root, where extraction starts. Run after changing a
-# message, translate the new ones, run again; commit the .po and .mo files (tests check that every message is
-# translated and that the .mo are current).
+# report template (babel.cfg; its paths are relative to the repository root, where extraction starts) into
+# build/depthlab.pot, merge it into each language's .po (translations are kept; new messages start empty, i.e.
+# English; a missing .po is created), and compile the .mo files the package reads. Run after changing a message,
+# translate the new ones, run again; commit the .po and .mo files (tests/test_i18n_catalogues.py checks that
+# every message is translated with the msgid's {fields}, and that the .mo are current). The .mo are written by
+# Babel's write_mo without `pybabel compile`'s checks: those read "10% of" as a %-placeholder, and depthlab's
+# messages use {fields} only.
 LOCALE := src/depthlab/locale
 locales: $(STAMP)
 	mkdir -p build
-	$(PY) -m babel.messages.frontend extract -F babel.cfg -k _ -k N_ --no-location --sort-output \
-	  --project depthlab -o build/depthlab.pot .
+	.venv/bin/pybabel -q extract -F babel.cfg -k _ -k N_ --no-location --sort-output --project depthlab \
+	  -o build/depthlab.pot .
 	for lang in ja ko; do \
-	  $(PY) -m babel.messages.frontend update -i build/depthlab.pot -d $(LOCALE) -D depthlab -l $$lang \
-	    --init-missing --no-fuzzy-matching --ignore-obsolete && \
-	  $(PY) -m babel.messages.frontend compile -d $(LOCALE) -D depthlab -l $$lang || exit 1; \
+	  .venv/bin/pybabel -q update -i build/depthlab.pot -d $(LOCALE) -D depthlab -l $$lang --init-missing \
+	    --no-fuzzy-matching --ignore-obsolete --width 120 || exit 1; \
+	  $(PY) -c "import sys; from babel.messages import pofile, mofile; \
+	    mofile.write_mo(open(sys.argv[2], 'wb'), pofile.read_po(open(sys.argv[1], 'rb')))" \
+	    $(LOCALE)/$$lang/LC_MESSAGES/depthlab.po $(LOCALE)/$$lang/LC_MESSAGES/depthlab.mo || exit 1; \
 	done
 
 # Headless Chromium for the report test.
