@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from depthlab.i18n import N_, _
 from depthlab.stats import (
@@ -36,6 +37,7 @@ from depthlab.studies.common import answer, by_key, comparison_numbers, finalize
 from depthlab.studies.declare import Answer, Finding
 from depthlab.studies.degradation.evidence import VANISH, conditions
 from depthlab.studies.degradation.findings import (
+    Comparison,
     Degradation,
     degraded,
     error_comparison,
@@ -99,20 +101,36 @@ def _answer(qid: str, numbers: str, evidence: Sequence[str], test: ClaimTest | N
                   nets=[k.label for k in nets])  # fmt: skip
 
 
-def _deepest(result: StudyResult, residual: bool) -> tuple[ConditionKey, ConditionKey] | None:
+@dataclass(frozen=True)
+class _Paired:
+    """A comparison of two nets' final errors and the key of the finding that made it."""
+
+    deep: ConditionKey
+    shallow: ConditionKey
+    c: Comparison
+    key: str
+
+    @property
+    def nets(self) -> tuple[ConditionKey, ConditionKey]:
+        return (self.deep, self.shallow)
+
+
+def _deepest(result: StudyResult, residual: bool, split: str) -> _Paired | None:
+    """The deepest net of a family against the shallowest on the final ``split`` error, with the finding's key."""
     keys = [k for k in conditions(result) if k.residual == residual]
-    return (keys[-1], keys[0]) if len(keys) >= 2 else None
+    if len(keys) < 2:
+        return None
+    deep, shallow = keys[-1], keys[0]
+    c = error_comparison(result, deep, shallow, split)
+    return None if c is None else _Paired(deep, shallow, c, f"{split}_error:{deep.label}:{shallow.label}")
 
 
 def _degradation(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
-    pair = _deepest(result, residual=False)
-    c = error_comparison(result, *pair, "train") if pair else None
-    if pair is None or c is None:
+    p = _deepest(result, residual=False, split="train")
+    if p is None:
         return None
-    deep, shallow = pair
-    key = f"train_error:{deep.label}:{shallow.label}"
-    return _answer("degradation", comparison_numbers(c.difference, c.outcome), (key,),
-                   claim_sign(c.difference, "higher"), key, by=by, result=result, nets=pair)  # fmt: skip
+    return _answer("degradation", comparison_numbers(p.c.difference, p.c.outcome), (p.key,),
+                   claim_sign(p.c.difference, "higher"), p.key, by=by, result=result, nets=p.nets)  # fmt: skip
 
 
 def _log_ratio_vs(e: Estimate, threshold: float, label: str) -> Difference:
@@ -173,39 +191,37 @@ def _shortcuts(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
 def _deeper_resnet(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
     """Non-inferiority (the weaker half of Fig. 6 right): the deepest ResNet's training error is below the
     shallowest's plus the margin; contradicted when it is above by more than the margin."""
-    pair = _deepest(result, residual=True)
-    c = error_comparison(result, *pair, "train") if pair else None
-    if pair is None or c is None:
+    p = _deepest(result, residual=True, split="train")
+    if p is None:
         return None
-    deep, shallow = pair
     relative = preset_bounds(result)[1]
-    margin = relative * c.difference.b.mean
-    test = claim_margin(c.difference, margin, "lower") if math.isfinite(margin) else ClaimTest(None, None, "")
-    key = f"train_error:{deep.label}:{shallow.label}"
-    numbers = (
-        comparison_numbers(c.difference, c.outcome) + "; " + margin_text(margin, relative, shallow.label)
+    margin = relative * p.c.difference.b.mean
+    test = (
+        claim_margin(p.c.difference, margin, "lower") if math.isfinite(margin) else ClaimTest(None, None, "")
     )
-    return _answer("deeper_resnet", numbers, (key,), test, key, by=by, result=result, nets=pair)
+    numbers = (
+        comparison_numbers(p.c.difference, p.c.outcome)
+        + "; "
+        + margin_text(margin, relative, p.shallow.label)
+    )
+    return _answer("deeper_resnet", numbers, (p.key,), test, p.key, by=by, result=result, nets=p.nets)
 
 
 def _test_error(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
-    pair = _deepest(result, residual=True)
-    c = error_comparison(result, *pair, "test") if pair else None
-    if pair is None or c is None:
+    p = _deepest(result, residual=True, split="test")
+    if p is None:
         return None
-    deep, shallow = pair
-    key = f"test_error:{deep.label}:{shallow.label}"
-    numbers = comparison_numbers(c.difference, c.outcome)
-    f = by.get(key)
+    numbers = comparison_numbers(p.c.difference, p.c.outcome)
+    f = by.get(p.key)
     eq = (f.numbers.get("equivalence") or {}) if f is not None else {}
     if eq.get("ci") is not None:
         verdict = _("equivalent") if eq.get("equivalent") else _("not shown")
         numbers += "; " + _("the same within ±{bound:.1f} points ({pct:.0f}% of {ref}'s error, TOST): {verdict}").format(
-            bound=100 * eq["bound"], pct=100 * preset_bounds(result)[1], ref=shallow.label,
+            bound=100 * eq["bound"], pct=100 * preset_bounds(result)[1], ref=p.shallow.label,
             verdict=verdict,
         )  # fmt: skip
-    return _answer("test_error", numbers, (key,), claim_sign(c.difference, "lower"), key, by=by, result=result,
-                   nets=pair)  # fmt: skip
+    return _answer("test_error", numbers, (p.key,), claim_sign(p.c.difference, "lower"), p.key, by=by,
+                   result=result, nets=p.nets)  # fmt: skip
 
 
 def _shattered(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:

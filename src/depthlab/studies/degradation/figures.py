@@ -36,7 +36,7 @@ from depthlab.studies.degradation.evidence import (
 from depthlab.studies.degradation.grid import NO_BN_TWIN, ConditionKey, parse_model
 from depthlab.studies.results import Condition, StudyResult
 
-__all__ = ["error_figures", "gradient_figures", "shattered_figures", "response_figures", "report_sections"]
+__all__ = ["error_figures", "gradient_figures", "shattered_figures", "response_figures", "sections"]
 
 
 def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[tuple[int, float], ...]:
@@ -349,7 +349,9 @@ def _growth_cell(m: GradientMeasure) -> str:
     return f"{m.growth.mean:+.3f}" + (f" [{ci.low:+.3f}, {ci.high:+.3f}]" if ci is not None else "")
 
 
-def report_sections(result: StudyResult) -> list[Section]:
+def sections(result: StudyResult) -> list[Section]:
+    """The report's sections: the final errors by depth, the gradient measurements, the shattered gradients and
+    the layer responses, each with its tables and figures."""
     by = conditions(result)
     split = train_split(by)
     rows = []

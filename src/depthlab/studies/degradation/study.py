@@ -40,11 +40,10 @@ from depthlab.analysis.gradients import diagnose
 from depthlab.analysis.shattered import shattered_gradients
 from depthlab.i18n import N_
 from depthlab.io import read_json, write_json
-from depthlab.present.types import Section
 from depthlab.studies.analyses import run_for_study
 from depthlab.studies.declare import ProbeContext, Study
 from depthlab.studies.degradation.answers import answers
-from depthlab.studies.degradation.figures import report_sections
+from depthlab.studies.degradation.figures import sections
 from depthlab.studies.degradation.findings import compute_findings
 from depthlab.studies.degradation.grid import NO_BN_TWIN, grid, label, no_bn_kwargs, parse_model
 from depthlab.studies.degradation.presets import PRESETS, DegradationPreset
@@ -130,10 +129,6 @@ def run_shattered(
 
 
 # ------------------------------------------------------------------------------------------------- report
-def sections(result: StudyResult) -> list[Section]:
-    return report_sections(result)
-
-
 def _analysis_runner(name: str) -> Any:
     def run(result: StudyResult, device: Any) -> None:
         run_for_study(name, result, device)

@@ -1,22 +1,26 @@
 """Figures of the inception-aux study, drawn from what its runs recorded (never retrains).
 
-Each function returns :class:`~depthlab.present.types.ReportFigure` objects with a caption saying what is
+:func:`sections` assembles the study's report sections from them and its two tables. Each figure function
+returns :class:`~depthlab.present.types.ReportFigure` objects with a caption saying what is
 plotted, on what data and in which mode. Panels a reader compares share their y-axis.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from depthlab.i18n import _
+from depthlab.present.format import pct, sci
 from depthlab.present.plots import png_bytes, pyplot
-from depthlab.present.types import ReportFigure
+from depthlab.present.types import ReportFigure, ReportTable, Section
 from depthlab.stats import Estimate, estimate
 from depthlab.studies.common import PLATEAU_FRACTION
 from depthlab.studies.inception_aux.evidence import (
     MOMENTS,
+    early_error,
     early_step,
     gradient_reading,
     groups,
@@ -32,7 +36,7 @@ from depthlab.studies.results import Condition, StudyResult
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["error_figures", "gradient_figures"]
+__all__ = ["error_figures", "gradient_figures", "sections"]
 
 STYLE = {"aux": ("#c44e52", "-"), "zero": ("#4c72b0", "--"), "none": ("#55a868", ":")}
 MOMENT_STYLE = {"init": ("#8c8c8c", "s"), "during": ("#c44e52", "o"), "end": ("#4c72b0", "^")}
@@ -228,4 +232,81 @@ def gradient_figures(result: StudyResult) -> list[ReportFigure]:
             png_bytes(fig),
             "aux_gradients",
         )
+    ]
+
+
+def _errors_table(result: StudyResult) -> ReportTable:
+    step = early_step(result)
+    rows = []
+    for c in result.conditions():
+        e = early_error(c, step) if step is not None else None
+        cells = [c.name, str(c.seeds), pct(e.mean, e.std) if e else "—"]
+        for split in ("train_eval", "test"):
+            x = c.error(split)
+            cells.append(pct(x.mean, x.std) if x else "—")
+        rows.append(tuple(cells))
+    return ReportTable(
+        _("Errors by condition"),
+        (
+            _("condition"),
+            _("seeds"),
+            _("running training error, iterations 1–{step}").format(step=step),
+            _("final training error"),
+            _("test error"),
+        ),
+        tuple(rows),
+        _("Early: the mean running training error (training mode) of the batches of iterations 1 to the early "
+          "step; final: the eval-mode error over the whole fixed training subset, and the test error, at the last "
+          "step; mean ± standard deviation over seeds (the findings give each difference with its 95% CI)."),
+    )  # fmt: skip
+
+
+def _gradient_table(result: StudyResult) -> ReportTable | None:
+    g = groups(result)
+    if g.aux is None:
+        return None
+    rows = []
+    for tap in TAPS[:-3]:
+        cells = [tap_label(tap)]
+        for moment in MOMENTS:
+            r = gradient_reading(g.aux, tap, moment)
+            if r is None or not r.share.finite or min(r.share.values) <= 0:
+                cells += ["—", "—"]
+                continue
+            gm = 10 ** statistics.fmean(math.log10(v) if v > 0 else math.nan for v in r.share.values)
+            cells += [sci(gm), f"{r.cosine.mean:+.2f}" if r.cosine.finite else "—"]
+        rows.append(tuple(cells))
+    header = [_("output")]
+    for moment in MOMENTS:
+        header += [
+            _("aux share, {moment}").format(moment=_(moment)),
+            _("cosine, {moment}").format(moment=_(moment)),
+        ]
+    return ReportTable(
+        _("Aux share and direction of the gradient, {net}").format(net=g.aux.name),
+        tuple(header),
+        tuple(rows),
+        _("Aux share ‖w·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (geometric mean over seeds) and cos(∂L_aux/∂y, ∂L_main/∂y) "
+          "(mean over seeds) at the output y of the stem and of every inception module the aux heads reach; "
+          "training mode, the study's diagnostics batch, the same dropout masks; during: per seed the median over "
+          "the probes between initialisation and the last step."),
+    )  # fmt: skip
+
+
+def sections(result: StudyResult) -> list[Section]:
+    """The study's report sections: the training curves and errors, then the gradient at the lower layers."""
+    gtable = _gradient_table(result)
+    return [
+        Section(
+            "results",
+            _("Training curves and final errors"),
+            tables=(_errors_table(result),),
+            figures=tuple(error_figures(result)),
+        ),  # fmt: skip
+        Section(
+            "gradients",
+            _("Gradient reaching the lower layers"),
+            tables=(gtable,) if gtable else (),
+            figures=tuple(gradient_figures(result)),
+        ),  # fmt: skip
     ]

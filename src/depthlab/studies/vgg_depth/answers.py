@@ -31,7 +31,7 @@ from depthlab.studies.results import Condition, StudyResult
 from depthlab.studies.vgg_depth.evidence import Net, ladder, nets, preset_of
 from depthlab.studies.vgg_depth.findings import compare_errors, depth_pairs
 
-__all__ = ["QUESTIONS", "CLAIMS", "answers"]
+__all__ = ["QUESTIONS", "PAPER", "answers"]
 
 QUESTIONS = {
     "depth": N_(
@@ -45,7 +45,7 @@ QUESTIONS = {
     "lrn": N_("Does local response normalisation fail to improve the test error (A-LRN vs A)?"),
     "1x1": N_("At equal depth, are 1×1 convs worse than 3×3 (C vs D)?"),
 }
-CLAIMS = {
+PAPER = {
     "depth": N_(
         "Simonyan & Zisserman 2015, Table 3: the error decreases with depth, from A (11 layers, 29.6%) to D (16, "
         "27.0%) and E (19, 27.3%), saturating at 19 layers. The paper trained the deeper nets by starting them "
@@ -79,7 +79,7 @@ def _test(c: Compared, make: ClaimTest) -> ClaimTest | None:
 
 def _answer(qid: str, numbers: str, evidence: Sequence[str], test: ClaimTest | None, primary: str,
             result: StudyResult, by: Mapping[str, Finding], compared: Sequence[Net]) -> Answer:  # fmt: skip
-    return answer(qid, _(QUESTIONS[qid]), _(CLAIMS[qid]), numbers, evidence, test, primary, result=result, by=by,
+    return answer(qid, _(QUESTIONS[qid]), _(PAPER[qid]), numbers, evidence, test, primary, result=result, by=by,
                   nets=[n.label for n in compared])  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Figures of the vgg-depth study, drawn from what its runs recorded (never retrains).
+"""Figures and the report's table of the vgg-depth study, drawn from what its runs recorded (never retrains).
 
 Each function returns :class:`~depthlab.present.types.ReportFigure` objects with a caption saying what is
 plotted, on what data and in which mode. Panels a reader compares share their y-axis.
@@ -6,13 +6,16 @@ plotted, on what data and in which mode. Panels a reader compares share their y-
 
 from __future__ import annotations
 
+from depthlab.i18n import _
+from depthlab.present.format import pct
 from depthlab.present.plots import png_bytes, pyplot
-from depthlab.present.types import ReportFigure
+from depthlab.present.types import ReportFigure, ReportTable, Section
+from depthlab.stats import Estimate
 from depthlab.studies.results import Condition, StudyResult
 from depthlab.studies.vgg_depth.evidence import Net, nets, preset_of, training
-from depthlab.studies.vgg_depth.presets import DEPTH, TABLE3, TABLE3_SOURCE
+from depthlab.studies.vgg_depth.presets import DEPTH, MODELS, TABLE3, TABLE3_SOURCE
 
-__all__ = ["figures"]
+__all__ = ["figures", "sections"]
 
 COLOURS = {"A": "#4c72b0", "A-LRN": "#64b5cd", "B": "#55a868", "C": "#dd8452", "D": "#c44e52", "E": "#8172b3"}
 MARKERS = {"A": "o", "A-LRN": "v", "B": "s", "C": "D", "D": "^", "E": "P"}
@@ -129,3 +132,42 @@ def figures(result: StudyResult) -> list[ReportFigure]:
     if not by:
         return []
     return [_error_vs_depth(result, by), _curves(by)]
+
+
+# ------------------------------------------------------------------------------------------------- report
+def _cell(e: Estimate | None) -> str:
+    if e is None:
+        return "—"
+    ci = e.ci()
+    return f"{pct(e.mean)} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]" if ci else pct(e.mean)
+
+
+def _table(result: StudyResult) -> ReportTable:
+    by = nets(result)
+    margin = preset_of(result).chance_margin
+    rows = []
+    for config in MODELS:
+        for bn in (False, True):
+            c = by.get(Net(config, bn))
+            if c is None:
+                continue
+            t = training(c, margin)
+            trained = "—" if t is None else _("{n} of {seeds}").format(n=t.seeds - t.untrained, seeds=t.seeds)
+            rows.append((c.name, str(DEPTH[config]), f"{TABLE3[config]:.1f}%", trained,
+                         _cell(c.error("train_eval")), _cell(c.error("test"))))  # fmt: skip
+    return ReportTable(
+        _("Final error by configuration"),
+        (_("condition"), _("weight layers"), _("Table 3 top-1"), _("seeds that trained"), _("training error"),
+         _("test error")),
+        tuple(rows),
+        _("Training error: eval mode over the fixed training subset at the last step; test error at the end. Mean "
+          "over seeds [95% CI across seeds]. A seed did not train when its training error stayed within "
+          "{points:g} points of chance. Table 3: {source} (ImageNet, for the direction).").format(
+            points=100 * margin, source=TABLE3_SOURCE),
+    )  # fmt: skip
+
+
+def sections(result: StudyResult) -> list[Section]:
+    """The report's section: the final errors by configuration and the figures."""
+    return [Section("results", _("Error by configuration"), tables=(_table(result),),
+                    figures=tuple(figures(result)))]  # fmt: skip
