@@ -59,11 +59,16 @@ browser:
 # the machine's core count. DEVICE=cuda puts every worker on the GPU (several small nets keep it busier than
 # one), each with an equal share of the cores. $(1): the `depthlab study` arguments, $(2): the study
 # directory (the extra workers log to $(2).workerN.log; this one prints, answers last).
+# The reader's language of the answers the study prints, its report and figures: `make demo LANG=ja` (or ko,
+# or a locale name such as ja_JP.UTF-8). Only a LANG given on make's command line is passed on as --lang;
+# otherwise depthlab reads the locale as gettext does (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), else English.
+# results.json stays English whatever the language.
+LANG_FLAG = $(if $(filter command line,$(origin LANG)),--lang $(firstword $(subst _, ,$(subst ., ,$(LANG)))))
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 DEVICE ?= cpu
 WORKER_THREADS = $(if $(filter cpu,$(DEVICE)),1,$(shell n=$$(( $$(nproc) / $(WORKERS) )); echo $$(( n > 0 ? n : 1 ))))
 define workers
-OMP_NUM_THREADS=$(WORKER_THREADS) $(PY) -m depthlab study $(1) --device $(DEVICE) --workers $(WORKERS) --out $(2)
+OMP_NUM_THREADS=$(WORKER_THREADS) $(PY) -m depthlab study $(1) --device $(DEVICE) --workers $(WORKERS) --out $(2) $(LANG_FLAG)
 endef
 
 # The main job: the quick degradation study on the built-in Fashion-MNIST (its WORKERS workers), then its
@@ -73,7 +78,7 @@ endef
 demo: $(STAMP) data fonts
 	@start=$$(date +%s); \
 	$(call workers,degradation --preset quick,runs/demo) && \
-	$(PY) -m depthlab report runs/demo --out runs/demo/report.html --figures runs/demo/figures && \
+	$(PY) -m depthlab report runs/demo --out runs/demo/report.html --figures runs/demo/figures $(LANG_FLAG) && \
 	printf '{"command": "make demo", "workers": %s, "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
 	  $(WORKERS) $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > runs/demo/timing.json
 	@echo "report: $(CURDIR)/runs/demo/report.html"
@@ -86,19 +91,24 @@ demo-replication: $(STAMP) data
 	@start=$$(date +%s); \
 	$(call workers,degradation --preset quick --seed-offset $(call preset_seeds,degradation,quick),runs/demo-replication) && \
 	$(PY) -m depthlab report runs/demo-replication --out runs/demo-replication/report.html \
-	  --figures runs/demo-replication/figures && \
+	  --figures runs/demo-replication/figures $(LANG_FLAG) && \
 	printf '{"command": "make demo-replication", "workers": %s, "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
 	  $(WORKERS) $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > runs/demo-replication/timing.json
 	@echo "report: $(CURDIR)/runs/demo-replication/report.html"
 
-# Copy the demo's and its replication's artifacts (results.json, timing.json, figures) to
-# results/degradation-quick and results/degradation-quick-replication, which the README quotes (a test
-# checks the README against them), pool the two (all 12 seeds, no training) into the replication's pooled/,
+# Copy the demo's and its replication's artifacts (results.json, timing.json, figures; the answers in Japanese
+# and Korean) to results/degradation-quick and results/degradation-quick-replication, which the READMEs quote (tests
+# check the READMEs against them), pool the two (all 12 seeds, no training) into the replication's pooled/,
 # and record which findings the replication reproduces and what the pooled seeds say.
 publish-demo:
 	mkdir -p results/degradation-quick/figures results/degradation-quick-replication/figures
 	cp runs/demo/results.json runs/demo/timing.json results/degradation-quick/
 	cp runs/demo/figures/*.png results/degradation-quick/figures/
+	# The answers read back in Japanese and Korean, which README.ja.md and README.ko.md quote.
+	for lang in ja ko; do \
+	  $(PY) -m depthlab report runs/demo --results results/degradation-quick/results.$$lang.json --lang $$lang \
+	    || exit 1; \
+	done
 	cp runs/demo-replication/results.json runs/demo-replication/timing.json results/degradation-quick-replication/
 	cp runs/demo-replication/figures/*.png results/degradation-quick-replication/figures/
 	# One thread, as the demo's workers: the pool recomputes the shattered-gradient lines, whose bits (a
@@ -123,7 +133,7 @@ study: $(STAMP) data
 	@for part in $(PRESET):0 $(PRESET)-replication:$(call preset_seeds,$(STUDY),$(PRESET)); do \
 	  dir=runs/$(STUDY)-$${part%%:*}; start=$$(date +%s); \
 	  $(call workers,$(STUDY) --preset $(PRESET) --seed-offset $${part##*:},$$dir) && \
-	  $(PY) -m depthlab report $$dir --out $$dir/report.html --figures $$dir/figures && \
+	  $(PY) -m depthlab report $$dir --out $$dir/report.html --figures $$dir/figures $(LANG_FLAG) && \
 	  printf '{"command": "make study STUDY=%s PRESET=%s DEVICE=%s WORKERS=%s (%s)", "workers": %s, "device": "%s", "wall_seconds": %s, "load_average_1min_at_end": %s}\n' \
 	    $(STUDY) $(PRESET) $(DEVICE) $(WORKERS) $$dir $(WORKERS) $(DEVICE) $$(( $$(date +%s) - start )) "$$(cut -d' ' -f1 /proc/loadavg)" > $$dir/timing.json \
 	  || exit 1; \

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import string
 import warnings
 from pathlib import Path
@@ -205,3 +206,39 @@ def test_explain_speaks_the_language_and_its_json_stays_english(capsys: pytest.C
     assert "3×3 畳み込みを k 個重ねると" in out and "受容野" in out
     assert main(["explain", "vgg-stack", "--lang", "ja", "--json"]) == 0
     assert CJK.search(capsys.readouterr().out) is None
+
+
+def test_the_study_command_prints_its_answers_in_the_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo LANG=ja` runs `depthlab study … --lang ja`: re-run on a finished study (every run is skipped),
+    it prints the answers under the Japanese headings, says once that the findings below are English, prints
+    them in English, and leaves results.json English."""
+    from studies import TINY
+
+    root, _lines, _weights = tiny_study()
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    english = (copy / "results.json").read_text()
+    args = [
+        "study",
+        "degradation",
+        "--preset",
+        "quick",
+        "--out",
+        str(copy),
+        "--device",
+        "cpu",
+        "--lang",
+        "ja",
+    ]
+    assert main([*args, *(x for kv in TINY for x in ("--set", kv))]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    with language("ja"):
+        assert _("answers") != "answers" and _("answers") in out and _("question") in out
+        assert out.count(_("The findings below are in English in this version.")) == 1
+        for a in read_study(copy).answers:
+            assert _(a.verdict) in out
+    for finding in read_study(copy).findings:
+        assert " ".join(finding.text.split())[:40] in out  # rich wraps lines: compare with spaces collapsed
+    assert (copy / "results.json").read_text() == english

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from depthlab.cli.models import markdown_table
 from depthlab.registry import describe_models
 
@@ -302,3 +304,42 @@ def test_readme_quotes_the_demos_answers_and_its_replication_headline() -> None:
     assert headline.group(1).strip() == replication_headline(record)
     # The headline follows `replicated` (issue 23): it says "replicated" only when the record does.
     assert ("**replicated**" in headline.group(1)) == bool(record["replicated"])
+
+
+@pytest.mark.parametrize("lang", ["ja", "ko"])
+def test_the_japanese_and_korean_readmes_quote_the_demos_answers_in_their_language(lang: str) -> None:
+    """README.ja.md and README.ko.md (issue 25): the two commands with LANG, and the demo's answers table as
+    `depthlab report results/degradation-quick --markdown --answers --lang LANG` prints it from the committed
+    results.LANG.json — the same study as results.json (every other key equal, the same questions and verdicts),
+    read back in that language; the English README links both on its first screen."""
+    import json
+
+    from depthlab.i18n import language
+    from depthlab.report.readme import answers_markdown
+
+    page = ROOT / f"README.{lang}.md"
+    text = page.read_text()
+    head = text[: text.index("## ")]
+    assert f"make demo LANG={lang}" in head and "make test" in head
+    english = json.loads((ROOT / "results" / "degradation-quick" / "results.json").read_text())
+    translated = json.loads((ROOT / "results" / "degradation-quick" / f"results.{lang}.json").read_text())
+    assert translated["language"] == lang
+    assert {k: v for k, v in translated.items() if k not in ("language", "answers")} == {
+        k: v for k, v in english.items() if k != "answers"
+    }, f"results.{lang}.json is not of the study results.json records: rewrite it with `make publish-demo`"
+    assert [(a["id"], a["verdict"]) for a in translated["answers"]] == [
+        (a["id"], a["verdict"]) for a in english["answers"]
+    ]
+    block = re.search(
+        r"<!-- answers:degradation-quick:start -->\n(.*?)<!-- answers:degradation-quick:end -->", text, re.S
+    )
+    assert block, f"{page.name} lacks the <!-- answers:degradation-quick:start --> block"
+    with language(lang):
+        expected = answers_markdown(translated)
+    assert block.group(1).strip() == expected, (
+        f"{page.name}'s answers differ from results/degradation-quick/results.{lang}.json: regenerate them with "
+        f"`depthlab report results/degradation-quick --markdown --answers --lang {lang}`"
+    )
+    assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]", expected)  # in the language, not English
+    first_screen = README.read_text()[: README.read_text().index("## Contents")]
+    assert f"(README.{lang}.md)" in first_screen

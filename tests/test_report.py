@@ -39,6 +39,8 @@ window.addEventListener("load", () => {
     result_rows: document.querySelectorAll("#results-table tbody tr").length,
     findings: document.querySelectorAll("details.findings ul.findings li").length,
     answers: document.querySelectorAll("#answers-table tbody tr").length,
+    lang: document.documentElement.lang,
+    answers_header: Array.from(document.querySelectorAll("#answers-table thead th")).map((t) => t.textContent),
   };
   const out = document.createElement("pre");
   out.id = "probe";
@@ -175,6 +177,43 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=True,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found: run `make browser`")
+@pytest.mark.parametrize("lang", ["ja", "ko"])
+def test_a_japanese_or_korean_report_renders_in_headless_chromium(lang: str, tmp_path: Path) -> None:
+    """Issue 25: the report in the reader's language renders, says its language, and shows every answer, under
+    the catalogue's column headings (the msgids, looked up independently of the report's code)."""
+    import gettext
+
+    from depthlab.i18n import DOMAIN, LOCALE_DIR
+
+    root, _, _ = tiny_study()
+    probe = _chromium_probe(build_report(root, lang=lang).html, tmp_path)
+    assert probe["lang"] == lang
+    assert probe["answers"] == len(json.loads((root / "results.json").read_text())["answers"]) >= 1
+    catalogue = gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[lang])
+    for english in ("question", "verdict"):
+        assert catalogue.gettext(english) != english  # translated, so the check below can fail
+        assert catalogue.gettext(english) in probe["answers_header"]
+    assert probe["broken"] == [] and min(probe["widths"]) > 100
+    if ARTIFACTS:  # a screenshot for a person to look at (the glyphs: the figure test checks them)
+        folder = Path(ARTIFACTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        page = tmp_path / "report.html"
+        common = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+        ]
+        subprocess.run(
+            [*common, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={folder / f'report.{lang}.png'}",
+             "--window-size=1200,3000", page.as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
 
 
 def test_study_analyses_feed_the_why_it_works_section(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The reader's language: English, Japanese or Korean, through the standard ``gettext`` catalogues.
 
 The catalogues live in the package (``depthlab/locale/<lang>/LC_MESSAGES/depthlab.po``, compiled to ``.mo``
-by ``make locales``, which runs Babel: ``pybabel extract`` → ``update`` → ``compile``). English is the
+by ``make locales``, which runs Babel: ``pybabel extract`` → ``update``, then writes the ``.mo`` with Babel's ``write_mo``). English is the
 source language, so it needs no catalogue: an untranslated message is shown in English.
 
 Library code marks what a reader sees with :func:`_` (``_("Does depth raise training error in plain

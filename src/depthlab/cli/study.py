@@ -140,7 +140,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--markdown",
         action="store_true",
-        help="print DIR/results.json as the README quotes it (error table + findings) instead of writing HTML",
+        help="print DIR/results.json as the README quotes it (error table + findings) instead of writing HTML; "
+        "under --lang ja|ko, DIR/results.<lang>.json where there is one (report --results), else the study read "
+        "back in that language",
     )
     p.add_argument(
         "--answers",
@@ -293,6 +295,10 @@ def run_experiment(args: argparse.Namespace) -> int:
                 for row in t.rows:
                     table.add_row(*row)
                 console.print(table)
+        if (
+            lang != "en" and result.findings
+        ):  # the findings' sentences are English in this version: say so once
+            console.print(_("The findings below are in English in this version."), highlight=False)
         for question, findings in grouped_findings(result):
             console.print(f"[bold]{question}[/bold]", highlight=False)
             for finding in findings:
@@ -478,9 +484,14 @@ def run_report(args: argparse.Namespace) -> int:
         return 0
     if args.markdown:
         render = answers_markdown if args.answers else results_markdown
-        if lang != "en":  # results.json is English: read the study back in the reader's language
+        if lang != "en":  # results.json is English: results.<lang>.json (report --results), else the study
+            translated = directory / f"results.{lang}.json"  # read back in the reader's language
             with language(lang):
-                print(render(results_json(read_study(directory))))
+                print(
+                    render(
+                        read_json(translated) if translated.is_file() else results_json(read_study(directory))
+                    )
+                )
             return 0
         path = directory / "results.json"
         if not path.is_file():

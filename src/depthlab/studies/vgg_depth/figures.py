@@ -39,6 +39,12 @@ def _chance(by: dict[Net, Condition]) -> float | None:
     return 1.0 - 1.0 / k if isinstance(k, int) and k >= 2 else None
 
 
+def _label(net: str, split: str, trained: bool) -> str:
+    """A legend entry: the net, which error, and whether every seed trained."""
+    label = (_("{net} test") if split == "test" else _("{net} train")).format(net=net)
+    return label if trained else _("{label} (did not train)").format(label=label)
+
+
 def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigure:
     plt = pyplot()
     margin = preset_of(result).chance_margin
@@ -57,12 +63,11 @@ def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigu
                 y, lo, hi = point
                 ax.errorbar(x, y, yerr=[[lo], [hi]], color=COLOURS[config], marker=MARKERS[config] if trained else "x",
                             fillstyle=fill, capsize=3, ls="none",
-                            label=f"{c.name} {'test' if split == 'test' else 'train'}"
-                            + ("" if trained else " (did not train)"))  # fmt: skip
+                            label=_label(c.name, split, trained))  # fmt: skip
         if chance is not None:
-            ax.axhline(100 * chance, color="grey", ls=":", lw=1, label="chance")
-        ax.set_title("with batch norm" if bn else "without batch norm (the paper's nets)", fontsize=10)
-        ax.set_xlabel("weight layers")
+            ax.axhline(100 * chance, color="grey", ls=":", lw=1, label=_("chance"))
+        ax.set_title(_("with batch norm") if bn else _("without batch norm (the paper's nets)"), fontsize=10)
+        ax.set_xlabel(_("weight layers"))
         ax.set_xticks(sorted(set(DEPTH.values())))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -71,25 +76,28 @@ def _error_vs_depth(result: StudyResult, by: dict[Net, Condition]) -> ReportFigu
     hi = max(a.get_ylim()[1] for a in axes[:2])
     for a in axes[:2]:
         a.set_ylim(lo, hi)
-    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylabel(_("error (%)"))
     ax = axes[2]
     for config, err in TABLE3.items():
         ax.plot(DEPTH[config] + OFFSET.get(config, 0.0), err, color=COLOURS[config], marker=MARKERS[config],
                 ls="none", label=config)  # fmt: skip
-    ax.set_title("Table 3: ImageNet top-1 (single scale)", fontsize=10)
-    ax.set_xlabel("weight layers")
+    ax.set_title(_("Table 3: ImageNet top-1 (single scale)"), fontsize=10)
+    ax.set_xlabel(_("weight layers"))
     ax.set_xticks(sorted(set(DEPTH.values())))
-    ax.set_ylabel("top-1 error (%)")
+    ax.set_ylabel(_("top-1 error (%)"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     seeds = max((c.seeds for c in by.values()), default=0)
     return ReportFigure(
-        "Final error vs depth, without and with batch norm, beside VGG Table 3",
-        f"Mean over seeds (up to {seeds}) at the last step with its 95% CI (t interval across seeds): hollow markers "
-        "the eval-mode error over the fixed training subset, filled markers the test error; a cross marks a "
-        "condition with a seed that did not train; the dotted line is chance. Left and middle share the y-axis. A-LRN and C are drawn "
-        f"0.3 layers beside A and D. Right: {TABLE3_SOURCE} (ImageNet; compare directions, not values).",
+        _("Final error vs depth, without and with batch norm, beside VGG Table 3"),
+        _(
+            "Mean over seeds (up to {seeds}) at the last step with its 95% CI (t interval across seeds): hollow "
+            "markers the eval-mode error over the fixed training subset, filled markers the test error; a cross marks "
+            "a condition with a seed that did not train; the dotted line is chance. Left and middle share the y-axis. "
+            "A-LRN and C are drawn 0.3 layers beside A and D. Right: {source} (ImageNet; compare directions, not "
+            "values)."
+        ).format(seeds=seeds, source=TABLE3_SOURCE),
         png_bytes(fig),
         "vgg_error_vs_depth",
     )
@@ -110,18 +118,20 @@ def _curves(by: dict[Net, Condition]) -> ReportFigure:
             common = sorted(set.intersection(*(set(x) for x in curves)))
             ys = [100 * sum(x[s] for x in curves) / len(curves) for s in common]
             ax.plot(common, ys, color=COLOURS[config], marker=MARKERS[config], ms=3, label=c.name)
-        ax.set_title("with batch norm" if bn else "without batch norm (the paper's nets)", fontsize=10)
-        ax.set_xlabel("iterations")
+        ax.set_title(_("with batch norm") if bn else _("without batch norm (the paper's nets)"), fontsize=10)
+        ax.set_xlabel(_("iterations"))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    axes[0].set_ylabel("training error, eval mode (%)")
+    axes[0].set_ylabel(_("training error, eval mode (%)"))
     fig.tight_layout()
     return ReportFigure(
-        "Training error vs iterations",
-        "Mean over seeds of the eval-mode error on the fixed training subset the nets fit, at every evaluation "
-        "(each net's convergence reading uses its running training error instead: the last 10% of iterations "
-        "against the 10% before); same y-axis for both panels.",
+        _("Training error vs iterations"),
+        _(
+            "Mean over seeds of the eval-mode error on the fixed training subset the nets fit, at every evaluation "
+            "(each net's convergence reading uses its running training error instead: the last 10% of iterations "
+            "against the 10% before); same y-axis for both panels."
+        ),
         png_bytes(fig),
         "vgg_training_curves",
     )
