@@ -317,7 +317,8 @@ def measure(spec: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- main
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
+    """The command line (``--child`` is the internal entry point of one measurement's process)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet20,resnet56")
     parser.add_argument("--shapes", default="fmnist,cifar", help=f"comma-separated: {', '.join(SHAPES)}")
@@ -336,7 +337,132 @@ def main() -> None:
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--markdown", action="store_true", help="print the README table of --json and exit")
-    args = parser.parse_args()
+    return parser
+
+
+def _machine(device: str) -> tuple[dict, dict, dict[str, float], dict[str, dict]]:
+    """(environment, bf16 support, peak FLOP/s by precision, matmul rates) of this machine, each printed as a
+    header line."""
+    import torch
+
+    from depthlab.train.precision import cpu_bf16_flags, resolve_precision
+    from depthlab.train.rundir import environment_info
+
+    env = environment_info(torch.device(device), 1)
+    print(f"# {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch threads), torch {env['torch']}"
+          + (f", {env['gpu']}" if "gpu" in env else "") + f"; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    flags = cpu_bf16_flags() if device == "cpu" else ()
+    auto = resolve_precision("auto", device).used
+    bf16_support = {
+        "native": bool(flags) or device == "cuda",
+        "cpu_flags": list(flags),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "auto_picks": auto,
+    }
+    where = "CUDA" if device == "cuda" else (
+        f"native ({', '.join(flags)})" if flags else
+        f"not native (no avx512_bf16 or amx_bf16 flag; vector ISA {bf16_support['cpu_capability']}): emulated"
+    )  # fmt: skip
+    print(f"# bf16 support: {where}; precision=auto picks {auto}", flush=True)
+    peaks, matmuls = peaks_by_precision(device)
+    fallback = matmuls["bf16"]["flops"] < peaks["bf16"]
+    print("# matmul rates (this run): "
+          + ", ".join(f"{p} {m['flops'] / 1e9:.1f} GFLOP/s ({m['size']}²)" for p, m in matmuls.items())
+          + "; peaks: " + ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in peaks.items())
+          + (" (bf16's is fp32's: bf16 runs on the fp32 units, and its own product is slower here)"
+             if fallback else ""), flush=True)  # fmt: skip
+    return env, bf16_support, peaks, matmuls
+
+
+def _specs(args: argparse.Namespace, model: str, shape: str) -> list[dict]:
+    """The measurements of one (model, data shape): depthlab in each precision (eager too on CUDA), the
+    reference with each worker count, and the reference in channels-last."""
+    base = dict(model=model, shape=shape, batch=args.batch_size, warmup=args.warmup, steps=args.steps,
+                device=args.device, workers=0, precision="fp32")  # fmt: skip
+    specs = [{**base, "pipeline": "depthlab", "precision": p} for p in PRECISIONS]
+    if args.device == "cuda":  # the trainer's step without its CUDA graph, to show what it buys
+        specs += [{**base, "pipeline": "depthlab-eager", "precision": p} for p in PRECISIONS]
+    specs += [{**base, "pipeline": "reference", "workers": int(w)} for w in args.reference_workers.split(",")]
+    specs += [{**base, "pipeline": "reference+channels_last", "workers": 0}]
+    return specs
+
+
+def _best_of(specs: list[dict], repeats: int) -> dict[str, dict]:
+    """The fastest of ``repeats`` measurements of every spec, by "pipeline/workers/precision"."""
+    # Interleaved repeats, best kept: other processes on a shared machine only ever slow a run down.
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for spec in specs:
+            r = measure(spec)
+            r["load_average"] = os.getloadavg()[0]
+            key = f"{spec['pipeline']}/{spec['workers']}/{spec['precision']}"
+            if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
+                best[key] = r
+    return best
+
+
+def _report_rows(
+    model: str, shape: str, best: dict[str, dict], macs: int, peaks: dict[str, float], above: list[str]
+) -> tuple[dict[str, dict], list[dict]]:
+    """Ratios and MFU of the kept rows, each printed as a table line; returns depthlab's rows by precision
+    and all kept rows. Rows above 100% MFU are added to ``above``."""
+    ours = {p: best[f"depthlab/0/{p}"] for p in PRECISIONS}
+    ref = max((r for r in best.values() if r["pipeline"] == "reference"), key=lambda r: r["images_per_s"])
+    ref_cl = best["reference+channels_last/0/fp32"]
+    eager = [best[k] for k in (f"depthlab-eager/0/{p}" for p in PRECISIONS) if k in best]
+    rows = []
+    for r in (*ours.values(), *eager, ref, ref_cl):
+        r["ratio"] = r["images_per_s"] / ref["images_per_s"]
+        r["vs_fp32"] = r["images_per_s"] / ours["fp32"]["images_per_s"]
+        r["peak_flops"] = peaks[r["precision"]]
+        r["mfu"] = r["images_per_s"] * 6 * macs / peaks[r["precision"]]
+        r["forward_macs"] = macs
+        if r["mfu"] > 1:
+            r["mfu_note"] = MFU_NOTE
+        name = (f"{r['pipeline']} {r['precision']}" if r["pipeline"].startswith("depthlab")
+                else f"{r['pipeline']} (workers={r['workers']})")  # fmt: skip
+        mark = "†" if r["mfu"] > 1 else " "
+        print(f"{model:<9} {shape:<7} {name:<38} {r['images_per_s']:>8.1f} {r['ratio']:>5.2f}× "
+              f"{r['vs_fp32']:>6.2f}× {100 * r['mfu']:>5.1f}%{mark} {r['peak_memory_mb']:>8.0f} "
+              f"{r['load_average']:>5.2f}", flush=True)  # fmt: skip
+        if r["mfu"] > 1:
+            above.append(f"{model} {shape} {name}")
+        rows.append(r)
+    return ours, rows
+
+
+def _print_verdict(model: str, shape: str, macs: int, ours: dict[str, dict], native_bf16: bool) -> None:
+    """One line: whether fp32 meets the speed and MFU targets, and bf16's speed-up over fp32."""
+    fp32, bf16 = ours["fp32"], ours["bf16"]
+    verdict = "meets" if fp32["ratio"] >= TARGET_RATIO and fp32["mfu"] >= TARGET_MFU else "misses"
+    speedup = bf16["images_per_s"] / fp32["images_per_s"]
+    bf16_verdict = (
+        f"bf16 {speedup:.2f}× fp32 ({'meets' if speedup >= TARGET_BF16 else 'misses'} the ≥{TARGET_BF16}× "
+        f"target for native bf16)" if native_bf16
+        else f"bf16 {speedup:.2f}× fp32 (emulated bf16; the ≥{TARGET_BF16}× target is for native bf16, "
+        f"and auto uses fp32 here)"
+    )  # fmt: skip
+    print(f"# {model} {shape}: forward {macs / 1e6:.2f}M MACs; fp32 {verdict} the targets "
+          f"(≥{TARGET_RATIO}× and ≥{100 * TARGET_MFU:.0f}% MFU); {bf16_verdict}", flush=True)  # fmt: skip
+
+
+def _write_record(path: str, **fields: object) -> None:
+    """The results JSON: the command, the date and ``fields`` (peaks, machine, rows)."""
+    import datetime
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": "train_throughput",
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **fields,
+    }
+    out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.markdown:
         print(markdown_table(json.loads(Path(args.json).read_text())))
         return
@@ -344,34 +470,7 @@ def main() -> None:
         child(json.loads(args.child))
         return
 
-    import torch
-
-    from depthlab.train.precision import cpu_bf16_flags, resolve_precision
-    from depthlab.train.rundir import environment_info
-
-    env = environment_info(torch.device(args.device), 1)
-    print(f"# {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch threads), torch {env['torch']}"
-          + (f", {env['gpu']}" if "gpu" in env else "") + f"; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
-    flags = cpu_bf16_flags() if args.device == "cpu" else ()
-    auto = resolve_precision("auto", args.device).used
-    bf16_support = {
-        "native": bool(flags) or args.device == "cuda",
-        "cpu_flags": list(flags),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "auto_picks": auto,
-    }
-    where = "CUDA" if args.device == "cuda" else (
-        f"native ({', '.join(flags)})" if flags else
-        f"not native (no avx512_bf16 or amx_bf16 flag; vector ISA {bf16_support['cpu_capability']}): emulated"
-    )  # fmt: skip
-    print(f"# bf16 support: {where}; precision=auto picks {auto}", flush=True)
-    peaks, matmuls = peaks_by_precision(args.device)
-    fallback = matmuls["bf16"]["flops"] < peaks["bf16"]
-    print("# matmul rates (this run): "
-          + ", ".join(f"{p} {m['flops'] / 1e9:.1f} GFLOP/s ({m['size']}²)" for p, m in matmuls.items())
-          + "; peaks: " + ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in peaks.items())
-          + (" (bf16's is fp32's: bf16 runs on the fp32 units, and its own product is slower here)"
-             if fallback else ""), flush=True)  # fmt: skip
+    env, bf16_support, peaks, matmuls = _machine(args.device)
     results = []
     header = (f"{'model':<9} {'data':<7} {'pipeline':<38} {'img/s':>8} {'ratio':>6} {'vs fp32':>7} "
               f"{'MFU':>7} {'peak MB':>8} {'load':>5}")  # fmt: skip
@@ -381,78 +480,22 @@ def main() -> None:
         for shape in args.shapes.split(","):
             channels, size, _ = SHAPES[shape]
             macs = forward_macs(model, channels, size)
-            base = dict(model=model, shape=shape, batch=args.batch_size, warmup=args.warmup, steps=args.steps,
-                        device=args.device, workers=0, precision="fp32")  # fmt: skip
-            specs = [{**base, "pipeline": "depthlab", "precision": p} for p in PRECISIONS]
-            if args.device == "cuda":  # the trainer's step without its CUDA graph, to show what it buys
-                specs += [{**base, "pipeline": "depthlab-eager", "precision": p} for p in PRECISIONS]
-            specs += [
-                {**base, "pipeline": "reference", "workers": int(w)}
-                for w in args.reference_workers.split(",")
-            ]
-            specs += [{**base, "pipeline": "reference+channels_last", "workers": 0}]
-            # Interleaved repeats, best kept: other processes on a shared machine only ever slow a run down.
-            best: dict[str, dict] = {}
-            for _ in range(args.repeats):
-                for spec in specs:
-                    r = measure(spec)
-                    r["load_average"] = os.getloadavg()[0]
-                    key = f"{spec['pipeline']}/{spec['workers']}/{spec['precision']}"
-                    if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
-                        best[key] = r
-            ours = {p: best[f"depthlab/0/{p}"] for p in PRECISIONS}
-            ref = max(
-                (r for r in best.values() if r["pipeline"] == "reference"), key=lambda r: r["images_per_s"]
-            )
-            ref_cl = best["reference+channels_last/0/fp32"]
-            eager = [best[k] for k in (f"depthlab-eager/0/{p}" for p in PRECISIONS) if k in best]
-            for r in (*ours.values(), *eager, ref, ref_cl):
-                r["ratio"] = r["images_per_s"] / ref["images_per_s"]
-                r["vs_fp32"] = r["images_per_s"] / ours["fp32"]["images_per_s"]
-                r["peak_flops"] = peaks[r["precision"]]
-                r["mfu"] = r["images_per_s"] * 6 * macs / peaks[r["precision"]]
-                r["forward_macs"] = macs
-                if r["mfu"] > 1:
-                    r["mfu_note"] = MFU_NOTE
-                name = (f"{r['pipeline']} {r['precision']}" if r["pipeline"].startswith("depthlab")
-                        else f"{r['pipeline']} (workers={r['workers']})")  # fmt: skip
-                mark = "†" if r["mfu"] > 1 else " "
-                print(f"{model:<9} {shape:<7} {name:<38} {r['images_per_s']:>8.1f} {r['ratio']:>5.2f}× "
-                      f"{r['vs_fp32']:>6.2f}× {100 * r['mfu']:>5.1f}%{mark} {r['peak_memory_mb']:>8.0f} "
-                      f"{r['load_average']:>5.2f}", flush=True)  # fmt: skip
-                if r["mfu"] > 1:
-                    above.append(f"{model} {shape} {name}")
-                results.append(r)
-            fp32, bf16 = ours["fp32"], ours["bf16"]
-            verdict = "meets" if fp32["ratio"] >= TARGET_RATIO and fp32["mfu"] >= TARGET_MFU else "misses"
-            speedup = bf16["images_per_s"] / fp32["images_per_s"]
-            bf16_verdict = (
-                f"bf16 {speedup:.2f}× fp32 ({'meets' if speedup >= TARGET_BF16 else 'misses'} the ≥{TARGET_BF16}× "
-                f"target for native bf16)" if bf16_support["native"]
-                else f"bf16 {speedup:.2f}× fp32 (emulated bf16; the ≥{TARGET_BF16}× target is for native bf16, "
-                f"and auto uses fp32 here)"
-            )  # fmt: skip
-            print(f"# {model} {shape}: forward {macs / 1e6:.2f}M MACs; fp32 {verdict} the targets "
-                  f"(≥{TARGET_RATIO}× and ≥{100 * TARGET_MFU:.0f}% MFU); {bf16_verdict}", flush=True)  # fmt: skip
+            best = _best_of(_specs(args, model, shape), args.repeats)
+            ours, rows = _report_rows(model, shape, best, macs, peaks, above)
+            results += rows
+            _print_verdict(model, shape, macs, ours, bf16_support["native"])
     if above:
         print(f"# † {MFU_NOTE}: {'; '.join(above)}")
     if args.json:
-        import datetime
-
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "benchmark": "train_throughput",
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "peak_flops": peaks["fp32"],
-            "peak_flops_by_precision": peaks,
-            "matmul_flops": matmuls,
-            "bf16_support": bf16_support,
-            "environment": env,
-            "results": results,
-        }
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        _write_record(
+            args.json,
+            peak_flops=peaks["fp32"],
+            peak_flops_by_precision=peaks,
+            matmul_flops=matmuls,
+            bf16_support=bf16_support,
+            environment=env,
+            results=results,
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ this way, on test images). The model's mode flags and its parameters' ``.grad`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -215,6 +215,205 @@ def _units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield name, m
 
 
+def _check_batch(mode: str, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Refuse an unknown mode, or images and labels that are not one (N, C, H, W) batch and its N labels."""
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise UsageError(f"images must be a 4-D tensor (N, C, H, W), got {shape}")
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise UsageError(f"labels must be a 1-D tensor of {images.shape[0]} class indices, got {shape}")
+
+
+def _std(t: torch.Tensor) -> torch.Tensor:
+    """Std over all elements, detached, in fp32."""
+    return t.detach().float().std()
+
+
+def _norm(t: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm over all elements, detached, in fp32."""
+    return torch.linalg.vector_norm(t.detach().float())
+
+
+def _float(t: torch.Tensor | None) -> float:
+    """A recorded 0-d tensor as a float; ``None`` (no gradient reached it) as 0."""
+    return 0.0 if t is None else float(t)
+
+
+@dataclass
+class _Records:
+    """What :func:`diagnose`'s forward hooks record in its one pass. Everything but ``block_out`` is computed
+    immediately (detached), so later in-place ops cannot alter it."""
+
+    weighted: dict[int, tuple[str, nn.Module]]  # id -> (name, module) of every trainable conv/linear
+    layer_order: list[int] = field(default_factory=list)  # ids of weighted modules in execution order
+    unit_std: dict[str, torch.Tensor] = field(default_factory=dict)
+    own_std: dict[int, torch.Tensor] = field(default_factory=dict)
+    responses: list[tuple[str, torch.Tensor]] = field(default_factory=list)
+    block_out: dict[str, torch.Tensor] = field(default_factory=dict)  # live outputs (for autograd.grad)
+    block_std: dict[str, torch.Tensor] = field(default_factory=dict)
+    block_norm: dict[str, torch.Tensor] = field(default_factory=dict)
+    block_numel: dict[str, int] = field(default_factory=dict)
+    branch_norm: dict[str, torch.Tensor] = field(default_factory=dict)
+    shortcut_norm: dict[str, torch.Tensor] = field(default_factory=dict)
+    block_input_norm: dict[str, torch.Tensor] = field(default_factory=dict)
+    block_order: list[str] = field(default_factory=list)
+
+    def live_outputs(self) -> list[str]:
+        """Blocks, in execution order, whose output is on the autograd graph."""
+        return [n for n in self.block_order if self.block_out[n].requires_grad]
+
+
+_Handles = list[torch.utils.hooks.RemovableHandle]
+
+
+def _hook_layers(model: nn.Module, rec: _Records) -> _Handles:
+    """Hooks on every weighted layer (its output std) and every conv unit (its output std; for 3×3 convs
+    the Fig. 7 response)."""
+    handles: _Handles = []
+
+    def on_weighted(m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        if id(m) not in rec.own_std:  # a module called twice (weight sharing) is listed once
+            rec.layer_order.append(id(m))
+        rec.own_std[id(m)] = _std(out)
+
+    for _, m in rec.weighted.values():
+        handles.append(m.register_forward_hook(on_weighted))
+
+    for uname, unit in _units(model):
+        handles.append(
+            unit.register_forward_hook(lambda m, i, o, n=uname: rec.unit_std.__setitem__(n, _std(o)))
+        )
+        if unit.conv.kernel_size == (3, 3):
+            # ConvNormAct: the norm output (after BN, before ReLU); NormActConv: the conv output.
+            probe = unit.norm if isinstance(unit, ConvNormAct) else unit.conv
+            handles.append(
+                probe.register_forward_hook(lambda m, i, o, n=uname: rec.responses.append((n, _std(o))))
+            )
+    return handles
+
+
+def _hook_blocks(blocks: Sequence[tuple[str, nn.Module]], rec: _Records) -> _Handles:
+    """Hooks on every block (its live output, std, norm, size and input norm) and, in residual blocks, on
+    the branch and the shortcut (their output norms)."""
+    handles: _Handles = []
+    for bname, block in blocks:
+
+        def on_block(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor, n: str = bname) -> None:
+            if n not in rec.block_out:
+                rec.block_order.append(n)
+            rec.block_out[n] = out
+            rec.block_std[n] = _std(out)
+            rec.block_norm[n] = _norm(out)
+            rec.block_numel[n] = int(out.numel())
+            if inp and isinstance(inp[0], torch.Tensor):
+                rec.block_input_norm[n] = _norm(inp[0])
+
+        handles.append(block.register_forward_hook(on_block))
+        if _is_block(block) and block.residual:
+            handles.append(
+                block.branch.register_forward_hook(
+                    lambda m, i, o, n=bname: rec.branch_norm.__setitem__(n, _norm(o))
+                )
+            )
+            shortcut = getattr(block, "shortcut", None)
+            if isinstance(shortcut, nn.Module):
+                handles.append(
+                    shortcut.register_forward_hook(
+                        lambda m, i, o, n=bname: rec.shortcut_norm.__setitem__(n, _norm(o))
+                    )
+                )
+    return handles
+
+
+def _forward_backward(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mode: str,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    rec: _Records,
+) -> tuple[torch.Tensor, Sequence[torch.Tensor | None], Sequence[torch.Tensor | None]]:
+    """The loss and its gradients w.r.t. the weights (``rec.layer_order``) and the live block outputs, from
+    one pass in ``mode``; the model's mode flags and buffers (BN running statistics) are restored after."""
+    was_training = {m: m.training for m in model.modules()}
+    saved_buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    try:
+        model.train(mode == "train")
+        with torch.enable_grad():
+            logits = main_logits(model(images))
+            loss = loss_fn(logits, labels)
+            params = [rec.weighted[i][1].weight for i in rec.layer_order]
+            outs = [rec.block_out[n] for n in rec.live_outputs()]
+            grads = torch.autograd.grad(loss, params + outs, allow_unused=True)
+    finally:
+        for m, flag in was_training.items():
+            m.training = flag
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved_buffers:
+                    b.copy_(saved_buffers[k])
+    return loss, grads[: len(params)], grads[len(params) :]
+
+
+def _layer_stats(
+    model: nn.Module, rec: _Records, wgrads: Sequence[torch.Tensor | None]
+) -> tuple[LayerStat, ...]:
+    """One :class:`LayerStat` per weighted layer on the loss path, in execution order."""
+    unit_of = {id(unit.conv): uname for uname, unit in _units(model)}  # id(conv) -> name of its unit
+    # Layers that ran but are off the loss path (e.g. a GoogLeNet aux head in training mode) are left out.
+    on_path = [(mid, g) for mid, g in zip(rec.layer_order, wgrads, strict=True) if g is not None]
+    layer_stats = []
+    for k, (mid, wgrad) in enumerate(on_path, start=1):
+        name, m = rec.weighted[mid]
+        unit = unit_of.get(mid)
+        act_std = rec.unit_std[unit] if unit is not None and unit in rec.unit_std else rec.own_std[mid]
+        layer_stats.append(
+            LayerStat(
+                name=name,
+                index=k,
+                kind="conv" if isinstance(m, nn.Conv2d) else "linear",
+                kernel_size=tuple(m.kernel_size) if isinstance(m, nn.Conv2d) else None,  # type: ignore[arg-type]
+                grad_norm=_float(_norm(wgrad)),
+                weight_norm=_float(_norm(m.weight)),
+                activation_std=_float(act_std),
+            )
+        )
+    return tuple(layer_stats)
+
+
+def _block_stats(
+    blocks: Sequence[tuple[str, nn.Module]], rec: _Records, ograds: Sequence[torch.Tensor | None]
+) -> tuple[BlockStat, ...]:
+    """One :class:`BlockStat` per block that ran, in execution order."""
+    out_grad = dict(zip(rec.live_outputs(), ograds, strict=True))
+    residual_of = dict((n, _is_block(b) and bool(b.residual)) for n, b in blocks)
+    block_stats = []
+    for k, n in enumerate(rec.block_order, start=1):
+        ratio = None
+        if residual_of[n] and n in rec.branch_norm:
+            denom = rec.shortcut_norm.get(n, rec.block_input_norm.get(n))
+            ratio = (
+                _float(rec.branch_norm[n] / denom) if denom is not None and float(denom) > 0 else float("inf")
+            )
+        g = out_grad.get(n)
+        block_stats.append(
+            BlockStat(
+                name=n,
+                index=k,
+                residual=residual_of[n],
+                output_grad_norm=_float(None if g is None else _norm(g)),
+                output_std=_float(rec.block_std[n]),
+                branch_ratio=ratio,
+                output_norm=_float(rec.block_norm[n]),
+                output_numel=rec.block_numel[n],
+            )
+        )
+    return tuple(block_stats)
+
+
 def diagnose(
     model: nn.Module,
     images: torch.Tensor,
@@ -228,163 +427,30 @@ def diagnose(
     ``images``: (N, C, H, W) float, already normalised, on the model's device; ``labels``: (N,) int64.
     ``loss_fn(logits, labels)`` defaults to mean cross-entropy.
     """
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise UsageError(f"images must be a 4-D tensor (N, C, H, W), got {shape}")
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise UsageError(f"labels must be a 1-D tensor of {images.shape[0]} class indices, got {shape}")
-    loss_fn = loss_fn or F.cross_entropy
-
+    _check_batch(mode, images, labels)
     weighted = {
         id(m): (name, m)
         for name, m in model.named_modules()
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad
     }
-    unit_of: dict[int, str] = {}  # id(conv) -> name of its unit
-    for uname, unit in _units(model):
-        unit_of[id(unit.conv)] = uname
     blocks = find_blocks(model)
-
-    # Everything a hook records is computed immediately (detached), so later in-place ops cannot alter it.
-    layer_order: list[int] = []  # ids of weighted modules in execution order
-    unit_std: dict[str, torch.Tensor] = {}
-    own_std: dict[int, torch.Tensor] = {}
-    responses: list[tuple[str, torch.Tensor]] = []
-    block_out: dict[str, torch.Tensor] = {}  # live outputs (for autograd.grad)
-    block_std: dict[str, torch.Tensor] = {}
-    block_norm: dict[str, torch.Tensor] = {}
-    block_numel: dict[str, int] = {}
-    branch_norm: dict[str, torch.Tensor] = {}
-    shortcut_norm: dict[str, torch.Tensor] = {}
-    block_input_norm: dict[str, torch.Tensor] = {}
-    block_order: list[str] = []
-    handles: list[torch.utils.hooks.RemovableHandle] = []
-
-    def std(t: torch.Tensor) -> torch.Tensor:
-        return t.detach().float().std()
-
-    def norm(t: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.vector_norm(t.detach().float())
-
-    def on_weighted(m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        if id(m) not in own_std:  # a module called twice (weight sharing) is listed once
-            layer_order.append(id(m))
-        own_std[id(m)] = std(out)
-
-    for _, m in weighted.values():
-        handles.append(m.register_forward_hook(on_weighted))
-
-    for uname, unit in _units(model):
-        handles.append(unit.register_forward_hook(lambda m, i, o, n=uname: unit_std.__setitem__(n, std(o))))
-        if unit.conv.kernel_size == (3, 3):
-            # ConvNormAct: the norm output (after BN, before ReLU); NormActConv: the conv output.
-            probe = unit.norm if isinstance(unit, ConvNormAct) else unit.conv
-            handles.append(
-                probe.register_forward_hook(lambda m, i, o, n=uname: responses.append((n, std(o))))
-            )
-
-    for bname, block in blocks:
-
-        def on_block(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor, n: str = bname) -> None:
-            if n not in block_out:
-                block_order.append(n)
-            block_out[n] = out
-            block_std[n] = std(out)
-            block_norm[n] = norm(out)
-            block_numel[n] = int(out.numel())
-            if inp and isinstance(inp[0], torch.Tensor):
-                block_input_norm[n] = norm(inp[0])
-
-        handles.append(block.register_forward_hook(on_block))
-        if _is_block(block) and block.residual:
-            handles.append(
-                block.branch.register_forward_hook(
-                    lambda m, i, o, n=bname: branch_norm.__setitem__(n, norm(o))
-                )
-            )
-            shortcut = getattr(block, "shortcut", None)
-            if isinstance(shortcut, nn.Module):
-                handles.append(
-                    shortcut.register_forward_hook(
-                        lambda m, i, o, n=bname: shortcut_norm.__setitem__(n, norm(o))
-                    )
-                )
-
-    was_training = {m: m.training for m in model.modules()}
-    saved_buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    rec = _Records(weighted)
+    handles = _hook_layers(model, rec) + _hook_blocks(blocks, rec)
     try:
-        model.train(mode == "train")
-        with torch.enable_grad():
-            logits = main_logits(model(images))
-            loss = loss_fn(logits, labels)
-            params = [weighted[i][1].weight for i in layer_order]
-            outs = [block_out[n] for n in block_order if block_out[n].requires_grad]
-            grads = torch.autograd.grad(loss, params + outs, allow_unused=True)
+        loss, wgrads, ograds = _forward_backward(model, images, labels, mode, loss_fn or F.cross_entropy, rec)
     finally:
         for h in handles:
             h.remove()
-        for m, flag in was_training.items():
-            m.training = flag
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                if k in saved_buffers:
-                    b.copy_(saved_buffers[k])
-
-    wgrads, ograds = grads[: len(params)], grads[len(params) :]
-    out_grad = dict(zip([n for n in block_order if block_out[n].requires_grad], ograds, strict=True))
-
-    def f(t: torch.Tensor | None) -> float:
-        return 0.0 if t is None else float(t)
-
-    # Layers that ran but are off the loss path (e.g. a GoogLeNet aux head in training mode) are left out.
-    on_path = [(mid, g) for mid, g in zip(layer_order, wgrads, strict=True) if g is not None]
-    layer_stats = []
-    for k, (mid, wgrad) in enumerate(on_path, start=1):
-        name, m = weighted[mid]
-        unit = unit_of.get(mid)
-        act_std = unit_std[unit] if unit is not None and unit in unit_std else own_std[mid]
-        layer_stats.append(
-            LayerStat(
-                name=name,
-                index=k,
-                kind="conv" if isinstance(m, nn.Conv2d) else "linear",
-                kernel_size=tuple(m.kernel_size) if isinstance(m, nn.Conv2d) else None,  # type: ignore[arg-type]
-                grad_norm=f(norm(wgrad)),
-                weight_norm=f(norm(m.weight)),
-                activation_std=f(act_std),
-            )
-        )
-    residual_of = dict((n, _is_block(b) and bool(b.residual)) for n, b in blocks)
-    block_stats = []
-    for k, n in enumerate(block_order, start=1):
-        ratio = None
-        if residual_of[n] and n in branch_norm:
-            denom = shortcut_norm.get(n, block_input_norm.get(n))
-            ratio = f(branch_norm[n] / denom) if denom is not None and float(denom) > 0 else float("inf")
-        g = out_grad.get(n)
-        block_stats.append(
-            BlockStat(
-                name=n,
-                index=k,
-                residual=residual_of[n],
-                output_grad_norm=f(None if g is None else norm(g)),
-                output_std=f(block_std[n]),
-                branch_ratio=ratio,
-                output_norm=f(block_norm[n]),
-                output_numel=block_numel[n],
-            )
-        )
-    response_stats = tuple(ResponseStat(name=n, index=k, std=f(s)) for k, (n, s) in enumerate(responses, 1))
+    responses = tuple(
+        ResponseStat(name=n, index=k, std=_float(s)) for k, (n, s) in enumerate(rec.responses, 1)
+    )
     return Diagnostics(
         mode=mode,
         batch_size=int(images.shape[0]),
         loss=float(loss.detach()),
-        layers=tuple(layer_stats),
-        blocks=tuple(block_stats),
-        responses=response_stats,
+        layers=_layer_stats(model, rec, wgrads),
+        blocks=_block_stats(blocks, rec, ograds),
+        responses=responses,
     )
 
 

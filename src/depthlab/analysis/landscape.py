@@ -259,6 +259,106 @@ def _sharpness(
     return sharp_1d, sharp_2d
 
 
+_Cell = tuple[int, int]  # (j, i): row j (β = gs[j]), column i (α = gs[i]) of the grid
+_Direction = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The points of one landscape: coordinates, and per direction pair the keys of its work items."""
+
+    ts: tuple[float, ...]  # slice coordinates t
+    gs: tuple[float, ...]  # grid coordinates (α and β); () without a grid
+    inside: list[_Cell]  # grid cells within the sharpness radius
+    pairs: list[tuple[list[str], dict[_Cell, str]]]  # per pair: slice keys, grid keys by cell
+    aliases: dict[str, str]  # a grid key whose point is a slice point -> that slice point's key
+
+    def keys(self) -> set[str]:
+        """The distinct work items (aliased grid points counted once, as their slice point)."""
+        return {
+            self.aliases.get(k, k)
+            for slice_keys, grid_keys in self.pairs
+            for k in (*slice_keys, *grid_keys.values())
+        }
+
+
+def _plan(config: LandscapeConfig) -> _Plan:
+    """The coordinates and, per pair, the keys of its work items (slice point i, grid cell (j, i)); pair 0
+    keeps the keys of single-pair results ("s3", "g2_5")."""
+    ts = coordinates(config.span, config.points)
+    gs = coordinates(config.span, config.grid) if config.grid else ()
+    inside = [
+        (j, i)
+        for j, b in enumerate(gs)
+        for i, a in enumerate(gs)
+        if a * a + b * b <= config.radius**2 + 1e-12
+    ]
+    plans: list[tuple[list[str], dict[_Cell, str]]] = []
+    aliases: dict[str, str] = {}
+    for p in range(config.pairs):
+        tag = "" if p == 0 else f"p{p}"
+        slice_keys = [f"{tag}s{i}" for i in range(len(ts))]
+        cells = [(j, i) for j in range(len(gs)) for i in range(len(gs))] if p == 0 else inside
+        grid_keys = {(j, i): f"{tag}g{j}_{i}" for j, i in cells}
+        # A grid point (α, 0) is the slice point t = α when the values coincide exactly.
+        on_slice = {t: slice_keys[i] for i, t in enumerate(ts)}
+        mid = len(gs) // 2
+        for (j, i), key in grid_keys.items():
+            if j == mid and gs[i] in on_slice:
+                aliases[key] = on_slice[gs[i]]
+        plans.append((slice_keys, grid_keys))
+    return _Plan(ts, gs, inside, plans, aliases)
+
+
+def _evaluate_plan(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    directions: Sequence[tuple[_Direction, _Direction]],
+    plan: _Plan,
+    batch_size: int,
+    progress: Progress | None,
+    partial: PartialResults,
+) -> tuple[list[list[tuple[float, float]]], list[dict[_Cell, tuple[float, float]]], int]:
+    """(loss, error) at every slice and grid point of every pair, and the number of points evaluated here
+    (the rest come from ``partial``). The weights are restored on return, also after an exception."""
+    params = dict(model.named_parameters())
+    base = {n: p.detach().clone() for n, p in params.items()}
+    total = len(plan.keys())
+    done = sum(1 for k in plan.keys() if k in partial)
+    evaluations = 0
+
+    def point(key: str, d1: _Direction, d2: _Direction, a: float, b: float) -> tuple[float, float]:
+        nonlocal done, evaluations
+        key = plan.aliases.get(key, key)
+        if key not in partial:
+            with torch.no_grad():
+                for n, p in params.items():
+                    # θ + a·d₁ + b·d₂; at a = b = 0 this is exactly θ (x + 0 = x in floating point).
+                    p.copy_(base[n] + a * d1[n] + b * d2[n])
+            r = evaluate(model, images, labels, batch_size)
+            partial.put(key, [r.loss, r.error])
+            evaluations += 1
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        loss, error = partial.get(key)
+        return float(loss), float(error)
+
+    ts, gs = plan.ts, plan.gs
+    slices: list[list[tuple[float, float]]] = []
+    grids: list[dict[_Cell, tuple[float, float]]] = []
+    try:
+        for (d1, d2), (slice_keys, grid_keys) in zip(directions, plan.pairs, strict=True):
+            slices.append([point(slice_keys[i], d1, d2, t, 0.0) for i, t in enumerate(ts)])
+            grids.append({(j, i): point(key, d1, d2, gs[i], gs[j]) for (j, i), key in grid_keys.items()})
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(base[n])
+    return slices, grids, evaluations
+
+
 def loss_landscape(
     model: nn.Module,
     images: torch.Tensor,
@@ -277,77 +377,24 @@ def loss_landscape(
     config = config or LandscapeConfig()
     start = time.perf_counter()
     generator = torch.Generator(device="cpu").manual_seed(config.seed)  # directions are drawn on the CPU
-    params = dict(model.named_parameters())
     # Pair 0 first, so that pair 0 is the pair a single-pair run of the same seed draws.
     directions = [
         (filter_normalized_direction(model, generator), filter_normalized_direction(model, generator))
         for _ in range(config.pairs)
     ]
-    base = {n: p.detach().clone() for n, p in params.items()}
-    partial = partial or PartialResults(None, {})
-
-    ts = coordinates(config.span, config.points)
-    gs = coordinates(config.span, config.grid) if config.grid else ()
-    inside = [
-        (j, i)
-        for j, b in enumerate(gs)
-        for i, a in enumerate(gs)
-        if a * a + b * b <= config.radius**2 + 1e-12
-    ]
-    # Work items per pair: (key, α, β). Pair 0 keeps the keys of single-pair results ("s3", "g2_5").
-    plans: list[tuple[list[str], dict[tuple[int, int], str]]] = []
-    aliases: dict[str, str] = {}
-    for p in range(config.pairs):
-        tag = "" if p == 0 else f"p{p}"
-        slice_keys = [f"{tag}s{i}" for i in range(len(ts))]
-        cells = [(j, i) for j in range(len(gs)) for i in range(len(gs))] if p == 0 else inside
-        grid_keys = {(j, i): f"{tag}g{j}_{i}" for j, i in cells}
-        # A grid point (α, 0) is the slice point t = α when the values coincide exactly.
-        on_slice = {t: slice_keys[i] for i, t in enumerate(ts)}
-        mid = len(gs) // 2
-        for (j, i), key in grid_keys.items():
-            if j == mid and gs[i] in on_slice:
-                aliases[key] = on_slice[gs[i]]
-        plans.append((slice_keys, grid_keys))
-    keys = {aliases.get(k, k) for slice_keys, grid_keys in plans for k in (*slice_keys, *grid_keys.values())}
-    total = len(keys)
-    done = sum(1 for k in keys if k in partial)
-    evaluations = 0
-
-    def point(
-        key: str, d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], a: float, b: float
-    ) -> tuple[float, float]:
-        nonlocal done, evaluations
-        key = aliases.get(key, key)
-        if key not in partial:
-            with torch.no_grad():
-                for n, p in params.items():
-                    # θ + a·d₁ + b·d₂; at a = b = 0 this is exactly θ (x + 0 = x in floating point).
-                    p.copy_(base[n] + a * d1[n] + b * d2[n])
-            r = evaluate(model, images, labels, batch_size)
-            partial.put(key, [r.loss, r.error])
-            evaluations += 1
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        loss, error = partial.get(key)
-        return float(loss), float(error)
-
-    slices: list[list[tuple[float, float]]] = []
-    grids: list[dict[tuple[int, int], tuple[float, float]]] = []
-    try:
-        for (d1, d2), (slice_keys, grid_keys) in zip(directions, plans, strict=True):
-            slices.append([point(slice_keys[i], d1, d2, t, 0.0) for i, t in enumerate(ts)])
-            grids.append({(j, i): point(key, d1, d2, gs[i], gs[j]) for (j, i), key in grid_keys.items()})
-    finally:
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(base[n])
-
+    plan = _plan(config)
+    slices, grids, evaluations = _evaluate_plan(
+        model, images, labels, directions, plan, batch_size, progress, partial or PartialResults(None, {})
+    )
+    ts, gs = plan.ts, plan.gs
     origin_loss, origin_error = slices[0][len(ts) // 2]
     per_pair = [
         _sharpness(
-            origin_loss, ts, [v for v, _ in sl], [grid[c][0] for c in inside] if gs else [], config.radius
+            origin_loss,
+            ts,
+            [v for v, _ in sl],
+            [grid[c][0] for c in plan.inside] if gs else [],
+            config.radius,
         )
         for sl, grid in zip(slices, grids, strict=True)
     ]

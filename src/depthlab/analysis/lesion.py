@@ -58,6 +58,7 @@ from torch import nn
 
 from depthlab.analysis.evaluation import (
     AnalysisError,
+    EvalResult,
     PartialResults,
     Progress,
     binomial_se,
@@ -632,6 +633,123 @@ def _draw_swaps(
 
 
 # ---------------------------------------------------------------------------------------------- study
+def _check_study(draws: int, max_swaps: int, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Refuse bad draw counts, or images and labels that are not one non-empty batch and its labels."""
+    if not isinstance(draws, int) or draws < 1:
+        raise UsageError(f"draws must be a positive integer, got {draws!r}")
+    if not isinstance(max_swaps, int) or max_swaps < 0:
+        raise ValueError(f"max_swaps must be a non-negative integer, got {max_swaps!r}")
+    if images.dim() != 4 or labels.shape != (images.shape[0],) or images.shape[0] == 0:
+        raise ValueError(
+            f"images must be (N, C, H, W) with N ≥ 1 and labels (N,), got {tuple(images.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+
+
+_Plan = list[tuple[int, list[tuple[int, ...]]]]  # (k, the drawn k-deletions or k-swap sequences)
+
+
+def _draw_plans(units: Sequence[LesionUnit], draws: int, max_swaps: int, seed: int) -> tuple[_Plan, _Plan]:
+    """The k-deletions (k ≥ 2) and the swap sequences (k = 1..max_swaps) to evaluate, drawn from one seed."""
+    n = len(units)
+    # The draws are made on the CPU whatever the model's device: a seed deletes the same blocks everywhere.
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    deletion_plan = [(k, _draw_sets(n, k, draws, generator)) for k in range(2, n + 1)]
+    groups: dict[str, list[int]] = {}
+    for i, u in enumerate(units):
+        if u.swappable:
+            groups.setdefault(u.name.rpartition(".")[0], []).append(i)
+    swap_groups = [g for g in groups.values() if len(g) >= 2]
+    swap_plan = (
+        [(k, _draw_swaps(swap_groups, k, draws, generator)) for k in range(1, max_swaps + 1)]
+        if swap_groups
+        else []
+    )
+    return deletion_plan, swap_plan
+
+
+@dataclass
+class _Lesioner:
+    """Evaluates the model with blocks deleted or swapped against the intact net, keeping every result in
+    ``partial`` under its key and calling ``progress(done, total)`` after each."""
+
+    model: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    intact: EvalResult
+    mode: str
+    batch_size: int
+    partial: PartialResults
+    progress: Progress | None
+    total: int
+    done: int = 0
+
+    def tick(self) -> None:
+        """Count one finished evaluation."""
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def measure(
+        self, key: str, names: Sequence[str] = (), swaps: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, Any]:
+        """Error, loss and the images turned wrong / right with the blocks ``names`` deleted and ``swaps`` made."""
+        if key in self.partial:
+            self.tick()
+            return self.partial.get(key)
+        with lesioned(self.model, names, self.mode), swapped(self.model, swaps):
+            r = evaluate(self.model, self.images, self.labels, self.batch_size)
+        value = {
+            "error": r.error,
+            "loss": r.loss,
+            "to_wrong": int((self.intact.correct & ~r.correct).sum()),
+            "to_right": int((~self.intact.correct & r.correct).sum()),
+        }
+        self.partial.put(key, value)
+        self.tick()
+        return value
+
+
+def _single_lesions(units: Sequence[LesionUnit], lesioner: _Lesioner) -> list[SingleLesion]:
+    """Every unit deleted on its own."""
+    single = []
+    for u in units:
+        v = lesioner.measure(f"single:{u.index}", [u.name])
+        single.append(
+            SingleLesion(
+                u.name, u.index, u.stage, u.downsampling, v["error"], v["loss"], v["to_wrong"], v["to_right"]
+            )
+        )
+    return single
+
+
+def _deletions(
+    units: Sequence[LesionUnit], single: Sequence[SingleLesion], plan: _Plan, lesioner: _Lesioner
+) -> list[KLesion]:
+    """The k-deletion curve: k = 1 is the single deletions, then the drawn sets of every larger k."""
+    deletions = [KLesion(1, tuple(s.error for s in single), tuple((s.index,) for s in single))]
+    for k, sets in plan:
+        errors = []
+        for s in sets:
+            v = lesioner.measure("del:" + ",".join(map(str, s)), [units[i].name for i in s])
+            errors.append(v["error"])
+        deletions.append(KLesion(k, tuple(errors), tuple(tuple(i + 1 for i in s) for s in sets)))
+    return deletions
+
+
+def _swaps(units: Sequence[LesionUnit], plan: _Plan, lesioner: _Lesioner) -> list[KLesion]:
+    """The k-swap curve: each drawn sequence of k swaps (two units of one stage each), made together."""
+    swaps = []
+    for k, seqs in plan:
+        errors = []
+        for seq in seqs:
+            pairs = [(units[seq[i]].name, units[seq[i + 1]].name) for i in range(0, len(seq), 2)]
+            v = lesioner.measure("swap:" + ",".join(map(str, seq)), swaps=pairs)
+            errors.append(v["error"])
+        swaps.append(KLesion(k, tuple(errors), tuple(tuple(i + 1 for i in seq) for seq in seqs)))
+    return swaps
+
+
 def lesion_study(
     model: nn.Module,
     images: torch.Tensor,
@@ -648,84 +766,20 @@ def lesion_study(
     """Single deletions, random k-deletions and random swaps of ``model`` on ``images`` (N, C, H, W,
     normalised) with ``labels`` (N,); see the module docstring. ``partial`` keeps finished evaluations so a
     killed study resumes; ``progress(done, total)`` is called after every evaluation."""
-    if not isinstance(draws, int) or draws < 1:
-        raise UsageError(f"draws must be a positive integer, got {draws!r}")
-    if not isinstance(max_swaps, int) or max_swaps < 0:
-        raise ValueError(f"max_swaps must be a non-negative integer, got {max_swaps!r}")
-    if images.dim() != 4 or labels.shape != (images.shape[0],) or images.shape[0] == 0:
-        raise ValueError(
-            f"images must be (N, C, H, W) with N ≥ 1 and labels (N,), got {tuple(images.shape)} and "
-            f"{tuple(labels.shape)}"
-        )
+    _check_study(draws, max_swaps, images, labels)
     start = time.perf_counter()
     mode, units = lesion_units(model, tuple(images.shape[1:]), mode)  # type: ignore[arg-type]
-    n = len(units)
-    # The draws are made on the CPU whatever the model's device: a seed deletes the same blocks everywhere.
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    deletion_plan = [(k, _draw_sets(n, k, draws, generator)) for k in range(2, n + 1)]
-    groups: dict[str, list[int]] = {}
-    for i, u in enumerate(units):
-        if u.swappable:
-            groups.setdefault(u.name.rpartition(".")[0], []).append(i)
-    swap_groups = [g for g in groups.values() if len(g) >= 2]
-    swap_plan = (
-        [(k, _draw_swaps(swap_groups, k, draws, generator)) for k in range(1, max_swaps + 1)]
-        if swap_groups
-        else []
-    )
-    total = 1 + n + sum(len(s) for _, s in deletion_plan) + sum(len(s) for _, s in swap_plan)
-    partial = partial or PartialResults(None, {})
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
+    deletion_plan, swap_plan = _draw_plans(units, draws, max_swaps, seed)
+    total = 1 + len(units) + sum(len(s) for _, s in deletion_plan) + sum(len(s) for _, s in swap_plan)
     intact = evaluate(model, images, labels, batch_size)
     num_classes = _num_classes(model, images)
-    tick()
-
-    def measure(key: str, names: Sequence[str] = (), swaps: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-        if key in partial:
-            tick()
-            return partial.get(key)
-        with lesioned(model, names, mode), swapped(model, swaps):
-            r = evaluate(model, images, labels, batch_size)
-        value = {
-            "error": r.error,
-            "loss": r.loss,
-            "to_wrong": int((intact.correct & ~r.correct).sum()),
-            "to_right": int((~intact.correct & r.correct).sum()),
-        }
-        partial.put(key, value)
-        tick()
-        return value
-
-    single = []
-    for u in units:
-        v = measure(f"single:{u.index}", [u.name])
-        single.append(
-            SingleLesion(
-                u.name, u.index, u.stage, u.downsampling, v["error"], v["loss"], v["to_wrong"], v["to_right"]
-            )
-        )
-    deletions = [KLesion(1, tuple(s.error for s in single), tuple((s.index,) for s in single))]
-    for k, sets in deletion_plan:
-        errors = []
-        for s in sets:
-            v = measure("del:" + ",".join(map(str, s)), [units[i].name for i in s])
-            errors.append(v["error"])
-        deletions.append(KLesion(k, tuple(errors), tuple(tuple(i + 1 for i in s) for s in sets)))
-    swaps = []
-    for k, seqs in swap_plan:
-        errors = []
-        for seq in seqs:
-            pairs = [(units[seq[i]].name, units[seq[i + 1]].name) for i in range(0, len(seq), 2)]
-            v = measure("swap:" + ",".join(map(str, seq)), swaps=pairs)
-            errors.append(v["error"])
-        swaps.append(KLesion(k, tuple(errors), tuple(tuple(i + 1 for i in seq) for seq in seqs)))
+    lesioner = _Lesioner(
+        model, images, labels, intact, mode, batch_size, partial or PartialResults(None, {}), progress, total
+    )
+    lesioner.tick()
+    single = _single_lesions(units, lesioner)
+    deletions = _deletions(units, single, deletion_plan, lesioner)
+    swaps = _swaps(units, swap_plan, lesioner)
     return LesionResult(
         mode=mode,
         images=int(images.shape[0]),

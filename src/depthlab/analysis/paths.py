@@ -44,6 +44,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from typing import Any
 
 import torch
@@ -404,6 +405,77 @@ def _per_image_norm(grad: torch.Tensor) -> float:
     return float(grad.flatten(1).norm(dim=1).mean())
 
 
+_PathPlan = list[
+    tuple[int, list[tuple[tuple[int, ...], torch.Tensor]]]
+]  # (k, [(blocks on the path, images)])
+
+
+def _draw_paths(
+    n: int, samples: int, batch: int, images: torch.Tensor, generator: torch.Generator
+) -> _PathPlan:
+    """For every path length k = 0..n, the k-subsets of the n blocks to take (all of them where there are at
+    most ``samples``, else ``samples`` random ones) and for each the indices of its batch of images."""
+    plan: _PathPlan = []
+    for k in range(n + 1):
+        if math.comb(n, k) <= samples:
+            subsets = [tuple(c) for c in combinations(range(n), k)]
+        else:
+            subsets = [
+                tuple(sorted(torch.randperm(n, generator=generator, device="cpu")[:k].tolist()))
+                for _ in range(samples)
+            ]
+        # With fewer subsets than samples (k = 0 or n), repeat them on other batches.
+        subsets = [subsets[i % len(subsets)] for i in range(max(samples, len(subsets)))]
+        draws = [torch.randperm(images.shape[0], generator=generator, device="cpu")[:batch] for _ in subsets]
+        plan.append((k, [(s, idx.to(images.device)) for s, idx in zip(subsets, draws, strict=True)]))
+    return plan
+
+
+def _path_norms(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    plan: _PathPlan,
+    batch: int,
+    progress: Progress | None,
+    partial: PartialResults,
+) -> tuple[float, list[tuple[float, ...]]]:
+    """The per-image gradient norm through all paths (first ``batch`` images), and through every planned
+    path (one row per length); each value is kept in ``partial`` and followed by ``progress(done, total)``."""
+    total_work = 1 + sum(len(p) for _, p in plan)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total_work)
+
+    first = min(images.shape[0], max(batch, 1))  # the all-paths gradient of the first `batch` images
+    if "full" not in partial:
+        partial.put("full", _per_image_norm(path_gradient(model, images[:first], labels[:first], None)))
+    full = float(partial.get("full"))
+    tick()
+    rows = []
+    for k, items in plan:
+        values = []
+        for j, (subset, idx) in enumerate(items):
+            key = f"{k}:{j}"
+            if key not in partial:
+                partial.put(key, _per_image_norm(path_gradient(model, images[idx], labels[idx], subset)))
+            values.append(float(partial.get(key)))
+            tick()
+        rows.append(tuple(values))
+    return full, rows
+
+
+def _sample_sd(values: Sequence[float], mean: float) -> float:
+    """Sample standard deviation (n − 1); 0 for a single value."""
+    if len(values) <= 1:
+        return 0.0
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
 def path_study(
     model: nn.Module,
     images: torch.Tensor,
@@ -422,58 +494,16 @@ def path_study(
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     start = time.perf_counter()
-    blocks = residual_blocks(model)
-    n = len(blocks)
+    n = len(residual_blocks(model))
     # Paths and image batches are drawn on the CPU (a seed picks the same ones on any device); each batch's
-    # indices are then moved to the images' device once, here, not at every gradient.
+    # indices are then moved to the images' device once, when drawn, not at every gradient.
     generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = min(batch, images.shape[0])
-    plan: list[tuple[int, list[tuple[tuple[int, ...], torch.Tensor]]]] = []
-    for k in range(n + 1):
-        if math.comb(n, k) <= samples:
-            from itertools import combinations
-
-            subsets = [tuple(c) for c in combinations(range(n), k)]
-        else:
-            subsets = [
-                tuple(sorted(torch.randperm(n, generator=generator, device="cpu")[:k].tolist()))
-                for _ in range(samples)
-            ]
-        # With fewer subsets than samples (k = 0 or n), repeat them on other batches.
-        subsets = [subsets[i % len(subsets)] for i in range(max(samples, len(subsets)))]
-        draws = [torch.randperm(images.shape[0], generator=generator, device="cpu")[:batch] for _ in subsets]
-        plan.append((k, [(s, idx.to(images.device)) for s, idx in zip(subsets, draws, strict=True)]))
-    total_work = 1 + sum(len(p) for _, p in plan)
-    partial = partial or PartialResults(None, {})
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total_work)
-
-    first = min(images.shape[0], max(batch, 1))  # the all-paths gradient of the first `batch` images
-    if "full" not in partial:
-        partial.put("full", _per_image_norm(path_gradient(model, images[:first], labels[:first], None)))
-    full = float(partial.get("full"))
-    tick()
-    means, spreads, counts, rows = [], [], [], []
-    for k, items in plan:
-        values = []
-        for j, (subset, idx) in enumerate(items):
-            key = f"{k}:{j}"
-            if key not in partial:
-                partial.put(key, _per_image_norm(path_gradient(model, images[idx], labels[idx], subset)))
-            values.append(float(partial.get(key)))
-            tick()
-        mean = sum(values) / len(values)
-        means.append(mean)
-        spreads.append(
-            math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        )
-        counts.append(len(values))
-        rows.append(tuple(values))
+    plan = _draw_paths(n, samples, batch, images, generator)
+    full, rows = _path_norms(
+        model, images, labels, plan, batch, progress, partial or PartialResults(None, {})
+    )
+    means = [sum(values) / len(values) for values in rows]
     probability = path_length_distribution(n)
     total = tuple(p * g for p, g in zip(probability, means, strict=True))
     return PathResult(
@@ -481,8 +511,8 @@ def path_study(
         lengths=tuple(range(n + 1)),
         probability=probability,
         gradient=tuple(means),
-        gradient_spread=tuple(spreads),
-        samples=tuple(counts),
+        gradient_spread=tuple(_sample_sd(values, mean) for values, mean in zip(rows, means, strict=True)),
+        samples=tuple(len(values) for values in rows),
         total=total,
         effective=effective_range(total, mass),
         mass=mass,

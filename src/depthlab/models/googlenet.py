@@ -290,6 +290,78 @@ class InceptionAux(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(self.flatten(x)))))  # (N, 2048) -> (N, num_classes)
 
 
+def _check_options(
+    variant: str, norm: str | None, aux_logits: bool, lrn: bool | None, aux_pool: str | None
+) -> None:
+    """Validate :class:`GoogLeNet`'s arguments, naming the value and the choices."""
+    if variant not in VARIANTS:
+        raise UsageError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    if not isinstance(aux_logits, bool):
+        raise UsageTypeError(f"aux_logits must be True or False, got {aux_logits!r}")
+    if lrn is not None and not isinstance(lrn, bool):
+        raise UsageTypeError(f"lrn must be True, False or None (the variant's choice), got {lrn!r}")
+    if norm != VARIANT_DEFAULT and norm not in NORMS:
+        raise UsageError(f"norm must be one of {NORMS} or {VARIANT_DEFAULT!r} (the variant's), got {norm!r}")
+    if aux_pool is not None and aux_pool not in AUX_POOLS:
+        raise UsageError(f"aux_pool must be one of {AUX_POOLS} or None (the variant's), got {aux_pool!r}")
+
+
+def _make_stem(
+    in_channels: int, channels: tuple[int, ...], lrn: bool, norm: str | None, norm_eps: float
+) -> nn.Sequential:
+    """conv1 7×7/2, pool1, (LRN), conv2 1×1, conv3 3×3, (LRN), pool2; ``channels``: conv1-3's outputs.
+
+    (N, C, 224, 224) -> conv1 (N, 64, 112, 112) -> pool1 (N, 64, 56, 56) -> conv2, conv3 (N, 192, 56, 56)
+    -> pool2 (N, 192, 28, 28); channels × width (module docstring).
+    """
+    c1, c2, c3 = channels
+
+    def unit(cin: int, cout: int, k: int, stride: int = 1) -> ConvNormAct:
+        return ConvNormAct(cin, cout, k, stride, k // 2, norm=norm, norm_eps=norm_eps)
+
+    stem: OrderedDict[str, nn.Module] = OrderedDict(conv1=unit(in_channels, c1, 7, 2))
+    stem["pool1"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+    if lrn:
+        stem["lrn1"] = _lrn()
+    stem["conv2"] = unit(c1, c2, 1)
+    stem["conv3"] = unit(c2, c3, 3)
+    if lrn:
+        stem["lrn2"] = _lrn()
+    stem["pool2"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+    return nn.Sequential(stem)
+
+
+def _make_stages(
+    channels: int, v: Variant, norm: str | None, width: float
+) -> tuple[list[nn.Sequential], list[FeatureInfo]]:
+    """The three inception groups after a stem of ``channels`` outputs (stride 8), and their feature info.
+
+    stages.0 (N, 480, 28, 28); stages.1 pool3 -> (N, 480, 14, 14) -> (N, 832, 14, 14);
+    stages.2 pool4 -> (N, 832, 7, 7) -> (N, 1024, 7, 7).
+    """
+    pools = {
+        1: ("pool3", nn.MaxPool2d(3, 2, ceil_mode=True)),
+        2: ("pool4", nn.MaxPool2d(v.pool4, 2, ceil_mode=True)),
+    }
+    stages: list[nn.Sequential] = []
+    feature_info = []
+    reduction = 8
+    for i, names in enumerate(STAGES):
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if i in pools:
+            pool_name, pool = pools[i]
+            layers[pool_name] = pool
+            reduction *= 2
+        for name in names:
+            branches = (scale_channels(c, width) for c in INCEPTION[name])
+            block = Inception(channels, *branches, kernel5=v.kernel5, norm=norm, norm_eps=v.norm_eps)
+            layers[f"inception{name}"] = block
+            channels = block.out_channels
+        stages.append(nn.Sequential(layers))
+        feature_info.append(FeatureInfo(f"stages.{i}", channels, reduction))
+    return stages, feature_info
+
+
 # ----------------------------------------------------------------------------------------------- model
 class GoogLeNet(ZooModel):
     """Stem, three groups of inception modules, a pool-dropout-FC head, and optional aux heads."""
@@ -309,18 +381,7 @@ class GoogLeNet(ZooModel):
     ) -> None:
         super().__init__()
         self.width = width = check_width(width)
-        if variant not in VARIANTS:
-            raise UsageError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-        if not isinstance(aux_logits, bool):
-            raise UsageTypeError(f"aux_logits must be True or False, got {aux_logits!r}")
-        if lrn is not None and not isinstance(lrn, bool):
-            raise UsageTypeError(f"lrn must be True, False or None (the variant's choice), got {lrn!r}")
-        if norm != VARIANT_DEFAULT and norm not in NORMS:
-            raise UsageError(
-                f"norm must be one of {NORMS} or {VARIANT_DEFAULT!r} (the variant's), got {norm!r}"
-            )
-        if aux_pool is not None and aux_pool not in AUX_POOLS:
-            raise UsageError(f"aux_pool must be one of {AUX_POOLS} or None (the variant's), got {aux_pool!r}")
+        _check_options(variant, norm, aux_logits, lrn, aux_pool)
         v = VARIANTS[variant]
         self.aux_pool = v.aux_pool if aux_pool is None else aux_pool
         norm = v.norm if norm == VARIANT_DEFAULT else norm
@@ -328,58 +389,18 @@ class GoogLeNet(ZooModel):
         self.num_classes, self.in_channels, self.variant = num_classes, in_channels, variant
         self.min_input_size = v.min_input
 
-        def unit(cin: int, cout: int, k: int, stride: int = 1) -> ConvNormAct:
-            return ConvNormAct(cin, cout, k, stride, k // 2, norm=norm, norm_eps=v.norm_eps)
-
-        def scaled(*channels: int) -> tuple[int, ...]:
-            return tuple(scale_channels(c, width) for c in channels)
-
-        # (N, C, 224, 224) -> conv1 (N, 64, 112, 112) -> pool1 (N, 64, 56, 56) -> conv2, conv3
-        # (N, 192, 56, 56) -> pool2 (N, 192, 28, 28); channels × width (module docstring).
-        c1, c2, c3 = scaled(*STEM)
-        stem: OrderedDict[str, nn.Module] = OrderedDict(conv1=unit(in_channels, c1, 7, 2))
-        stem["pool1"] = nn.MaxPool2d(3, 2, ceil_mode=True)
-        if lrn:
-            stem["lrn1"] = _lrn()
-        stem["conv2"] = unit(c1, c2, 1)
-        stem["conv3"] = unit(c2, c3, 3)
-        if lrn:
-            stem["lrn2"] = _lrn()
-        stem["pool2"] = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.stem = nn.Sequential(stem)
-
-        # stages.0 (N, 480, 28, 28); stages.1 pool3 -> (N, 480, 14, 14) -> (N, 832, 14, 14);
-        # stages.2 pool4 -> (N, 832, 7, 7) -> (N, 1024, 7, 7).
-        pools = {
-            1: ("pool3", nn.MaxPool2d(3, 2, ceil_mode=True)),
-            2: ("pool4", nn.MaxPool2d(v.pool4, 2, ceil_mode=True)),
-        }
-        stages: list[nn.Sequential] = []
-        self.feature_info = []
-        channels, reduction = c3, 8
-        for i, names in enumerate(STAGES):
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
-            if i in pools:
-                pool_name, pool = pools[i]
-                layers[pool_name] = pool
-                reduction *= 2
-            for name in names:
-                block = Inception(
-                    channels, *scaled(*INCEPTION[name]), kernel5=v.kernel5, norm=norm, norm_eps=v.norm_eps
-                )
-                layers[f"inception{name}"] = block
-                channels = block.out_channels
-            stages.append(nn.Sequential(layers))
-            self.feature_info.append(FeatureInfo(f"stages.{i}", channels, reduction))
+        stem_channels = tuple(scale_channels(c, width) for c in STEM)
+        self.stem = _make_stem(in_channels, stem_channels, lrn, norm, v.norm_eps)
+        stages, self.feature_info = _make_stages(stem_channels[-1], v, norm, width)
         self.stages = nn.Sequential(*stages)
-        self.num_features = channels
+        self.num_features = channels = self.feature_info[-1].channels
 
         self.head = ClassifierHead(channels, num_classes, dropout=v.dropout)
         self.aux1: InceptionAux | None = None
         self.aux2: InceptionAux | None = None
         if aux_logits:
             tap1, tap2 = (getattr(self.stages[1], tap).out_channels for tap in AUX_TAPS)  # 512, 528
-            aux_conv, aux_hidden = scaled(AUX_CONV, AUX_HIDDEN)
+            aux_conv, aux_hidden = (scale_channels(c, width) for c in (AUX_CONV, AUX_HIDDEN))
             self.aux1, self.aux2 = (
                 InceptionAux(
                     c,

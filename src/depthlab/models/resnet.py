@@ -67,7 +67,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -358,6 +358,87 @@ BLOCKS: dict[str, type[BasicBlock]] = {
 }
 
 
+def _check_options(
+    block: str | type[BasicBlock],
+    layers: Sequence[int],
+    widths: Sequence[int],
+    stem: str,
+    stride_on: str,
+    norm: str | None,
+    skipinit: bool,
+    branch_scale: float | str | None,
+) -> type[BasicBlock]:
+    """Validate :class:`ResNet`'s arguments once, for every block; returns the block class."""
+    if isinstance(block, str):
+        if block not in BLOCKS:
+            raise UsageError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
+        block = BLOCKS[block]
+    if stem not in STEMS:
+        raise UsageError(f"stem must be one of {STEMS}, got {stem!r}")
+    if stride_on not in STRIDE_PLACEMENTS:
+        raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
+    if not layers or len(layers) != len(widths) or not all(n >= 1 for n in (*layers, *widths)):
+        raise UsageError(
+            f"layers {tuple(layers)} and widths {tuple(widths)} must pair up (at least one stage), "
+            f"every number >= 1"
+        )
+    check_norm(norm)
+    if not isinstance(skipinit, bool):
+        raise UsageTypeError(f"skipinit must be True or False, got {skipinit!r}")
+    if skipinit and not block.residual:
+        raise OptionError(
+            f"skipinit=True needs residual blocks, got {block.__name__}: a plain block has no identity "
+            "path to fall back on, so a zero-scaled branch would output zeros"
+        )
+    if skipinit and branch_scale is not None:
+        raise OptionError(
+            f"skipinit=True and branch_scale={branch_scale!r} both set the end of every residual branch; "
+            "choose one"
+        )
+    if branch_scale is not None and not block.residual:
+        raise OptionError(
+            f"branch_scale needs residual blocks, got {block.__name__}: a plain block has no identity path, "
+            "so the factor would scale the whole signal"
+        )
+    return block
+
+
+def _make_stem(
+    stem: str, preact: bool, in_channels: int, width: int, norm: str | None
+) -> tuple[nn.Sequential, int]:
+    """The stem of ``width`` output channels and its reduction (output stride)."""
+    if stem == "imagenet":
+        # Pre-activation nets too: conv-BN-ReLU-maxpool, as fb.resnet.torch's preresnet.lua; their
+        # first unit then takes no BN-ReLU of its own (entry "none", set in ResNet.__init__).
+        return nn.Sequential(ConvNormAct(in_channels, width, 7, 2, 3, norm=norm), nn.MaxPool2d(3, 2, 1)), 4
+    if preact:
+        # A bare conv: the first unit's BN-ReLU (before its split) activates it.
+        return nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=norm is None)), 1
+    return nn.Sequential(ConvNormAct(in_channels, width, 3, norm=norm)), 1
+
+
+def _make_stage(
+    block: type[BasicBlock],
+    n: int,
+    in_channels: int,
+    inner: int,
+    stride: int,
+    entry: str | None,
+    **unit_options: Any,
+) -> nn.Sequential:
+    """``n`` blocks of inner width ``inner``, the first strided by ``stride``. ``entry``: where the first unit
+    of a pre-activation stage takes its BN-ReLU (``PREACT_MODES``; ``None`` for other blocks)."""
+    blocks = []
+    channels = in_channels
+    for j in range(n):
+        extra: dict[str, str] = {}
+        if entry is not None:
+            extra["preact"] = entry if j == 0 else "branch"
+        blocks.append(block(channels, inner, stride if j == 0 else 1, **unit_options, **extra))
+        channels = inner * block.expansion
+    return nn.Sequential(*blocks)
+
+
 # ----------------------------------------------------------------------------------------------- model
 class ResNet(ZooModel):
     """A stem, stages of blocks, and a pool-FC head; the block makes it residual, plain or pre-activation.
@@ -383,37 +464,7 @@ class ResNet(ZooModel):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        if isinstance(block, str):
-            if block not in BLOCKS:
-                raise UsageError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
-            block = BLOCKS[block]
-        if stem not in STEMS:
-            raise UsageError(f"stem must be one of {STEMS}, got {stem!r}")
-        if stride_on not in STRIDE_PLACEMENTS:
-            raise UsageError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {stride_on!r}")
-        if not layers or len(layers) != len(widths) or not all(n >= 1 for n in (*layers, *widths)):
-            raise UsageError(
-                f"layers {tuple(layers)} and widths {tuple(widths)} must pair up (at least one stage), "
-                f"every number >= 1"
-            )
-        check_norm(norm)
-        if not isinstance(skipinit, bool):
-            raise UsageTypeError(f"skipinit must be True or False, got {skipinit!r}")
-        if skipinit and not block.residual:
-            raise OptionError(
-                f"skipinit=True needs residual blocks, got {block.__name__}: a plain block has no identity "
-                "path to fall back on, so a zero-scaled branch would output zeros"
-            )
-        if skipinit and branch_scale is not None:
-            raise OptionError(
-                f"skipinit=True and branch_scale={branch_scale!r} both set the end of every residual branch; "
-                "choose one"
-            )
-        if branch_scale is not None and not block.residual:
-            raise OptionError(
-                f"branch_scale needs residual blocks, got {block.__name__}: a plain block has no identity path, "
-                "so the factor would scale the whole signal"
-            )
+        block = _check_options(block, layers, widths, stem, stride_on, norm, skipinit, branch_scale)
         alpha = resolve_branch_scale(branch_scale, sum(layers))
         self.num_classes, self.in_channels = num_classes, in_channels
         preact = issubclass(block, PreActBlock)
@@ -421,53 +472,23 @@ class ResNet(ZooModel):
         # Width 1 leaves the table untouched (a custom width need not be a multiple of 8).
         scale = (lambda c: c) if width == 1 else (lambda c: scale_channels(c, width))
         widths = [scale(c) for c in widths]
+        # The 7×7 stem is 64 wide in every ImageNet ResNet; a CIFAR stem is as wide as the first stage.
+        stem_width = scale(64) if stem == "imagenet" else widths[0]
+        self.stem, reduction = _make_stem(stem, preact, in_channels, stem_width, norm)
 
-        stem_width = widths[0]
-        if stem == "imagenet":
-            stem_width = scale(64)  # the 7×7 stem is 64 wide in every ImageNet ResNet
-            # Pre-activation nets too: conv-BN-ReLU-maxpool, as fb.resnet.torch's preresnet.lua; their
-            # first unit then takes no BN-ReLU of its own (preact="none" below).
-            self.stem = nn.Sequential(
-                ConvNormAct(in_channels, stem_width, 7, 2, 3, norm=norm),
-                nn.MaxPool2d(3, 2, 1),
-            )
-            reduction = 4
-        elif preact:
-            # A bare conv: the first unit's BN-ReLU (before its split) activates it.
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=norm is None))
-            reduction = 1
-        else:
-            self.stem = nn.Sequential(ConvNormAct(in_channels, stem_width, 3, norm=norm))
-            reduction = 1
-
+        unit_options: dict[str, Any] = dict(
+            shortcut=shortcut, norm=norm, stride_on=stride_on, skipinit=skipinit, branch_scale=alpha
+        )
         stages: list[nn.Sequential] = []
         self.feature_info = []
         channels = stem_width
         for i, (n, inner) in enumerate(zip(layers, widths, strict=True)):
             stride = 1 if i == 0 else 2
-            blocks = []
-            for j in range(n):
-                extra: dict[str, str] = {}
-                if preact:
-                    # The Identity Mappings reference code: the first unit of every stage pre-activates
-                    # before the split, unless its input is the ImageNet stem's (already BN-ReLU'd).
-                    first = "none" if (i == 0 and stem == "imagenet") else "both"
-                    extra["preact"] = first if j == 0 else "branch"
-                blocks.append(
-                    block(
-                        channels,
-                        inner,
-                        stride if j == 0 else 1,
-                        shortcut=shortcut,
-                        norm=norm,
-                        stride_on=stride_on,
-                        skipinit=skipinit,
-                        branch_scale=alpha,
-                        **extra,  # type: ignore[arg-type]
-                    )
-                )
-                channels = inner * block.expansion
-            stages.append(nn.Sequential(*blocks))
+            # The Identity Mappings reference code: the first unit of every stage pre-activates before the
+            # split, unless its input is the ImageNet stem's (already BN-ReLU'd).
+            entry = ("none" if (i == 0 and stem == "imagenet") else "both") if preact else None
+            stages.append(_make_stage(block, n, channels, inner, stride, entry, **unit_options))
+            channels = inner * block.expansion
             reduction *= stride
             self.feature_info.append(FeatureInfo(f"stages.{i}", channels, reduction))
         self.stages = nn.Sequential(*stages)

@@ -226,10 +226,8 @@ def _seeds(results: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(sorted({int(r["seed"]) for r in results.get("runs", [])}))
 
 
-def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = None) -> Replication:
-    """Every finding and answer of ``dir_a`` matched against ``dir_b`` (module docstring); with ``pooled``
-    (a :func:`pool_studies` directory of exactly A's and B's seeds) each also carries the pooled outcome."""
-    ra, rb = read_results(dir_a), read_results(dir_b)
+def _check_pair(ra: Mapping[str, Any], rb: Mapping[str, Any], dir_a: str | Path, dir_b: str | Path) -> None:
+    """Refuse two directories that do not hold the same study run with the same preset."""
     if ra.get("study") != rb.get("study"):
         raise StudyError(f"{dir_a} holds a {ra.get('study')!r} study and {dir_b} a {rb.get('study')!r} study")
     if ra.get("preset") != rb.get("preset"):
@@ -237,6 +235,10 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
             f"{dir_a} ran preset {ra.get('preset')!r} and {dir_b} preset {rb.get('preset')!r}: "
             "a replication runs the same preset"
         )
+
+
+def _compared(ra: Mapping[str, Any], dir_a: str | Path) -> list[dict[str, Any]]:
+    """A's findings that compare something, each of which must have a key to be matched by."""
     # A finding that compares nothing (a definition, a measured value) has no outcome to replicate.
     compared = [e for e in ra["evidence"] if e.get("outcome") is not None]
     unkeyed = [e.get("text", "")[:60] for e in compared if not e.get("key")]
@@ -245,36 +247,57 @@ def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = 
             f"{dir_a} has findings without a key (written by an older depthlab), e.g. {unkeyed[0]!r}: "
             "re-run its `depthlab study` command, which keeps the finished runs and rewrites results.json"
         )
+    return compared
+
+
+def _read_pool(
+    pooled: str | Path | None,
+    ra: Mapping[str, Any],
+    rb: Mapping[str, Any],
+    dir_a: str | Path,
+    dir_b: str | Path,
+) -> dict[str, Any]:
+    """The pooled directory's results (``{}`` without one), refused unless it is A's and B's seeds pooled."""
+    if pooled is None:
+        return {}
+    rp = read_results(pooled)
+    union = sorted(set(_seeds(ra)) | set(_seeds(rb)))
+    if rp.get("study") != ra.get("study") or rp.get("preset") != ra.get("preset"):
+        raise StudyError(
+            f"{pooled} holds {rp.get('study')!r} ({rp.get('preset')!r}), not {ra.get('study')!r} "
+            f"({ra.get('preset')!r}): pool the two directories with `depthlab pool {dir_a} {dir_b} --out DIR`"
+        )
+    if list(_seeds(rp)) != union:
+        raise StudyError(
+            f"{pooled} ran seeds {list(_seeds(rp))}, not the union of the two directories' seeds {union}: "
+            f"pool them with `depthlab pool {dir_a} {dir_b} --out DIR`"
+        )
+    return rp
+
+
+def _judged(e: Mapping[str, Any], other: Mapping[str, Mapping[str, Any]]) -> str:
+    """A's finding ``e`` against the finding with its key in ``other`` (B's, or the pool's)."""
+    match = other.get(e["key"], {})
+    return _status(e.get("outcome"), match.get("outcome"), found=e["key"] in other,
+                   numbers_a=e.get("numbers") or {}, numbers_b=match.get("numbers") or {})  # fmt: skip
+
+
+def replicate(dir_a: str | Path, dir_b: str | Path, pooled: str | Path | None = None) -> Replication:
+    """Every finding and answer of ``dir_a`` matched against ``dir_b`` (module docstring); with ``pooled``
+    (a :func:`pool_studies` directory of exactly A's and B's seeds) each also carries the pooled outcome."""
+    ra, rb = read_results(dir_a), read_results(dir_b)
+    _check_pair(ra, rb, dir_a, dir_b)
+    compared = _compared(ra, dir_a)
     b_by_key = {e["key"]: e for e in rb["evidence"] if e.get("key")}
-    rp: dict[str, Any] = {}
-    if pooled is not None:
-        rp = read_results(pooled)
-        union = sorted(set(_seeds(ra)) | set(_seeds(rb)))
-        if rp.get("study") != ra.get("study") or rp.get("preset") != ra.get("preset"):
-            raise StudyError(
-                f"{pooled} holds {rp.get('study')!r} ({rp.get('preset')!r}), not {ra.get('study')!r} "
-                f"({ra.get('preset')!r}): pool the two directories with `depthlab pool {dir_a} {dir_b} --out DIR`"
-            )
-        if list(_seeds(rp)) != union:
-            raise StudyError(
-                f"{pooled} ran seeds {list(_seeds(rp))}, not the union of the two directories' seeds {union}: "
-                f"pool them with `depthlab pool {dir_a} {dir_b} --out DIR`"
-            )
+    rp = _read_pool(pooled, ra, rb, dir_a, dir_b)
     p_by_key = {e["key"]: e for e in rp.get("evidence", []) if e.get("key")}
-
-    def judged(e: Mapping[str, Any], other: Mapping[str, Any]) -> str:
-        """A's finding ``e`` against the finding with its key in ``other`` (B's, or the pool's)."""
-        match = other.get(e["key"], {})
-        return _status(e.get("outcome"), match.get("outcome"), found=e["key"] in other,
-                       numbers_a=e.get("numbers") or {}, numbers_b=match.get("numbers") or {})  # fmt: skip
-
     findings = tuple(
         Agreement(
             e["key"],
             e["text"],
             e.get("outcome"),
             b_by_key[e["key"]].get("outcome") if e["key"] in b_by_key else None,
-            judged(e, b_by_key),
+            _judged(e, b_by_key),
             p_by_key.get(e["key"], {}).get("outcome"),
             p_by_key.get(e["key"], {}).get("text"),
         )

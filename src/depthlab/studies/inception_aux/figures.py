@@ -31,7 +31,7 @@ from depthlab.studies.inception_aux.evidence import (
 )
 from depthlab.studies.inception_aux.findings import COSINE_BOUND
 from depthlab.studies.inception_aux.probe import LOWER_TAPS, TAPS, tap_label
-from depthlab.studies.results import Condition, StudyResult
+from depthlab.studies.results import Condition, StudyResult, StudyRun
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -142,78 +142,96 @@ def _errorbar(
     )
 
 
+def _moment_panels(ax_share: Axes, ax_cos: Axes, aux: Condition, bound: float, w: float) -> None:
+    """Top row: the aux share (log) and the cosine at every tap the aux heads reach, one series per moment."""
+    xs = list(range(len(AUX_TAPS)))
+    labels = [tap_label(t) for t in AUX_TAPS]
+    for k, moment in enumerate(MOMENTS):
+        colour, marker = MOMENT_STYLE[moment]
+        readings = [gradient_reading(aux, t, moment) for t in AUX_TAPS]
+        offset = [x + 0.12 * (k - 1) for x in xs]
+        _errorbar(ax_share, offset, [_log_summary(r.share if r else None) for r in readings], color=colour,
+                  marker=marker, ls="-", label=_(moment))  # fmt: skip
+        _errorbar(ax_cos, offset, [_summary(r.cosine if r else None) for r in readings], color=colour,
+                  marker=marker, ls="-", label=_(moment))  # fmt: skip
+    ax_share.axhline(bound, color="black", lw=0.8, ls=":", label=_("bound {bound:g}").format(bound=bound))
+    ax_share.set_yscale("log")
+    ax_share.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
+    ax_share.set_title(_("aux share of the training gradient, {net}").format(net=aux.name), fontsize=10)
+    ax_cos.axhline(0.0, color="black", lw=0.8)
+    ax_cos.axhspan(-COSINE_BOUND, COSINE_BOUND, color="grey", alpha=0.15, lw=0)
+    ax_cos.set_ylim(-1.05, 1.05)
+    ax_cos.set_ylabel("cos(∂L_aux/∂y, ∂L_main/∂y)")
+    ax_cos.set_title(_("direction of the aux gradient, {net}").format(net=aux.name), fontsize=10)
+    for ax in (ax_share, ax_cos):
+        ax.set_xticks(xs, labels, fontsize=8)
+        ax.set_xlabel(_("output of (input → output)"))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+
+
+def _share_points(run: StudyRun, tap: str, w: float) -> list[tuple[int, float]]:
+    """(step, aux share at ``tap``) of every probe of ``run``: init at step 0, during, end at its last step;
+    shares that cannot go on a log axis are left out."""
+    pts = []
+    init = probe_at(run, "init")
+    if init is not None and (t := init.at(tap)) is not None:
+        pts.append((0, t.share(w)))
+    pts += [(s, t.share(w)) for s, p in probes_during(run) if (t := p.at(tap)) is not None]
+    end = probe_at(run, "end")
+    if end is not None and (t := end.at(tap)) is not None:
+        pts.append((int(run.config.get("steps") or run.step), t.share(w)))
+    return [(s, v) for s, v in pts if v > 0 and math.isfinite(v)]
+
+
+def _share_during_panel(ax: Axes, aux: Condition, bound: float, w: float) -> None:
+    """Bottom left: the aux share at the lower taps at every probe, one line per tap and seed."""
+    colours = ("#c44e52", "#8172b3", "#937860")
+    styles = ("-", "--", ":", "-.")
+    for k, tap in enumerate(LOWER_TAPS):
+        for j, r in enumerate(aux.runs):
+            pts = _share_points(r, tap, w)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), color=colours[k], ls=styles[j % len(styles)], marker=".",
+                        label=_("{tap}, seed {seed}").format(tap=tap_label(tap), seed=r.seed))  # fmt: skip
+    ax.axhline(bound, color="black", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel(_("iterations"))
+    ax.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
+    ax.set_title(_("aux share at the lower layers during training, {net}").format(net=aux.name), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=len(LOWER_TAPS))
+
+
+def _main_rms_panel(ax: Axes, aux: Condition, baselines: Sequence[Condition]) -> None:
+    """Bottom right: the main loss's gradient RMS at every tap, each condition at the end, aux at init."""
+    all_x = list(range(len(TAPS)))
+    for c in (aux, *baselines):
+        colour, ls = _style(c)
+        _errorbar(ax, all_x, [_log_summary(main_rms(c, t, "end")) for t in TAPS], color=colour, marker="o",
+                  ls=ls, label=_("{net}, end").format(net=c.name))  # fmt: skip
+    _errorbar(ax, all_x, [_log_summary(main_rms(aux, t, "init")) for t in TAPS], color="#8c8c8c", marker="s",
+              ls="-", label=_("{net}, init").format(net=aux.name))  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xticks(all_x, [tap_label(t) for t in TAPS], fontsize=8)
+    ax.set_xlabel(_("output of (input → output)"))
+    ax.set_ylabel(_("RMS of ∂L_main/∂y per element (log)"))
+    ax.set_title(_("main-loss gradient per element"), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+
+
 def gradient_figures(result: StudyResult) -> list[ReportFigure]:
     plt = pyplot()
     g = groups(result)
     if g.aux is None or not any(probe_at(r, "init") is not None for r in g.aux.runs):
         return []
     bound = preset_of(result).share_bound
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.4))
-    xs = list(range(len(AUX_TAPS)))
-    labels = [tap_label(t) for t in AUX_TAPS]
-    ax_share, ax_cos, ax_time, ax_rms = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
-    for k, moment in enumerate(MOMENTS):
-        colour, marker = MOMENT_STYLE[moment]
-        readings = [gradient_reading(g.aux, t, moment) for t in AUX_TAPS]
-        offset = [x + 0.12 * (k - 1) for x in xs]
-        _errorbar(ax_share, offset, [_log_summary(r.share if r else None) for r in readings], color=colour,
-                  marker=marker, ls="-", label=_(moment))  # fmt: skip
-        _errorbar(ax_cos, offset, [_summary(r.cosine if r else None) for r in readings], color=colour,
-                  marker=marker, ls="-", label=_(moment))  # fmt: skip
     w = float(g.aux.factors.get("aux_weight", 0))
-    ax_share.axhline(bound, color="black", lw=0.8, ls=":", label=_("bound {bound:g}").format(bound=bound))
-    ax_share.set_yscale("log")
-    ax_share.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
-    ax_share.set_title(_("aux share of the training gradient, {net}").format(net=g.aux.name), fontsize=10)
-    ax_cos.axhline(0.0, color="black", lw=0.8)
-    ax_cos.axhspan(-COSINE_BOUND, COSINE_BOUND, color="grey", alpha=0.15, lw=0)
-    ax_cos.set_ylim(-1.05, 1.05)
-    ax_cos.set_ylabel("cos(∂L_aux/∂y, ∂L_main/∂y)")
-    ax_cos.set_title(_("direction of the aux gradient, {net}").format(net=g.aux.name), fontsize=10)
-    for ax in (ax_share, ax_cos):
-        ax.set_xticks(xs, labels, fontsize=8)
-        ax.set_xlabel(_("output of (input → output)"))
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    colours = ("#c44e52", "#8172b3", "#937860")
-    styles = ("-", "--", ":", "-.")
-    for k, tap in enumerate(LOWER_TAPS):
-        for j, r in enumerate(g.aux.runs):
-            pts = []
-            init = probe_at(r, "init")
-            if init is not None and (t := init.at(tap)) is not None:
-                pts.append((0, t.share(w)))
-            pts += [(s, t.share(w)) for s, p in probes_during(r) if (t := p.at(tap)) is not None]
-            end = probe_at(r, "end")
-            if end is not None and (t := end.at(tap)) is not None:
-                pts.append((int(r.config.get("steps") or r.step), t.share(w)))
-            pts = [(s, v) for s, v in pts if v > 0 and math.isfinite(v)]
-            if pts:
-                ax_time.plot(*zip(*pts, strict=True), color=colours[k], ls=styles[j % len(styles)], marker=".",
-                             label=_("{tap}, seed {seed}").format(tap=tap_label(tap), seed=r.seed))  # fmt: skip
-    ax_time.axhline(bound, color="black", lw=0.8, ls=":")
-    ax_time.set_yscale("log")
-    ax_time.set_xlabel(_("iterations"))
-    ax_time.set_ylabel(f"‖{w:g}·∂L_aux/∂y‖ ÷ ‖∂L_main/∂y‖ (log)")
-    ax_time.set_title(
-        _("aux share at the lower layers during training, {net}").format(net=g.aux.name), fontsize=10
-    )
-    ax_time.grid(alpha=0.3, which="both")
-    ax_time.legend(fontsize=7, ncol=len(LOWER_TAPS))
-    all_x = list(range(len(TAPS)))
-    for c in (g.aux, *g.baselines):
-        colour, ls = _style(c)
-        _errorbar(ax_rms, all_x, [_log_summary(main_rms(c, t, "end")) for t in TAPS], color=colour, marker="o",
-                  ls=ls, label=_("{net}, end").format(net=c.name))  # fmt: skip
-    _errorbar(ax_rms, all_x, [_log_summary(main_rms(g.aux, t, "init")) for t in TAPS], color="#8c8c8c", marker="s",
-              ls="-", label=_("{net}, init").format(net=g.aux.name))  # fmt: skip
-    ax_rms.set_yscale("log")
-    ax_rms.set_xticks(all_x, [tap_label(t) for t in TAPS], fontsize=8)
-    ax_rms.set_xlabel(_("output of (input → output)"))
-    ax_rms.set_ylabel(_("RMS of ∂L_main/∂y per element (log)"))
-    ax_rms.set_title(_("main-loss gradient per element"), fontsize=10)
-    ax_rms.grid(alpha=0.3, which="both")
-    ax_rms.legend(fontsize=8)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.4))
+    _moment_panels(axes[0, 0], axes[0, 1], g.aux, bound, w)
+    _share_during_panel(axes[1, 0], g.aux, bound, w)
+    _main_rms_panel(axes[1, 1], g.aux, g.baselines)
     fig.tight_layout()
     return [
         ReportFigure(
