@@ -206,7 +206,11 @@ def train(
         raise UsageTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     ctx = distributed.setup(config.device)
     try:
-        return _Trainer(config, Path(out_dir), resume, callback, ctx, monitor).run()
+        summary = _Trainer(config, Path(out_dir), resume, callback, ctx, monitor).run()
+        # Every rank has finished before any tears the group down: a gloo rank whose peer destroyed the group
+        # while it was still finishing was seen to abort ("terminate called without an active exception").
+        distributed.barrier(ctx)
+        return summary
     finally:
         distributed.teardown(ctx)
 
