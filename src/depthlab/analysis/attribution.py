@@ -584,7 +584,7 @@ def attribute_images(
     num_classes = probs.shape[1]
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
-        raise ValueError(f"{len(names)} class names for a model with {num_classes} outputs")
+        raise UsageError(f"{len(names)} class names for a model with {num_classes} outputs")
     n = images.shape[0]
     labels = list(labels) if labels is not None else [None] * n
     sources = list(sources) if sources is not None else [f"image[{i}]" for i in range(n)]

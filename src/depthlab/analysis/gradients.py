@@ -557,13 +557,13 @@ def output_gradients(
     its last output. Parameters' ``.grad`` are left untouched.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     if not losses:
-        raise ValueError("output_gradients needs at least one loss")
+        raise UsageError("output_gradients needs at least one loss")
     named = dict(model.named_modules())
     missing = [m for m in modules if m not in named]
     if missing:
-        raise ValueError(f"no module named {missing[0]!r} in {type(model).__name__}")
+        raise UsageError(f"no module named {missing[0]!r} in {type(model).__name__}")
     outs: dict[str, torch.Tensor] = {}
     handles = [named[m].register_forward_hook(lambda _m, _i, o, n=m: outs.__setitem__(n, o)) for m in modules]
     was_training = {m: m.training for m in model.modules()}

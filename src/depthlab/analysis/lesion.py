@@ -556,7 +556,7 @@ def lesioned(model: nn.Module, names: Sequence[str], mode: str) -> Iterator[nn.M
     modules = dict(model.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
-        raise ValueError(f"no module named {', '.join(missing)} in {type(model).__name__}")
+        raise UsageError(f"no module named {', '.join(missing)} in {type(model).__name__}")
     patched: list[tuple[nn.Module, Any]] = []
     try:
         for n in names:
@@ -592,7 +592,7 @@ def swapped(model: nn.Module, swaps: Sequence[tuple[str, str]]) -> Iterator[nn.M
                 or ka not in parent._modules
                 or kb not in parent._modules
             ):
-                raise ValueError(f"cannot swap {a} and {b}: they must be children of one nn.Sequential")
+                raise UsageError(f"cannot swap {a} and {b}: they must be children of one nn.Sequential")
             if not any(p is parent for p, _ in saved):
                 saved.append((parent, dict(parent._modules)))  # type: ignore[arg-type]
             parent._modules[ka], parent._modules[kb] = parent._modules[kb], parent._modules[ka]
@@ -638,9 +638,9 @@ def _check_study(draws: int, max_swaps: int, images: torch.Tensor, labels: torch
     if not isinstance(draws, int) or draws < 1:
         raise UsageError(f"draws must be a positive integer, got {draws!r}")
     if not isinstance(max_swaps, int) or max_swaps < 0:
-        raise ValueError(f"max_swaps must be a non-negative integer, got {max_swaps!r}")
+        raise UsageError(f"max_swaps must be a non-negative integer, got {max_swaps!r}")
     if images.dim() != 4 or labels.shape != (images.shape[0],) or images.shape[0] == 0:
-        raise ValueError(
+        raise UsageError(
             f"images must be (N, C, H, W) with N ≥ 1 and labels (N,), got {tuple(images.shape)} and "
             f"{tuple(labels.shape)}"
         )

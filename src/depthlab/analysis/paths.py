@@ -54,6 +54,7 @@ from torch import nn
 from depthlab.analysis.evaluation import PartialResults, Progress
 from depthlab.analysis.gradients import find_blocks
 from depthlab.analysis.lesion import NoResidualBlocksError, _is_residual
+from depthlab.errors import UsageError
 from depthlab.io import read_number
 from depthlab.models.base import main_logits
 from depthlab.stats import LEVEL, Interval, Slope, mean_ci, slope
@@ -290,7 +291,7 @@ def _length_text(c: PathComparison) -> str:
 def path_length_distribution(n: int) -> tuple[float, ...]:
     """P(k) = C(n, k) / 2ⁿ for k = 0…n."""
     if not isinstance(n, int) or n < 0:
-        raise ValueError(f"the number of blocks must be a non-negative integer, got {n!r}")
+        raise UsageError(f"the number of blocks must be a non-negative integer, got {n!r}")
     return tuple(math.comb(n, k) / 2**n for k in range(n + 1))
 
 
@@ -298,7 +299,7 @@ def effective_range(total: Sequence[float], mass: float = 0.9) -> tuple[int, int
     """The shortest contiguous index range [a, b] with Σ total[a..b] ≥ mass · Σ total (ties: the larger
     sum, then the earlier range)."""
     if not 0 < mass <= 1:
-        raise ValueError(f"mass must be in (0, 1], got {mass!r}")
+        raise UsageError(f"mass must be in (0, 1], got {mass!r}")
     values = [max(float(v), 0.0) for v in total]
     whole = sum(values)
     if not values or whole == 0:
@@ -396,7 +397,7 @@ def path_gradient(
         return _input_gradient(model, first, images, labels)
     chosen = set(subset)
     if not chosen <= set(range(len(blocks))):
-        raise ValueError(f"subset {sorted(chosen)} has indices outside 0..{len(blocks) - 1}")
+        raise UsageError(f"subset {sorted(chosen)} has indices outside 0..{len(blocks) - 1}")
     with _single_path(blocks, chosen):
         return _input_gradient(model, first, images, labels)
 
@@ -490,9 +491,9 @@ def path_study(
 ) -> PathResult:
     """Path-length distribution, |g_k| and the effective path range of ``model`` (module docstring)."""
     if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        raise UsageError(f"samples must be a positive integer, got {samples!r}")
     if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        raise UsageError(f"batch must be a positive integer, got {batch!r}")
     start = time.perf_counter()
     n = len(residual_blocks(model))
     # Paths and image batches are drawn on the CPU (a seed picks the same ones on any device); each batch's
