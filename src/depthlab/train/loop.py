@@ -124,14 +124,15 @@ Monitor = Callable[[nn.Module, int], None]
 # ------------------------------------------------------------------------------------------------ helpers
 def _all_finite(model: nn.Module) -> bool:
     """Whether every floating-point weight and buffer of ``model`` is finite, decided with one copy from the
-    device: x·0 is 0 for a finite x and NaN for ±inf and NaN, so the sum of every tensor's (x·0) norms is
-    NaN exactly when one value is not finite. (A check per tensor waited for the device once per tensor:
-    ~340 waits per ResNet-56 check, which cost a GPU study shared by several processes 14 s per run.)"""
+    device (of one number per tensor). A check per tensor waited for the device once per tensor: ~340 waits
+    per ResNet-56 check, which cost a GPU study shared by several processes 14 s per run."""
     tensors = [t.detach() for t in model.state_dict().values() if t.is_floating_point()]
     if not tensors:
         return True
-    norms = torch._foreach_norm(torch._foreach_mul(tensors, 0.0))
-    return math.isfinite(float(torch.stack([n.float() for n in norms]).sum()))
+    # The max-abs norm of each tensor: NaN or inf exactly when the tensor holds one, without a copy of the
+    # weights and without overflow for large finite values.
+    norms = torch._foreach_norm(tensors, math.inf)
+    return bool(torch.stack([n.float() for n in norms]).isfinite().all())
 
 
 def _non_finite_tensors(model: nn.Module, most: int = 5) -> list[str]:
@@ -554,8 +555,9 @@ class _Trainer:
         sums = sums if sums is not None else state.running.detach().cpu()
         loss_sum, _, n = sums.tolist()
         loss = loss_sum / n if n > 0 else math.nan
-        tensors = [] if not math.isfinite(loss) else _non_finite_tensors(self.model)
-        cause = "loss" if not math.isfinite(loss) else "parameters"
+        # The loss is to blame only when its sum is not finite (no steps since the last row: a sum of 0).
+        cause = "loss" if not math.isfinite(loss_sum) else "parameters"
+        tensors = _non_finite_tensors(self.model) if cause == "parameters" else []
         last = load_pointer(self.ckpt_dir, "last")
         record = {
             "step": state.step,
@@ -583,12 +585,11 @@ class _Trainer:
         summary = self._summary("diverged", message, diverged=record)
         raise TrainingDivergedError(message, summary)
 
-    def _train_row(self, lr: float) -> dict[str, Any] | None:
-        """The training row since the previous one; ``None`` if every step since then was skipped (its
-        streamed batches failed to decode), as there is no loss to report."""
+    def _train_row(self, lr: float, sums: torch.Tensor) -> dict[str, Any] | None:
+        """The training row since the previous one from ``sums`` (the running sums over every rank, checked
+        finite); ``None`` if every step since then was skipped (its streamed batches failed to decode), as there
+        is no loss to report."""
         state = self.state
-        sums = self._reduce_running()
-        self._check_finite(sums)
         loss, errors, n = sums.tolist()
         if n == 0:
             return None
@@ -879,16 +880,20 @@ class _Trainer:
             began = time.perf_counter()
             self._settle()
             state.train_time += time.perf_counter() - began
+            # One check of the loss and the weights before every action below: evaluation and the monitor do
+            # not change the weights, so a check per action would only repeat the reduction and the device sync.
+            with self._phase("checks"):
+                sums = self._reduce_running()
+                self._check_finite(sums)
         rows: list[dict[str, Any]] = []
         if logging:
             with self._phase("rows"):
-                row = self._train_row(lr)
+                row = self._train_row(lr, sums)
             if row is not None:
                 rows.append(row)
         eval_rows: list[dict[str, Any]] = []
         if evaluating:
             with self._phase("evaluation"):
-                self._check_finite()
                 eval_rows = self._evaluate(final=step >= total)
             rows.extend(eval_rows)
         self.metrics.write(rows)
@@ -906,5 +911,4 @@ class _Trainer:
                 self.monitor(self.model, step)
         if checkpointing:
             with self._phase("checkpoints"):
-                self._check_finite()
                 self._save_last()
