@@ -471,3 +471,25 @@ def test_attributions_of_a_model_with_torchvision_weights():
     sal = Saliency(tv).attribute(x.clone().requires_grad_(True), target=targets).amax(1)
     assert torch.allclose(ours_maps["gradcam"], cam, atol=1e-5)
     assert torch.allclose(ours_maps["saliency"], sal, atol=1e-5)
+
+
+def test_one_net_per_side_draws_no_agreement_with_li_et_al() -> None:
+    """Review: with one run per side the interval is over random directions of two nets, which says nothing
+    about plain against residual nets across seeds; only seeds on each side can agree with the paper."""
+    from types import SimpleNamespace
+
+    from depthlab.studies.why import landscape_comparison
+
+    def run(model: str, residual: bool, pairs: tuple[float, ...]) -> SimpleNamespace:
+        return SimpleNamespace(source={"model": model, "residual": residual}, pair_sharpness=pairs,
+                               sharpness=sum(pairs) / len(pairs))  # fmt: skip
+
+    sharp, flat = (2.0, 2.1, 1.9, 2.05), (1.0, 1.1, 0.9, 1.05)
+    (one,) = landscape_comparison(
+        [("plain56", run("plain56", False, sharp)), ("resnet56", run("resnet56", True, flat))]
+    )
+    assert "Li et al." not in one and "not resolved across seeds" in one and "shortcut-free" in one
+    seeds = [(f"p{s}", run("plain56", False, (2.0 + s / 10,) * 2)) for s in range(3)]
+    seeds += [(f"r{s}", run("resnet56", True, (1.0 + s / 10,) * 2)) for s in range(3)]
+    (many,) = landscape_comparison(seeds)
+    assert "as Li et al. found" in many and "3 vs 3 runs" in many

@@ -64,6 +64,7 @@ def test_claim_sign_two_sided_p_and_verdicts_on_each_side() -> None:
     low, high = _est([1.0, 1.1, 0.9, 1.05]), _est([2.0, 2.1, 1.95, 2.05])
     lower = claim_sign(welch("a", low, "b", high), "lower")
     assert lower.p == pytest.approx(welch("a", low, "b", high).p)
+    assert lower.p == pytest.approx(sps.ttest_ind(low.values, high.values, equal_var=False).pvalue)  # scipy
     assert lower.verdict(lower.p) == "supported"
     higher = claim_sign(welch("a", low, "b", high), "higher")
     assert higher.verdict(higher.p) == "contradicted"
@@ -191,3 +192,4 @@ def test_a_limit_that_rounds_to_zero_keeps_its_sign(value: float, digits: int, t
     assert signed_digits(value, digits) == text
     assert difference_ci(-0.02, -0.047, -0.00014) == "difference -2.0 points, 95% CI [-4.7, -0.01]"
     assert difference_ci(0.012, -0.00013, 0.024) == "difference +1.2 points, 95% CI [-0.01, +2.4]"
+

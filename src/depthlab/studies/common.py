@@ -339,37 +339,37 @@ def test_text(test: ClaimTest | None, p_holm: float | None, count: int) -> str:
 STALL_RATIO = 1.5  # fixed in advance: a stalled seed's error is at least 1.5× the other seeds' median
 
 
-def outlier_finding(c: Condition, e: Estimate | None, noun: str, question: str, key: str) -> Finding | None:
-    """A finding naming the seeds of ``c`` that stalled: an error more than 3 scaled MADs from the median
-    (:func:`depthlab.stats.outlying`) *and* at least :data:`STALL_RATIO` times the other seeds' median — a
-    seed that failed to fit while the others trained, which a mean and its t interval hide — with the
-    median and the range of the others; ``None`` when no seed stalled."""
-    if e is None or len(e.values) < 3:
+def outlier_finding(c: Condition, split: str, noun: str, question: str, key: str) -> Finding | None:
+    """A finding naming the seeds of ``c`` whose final ``split`` error stands out: more than 3 scaled MADs from
+    the median (:func:`depthlab.stats.outlying`) *and* at least :data:`STALL_RATIO` times the other seeds'
+    median — a seed that fitted far worse than the others, which a mean and its t interval hide — with the
+    median and the range of the others; ``None`` when no seed stands out."""
+    measured = [(r.seed, r.final[split]) for r in c.runs if r.final.get(split) is not None]
+    seeds, values = [s for s, _v in measured], [float(v) for _s, v in measured]  # a seed beside its own value
+    if len(values) < 3:
         return None
-    far = outlying(e.values)
-    rest = [v for i, v in enumerate(e.values) if i not in far]
+    far = outlying(values)
+    rest = [v for i, v in enumerate(values) if i not in far]
     base = statistics.median(rest) if rest else math.nan
-    stalled = [i for i in far if base > 0 and e.values[i] >= STALL_RATIO * base]
+    stalled = [i for i in far if base > 0 and values[i] >= STALL_RATIO * base]
     if not stalled:
         return None
-    seeds = [r.seed for r in c.runs]
     named = ", ".join(
         _("seed {seed} at {value} ({ratio:.1f}× the others' median)").format(
-            seed=seeds[i], value=pct(e.values[i]), ratio=e.values[i] / base
+            seed=seeds[i], value=pct(values[i]), ratio=values[i] / base
         )
         for i in stalled
     )
     text = _(
-        "{label}'s {noun} is bimodal across seeds: {named} stalled, more than 3 scaled MADs from the median "
-        "{median} of all seeds (the other {n} seeds {low}–{high}); the mean and its interval describe a mixture, "
-        "the median does not."
+        "{label}'s {noun} has stalled seeds: {named}, more than 3 scaled MADs from the median {median} of all "
+        "seeds (the other {n} seeds {low}–{high}); the mean and its interval describe a mixture, the median "
+        "does not."
     ).format(
-        label=c.name, noun=_(noun), named=named, median=pct(statistics.median(e.values)), n=len(rest),
+        label=c.name, noun=_(noun), named=named, median=pct(statistics.median(values)), n=len(rest),
         low=pct(min(rest)), high=pct(max(rest)),
     )  # fmt: skip
-    far = tuple(stalled)
-    numbers = {"values": list(e.values), "seeds": seeds, "outlying": [seeds[i] for i in far],
-               "median": statistics.median(e.values)}  # fmt: skip
+    numbers = {"values": values, "seeds": seeds, "outlying": [seeds[i] for i in stalled],
+               "median": statistics.median(values)}  # fmt: skip
     return Finding(text, "spread", "end", numbers, key=key, question=question)
 
 
@@ -384,9 +384,7 @@ def net_findings(nets: Iterable[tuple[str, Condition, str]], plateau_bound: floa
         if reading is not None:
             out.append(convergence_finding(reading, question))
     for label, c, question in listed:
-        spread = outlier_finding(
-            c, c.error("train_eval"), N_("final training error"), question, f"spread:{label}"
-        )
+        spread = outlier_finding(c, "train_eval", N_("final training error"), question, f"spread:{label}")
         if spread is not None:
             out.append(spread)
     return out

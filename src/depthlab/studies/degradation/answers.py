@@ -51,7 +51,10 @@ __all__ = ["QUESTIONS", "PAPER", "answers"]
 
 QUESTIONS = {
     "degradation": N_("Does depth raise training error in plain nets?"),
-    "vanishing": N_("Do vanishing gradients explain the degradation (nets with BN)?"),
+    "vanishing": N_(
+        "Do the deepest plain net's gradients vanish toward the input (with BN), as the vanishing-gradient "
+        "explanation of the degradation needs?"
+    ),
     "shortcuts": N_(
         "Do shortcuts remove the degradation: does the deepest ResNet end below its plain twin on training error?"
     ),
@@ -72,8 +75,9 @@ PAPER = {
     ),
     "vanishing": N_(
         "Lecture notes on ResNets commonly say yes (no single source is checked here). He et al. 2015 (§4.1): "
-        "unlikely — with BN they verified that the backward-propagated gradients have healthy norms. The "
-        "verdict is about the lecture notes' claim."
+        "unlikely — with BN they verified that the backward-propagated gradients have healthy norms. Gradients "
+        "that vanish are necessary for the lecture notes' explanation, not proof of it: the verdict is about the "
+        "gradients, and only a contradiction refutes the explanation."
     ),
     "shortcuts": N_("He et al. 2015 (Fig. 6, Table 6): yes — ResNet-56 ends far below plain-56"),
     "deeper_resnet": N_(
@@ -167,6 +171,8 @@ def _vanishing(result: StudyResult, by: Mapping[str, Finding], deg: Degradation 
         # No degradation resolved, so nothing for the gradients to explain: no test is made.
         numbers += "; " + _("not asked: the deepest plain net's higher training error is not resolved")
         return _answer("vanishing", numbers, evidence, None, verdict_f.key)
+    # The question asks what the probes can show — whether the gradients vanish — not whether that causes the
+    # degradation: vanishing is necessary for the lecture notes' explanation, not proof of it.
     test = claim_all(parts)
     return _answer("vanishing", numbers, evidence, test, verdict_f.key)
 

@@ -275,8 +275,8 @@ def _errors(result: StudyResult) -> list[Finding]:
         reading = convergence_reading(by[key], key.label, plateau_bound)
         if reading is not None:
             out.append(convergence_finding(reading, "degradation"))
-        e = ev[key].train
-        spread = outlier_finding(by[key], e, "final training error", "degradation", f"spread:{key.label}")
+        spread = outlier_finding(by[key], ev[key].split, "final training error", "degradation",
+                                 f"spread:{key.label}")  # fmt: skip
         if spread is not None:
             out.append(spread)
     for residual in (False, True):

@@ -156,8 +156,7 @@ def lrn_clause(c: Compared) -> str | None:
 
 def conv1x1_clause(c: Compared) -> str | None:
     return {
-        "higher": f"1×1 convs are worse than 3×3 at equal depth, as in {PAPER} ({_paper_difference('C', 'D')}): "
-        "spatial context in those layers matters",
+        "higher": f"1×1 convs are worse than 3×3 at equal depth, as in {PAPER} ({_paper_difference('C', 'D')})",
         "lower": f"1×1 convs are better than 3×3 here, unlike {PAPER} ({_paper_difference('C', 'D')})",
     }.get(c.outcome)
 
