@@ -192,4 +192,3 @@ def test_a_limit_that_rounds_to_zero_keeps_its_sign(value: float, digits: int, t
     assert signed_digits(value, digits) == text
     assert difference_ci(-0.02, -0.047, -0.00014) == "difference -2.0 points, 95% CI [-4.7, -0.01]"
     assert difference_ci(0.012, -0.00013, 0.024) == "difference +1.2 points, 95% CI [-0.01, +2.4]"
-
