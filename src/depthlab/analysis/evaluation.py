@@ -61,10 +61,6 @@ class EvalResult:
         return 1.0 - float(self.correct.float().mean()) if self.images else float("nan")
 
 
-def _logits(output: Any) -> torch.Tensor:
-    return main_logits(output)
-
-
 @torch.inference_mode()
 def evaluate(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 100
@@ -82,7 +78,7 @@ def evaluate(
         for lo in range(0, images.shape[0], batch_size):
             x = images[lo : lo + batch_size]
             y = labels[lo : lo + batch_size]
-            logits = _logits(model(x))
+            logits = main_logits(model(x))
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct.append(logits.argmax(1) == y)

@@ -214,7 +214,7 @@ def inception_bottleneck(input_shape: Sequence[int] = (3, 224, 224), variant: st
     module). Aux heads are left out (aux_logits=False).
     """
 
-    c, h, w = _shape(input_shape)
+    c, h, w = _check_shape(input_shape)
     model = _meta(lambda: create_model("googlenet", in_channels=c, variant=variant, aux_logits=False))
     net = summarize(model, (c, h, w))
     names = [n for n, m in model.named_modules() if _is_inception(m)]
@@ -486,7 +486,3 @@ def _positive(**values: int) -> None:
     for name, v in values.items():
         if not isinstance(v, int) or v < 1:
             raise UsageError(f"{name} must be a positive integer, got {v!r}")
-
-
-def _shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
-    return _check_shape(input_shape)

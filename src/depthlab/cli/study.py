@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -299,7 +304,7 @@ def run_experiment(args: argparse.Namespace) -> int:
             lang != "en" and result.findings
         ):  # the findings' sentences are English in this version: say so once
             console.print(_("The findings below are in English in this version."), highlight=False)
-        for question, findings in grouped_findings(result):
+        for question, findings in group_findings(result.answers, result.findings):
             console.print(f"[bold]{question}[/bold]", highlight=False)
             for finding in findings:
                 console.print(f"  • {finding.text}", highlight=False)
@@ -313,8 +318,6 @@ def worker_threads(workers: int, device: str, cores: int | None = None) -> int:
     """torch threads for each of ``workers`` processes: one on the CPU (a run's bits depend on its thread
     count, so every run of a study is single-threaded however the grid is split), an equal share of the
     cores (at least one) when the work is on a GPU."""
-    import os
-
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if select_device(device).type == "cpu":
@@ -325,12 +328,6 @@ def worker_threads(workers: int, device: str, cores: int | None = None) -> int:
 def start_workers(args: argparse.Namespace, out: Path, console: Console) -> list[tuple[Any, Path]]:
     """Start ``args.workers − 1`` more processes of this study command on the same directory (the engine's
     run locks split the grid between them), each logging to ``OUT.workerK.log``; set this process's threads."""
-    import os
-    import subprocess
-    import sys
-
-    import torch
-
     threads = worker_threads(args.workers, args.device)
     torch.set_num_threads(threads)
     argv = [sys.executable, "-m", "depthlab", "study", args.study, "--preset", args.preset, "--out", str(out),
@@ -384,16 +381,9 @@ def print_answers(console: Console, result: Any) -> None:
     console.print(table)
 
 
-def grouped_findings(result: Any) -> list[tuple[str, list[Any]]]:
-    """Findings under the question they are evidence for, in the order of the answers; the rest last."""
-
-    return group_findings(result.answers, result.findings)
-
-
 def print_status(console: Console, study: Any, preset: Any, out: Path, args: argparse.Namespace) -> int:
     """``--status``: one line per run — done, running (its worker and heartbeat) or waiting — then the counts.
     Plain lines, not a table: a worker's description is long and a table would wrap it."""
-    import time
 
     states = study_status(study, preset, out, seeds=args.seeds, seed_offset=args.seed_offset,
                           data_dir=args.data_dir)  # fmt: skip

@@ -119,12 +119,6 @@ def build_report(
         return render(result, reproduce_dir or str(directory), lang=code)
 
 
-def _why_section(result: StudyResult) -> Section | None:
-    """The "Why it works" section from lesion/landscape/attribution results, if the study holds any."""
-
-    return why_section(result)
-
-
 # Training fields the Setup table always shows; the others only where they differ from TrainConfig's defaults.
 _ALWAYS = ("data", "steps", "batch_size", "optimizer", "lr", "schedule", "momentum", "weight_decay", "augment",
            "precision")  # fmt: skip
@@ -150,7 +144,7 @@ def _setup(preset: Recipe) -> list[tuple[str, str]]:
 def render(result: StudyResult, directory: str, lang: str = "en") -> Report:
     runs = list(result.runs)
     sections: list[Section] = list(result.study.sections(result)) if result.study is not None else []
-    why = _why_section(result)
+    why = why_section(result)
     if why is not None:
         sections.append(why)
     pngs = tuple((f.name, f.png) for s in sections for f in s.figures)

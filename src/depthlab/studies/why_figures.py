@@ -10,7 +10,7 @@ nets are drawn solid, plain nets dashed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -129,10 +129,14 @@ def plot_lesion(items: Sequence[tuple[str, LesionResult]]) -> Figure:
     return fig
 
 
+def _joined(values: Iterable[int]) -> str:
+    """The distinct values, in numeric order, as "300/1,000" (a caption naming what several runs used)."""
+    return "/".join(f"{v:,}" for v in sorted(set(values)))
+
+
 def lesion_caption(items: Sequence[tuple[str, LesionResult]]) -> str:
     results = [r for _, r in items]
-    n = sorted({r.images for r in results})
-    draws = sorted({r.draws for r in results})
+    n, draws = sorted({r.images for r in results}), sorted({r.draws for r in results})
     return _(
         "Lesion study (Veit et al. 2016, Fig. 3 and 5): test error after deleting blocks of the trained "
         "network — residual mode keeps the shortcut and drops the residual branch, plain mode replaces a "
@@ -140,7 +144,7 @@ def lesion_caption(items: Sequence[tuple[str, LesionResult]]) -> str:
         "statistics). Left: each block alone; middle: k random blocks at once ({draws} draws per k, bars = spread "
         "of the draws); right: k random swaps of two blocks of one stage. Solid lines residual nets, dashed plain "
         "nets; dash-dot = chance. One error axis for all panels."
-    ).format(images="/".join(f"{v:,}" for v in n), data=_data_note(results), draws="/".join(map(str, draws)))
+    ).format(images=_joined(n), data=_data_note(results), draws=_joined(draws))
 
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -196,8 +200,8 @@ def paths_caption(items: Sequence[tuple[str, PathResult]]) -> str:
         "images per k, eval mode. Right: the two multiplied — the gradient each length contributes in total; the "
         "shaded band is the effective path range; dotted: the path-length distribution again, which the gradient "
         "would follow if one path's gradient did not depend on its length."
-    ).format(samples="/".join(sorted({str(r.samples[1]) for r in results})),
-             batch="/".join(sorted({str(r.batch) for r in results})), data=_data_note(results))  # fmt: skip
+    ).format(samples=_joined(r.samples[1] for r in results),
+             batch=_joined(r.batch for r in results), data=_data_note(results))  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- landscape
@@ -285,7 +289,7 @@ def landscape_caption(items: Sequence[tuple[str, LandscapeResult]]) -> str:
     results = [r for _, r in items]
     c = results[0].config
     grid = _("{n}×{n} grid").format(n=c.grid) if c.grid else _("no grid")
-    pairs = "/".join(sorted({str(r.pairs) for r in results}))
+    pairs = _joined(r.pairs for r in results)
     return _(
         "Loss landscape (Li et al. 2018): mean cross-entropy of the trained weights moved along random "
         "filter-normalised directions (each conv filter / linear row of a direction scaled to the norm of the "
@@ -296,7 +300,7 @@ def landscape_caption(items: Sequence[tuple[str, LandscapeResult]]) -> str:
         "colour); the 1-D slices along each pair's first direction share one axis (pair 0 thick). Sharpness = "
         "mean loss rise within radius {radius:g} of the trained weights, mean over the pairs with its 95% t "
         "interval over the pairs in brackets."
-    ).format(pairs=pairs, grid=grid, span=c.span, images="/".join(sorted({f"{r.images:,}" for r in results})),
+    ).format(pairs=pairs, grid=grid, span=c.span, images=_joined(r.images for r in results),
              data=_data_note(results), radius=c.radius)  # fmt: skip
 
 
@@ -395,4 +399,4 @@ def sanity_caption(items: Sequence[tuple[str, AttributionResult]]) -> str:
         "interval over the images; solid: absolute maps (Grad-CAM: its signed map), dashed: signed maps (no "
         "absolute value); eval mode. A map that stays correlated after the weights are destroyed does not explain "
         "the model."
-    ).format(unit=results[0].granularity, n="/".join(sorted({str(len(r.images)) for r in results})))
+    ).format(unit=results[0].granularity, n=_joined(len(r.images) for r in results))

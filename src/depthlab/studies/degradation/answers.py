@@ -261,7 +261,9 @@ def _responses(result: StudyResult, by: Mapping[str, Finding]) -> Answer | None:
 def _difference_of(f: Finding) -> Difference:
     """The :class:`Difference` a comparison finding recorded (its numbers), rebuilt for the answer's line."""
     n = f.numbers
-    a, b = Estimate(tuple(n["a_values"])), Estimate(tuple(n["b_values"]))
+    # With the diverged seeds it recorded, so that a comparison without an interval still says why.
+    a = Estimate(tuple(n["a_values"]), diverged=int(n.get("a_diverged", 0)))
+    b = Estimate(tuple(n["b_values"]), diverged=int(n.get("b_diverged", 0)))
     return welch(str(n["a"]), a, str(n["b"]), b)
 
 
