@@ -178,6 +178,7 @@ def test_one_seed_gives_no_interval_in_every_study_and_says_so():
     result = read_study(root)
     compared = [f for f in result.findings if f.outcome is not None]
     assert compared and all(f.outcome in ("not resolved", "unknown") for f in compared)
+    assert all(f.numbers.get("ci") is None for f in compared)  # none invents an interval
     for f in compared:
         if "no_interval" in f.numbers:
             assert f.numbers["ci"] is None and f.numbers["no_interval"].startswith(FEWER), f.text
@@ -202,6 +203,7 @@ def test_one_seed_gives_no_interval_in_every_study_and_says_so():
         compared = [f for f in findings if f.outcome is not None]
         assert compared, name
         assert all(f.outcome in ("not resolved", "unknown") for f in compared), name
+        assert all(f.numbers.get("ci") is None for f in compared), name  # none invents an interval
         assert all(FEWER in f.text for f in compared if f.numbers.get("ci", 0) is None), name
         answers = study.answers(r, findings)  # type: ignore[misc]
         assert answers and all(a.verdict == "not resolved" for a in answers), name

@@ -180,6 +180,10 @@ def test_the_markdown_answers_follow_the_language_and_english_is_results_json(
     assert main(["report", str(root), "--markdown", "--answers", "--lang", "ko"]) == 0
     korean = capsys.readouterr().out
     assert korean.startswith("| 질문 | 판정 | 주요 수치 (95% 신뢰구간) | 논문 |")
+    with language("ko"):  # every question and verdict in Korean, from the catalogue
+        for a in read_study(root).answers:
+            assert _(QUESTIONS[a.id]) != QUESTIONS[a.id] and _(QUESTIONS[a.id]) in korean
+            assert f"**{_(a.verdict)}**" in korean
     assert korean.count("\n") == english.count("\n")
 
 

@@ -50,7 +50,11 @@ def test_a_changed_bound_does_not_refuse_the_directory(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _record(root, plateau_bound=0.02)  # as if the code's bound changed since the study was trained
     # The same command trains nothing (every run finished) and rewrites results.json.
-    result = run_study(get_study("degradation"), tiny_preset(), root, device="cpu", overrides=TINY)
+    lines: list[str] = []
+    result = run_study(get_study("degradation"), tiny_preset(), root, device="cpu", overrides=TINY,
+                       progress=lines.append)  # fmt: skip
+    runs = [line for line in lines if line.startswith("[")]
+    assert runs and all(line.endswith("already completed, skipped") for line in runs), runs  # trains nothing
     assert result.preset.plateau_bound == get_study("degradation").presets["quick"].plateau_bound
     assert (
         json.loads((root / "results.json").read_text())["bounds"]["plateau_bound"]
