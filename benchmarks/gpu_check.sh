@@ -53,7 +53,7 @@ study_pair() {  # the gpu preset (seeds 0-5), then its replication (6-11), each 
     t0=$(date +%s)
     $PYTHON -m depthlab study degradation --preset gpu --device cuda --workers "$WORKERS" \
       --seed-offset "$offset" --out "$OUT/$d" > "$OUT/study-$d.log" 2>&1 || rc=1
-    printf '{"command": "benchmarks/gpu_check.sh study (%s: depthlab experiment degradation --preset gpu --device cuda --workers %s --seed-offset %s)", "workers": %s, "device": "cuda", "wall_seconds": %s}\n' \
+    printf '{"command": "benchmarks/gpu_check.sh study (%s: depthlab study degradation --preset gpu --device cuda --workers %s --seed-offset %s)", "workers": %s, "device": "cuda", "wall_seconds": %s}\n' \
       "$d" "$WORKERS" "$offset" "$WORKERS" "$(( $(date +%s) - t0 ))" > "$OUT/$d/timing.json"
     [ "${REPORTS:-1}" = 1 ] && { $PYTHON -m depthlab report "$OUT/$d" --out "$OUT/$d/report.html" \
       --figures "$OUT/$d/figures" >> "$OUT/study-$d.log" 2>&1 || rc=1; }

@@ -67,11 +67,10 @@ def main() -> None:
     )
     parser.add_argument("--markdown", action="store_true", help="print the docs' table of --json and exit")
     args = parser.parse_args()
-    if args.markdown:
-        path = Path(args.json or ROOT / "benchmarks" / "results" / f"time_to_accuracy_{args.device}.json")
-        print(markdown_table(json.loads(path.read_text())))
-        return
     out_json = Path(args.json or ROOT / "benchmarks" / "results" / f"time_to_accuracy_{args.device}.json")
+    if args.markdown:
+        print(markdown_table(json.loads(out_json.read_text())))
+        return
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"

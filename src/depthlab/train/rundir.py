@@ -228,7 +228,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, RunSummary |
         data = read_json_checked(summary_path)
         try:
             summary = RunSummary.from_dict(data) if isinstance(data, dict) else None
-        except TypeError as exc:  # unknown or missing fields: not the summary this version writes
+        except (
+            TypeError
+        ) as exc:  # missing fields (unknown ones are dropped): not a summary this version writes
             raise CheckpointError(f"{summary_path}: not a depthlab run summary ({exc})") from None
         if summary is None or not isinstance(summary.data, dict):
             raise CheckpointError(f"{summary_path}: not a depthlab run summary")

@@ -181,13 +181,9 @@ def warm_start(model: nn.Module, config: TrainConfig) -> WarmStart:
     return WarmStart(str(source), pointer.step, copied, len(ours))
 
 
-def _model_attr(model: nn.Module, name: str, default: Any) -> Any:
-    return getattr(model, name, default)
-
-
 def preflight(model: nn.Module, bundle: DataBundle, model_name: str) -> None:
     """Refuse, with a message naming the problem, data the model cannot train on."""
-    num_classes = _model_attr(model, "num_classes", None)
+    num_classes = getattr(model, "num_classes", None)
     for split_name in ("train", "val", "test"):
         split = getattr(bundle, split_name)
         if split is None or len(split) == 0:
@@ -199,13 +195,13 @@ def preflight(model: nn.Module, bundle: DataBundle, model_name: str) -> None:
                 f"{bundle.name} {split_name} labels span {lo}..{hi} but {model_name} has {num_classes} "
                 f"classes (labels must be in 0..{num_classes - 1}); build it with num_classes={hi + 1}"
             )
-    in_channels = _model_attr(model, "in_channels", bundle.in_channels)
+    in_channels = getattr(model, "in_channels", bundle.in_channels)
     if in_channels != bundle.in_channels:
         raise ConfigError(
             f"{bundle.name} images have {bundle.in_channels} channel(s) but {model_name} was built for "
             f"{in_channels}; drop model_kwargs.in_channels or use a {in_channels}-channel dataset"
         )
-    min_size = _model_attr(model, "min_input_size", 1)
+    min_size = getattr(model, "min_input_size", 1)
     if bundle.image_size < min_size:
         raise ConfigError(
             f"{bundle.name} images are {bundle.image_size}x{bundle.image_size} but {model_name} needs at "
