@@ -51,7 +51,7 @@ __all__ = [
     "convergence_finding",
     "budget",
     "states_text",
-    "seeds_text",
+    "pair_seeds_text",
     "Compared",
     "compared",
     "relative_bound",
@@ -151,7 +151,7 @@ def convergence_finding(r: ConvergenceReading, question: str) -> Finding:
         a1=a + 1,
         b=b,
         interval=interval,
-        seeds=seeds_text(d),
+        seeds=pair_seeds_text(d),
         state=_(r.state),
         tost=tost,
     )
@@ -184,8 +184,9 @@ def states_text(states: Mapping[str, str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------- sentences
-def seeds_text(d: Difference) -> str:
-    """ "6 seeds each", "5 and 6 seeds"."""
+def pair_seeds_text(d: Difference) -> str:
+    """ "6 seeds each", "5 and 6 seeds": the seeds of both sides of a comparison (one estimate's, with its
+    diverged seeds: :func:`depthlab.stats.seeds_text`)."""
     if d.a.seeds == d.b.seeds:
         return (
             _("{n} seed each").format(n=d.a.seeds)
@@ -257,7 +258,7 @@ def error_sentence(c: Compared, noun: str, setting: str, a: str = "", b: str = "
         d.difference, d.ci.low if d.ci else None, d.ci.high if d.ci else None,
         reason=d.no_interval if not d.unknown else None,
     )  # fmt: skip
-    basis = _("Welch t, {seeds}").format(seeds=seeds_text(d))
+    basis = _("Welch t, {seeds}").format(seeds=pair_seeds_text(d))
     bound = f"±{100 * c.equivalence.bound:.2g}" if c.equivalence else ""
     fields = {"setting": setting, "a": a, "b": b, "noun": _(noun), "values": values, "basis": basis,
               "bound": bound, "tost": tost_text(c)}  # fmt: skip
@@ -309,7 +310,7 @@ def comparison_numbers(
                          unit=unit, digits=digits, reason=why, head=False)  # fmt: skip
     return _("{a} {a_value} vs {b} {b_value}: {difference} ({outcome}, {seeds})").format(
         a=d.a_label, a_value=value(d.a), b=d.b_label, b_value=value(d.b),
-        difference=text, outcome=_(outcome), seeds=seeds_text(d),
+        difference=text, outcome=_(outcome), seeds=pair_seeds_text(d),
     )  # fmt: skip
 
 

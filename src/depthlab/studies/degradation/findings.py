@@ -31,7 +31,13 @@ from depthlab.stats import (
     seeds_text,
     welch,
 )
-from depthlab.studies.common import convergence_finding, convergence_reading, outlier_finding
+from depthlab.studies.common import (
+    convergence_finding,
+    convergence_reading,
+    outlier_finding,
+    pair_seeds_text,
+    relative_bound,
+)
 from depthlab.studies.declare import Finding
 from depthlab.studies.degradation.evidence import (
     EXPLODE,
@@ -130,11 +136,8 @@ def compare_errors(
 
 
 def _relative_bound(reference: ErrorEvidence, split: str, margin: float) -> float | None:
-    """The preset's relative ``margin`` of the reference condition's mean error, in error units."""
-    e = reference.train if split == "train" else reference.test
-    if e is None or not e.values or not math.isfinite(e.mean):
-        return None
-    return margin * e.mean
+    """The preset's relative ``margin`` of the reference condition's mean error of ``split``, in error units."""
+    return relative_bound(reference.train if split == "train" else reference.test, margin)
 
 
 def error_comparison(result: StudyResult, a: ConditionKey, b: ConditionKey, split: str) -> Comparison | None:
@@ -189,12 +192,6 @@ def response_comparisons(result: StudyResult) -> list[tuple[tuple[ConditionKey, 
 
 
 # ---------------------------------------------------------------------------------- stage 2: templates
-def _seeds(d: Difference) -> str:
-    if d.a.seeds == d.b.seeds:
-        return f"{d.a.seeds} seed{'s' if d.a.seeds != 1 else ''} each"
-    return f"{d.a.seeds} and {d.b.seeds} seeds"
-
-
 def _value(kind: str, e: Estimate) -> str:
     if not e.values:
         return "—"  # no seed to average (every one diverged): the CI's reason says so
@@ -216,7 +213,7 @@ def _interval(c: Comparison) -> str:
         text += f" (a factor {sci(10**d.difference)})" if math.isfinite(d.difference) else ""
     else:
         text = difference_ci(d.difference, low, high, scale=1.0, unit="", digits=3, reason=why)
-    return text + f", {d.method}, {_seeds(d)}"
+    return text + f", {d.method}, {pair_seeds_text(d)}"
 
 
 def _bound_text(c: Comparison) -> str:
@@ -241,7 +238,7 @@ def comparison_text(c: Comparison, *, expected: str | None = None, paper: str = 
     outcome = c.outcome
     if outcome == "unknown":
         return (
-            f"{d.a_label} vs {d.b_label}, {c.noun}: unknown — a non-finite value ({values}, {_seeds(d)}), so no "
+            f"{d.a_label} vs {d.b_label}, {c.noun}: unknown — a non-finite value ({values}, {pair_seeds_text(d)}), so no "
             "comparison is drawn."
         )
     if outcome in ("higher", "lower"):

@@ -24,8 +24,8 @@ from depthlab.studies.common import (
     compared,
     error_sentence,
     net_findings,
+    pair_seeds_text,
     relative_bound,
-    seeds_text,
     tost_text,
 )
 from depthlab.studies.declare import Finding
@@ -174,7 +174,7 @@ def effect_sentence(c: Compared) -> str:
     )
     head = (
         f"Test error change with depth, {d.a_label} against {d.b_label}: {values}; Welch t over the per-seed "
-        f"depth effects, {seeds_text(d)}"
+        f"depth effects, {pair_seeds_text(d)}"
     )
     if c.withheld:
         return f"{head}: {c.withheld}."
