@@ -28,11 +28,17 @@ CONFIG = TrainConfig(
     precision="fp32",
 )  # fmt: skip
 
+# After training the child prints the names of its threads that are still alive (Linux names gloo's threads
+# pt_gloo_runloop and gloo_tcp_loop). A process group that outlives its teardown keeps them running into
+# interpreter exit, where one of them aborted the process about once in a hundred runs.
 CHILD = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     from depthlab.train import config_from_dict, train
     train(config_from_dict(json.loads(sys.argv[1])), sys.argv[2])
+    tasks = "/proc/self/task"
+    names = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)] if os.path.isdir(tasks) else None
+    print(json.dumps({"threads": names}))
     """
 )
 
@@ -64,8 +70,11 @@ def test_two_processes_match_one_process(tmp_path):
             subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         )
     for proc in procs:
-        _, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
+        threads = json.loads(out.strip().splitlines()[-1])["threads"]
+        if threads is not None:  # Linux: teardown ended the process group and joined its threads
+            assert not [name for name in threads if "gloo" in name or "tcpstore" in name], threads
 
     a, b = _last_weights(single), _last_weights(double)
     for key in a:

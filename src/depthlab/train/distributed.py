@@ -7,6 +7,7 @@ DistributedDataParallel and shards every batch by rank. Only rank 0 writes files
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -48,11 +49,26 @@ def setup(preference: str) -> DistContext:
     device = resolve_device(preference, local_rank)
     owns = False
     if world > 1 and not dist.is_initialized():
+        _import_before_the_group()
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         owns = True
     return DistContext(rank, world, local_rank, device, owns)
+
+
+def _import_before_the_group() -> None:
+    """Import what DistributedDataParallel imports before the process group exists.
+
+    ``torch.distributed.nn.functional`` (pulled in by ``torch._dynamo``, which DDP's constructor imports)
+    takes ``group.WORLD`` as a default argument when it is first imported. Imported after
+    ``init_process_group`` it keeps the group alive for ever, so ``destroy_process_group`` cannot destroy it
+    and gloo's worker threads outlive Python: at interpreter exit a worker still releasing the last
+    collective (it needs the GIL to free a tensor Python made) aborted the process ("terminate called without
+    an active exception") after the run had finished. Imported first, the default is ``None`` and the group
+    and its threads end in :func:`teardown`.
+    """
+    importlib.import_module("torch._dynamo")
 
 
 def teardown(ctx: DistContext) -> None:
