@@ -122,8 +122,11 @@ def plot_error_curves(curves: Sequence[Curve], *, held_out_name: str = N_("valid
         ax.set_xlabel(_("iterations"))
         ax.grid(alpha=0.3)
         if mine:
-            legend = _("bold: {held_out}; dashed: train").format(held_out=_(held_out_name))
-            ax.legend(loc="upper right", fontsize=8, title=legend, title_fontsize=8)
+            # A net that diverged in every seed has no held-out curve, so nothing carries a label: no legend
+            # then (matplotlib would warn and draw an empty box).
+            if ax.get_legend_handles_labels()[1]:
+                legend = _("bold: {held_out}; dashed: train").format(held_out=_(held_out_name))
+                ax.legend(loc="upper right", fontsize=8, title=legend, title_fontsize=8)
         else:
             ax.text(0.5, 0.5, _("no runs"), ha="center", va="center", transform=ax.transAxes)
     axes[0].set_ylabel(_("error (%)"))

@@ -112,7 +112,8 @@ def _running_figure(result: StudyResult, by: dict[ConditionKey, Condition]) -> R
         ax.set_title(title)
         ax.set_xlabel(_("iterations"))
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
+        if ax.get_legend_handles_labels()[1]:  # empty when every net on this side diverged in every seed
+            ax.legend(loc="upper right", fontsize=8)
     axes[0].set_ylabel(_("running training error (%)"))
     fig.tight_layout()
     return ReportFigure(
